@@ -1,0 +1,111 @@
+//! The real `imagegate-server` binary, started as the README starts it: on SQLite in a fresh data
+//! directory, then stopped with SIGTERM.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start(extra_env: &[(&str, &str)]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegate-server"));
+    cmd.arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("IMAGEGATE_DATABASE_URL")
+        .env_remove("IMAGEGATE_ADMIN_PASSWORD")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let server = Server { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await {
+            if r.status().is_success() {
+                return server;
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn serves_the_catalog_on_sqlite_and_stops_on_sigterm() {
+    let mut server = start(&[("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough")]).await;
+    let http = reqwest::Client::new();
+    let ready: Value = http.get(format!("{}/readyz", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready, json!({"status": "ready"}));
+
+    let token: Value = http
+        .post(format!("{}/api/v1/auth/token", server.base))
+        .json(&json!({"username": "admin", "password": "s3cret-enough"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap();
+    let images: Value = http
+        .get(format!("{}/catalog/api/v1/images?category=database", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(images["total"], 5);
+    assert!(server._dir.path().join("data/imagegate.db").is_file(), "SQLite lives in the data directory");
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[tokio::test]
+async fn prints_a_generated_admin_password_once() {
+    use std::io::Read;
+    let mut server = start(&[]).await;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let mut stderr = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let line = stderr.lines().find(|l| l.contains("Created the `admin` account")).expect(&stderr);
+    let password = line.rsplit(' ').next().unwrap();
+    assert!(password.len() >= 16, "{line}");
+}

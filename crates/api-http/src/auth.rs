@@ -1,0 +1,251 @@
+//! Authentication shared by every profile: API tokens (`Authorization: Bearer`), HTTP Basic, and sign-in.
+//!
+//! Passwords are hashed with Argon2id; API tokens are 256 random bits, so a plain SHA-256 of a token is
+//! what the store keeps, and a stolen database yields no usable token.
+
+use std::marker::PhantomData;
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
+use axum::{
+    Json, Router,
+    extract::{FromRequestParts, State},
+    http::{header, request::Parts},
+    routing::post,
+};
+use base64::Engine;
+use image_core::{
+    Error,
+    auth::{NewUser, Role, User, validate_username},
+    store::Store,
+};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::{
+    AppState,
+    error::{ApiError, ErrorFormat, Plain, ProfileError},
+    extract::Body,
+};
+
+/// Prefix of every API token, so that a leaked one is easy to recognise in logs and scanners.
+const TOKEN_PREFIX: &str = "igt_";
+
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// Hashes a password with Argon2id and a random salt, off the async runtime.
+pub async fn hash_password(password: String) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|e| Error::storage(e.to_string()))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::storage(e.to_string()))
+    })
+    .await
+    .map_err(Error::storage)?
+}
+
+/// Checks a password against a stored hash, off the async runtime.
+pub async fn verify_password(hash: String, password: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A new API token and the hash to store for it.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Creates the first admin account when there are no users at all.
+///
+/// Uses `password` when given; otherwise generates one and returns it, for the caller to show once.
+pub async fn ensure_admin(store: &dyn Store, password: Option<String>) -> Result<Option<String>, Error> {
+    if store.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match password {
+        Some(p) if p.chars().count() >= MIN_PASSWORD_LEN => (p, false),
+        Some(_) => {
+            return Err(Error::invalid(
+                "IMAGEGATE_ADMIN_PASSWORD",
+                format!("must be at least {MIN_PASSWORD_LEN} characters"),
+            ));
+        }
+        None => {
+            let mut bytes = [0u8; 18];
+            rand::rng().fill_bytes(&mut bytes);
+            (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes), true)
+        }
+    };
+    let user =
+        NewUser { username: "admin".into(), password_hash: hash_password(password.clone()).await?, role: Role::Admin };
+    match store.create_user(user).await {
+        Ok(_) => Ok(generated.then_some(password)),
+        // Another server sharing the database created it first.
+        Err(Error::Conflict(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Signs a user in with a password, or returns None.
+async fn check_password(store: &dyn Store, username: &str, password: &str) -> Result<Option<User>, Error> {
+    let Some(creds) = store.find_credentials(username).await? else {
+        // Spend the same time as for a real user, so response times do not reveal which names exist.
+        let _ = verify_password(DUMMY_HASH.into(), password.to_owned()).await;
+        return Ok(None);
+    };
+    Ok(verify_password(creds.password_hash, password.to_owned()).await.then_some(creds.user))
+}
+
+/// An Argon2id hash of a random password, verified against when a user name does not exist.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0nFEKyBSVyIlrEXEmN7b3oMC0mfUxaNdZB5FyJ1fR3Y";
+
+/// The signed-in user of a request, by bearer token or HTTP Basic. Errors render in profile `F`'s format.
+#[derive(Debug)]
+pub struct Authenticated<F> {
+    pub user: User,
+    format: PhantomData<fn() -> F>,
+}
+
+impl<F: ErrorFormat> FromRequestParts<AppState> for Authenticated<F> {
+    type Rejection = ProfileError<F>;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::unauthorized("sign in: send `Authorization: Bearer <token>` or HTTP Basic credentials")
+            })?
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+        let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
+        let value = value.trim();
+        let user = if scheme.eq_ignore_ascii_case("bearer") {
+            state.store.find_user_by_token(&token_hash(value)).await?
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    ApiError::unauthorized("the Basic credentials are not valid base64 of `user:password`")
+                })?;
+            let (username, password) = decoded
+                .split_once(':')
+                .ok_or_else(|| ApiError::unauthorized("the Basic credentials are not of the form `user:password`"))?;
+            check_password(state.store.as_ref(), username, password).await?
+        } else {
+            return Err(ApiError::unauthorized(format!(
+                "unsupported authorization scheme `{scheme}`; use Bearer or Basic"
+            ))
+            .into());
+        };
+        match user {
+            Some(user) => Ok(Authenticated { user, format: PhantomData }),
+            None => Err(ApiError::unauthorized("invalid credentials").into()),
+        }
+    }
+}
+
+/// A signed-in user with the admin role; others get a 403.
+#[derive(Debug)]
+pub struct Admin<F> {
+    pub user: User,
+    format: PhantomData<fn() -> F>,
+}
+
+impl<F: ErrorFormat> FromRequestParts<AppState> for Admin<F> {
+    type Rejection = ProfileError<F>;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Authenticated { user, .. } = Authenticated::<F>::from_request_parts(parts, state).await?;
+        if user.role != Role::Admin {
+            return Err(ApiError::forbidden(format!(
+                "this needs the admin role; `{}` is a {}",
+                user.username, user.role
+            ))
+            .into());
+        }
+        Ok(Admin { user, format: PhantomData })
+    }
+}
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/auth/token", post(issue_token))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    username: String,
+    password: String,
+    /// A label to recognise the token by.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /api/v1/auth/token`: trades a user name and password for an API token.
+async fn issue_token(
+    State(state): State<AppState>,
+    Body(req, _): Body<TokenRequest, Plain>,
+) -> Result<Json<serde_json::Value>, ProfileError<Plain>> {
+    validate_username(&req.username).map_err(|_| ApiError::unauthorized("invalid username or password"))?;
+    let name = req.name.unwrap_or_else(|| "api".to_owned());
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request("invalid name: must be 1 to 100 characters").into());
+    }
+    let user = check_password(state.store.as_ref(), &req.username, &req.password)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid username or password"))?;
+    let (token, hash) = new_token();
+    state.store.create_token(user.id, &hash, &name).await?;
+    tracing::info!(user = %user.username, token_name = %name, "issued an API token");
+    Ok(Json(serde_json::json!({ "token": token })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_verify_only_themselves() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password(hash.clone(), "correct horse".into()).await);
+        assert!(!verify_password(hash, "correct hors".into()).await);
+        assert!(!verify_password("not a hash".into(), "x".into()).await);
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, ha) = new_token();
+        let (b, hb) = new_token();
+        assert_ne!(a, b);
+        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 43);
+        assert_eq!(ha, token_hash(&a));
+        assert_ne!(ha, hb);
+        assert_eq!(ha.len(), 64);
+    }
+
+    #[test]
+    fn dummy_hash_parses() {
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+}

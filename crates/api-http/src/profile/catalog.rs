@@ -1,0 +1,469 @@
+//! The catalog profile (seed 002) at `/catalog/api/v1`: approved images, their tags, approval requests,
+//! the audit trail, and the admission check deployments ask before they run an image.
+//!
+//! Errors are `{"error": …, "message": …}`. Reads need a signed-in user; changes need an admin, except
+//! asking for an approval, which any user may do.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post, put},
+};
+use image_core::{
+    Error, Reference,
+    catalog::{
+        ApprovalRequest, ApprovalRequestFilter, ApprovalStatus, CatalogImage, Decision, ImageFilter, ImageSummary,
+        ImageUpdate, NewApprovalRequest, NewImage, NewTag, Page, Tag, TagUpdate,
+    },
+    event::{AuditEvent, EventFilter},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{
+    AppState,
+    auth::{Admin, Authenticated},
+    error::{ApiError, Plain, ProfileError},
+    extract::{self, PathParams},
+};
+
+type Body<T> = extract::Body<T, Plain>;
+type Query<T> = extract::Query<T, Plain>;
+type Path<T> = PathParams<T, Plain>;
+type User = Authenticated<Plain>;
+type AdminUser = Admin<Plain>;
+type ApiResult<T> = Result<T, ProfileError<Plain>>;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/images", get(list_images).post(create_image))
+        .route("/images/categories", get(categories))
+        .route("/images/{id}", get(get_image).put(update_image).delete(delete_image))
+        .route("/images/{id}/tags", post(create_tag))
+        .route("/images/{id}/tags/{tag_id}", put(update_tag).delete(delete_tag))
+        .route("/approval-requests", get(list_requests).post(create_request))
+        .route("/approval-requests/{id}", get(get_request))
+        .route("/approval-requests/{id}/approve", post(approve_request))
+        .route("/approval-requests/{id}/reject", post(reject_request))
+        .route("/events", get(list_events))
+        .route("/admission/check", post(admission_check))
+}
+
+/// Query parameters arrive as text so that a bad value gets a message naming its parameter.
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    category: Option<String>,
+    search: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+fn parse_int(name: &str, v: Option<String>) -> Result<Option<i64>, Error> {
+    non_empty(v)
+        .map(|s| s.parse::<i64>().map_err(|_| Error::invalid(name, format!("`{s}` is not a whole number"))))
+        .transpose()
+}
+
+fn page(limit: Option<String>, offset: Option<String>) -> Result<Page, Error> {
+    Page::new(parse_int("limit", limit)?, parse_int("offset", offset)?)
+}
+
+fn status(v: Option<String>) -> Result<Option<ApprovalStatus>, Error> {
+    non_empty(v).map(|s| s.parse()).transpose()
+}
+
+#[derive(Serialize)]
+struct ImageList {
+    images: Vec<ImageSummary>,
+    total: i64,
+}
+
+async fn list_images(
+    State(s): State<AppState>,
+    _: User,
+    extract::Query(q, _): Query<ListQuery>,
+) -> ApiResult<Json<ImageList>> {
+    let search = non_empty(q.search);
+    if let Some(term) = &search {
+        if term.chars().count() > 200 {
+            return Err(Error::invalid("search", "at most 200 characters are allowed").into());
+        }
+    }
+    let filter = ImageFilter {
+        status: status(q.status)?,
+        category: non_empty(q.category),
+        search,
+        page: page(q.limit, q.offset)?,
+    };
+    let listing = s.store.list_images(&filter).await?;
+    Ok(Json(ImageList { images: listing.items, total: listing.total }))
+}
+
+#[derive(Serialize)]
+struct ImageDetails {
+    #[serde(flatten)]
+    image: CatalogImage,
+    tags: Vec<Tag>,
+}
+
+async fn get_image(State(s): State<AppState>, _: User, PathParams(id, _): Path<i64>) -> ApiResult<Json<ImageDetails>> {
+    let image = s.store.get_image(id).await?;
+    let tags = s.store.list_tags(id).await?;
+    Ok(Json(ImageDetails { image, tags }))
+}
+
+async fn categories(State(s): State<AppState>, _: User) -> ApiResult<Json<Value>> {
+    let categories: Vec<Value> = s
+        .store
+        .categories()
+        .await?
+        .into_iter()
+        .map(|(category, count)| json!({ "category": category, "count": count }))
+        .collect();
+    Ok(Json(json!({ "categories": categories })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateImage {
+    image_name: String,
+    registry: Option<String>,
+    namespace: Option<String>,
+    description: Option<String>,
+    category: Option<String>,
+    #[serde(default)]
+    is_official: bool,
+    approval_status: Option<ApprovalStatus>,
+}
+
+async fn create_image(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    extract::Body(b, _): Body<CreateImage>,
+) -> ApiResult<(StatusCode, Json<CatalogImage>)> {
+    // An admin adding an image is approving it, unless they say otherwise.
+    let image = NewImage::new(
+        &b.image_name,
+        b.registry.as_deref(),
+        b.namespace.as_deref(),
+        b.description,
+        b.category,
+        b.is_official,
+        b.approval_status.unwrap_or(ApprovalStatus::Approved),
+    )?;
+    let image = s.store.create_image(image, &admin.user.username).await?;
+    Ok((StatusCode::CREATED, Json(image)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateImage {
+    #[serde(default, deserialize_with = "extract::double_option")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "extract::double_option")]
+    category: Option<Option<String>>,
+    approval_status: Option<ApprovalStatus>,
+    is_official: Option<bool>,
+}
+
+async fn update_image(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    PathParams(id, _): Path<i64>,
+    extract::Body(b, _): Body<UpdateImage>,
+) -> ApiResult<Json<CatalogImage>> {
+    let update = ImageUpdate {
+        description: b.description,
+        category: b.category,
+        approval_status: b.approval_status,
+        is_official: b.is_official,
+    }
+    .validated()?;
+    if update.is_empty() {
+        return Err(ApiError::bad_request(
+            "nothing to update: send at least one of description, category, approval_status, is_official",
+        )
+        .into());
+    }
+    Ok(Json(s.store.update_image(id, update, &admin.user.username).await?))
+}
+
+async fn delete_image(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    PathParams(id, _): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    let image = s.store.delete_image(id, &admin.user.username).await?;
+    Ok(Json(json!({ "message": "Image deleted successfully", "image": image })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTag {
+    tag: String,
+    digest: Option<image_core::Digest>,
+    size_bytes: Option<i64>,
+    architecture: Option<String>,
+    os: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pushed_at: Option<time::OffsetDateTime>,
+    #[serde(default)]
+    is_recommended: bool,
+    #[serde(default)]
+    is_deprecated: bool,
+    security_scan_status: Option<String>,
+    vulnerabilities_count: Option<i64>,
+}
+
+async fn create_tag(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    PathParams(image_id, _): Path<i64>,
+    extract::Body(b, _): Body<CreateTag>,
+) -> ApiResult<(StatusCode, Json<Tag>)> {
+    let tag = NewTag {
+        tag: b.tag,
+        digest: b.digest,
+        size_bytes: b.size_bytes,
+        architecture: b.architecture,
+        os: b.os,
+        pushed_at: b.pushed_at,
+        is_recommended: b.is_recommended,
+        is_deprecated: b.is_deprecated,
+        security_scan_status: b.security_scan_status,
+        vulnerabilities_count: b.vulnerabilities_count,
+    }
+    .validated()?;
+    let tag = s.store.create_tag(image_id, tag, &admin.user.username).await?;
+    Ok((StatusCode::CREATED, Json(tag)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateTag {
+    #[serde(default, deserialize_with = "extract::double_option")]
+    digest: Option<Option<image_core::Digest>>,
+    #[serde(default, deserialize_with = "extract::double_option")]
+    size_bytes: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "extract::double_option")]
+    architecture: Option<Option<String>>,
+    #[serde(default, deserialize_with = "extract::double_option")]
+    os: Option<Option<String>>,
+    is_recommended: Option<bool>,
+    is_deprecated: Option<bool>,
+    #[serde(default, deserialize_with = "extract::double_option")]
+    security_scan_status: Option<Option<String>>,
+    #[serde(default, deserialize_with = "extract::double_option")]
+    vulnerabilities_count: Option<Option<i64>>,
+}
+
+async fn update_tag(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    PathParams((image_id, tag_id), _): Path<(i64, i64)>,
+    extract::Body(b, _): Body<UpdateTag>,
+) -> ApiResult<Json<Tag>> {
+    let update = TagUpdate {
+        digest: b.digest,
+        size_bytes: b.size_bytes,
+        architecture: b.architecture,
+        os: b.os,
+        is_recommended: b.is_recommended,
+        is_deprecated: b.is_deprecated,
+        security_scan_status: b.security_scan_status,
+        vulnerabilities_count: b.vulnerabilities_count,
+    }
+    .validated()?;
+    if update.is_empty() {
+        return Err(ApiError::bad_request("nothing to update: send at least one field of the tag").into());
+    }
+    Ok(Json(s.store.update_tag(image_id, tag_id, update, &admin.user.username).await?))
+}
+
+async fn delete_tag(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    PathParams((image_id, tag_id), _): Path<(i64, i64)>,
+) -> ApiResult<Json<Value>> {
+    let tag = s.store.delete_tag(image_id, tag_id, &admin.user.username).await?;
+    Ok(Json(json!({ "message": "Tag deleted successfully", "tag": tag })))
+}
+
+#[derive(Deserialize)]
+struct RequestQuery {
+    status: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+async fn list_requests(
+    State(s): State<AppState>,
+    _: User,
+    extract::Query(q, _): Query<RequestQuery>,
+) -> ApiResult<Json<Value>> {
+    let filter = ApprovalRequestFilter { status: status(q.status)?, page: page(q.limit, q.offset)? };
+    let listing = s.store.list_approval_requests(&filter).await?;
+    Ok(Json(json!({ "requests": listing.items, "total": listing.total })))
+}
+
+async fn get_request(
+    State(s): State<AppState>,
+    _: User,
+    PathParams(id, _): Path<i64>,
+) -> ApiResult<Json<ApprovalRequest>> {
+    Ok(Json(s.store.get_approval_request(id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    image_name: String,
+    registry: Option<String>,
+    namespace: Option<String>,
+    tag: Option<String>,
+    notes: Option<String>,
+}
+
+async fn create_request(
+    State(s): State<AppState>,
+    user: User,
+    extract::Body(b, _): Body<CreateRequest>,
+) -> ApiResult<(StatusCode, Json<ApprovalRequest>)> {
+    let request =
+        NewApprovalRequest::new(&b.image_name, b.registry.as_deref(), b.namespace.as_deref(), b.tag, b.notes)?;
+    let request = s.store.create_approval_request(request, &user.user.username).await?;
+    Ok((StatusCode::CREATED, Json(request)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    notes: Option<String>,
+    category: Option<String>,
+    description: Option<String>,
+}
+
+async fn approve_request(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    PathParams(id, _): Path<i64>,
+    extract::OptionalBody(b, _): extract::OptionalBody<ApproveBody, Plain>,
+) -> ApiResult<Json<Value>> {
+    let decision =
+        Decision::Approve { notes: b.notes, category: b.category, description: b.description }.validated()?;
+    let (request, image) = s.store.decide_approval_request(id, decision, &admin.user.username).await?;
+    Ok(Json(json!({ "message": "Request approved", "request": request, "image": image })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: String,
+    notes: Option<String>,
+}
+
+async fn reject_request(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    PathParams(id, _): Path<i64>,
+    extract::Body(b, _): Body<RejectBody>,
+) -> ApiResult<Json<Value>> {
+    let decision = Decision::Reject { reason: b.reason, notes: b.notes }.validated()?;
+    let (request, _) = s.store.decide_approval_request(id, decision, &admin.user.username).await?;
+    Ok(Json(json!({ "message": "Request rejected", "request": request })))
+}
+
+#[derive(Deserialize)]
+struct EventQuery {
+    event_type: Option<String>,
+    image_id: Option<String>,
+    actor: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventList {
+    events: Vec<AuditEvent>,
+    total: i64,
+}
+
+async fn list_events(
+    State(s): State<AppState>,
+    _: User,
+    extract::Query(q, _): Query<EventQuery>,
+) -> ApiResult<Json<EventList>> {
+    let filter = EventFilter {
+        event_type: non_empty(q.event_type),
+        image_id: parse_int("image_id", q.image_id)?,
+        actor: non_empty(q.actor),
+        page: page(q.limit, q.offset)?,
+    };
+    let listing = s.store.list_events(&filter).await?;
+    Ok(Json(EventList { events: listing.items, total: listing.total }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdmissionBody {
+    /// The reference a deployment is about to run, such as `redis:7-alpine`.
+    image: String,
+    /// When the image is not approved, file an approval request for it.
+    #[serde(default)]
+    request_approval: bool,
+}
+
+/// Answers "may this image run?": 200 when the image is approved and the tag is in its list,
+/// 403 when the image is not approved, 404 when the tag is unknown — the seed's planned webhook check.
+async fn admission_check(
+    State(s): State<AppState>,
+    user: User,
+    extract::Body(b, _): Body<AdmissionBody>,
+) -> ApiResult<Json<Value>> {
+    let reference = Reference::parse(&b.image).map_err(|e| Error::invalid("image", e))?;
+    let (namespace, name) = split_repository(reference.repository());
+    let image = s.store.find_image(reference.registry(), namespace, name).await?;
+    let approved = image.as_ref().filter(|i| i.approval_status == ApprovalStatus::Approved);
+    let Some(image) = approved else {
+        let mut message = "This image must be approved before deployment".to_owned();
+        if b.request_approval {
+            let request = NewApprovalRequest::new(
+                name,
+                Some(reference.registry()),
+                Some(namespace),
+                reference.tag().map(str::to_owned),
+                Some(format!("requested by the admission check for {reference}")),
+            )?;
+            let request = s.store.create_approval_request(request, &user.user.username).await?;
+            message = format!("{message}; approval request {} was filed", request.id);
+        }
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "Image not approved", message).into());
+    };
+    let tags = s.store.list_tags(image.id).await?;
+    let tag = match (reference.tag(), reference.digest()) {
+        (Some(t), _) => tags.into_iter().find(|x| x.tag == t),
+        (None, Some(d)) => tags.into_iter().find(|x| x.digest.as_ref() == Some(d)),
+        (None, None) => None,
+    };
+    let Some(tag) = tag else {
+        return Err(
+            ApiError::new(StatusCode::NOT_FOUND, "Tag not found", "This tag is not in the approved tags list").into()
+        );
+    };
+    let mut warnings = Vec::new();
+    if tag.is_deprecated {
+        warnings.push(format!("tag {} is deprecated", tag.tag));
+    }
+    Ok(Json(json!({ "allowed": true, "image": image, "tag": tag, "warnings": warnings })))
+}
+
+/// `library/redis` → (`library`, `redis`); `app` → (``, `app`).
+fn split_repository(repository: &str) -> (&str, &str) {
+    repository.rsplit_once('/').unwrap_or(("", repository))
+}

@@ -1,0 +1,3 @@
+//! One module per API profile.
+
+pub mod catalog;

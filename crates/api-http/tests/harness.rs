@@ -1,0 +1,184 @@
+//! A `TestApp`: the real router over a real database, driven in-process.
+
+use std::sync::Arc;
+
+use api_http::{AppState, auth};
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode, header},
+};
+use base64::Engine;
+use http_body_util::BodyExt;
+use image_core::{
+    auth::{NewUser, Role},
+    store::Store,
+};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct TestApp {
+    router: Router,
+    store: Arc<dyn Store>,
+    admin_token: String,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub async fn sqlite() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("imagegate.db").display());
+        TestApp::start(&url, dir).await
+    }
+
+    pub async fn postgres() -> TestApp {
+        let url = test_support::postgres_url().await;
+        TestApp::start(&url, tempfile::tempdir().unwrap()).await
+    }
+
+    async fn start(url: &str, dir: tempfile::TempDir) -> TestApp {
+        let store: Arc<dyn Store> = Arc::new(store::DbStore::connect(url).await.unwrap());
+        auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
+        let router = api_http::router(AppState::new(store.clone()));
+        let mut app = TestApp { router, store, admin_token: String::new(), _dir: Arc::new(dir) };
+        let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
+        let (status, response) = app.send("POST", "/api/v1/auth/token", Some(body), None).await;
+        assert_eq!(status, StatusCode::OK, "{response}");
+        app.admin_token = response["token"].as_str().unwrap().to_owned();
+        app
+    }
+
+    pub fn admin_token(&self) -> Option<&str> {
+        Some(&self.admin_token)
+    }
+
+    pub fn admin_basic(&self) -> String {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}")))
+    }
+
+    /// A token of a new user with the `user` role.
+    pub async fn user_token(&self, name: &str) -> String {
+        let password_hash = auth::hash_password("user-password".into()).await.unwrap();
+        let user =
+            self.store.create_user(NewUser { username: name.into(), password_hash, role: Role::User }).await.unwrap();
+        let (token, hash) = auth::new_token();
+        self.store.create_token(user.id, &hash, "test").await.unwrap();
+        token
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(body) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(body)),
+            None => req.body(Body::empty()),
+        };
+        self.call(req.unwrap()).await
+    }
+
+    /// A request with a body but no content type.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        content_type: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.admin_token));
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        self.call(req.body(Body::from(body.to_owned())).unwrap()).await
+    }
+
+    pub async fn get_with_header(&self, path: &str, authorization: &str) -> (StatusCode, Value) {
+        let req = Request::get(path).header(header::AUTHORIZATION, authorization).body(Body::empty()).unwrap();
+        self.call(req).await
+    }
+
+    async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send("GET", path, None, self.admin_token()).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send("POST", path, Some(body.to_string()), self.admin_token()).await
+    }
+
+    pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send("POST", path, Some(body.to_string()), Some(token)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send("PUT", path, Some(body.to_string()), self.admin_token()).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send("DELETE", path, None, self.admin_token()).await
+    }
+
+    pub async fn recommended_tags(&self, image_id: i64) -> Vec<String> {
+        let (_, body) = self.get(&format!("/catalog/api/v1/images/{image_id}")).await;
+        body["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["is_recommended"] == true)
+            .map(|t| t["tag"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Everything a client can read of the catalog, to show that a request changed nothing.
+    pub async fn snapshot_state(&self) -> Value {
+        let (_, images) = self.get("/catalog/api/v1/images?limit=1000").await;
+        let mut details = Vec::new();
+        for image in images["images"].as_array().unwrap() {
+            details.push(self.get(&format!("/catalog/api/v1/images/{}", image["id"])).await.1);
+        }
+        let (_, events) = self.get("/catalog/api/v1/events?limit=1").await;
+        let (_, requests) = self.get("/catalog/api/v1/approval-requests").await;
+        serde_json::json!({ "images": details, "events": events["total"], "requests": requests })
+    }
+}
+
+/// Replaces timestamps, which differ on every run, with a marker.
+pub fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let is_time = k.ends_with("_at") && v.is_string();
+                    (k.clone(), if is_time { Value::String("[timestamp]".into()) } else { redact(v) })
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}

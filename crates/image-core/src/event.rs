@@ -1,0 +1,45 @@
+//! The audit trail: every change to the catalog writes an event, in the same transaction as the change.
+
+use serde::Serialize;
+
+use crate::{Timestamp, catalog::Page, time_fmt::serde_millis};
+
+pub type EventId = i64;
+
+/// The kinds of events, named as the catalog's clients know them.
+pub mod kind {
+    pub const IMAGE_ADDED: &str = "image.registry.added";
+    pub const IMAGE_UPDATED: &str = "image.registry.updated";
+    pub const IMAGE_DELETED: &str = "image.registry.deleted";
+    pub const TAG_ADDED: &str = "image.tag.added";
+    pub const TAG_UPDATED: &str = "image.tag.updated";
+    pub const TAG_DELETED: &str = "image.tag.deleted";
+    pub const APPROVAL_REQUESTED: &str = "image.approval.requested";
+    pub const APPROVAL_APPROVED: &str = "image.approval.approved";
+    pub const APPROVAL_REJECTED: &str = "image.approval.rejected";
+}
+
+/// One recorded change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    pub id: EventId,
+    pub event_type: String,
+    /// The user who made the change.
+    pub actor: String,
+    #[serde(with = "serde_millis")]
+    pub occurred_at: Timestamp,
+    pub image_id: Option<i64>,
+    pub tag_id: Option<i64>,
+    pub request_id: Option<i64>,
+    /// What changed: the new state, and for updates the fields before and after.
+    pub details: serde_json::Value,
+}
+
+/// Filters for reading the audit trail, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    pub image_id: Option<i64>,
+    pub actor: Option<String>,
+    pub page: Page,
+}

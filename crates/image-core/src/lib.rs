@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod catalog;
+mod digest;
+mod error;
+pub mod event;
+mod reference;
+pub mod store;
+pub mod time_fmt;
+pub mod validate;
+
+pub use digest::{Digest, DigestError};
+pub use error::{Error, Result};
+pub use reference::{DEFAULT_REGISTRY, Reference, ReferenceError};
+pub use time_fmt::{Timestamp, format_rfc3339_millis};

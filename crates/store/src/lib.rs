@@ -1,0 +1,315 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod models;
+mod postgres;
+mod schema;
+mod sqlite;
+
+use std::{fmt, future::Future, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use diesel_async::AsyncConnection;
+use image_core::{
+    Error, Result, Timestamp,
+    auth::{Credentials, NewUser, User, UserId},
+    catalog::{
+        ApprovalRequest, ApprovalRequestFilter, ApprovalRequestId, CatalogImage, Decision, ImageFilter, ImageId,
+        ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Tag, TagId, TagUpdate,
+    },
+    event::{AuditEvent, EventFilter},
+    store::{CatalogStore, HealthCheck, Listing, UserStore},
+};
+
+use crate::{
+    error::DbResult,
+    models::{Micros, now_micros, to_micros},
+    postgres::PgDb,
+    sqlite::{Location, SqliteDb},
+};
+
+/// The catalog's storage on SQLite or PostgreSQL, chosen by the URL given to [`DbStore::connect`].
+///
+/// Cloning is cheap: clones share the connection pool.
+#[derive(Clone)]
+pub struct DbStore {
+    backend: Arc<Backend>,
+}
+
+enum Backend {
+    Sqlite(SqliteDb),
+    Postgres(PgDb),
+}
+
+impl fmt::Debug for DbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbStore").field("backend", &self.backend_name()).finish_non_exhaustive()
+    }
+}
+
+/// How long a token's `last_used_at` may lag behind its real last use; fewer writes on every request.
+const TOKEN_USE_RESOLUTION: Duration = Duration::from_secs(60);
+
+/// Runs a store operation on its own task, so that a caller that stops waiting (a dropped HTTP request)
+/// cannot cut a transaction short: it commits or rolls back, and its connection goes back to the pool
+/// clean. A panic in the operation resumes in the caller.
+async fn detach<T, F>(operation: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    match tokio::spawn(operation).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::storage(e)),
+    }
+}
+
+fn pool_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    tracing::error!(error = %e, "no database connection");
+    Error::storage(e)
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of the store's backend, with that backend's
+/// `ops` in scope: the body is written once and compiled once per backend. `$body` is a
+/// `DbResult<T>`; the macro's value is a `Result<T>`.
+macro_rules! with_conn {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let store: DbStore = $store.clone();
+        detach(async move {
+            let result: DbResult<_> = match &*store.backend {
+                Backend::Sqlite(db) => {
+                    use $crate::sqlite::ops;
+                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
+                    let $conn = &mut *pooled;
+                    $body
+                }
+                Backend::Postgres(db) => {
+                    use $crate::postgres::ops;
+                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
+                    let $conn = &mut *pooled;
+                    $body
+                }
+            };
+            result.map_err(Error::from)
+        })
+        .await
+    }};
+}
+
+/// Like `with_conn!`, inside a write transaction. On SQLite the transaction holds the store's writer lock
+/// and begins IMMEDIATE; on PostgreSQL it is an ordinary READ COMMITTED transaction whose operations lock
+/// the rows they build on.
+macro_rules! in_transaction {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let store: DbStore = $store.clone();
+        detach(async move {
+            let result: DbResult<_> = match &*store.backend {
+                Backend::Sqlite(db) => {
+                    use $crate::sqlite::ops;
+                    let _writer = db.writer.lock().await;
+                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
+                    pooled.immediate_transaction(async |$conn| $body).await
+                }
+                Backend::Postgres(db) => {
+                    use $crate::postgres::ops;
+                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
+                    pooled.transaction(async |$conn| $body).await
+                }
+            };
+            result.map_err(Error::from)
+        })
+        .await
+    }};
+}
+
+impl DbStore {
+    /// Opens the database, creating it (SQLite) and running the pending migrations.
+    ///
+    /// `postgres://…` and `postgresql://…` are PostgreSQL; `sqlite://PATH`, `sqlite:PATH` (the file and its
+    /// directory are created when missing) and `sqlite::memory:` are SQLite.
+    pub async fn connect(database_url: &str) -> Result<DbStore> {
+        let backend = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            tracing::info!("opening the PostgreSQL database");
+            Backend::Postgres(PgDb::open(database_url).await?)
+        } else if let Some(location) = sqlite::Location::parse(database_url) {
+            let location = location?;
+            match &location {
+                Location::File(path) => tracing::info!(path = %path.display(), "opening the SQLite database"),
+                Location::Memory => tracing::info!("opening an in-memory SQLite database"),
+            }
+            Backend::Sqlite(SqliteDb::open(location).await?)
+        } else {
+            return Err(Error::invalid(
+                "database_url",
+                "expected postgres://…, postgresql://…, sqlite://PATH, sqlite:PATH or sqlite::memory:",
+            ));
+        };
+        Ok(DbStore { backend: Arc::new(backend) })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match *self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Stores the hash of a new API token that stops working at `expires_at` (never, when `None`).
+    ///
+    /// [`UserStore::create_token`] is this without an expiry. Fails with `NotFound` when there is no such
+    /// user and with `Conflict` when the hash is already stored.
+    pub async fn create_token_with_expiry(
+        &self,
+        user_id: UserId,
+        token_hash: &str,
+        name: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<()> {
+        let (token_hash, name) = (token_hash.to_owned(), name.to_owned());
+        let expires_at = expires_at.map(to_micros);
+        in_transaction!(self, |conn| ops::create_token(conn, user_id, &token_hash, &name, expires_at).await)
+    }
+}
+
+fn log_migrations(backend: &str, applied: &[String]) {
+    if applied.is_empty() {
+        tracing::info!(backend, "database schema is up to date");
+    }
+    for version in applied {
+        tracing::info!(backend, migration = %version, "applied migration");
+    }
+}
+
+#[async_trait]
+impl CatalogStore for DbStore {
+    /// Ordered by id; `tag_count` counts each image's tags.
+    async fn list_images(&self, filter: &ImageFilter) -> Result<Listing<ImageSummary>> {
+        let filter = filter.clone();
+        with_conn!(self, |conn| ops::list_images(conn, &filter).await)
+    }
+
+    async fn get_image(&self, id: ImageId) -> Result<CatalogImage> {
+        with_conn!(self, |conn| ops::get_image(conn, id).await)
+    }
+
+    async fn find_image(&self, registry: &str, namespace: &str, image_name: &str) -> Result<Option<CatalogImage>> {
+        let (registry, namespace, image_name) = (registry.to_owned(), namespace.to_owned(), image_name.to_owned());
+        with_conn!(self, |conn| ops::find_image(conn, &registry, &namespace, &image_name).await)
+    }
+
+    /// Fails with `NotFound` when there is no such image.
+    async fn list_tags(&self, image_id: ImageId) -> Result<Vec<Tag>> {
+        with_conn!(self, |conn| ops::list_tags(conn, image_id).await)
+    }
+
+    async fn categories(&self) -> Result<Vec<(String, i64)>> {
+        with_conn!(self, |conn| ops::categories(conn).await)
+    }
+
+    async fn create_image(&self, image: NewImage, actor: &str) -> Result<CatalogImage> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::create_image(conn, &image, &actor).await)
+    }
+
+    /// An update that changes nothing returns the image as it is and records no event.
+    async fn update_image(&self, id: ImageId, update: ImageUpdate, actor: &str) -> Result<CatalogImage> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::update_image(conn, id, &update, &actor).await)
+    }
+
+    async fn delete_image(&self, id: ImageId, actor: &str) -> Result<CatalogImage> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::delete_image(conn, id, &actor).await)
+    }
+
+    async fn create_tag(&self, image_id: ImageId, tag: NewTag, actor: &str) -> Result<Tag> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::create_tag(conn, image_id, &tag, &actor).await)
+    }
+
+    /// An update that changes nothing returns the tag as it is and records no event.
+    async fn update_tag(&self, image_id: ImageId, tag_id: TagId, update: TagUpdate, actor: &str) -> Result<Tag> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::update_tag(conn, image_id, tag_id, &update, &actor).await)
+    }
+
+    async fn delete_tag(&self, image_id: ImageId, tag_id: TagId, actor: &str) -> Result<Tag> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::delete_tag(conn, image_id, tag_id, &actor).await)
+    }
+
+    async fn create_approval_request(&self, request: NewApprovalRequest, actor: &str) -> Result<ApprovalRequest> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::create_approval_request(conn, &request, &actor).await)
+    }
+
+    /// Oldest first.
+    async fn list_approval_requests(&self, filter: &ApprovalRequestFilter) -> Result<Listing<ApprovalRequest>> {
+        let filter = filter.clone();
+        with_conn!(self, |conn| ops::list_approval_requests(conn, &filter).await)
+    }
+
+    async fn get_approval_request(&self, id: ApprovalRequestId) -> Result<ApprovalRequest> {
+        with_conn!(self, |conn| ops::get_approval_request(conn, id).await)
+    }
+
+    async fn decide_approval_request(
+        &self,
+        id: ApprovalRequestId,
+        decision: Decision,
+        actor: &str,
+    ) -> Result<(ApprovalRequest, Option<CatalogImage>)> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::decide_approval_request(conn, id, &decision, &actor).await)
+    }
+
+    async fn list_events(&self, filter: &EventFilter) -> Result<Listing<AuditEvent>> {
+        let filter = filter.clone();
+        with_conn!(self, |conn| ops::list_events(conn, &filter).await)
+    }
+}
+
+#[async_trait]
+impl UserStore for DbStore {
+    async fn count_users(&self) -> Result<i64> {
+        with_conn!(self, |conn| ops::count_users(conn).await)
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        in_transaction!(self, |conn| ops::create_user(conn, &user).await)
+    }
+
+    async fn find_credentials(&self, username: &str) -> Result<Option<Credentials>> {
+        let username = username.to_owned();
+        with_conn!(self, |conn| ops::find_credentials(conn, &username).await)
+    }
+
+    async fn create_token(&self, user_id: UserId, token_hash: &str, name: &str) -> Result<()> {
+        self.create_token_with_expiry(user_id, token_hash, name, None).await
+    }
+
+    /// Also notes when the token was used, to within a minute, on a best-effort basis: a failure to note
+    /// it is logged and does not fail the lookup.
+    async fn find_user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
+        let token_hash = token_hash.to_owned();
+        let now = now_micros();
+        let found = with_conn!(self, |conn| ops::find_token(conn, &token_hash, now).await)?;
+        let Some((token_id, last_used_at, user)) = found else { return Ok(None) };
+        let resolution = TOKEN_USE_RESOLUTION.as_micros() as Micros;
+        if last_used_at.is_none_or(|at| now.saturating_sub(at) >= resolution) {
+            if let Err(e) = in_transaction!(self, |conn| ops::touch_token(conn, token_id, now).await) {
+                tracing::warn!(error = %e, token_id, "could not note when an API token was last used");
+            }
+        }
+        Ok(Some(user))
+    }
+}
+
+#[async_trait]
+impl HealthCheck for DbStore {
+    async fn ping(&self) -> Result<()> {
+        with_conn!(self, |conn| ops::ping(conn).await)
+    }
+}

@@ -1,0 +1,373 @@
+//! Rows as stored, and their conversion to and from the domain's types.
+//!
+//! Nothing here depends on the backend: both store the same column types (see `schema`).
+
+use diesel::prelude::*;
+use image_core::{
+    Digest, Timestamp,
+    auth::{Role, User},
+    catalog::{ApprovalRequest, ApprovalStatus, CatalogImage, Tag},
+    event::AuditEvent,
+};
+
+use crate::{
+    error::{DbResult, corrupt},
+    schema::{api_tokens, audit_events, image_approval_requests, image_tags, images, users},
+};
+
+/// A point in time as stored: microseconds since the Unix epoch, UTC.
+pub(crate) type Micros = i64;
+
+pub(crate) fn to_micros(at: Timestamp) -> Micros {
+    // Microseconds since the epoch fit in an i64 for ±292,000 years; `time` stops at ±9999.
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+pub(crate) fn from_micros(us: Micros) -> DbResult<Timestamp> {
+    Timestamp::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .map_err(|e| corrupt(format!("timestamp {us} out of range: {e}")))
+}
+
+fn from_micros_opt(us: Option<Micros>) -> DbResult<Option<Timestamp>> {
+    us.map(from_micros).transpose()
+}
+
+/// The current time, at the precision the database keeps.
+pub(crate) fn now_micros() -> Micros {
+    to_micros(Timestamp::now_utc())
+}
+
+fn status(s: &str) -> DbResult<ApprovalStatus> {
+    s.parse().map_err(|_| corrupt(format!("unknown approval status `{s}`")))
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = images)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct ImageRow {
+    pub id: i64,
+    pub image_name: String,
+    pub registry: String,
+    pub namespace: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub is_official: bool,
+    pub approval_status: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<Micros>,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+impl ImageRow {
+    pub(crate) fn into_domain(self) -> DbResult<CatalogImage> {
+        Ok(CatalogImage {
+            id: self.id,
+            image_name: self.image_name,
+            registry: self.registry,
+            namespace: self.namespace,
+            description: self.description,
+            category: self.category,
+            is_official: self.is_official,
+            approval_status: status(&self.approval_status)?,
+            approved_by: self.approved_by,
+            approved_at: from_micros_opt(self.approved_at)?,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = images)]
+pub(crate) struct NewImageRow<'a> {
+    pub image_name: &'a str,
+    pub registry: &'a str,
+    pub namespace: &'a str,
+    pub description: Option<&'a str>,
+    pub category: Option<&'a str>,
+    pub is_official: bool,
+    pub approval_status: &'a str,
+    pub approved_by: Option<&'a str>,
+    pub approved_at: Option<Micros>,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+/// Every column of an image that changes after it is created.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = images, treat_none_as_null = true)]
+pub(crate) struct ImageChanges<'a> {
+    pub description: Option<&'a str>,
+    pub category: Option<&'a str>,
+    pub is_official: bool,
+    pub approval_status: &'a str,
+    pub approved_by: Option<&'a str>,
+    pub approved_at: Option<Micros>,
+    pub updated_at: Micros,
+}
+
+impl<'a> ImageChanges<'a> {
+    pub(crate) fn of(image: &'a CatalogImage) -> ImageChanges<'a> {
+        ImageChanges {
+            description: image.description.as_deref(),
+            category: image.category.as_deref(),
+            is_official: image.is_official,
+            approval_status: image.approval_status.as_str(),
+            approved_by: image.approved_by.as_deref(),
+            approved_at: image.approved_at.map(to_micros),
+            updated_at: to_micros(image.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = image_tags)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct TagRow {
+    pub id: i64,
+    pub image_id: i64,
+    pub tag: String,
+    pub digest: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub architecture: Option<String>,
+    pub os: Option<String>,
+    pub pushed_at: Option<Micros>,
+    pub is_recommended: bool,
+    pub is_deprecated: bool,
+    pub security_scan_status: Option<String>,
+    pub vulnerabilities_count: Option<i64>,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+impl TagRow {
+    pub(crate) fn into_domain(self) -> DbResult<Tag> {
+        let digest = match self.digest {
+            Some(d) => Some(d.parse::<Digest>().map_err(|e| corrupt(format!("tag {}: digest `{d}`: {e}", self.id)))?),
+            None => None,
+        };
+        Ok(Tag {
+            id: self.id,
+            image_id: self.image_id,
+            tag: self.tag,
+            digest,
+            size_bytes: self.size_bytes,
+            architecture: self.architecture,
+            os: self.os,
+            pushed_at: from_micros_opt(self.pushed_at)?,
+            is_recommended: self.is_recommended,
+            is_deprecated: self.is_deprecated,
+            security_scan_status: self.security_scan_status,
+            vulnerabilities_count: self.vulnerabilities_count,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = image_tags)]
+pub(crate) struct NewTagRow<'a> {
+    pub image_id: i64,
+    pub tag: &'a str,
+    pub digest: Option<&'a str>,
+    pub size_bytes: Option<i64>,
+    pub architecture: Option<&'a str>,
+    pub os: Option<&'a str>,
+    pub pushed_at: Option<Micros>,
+    pub is_recommended: bool,
+    pub is_deprecated: bool,
+    pub security_scan_status: Option<&'a str>,
+    pub vulnerabilities_count: Option<i64>,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+/// Every column of a tag that changes after it is created.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = image_tags, treat_none_as_null = true)]
+pub(crate) struct TagChanges<'a> {
+    pub digest: Option<&'a str>,
+    pub size_bytes: Option<i64>,
+    pub architecture: Option<&'a str>,
+    pub os: Option<&'a str>,
+    pub is_recommended: bool,
+    pub is_deprecated: bool,
+    pub security_scan_status: Option<&'a str>,
+    pub vulnerabilities_count: Option<i64>,
+    pub updated_at: Micros,
+}
+
+impl<'a> TagChanges<'a> {
+    pub(crate) fn of(tag: &'a Tag) -> TagChanges<'a> {
+        TagChanges {
+            digest: tag.digest.as_ref().map(Digest::as_str),
+            size_bytes: tag.size_bytes,
+            architecture: tag.architecture.as_deref(),
+            os: tag.os.as_deref(),
+            is_recommended: tag.is_recommended,
+            is_deprecated: tag.is_deprecated,
+            security_scan_status: tag.security_scan_status.as_deref(),
+            vulnerabilities_count: tag.vulnerabilities_count,
+            updated_at: to_micros(tag.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = image_approval_requests)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct RequestRow {
+    pub id: i64,
+    pub image_name: String,
+    pub registry: String,
+    pub namespace: String,
+    pub tag: Option<String>,
+    pub requested_by: String,
+    pub requested_at: Micros,
+    pub status: String,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<Micros>,
+    pub notes: Option<String>,
+    pub rejection_reason: Option<String>,
+    pub image_id: Option<i64>,
+}
+
+impl RequestRow {
+    pub(crate) fn into_domain(self) -> DbResult<ApprovalRequest> {
+        Ok(ApprovalRequest {
+            id: self.id,
+            image_name: self.image_name,
+            registry: self.registry,
+            namespace: self.namespace,
+            tag: self.tag,
+            requested_by: self.requested_by,
+            requested_at: from_micros(self.requested_at)?,
+            status: status(&self.status)?,
+            reviewed_by: self.reviewed_by,
+            reviewed_at: from_micros_opt(self.reviewed_at)?,
+            notes: self.notes,
+            rejection_reason: self.rejection_reason,
+            image_id: self.image_id,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = image_approval_requests)]
+pub(crate) struct NewRequestRow<'a> {
+    pub image_name: &'a str,
+    pub registry: &'a str,
+    pub namespace: &'a str,
+    pub tag: Option<&'a str>,
+    pub requested_by: &'a str,
+    pub requested_at: Micros,
+    pub status: &'a str,
+    pub notes: Option<&'a str>,
+}
+
+/// The columns a decision sets.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = image_approval_requests, treat_none_as_null = true)]
+pub(crate) struct Verdict<'a> {
+    pub status: &'a str,
+    pub reviewed_by: Option<&'a str>,
+    pub reviewed_at: Option<Micros>,
+    pub notes: Option<&'a str>,
+    pub rejection_reason: Option<&'a str>,
+    pub image_id: Option<i64>,
+}
+
+impl<'a> Verdict<'a> {
+    pub(crate) fn of(request: &'a ApprovalRequest) -> Verdict<'a> {
+        Verdict {
+            status: request.status.as_str(),
+            reviewed_by: request.reviewed_by.as_deref(),
+            reviewed_at: request.reviewed_at.map(to_micros),
+            notes: request.notes.as_deref(),
+            rejection_reason: request.rejection_reason.as_deref(),
+            image_id: request.image_id,
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct EventRow {
+    pub id: i64,
+    pub event_type: String,
+    pub actor: String,
+    pub occurred_at: Micros,
+    pub image_id: Option<i64>,
+    pub tag_id: Option<i64>,
+    pub request_id: Option<i64>,
+    pub details: String,
+}
+
+impl EventRow {
+    pub(crate) fn into_domain(self) -> DbResult<AuditEvent> {
+        let details = serde_json::from_str(&self.details)
+            .map_err(|e| corrupt(format!("event {}: details are not JSON: {e}", self.id)))?;
+        Ok(AuditEvent {
+            id: self.id,
+            event_type: self.event_type,
+            actor: self.actor,
+            occurred_at: from_micros(self.occurred_at)?,
+            image_id: self.image_id,
+            tag_id: self.tag_id,
+            request_id: self.request_id,
+            details,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = audit_events)]
+pub(crate) struct NewEventRow<'a> {
+    pub event_type: &'a str,
+    pub actor: &'a str,
+    pub occurred_at: Micros,
+    pub image_id: Option<i64>,
+    pub tag_id: Option<i64>,
+    pub request_id: Option<i64>,
+    pub details: String,
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = users)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub role: String,
+    pub created_at: Micros,
+}
+
+impl UserRow {
+    pub(crate) fn into_domain(self) -> DbResult<User> {
+        let role: Role =
+            self.role.parse().map_err(|_| corrupt(format!("user {}: unknown role `{}`", self.id, self.role)))?;
+        Ok(User { id: self.id, username: self.username, role, created_at: from_micros(self.created_at)? })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub(crate) struct NewUserRow<'a> {
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub role: &'a str,
+    pub created_at: Micros,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub(crate) struct NewTokenRow<'a> {
+    pub user_id: i64,
+    pub token_hash: &'a str,
+    pub name: &'a str,
+    pub created_at: Micros,
+    pub expires_at: Option<Micros>,
+}

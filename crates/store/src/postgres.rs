@@ -1,0 +1,101 @@
+//! PostgreSQL: a pool of diesel-async `AsyncPgConnection`s.
+//!
+//! Transactions run at READ COMMITTED; rules that span rows lock the parent row first
+//! (`SELECT … FOR UPDATE` on the image for tag changes, on the request for decisions), so concurrent
+//! transactions on the same image or request take turns.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::{
+    AsyncPgConnection, RunQueryDsl,
+    async_connection_wrapper::AsyncConnectionWrapper,
+    pooled_connection::{AsyncDieselConnectionManager, deadpool::Pool},
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use image_core::Error;
+
+use crate::{
+    models::{ImageRow, RequestRow},
+    schema::{image_approval_requests, images},
+};
+
+pub(crate) type Conn = AsyncPgConnection;
+pub(crate) type Db = diesel::pg::Pg;
+
+// The same operations as `sqlite::ops`, compiled against this module's `Conn`.
+#[allow(clippy::duplicate_mod)]
+#[path = "ops.rs"]
+pub(crate) mod ops;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+const POOL_SIZE: usize = 10;
+
+/// The PostgreSQL side of a `DbStore`.
+pub(crate) struct PgDb {
+    pub(crate) pool: Pool<Conn>,
+}
+
+impl PgDb {
+    pub(crate) async fn open(url: &str) -> Result<PgDb, Error> {
+        migrate(url.to_owned()).await?;
+        let pool = Pool::builder(AsyncDieselConnectionManager::<Conn>::new(url))
+            .max_size(POOL_SIZE)
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(30)))
+            .recycle_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(Error::storage)?;
+        Ok(PgDb { pool })
+    }
+}
+
+/// Runs the pending migrations in one transaction, under an advisory lock on the schema, so servers and
+/// workers starting at once apply each migration once. Runs on a blocking thread with diesel's
+/// synchronous migration harness, so it works on any tokio runtime.
+async fn migrate(url: String) -> Result<(), Error> {
+    let run = move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        let applied = conn.transaction(|conn| {
+            let lock = diesel::sql_query(
+                "SELECT pg_advisory_xact_lock(hashtext('imagegate.migrations.' || current_schema()))",
+            );
+            diesel::RunQueryDsl::execute(lock, conn)?;
+            conn.run_pending_migrations(MIGRATIONS)
+                .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+        })?;
+        crate::log_migrations("postgres", &applied);
+        Ok(())
+    };
+    tokio::task::spawn_blocking(run).await.map_err(Error::storage)?.map_err(|e| {
+        tracing::error!(error = %e, "PostgreSQL migrations failed");
+        Error::Storage(e)
+    })
+}
+
+pub(crate) async fn lock_image(conn: &mut Conn, id: i64) -> QueryResult<Option<ImageRow>> {
+    images::table.find(id).select(ImageRow::as_select()).for_update().first(conn).await.optional()
+}
+
+pub(crate) async fn lock_image_named(
+    conn: &mut Conn,
+    registry: &str,
+    namespace: &str,
+    image_name: &str,
+) -> QueryResult<Option<ImageRow>> {
+    images::table
+        .filter(images::registry.eq(registry))
+        .filter(images::namespace.eq(namespace))
+        .filter(images::image_name.eq(image_name))
+        .select(ImageRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub(crate) async fn lock_request(conn: &mut Conn, id: i64) -> QueryResult<Option<RequestRow>> {
+    image_approval_requests::table.find(id).select(RequestRow::as_select()).for_update().first(conn).await.optional()
+}

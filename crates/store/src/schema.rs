@@ -1,0 +1,105 @@
+//! The tables, as both backends' migrations create them.
+//!
+//! Timestamps are microseconds since the Unix epoch (UTC) and ids are 64-bit on both backends, so one
+//! description serves both; `models` converts rows to the domain's types.
+
+diesel::table! {
+    images (id) {
+        id -> BigInt,
+        image_name -> Text,
+        registry -> Text,
+        namespace -> Text,
+        description -> Nullable<Text>,
+        category -> Nullable<Text>,
+        is_official -> Bool,
+        approval_status -> Text,
+        approved_by -> Nullable<Text>,
+        approved_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    image_tags (id) {
+        id -> BigInt,
+        image_id -> BigInt,
+        tag -> Text,
+        digest -> Nullable<Text>,
+        size_bytes -> Nullable<BigInt>,
+        architecture -> Nullable<Text>,
+        os -> Nullable<Text>,
+        pushed_at -> Nullable<BigInt>,
+        is_recommended -> Bool,
+        is_deprecated -> Bool,
+        security_scan_status -> Nullable<Text>,
+        vulnerabilities_count -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    image_approval_requests (id) {
+        id -> BigInt,
+        image_name -> Text,
+        registry -> Text,
+        namespace -> Text,
+        tag -> Nullable<Text>,
+        requested_by -> Text,
+        requested_at -> BigInt,
+        status -> Text,
+        reviewed_by -> Nullable<Text>,
+        reviewed_at -> Nullable<BigInt>,
+        notes -> Nullable<Text>,
+        rejection_reason -> Nullable<Text>,
+        image_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        event_type -> Text,
+        actor -> Text,
+        occurred_at -> BigInt,
+        image_id -> Nullable<BigInt>,
+        tag_id -> Nullable<BigInt>,
+        request_id -> Nullable<BigInt>,
+        details -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        token_hash -> Text,
+        name -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(image_tags -> images (image_id));
+diesel::joinable!(api_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    images,
+    image_tags,
+    image_approval_requests,
+    audit_events,
+    users,
+    api_tokens
+);

@@ -1,0 +1,874 @@
+//! `DbStore` against real databases: every test in `on_both_backends!` runs once on SQLite (a file in a
+//! temporary directory) and once on PostgreSQL (a fresh schema in the database that
+//! `IMAGEGATE_TEST_DATABASE_URL` points at; `cargo xtask pg` starts one).
+
+use std::collections::HashSet;
+
+use image_core::{
+    Digest, Error,
+    auth::{NewUser, Role},
+    catalog::{
+        ApprovalRequestFilter, ApprovalStatus, Decision, ImageFilter, ImageUpdate, NewApprovalRequest, NewImage,
+        NewTag, Page, TagUpdate,
+    },
+    event::{EventFilter, kind},
+    store::{CatalogStore, HealthCheck, UserStore},
+};
+use serde_json::json;
+use store::DbStore;
+use time::{Duration, OffsetDateTime};
+
+const ADMIN: &str = "alice";
+
+/// A store on a fresh database, and how to reach that database again.
+struct TestDb {
+    store: DbStore,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory that does not exist yet: `connect` creates it.
+        let url = format!("sqlite://{}", dir.path().join("data").join("imagegate.db").display());
+        let store = DbStore::connect(&url).await.unwrap();
+        assert_eq!(store.backend_name(), "sqlite");
+        TestDb { store, url, _dir: Some(dir) }
+    }
+
+    async fn postgres() -> TestDb {
+        let url = test_support::postgres_url().await;
+        let store = DbStore::connect(&url).await.unwrap();
+        assert_eq!(store.backend_name(), "postgres");
+        TestDb { store, url, _dir: None }
+    }
+}
+
+/// Each test, once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    seed_data_is_present,
+    images_are_created_read_updated_and_deleted_with_events,
+    a_duplicate_image_conflicts_and_writes_nothing,
+    images_are_filtered_searched_and_paged,
+    categories_are_counted,
+    tags_are_added_updated_and_deleted,
+    one_tag_per_image_is_recommended,
+    concurrent_recommendations_leave_exactly_one,
+    a_tag_of_another_image_is_not_found,
+    approval_requests_are_created_and_listed_by_status,
+    approving_a_request_creates_the_image_and_its_tag,
+    approving_a_request_approves_an_existing_image,
+    a_request_is_decided_once,
+    rejecting_a_request_stores_the_reason,
+    events_are_filtered_and_paged_newest_first,
+    users_and_tokens,
+    expired_tokens_are_ignored,
+    migrations_are_idempotent,
+);
+
+fn new_image(name: &str, category: Option<&str>, description: Option<&str>) -> NewImage {
+    NewImage::new(
+        name,
+        None,
+        None,
+        description.map(str::to_owned),
+        category.map(str::to_owned),
+        true,
+        ApprovalStatus::Pending,
+    )
+    .unwrap()
+}
+
+fn new_tag(tag: &str, is_recommended: bool) -> NewTag {
+    NewTag { tag: tag.to_owned(), is_recommended, ..NewTag::default() }
+}
+
+fn all() -> ImageFilter {
+    ImageFilter { page: Page::new(Some(1000), None).unwrap(), ..ImageFilter::default() }
+}
+
+async fn event_count(store: &DbStore) -> i64 {
+    store.list_events(&EventFilter::default()).await.unwrap().total
+}
+
+async fn recommended(store: &DbStore, image_id: i64) -> Vec<String> {
+    let tags = store.list_tags(image_id).await.unwrap();
+    tags.into_iter().filter(|t| t.is_recommended).map(|t| t.tag).collect()
+}
+
+/// When the token was last used, read behind the store's back.
+async fn token_last_used_at(db: &TestDb, token_hash: &str) -> Option<OffsetDateTime> {
+    use diesel::{
+        dsl::sql,
+        sql_types::{BigInt, Nullable},
+    };
+    use diesel_async::{
+        AsyncConnection, AsyncPgConnection, RunQueryDsl, sync_connection_wrapper::SyncConnectionWrapper,
+    };
+
+    let query = diesel::select(
+        sql::<Nullable<BigInt>>("(SELECT last_used_at FROM api_tokens WHERE token_hash = ")
+            .bind::<diesel::sql_types::Text, _>(token_hash.to_owned())
+            .sql(")"),
+    );
+    let micros: Option<i64> = match db.url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let mut conn = SyncConnectionWrapper::<diesel::SqliteConnection>::establish(path).await.unwrap();
+            query.get_result(&mut conn).await.unwrap()
+        }
+        None => query.get_result(&mut AsyncPgConnection::establish(&db.url).await.unwrap()).await.unwrap(),
+    };
+    micros.map(|us| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).unwrap())
+}
+
+#[track_caller]
+fn assert_not_found(result: Result<impl std::fmt::Debug, Error>, kind: &str, id: i64) {
+    match result {
+        Err(Error::NotFound { kind: k, id: i }) if k == kind && i == id.to_string() => {}
+        other => panic!("expected {kind} {id} not found, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_conflict(result: Result<impl std::fmt::Debug, Error>, message: &str) {
+    match result {
+        Err(Error::Conflict(m)) if m == message => {}
+        other => panic!("expected conflict `{message}`, got {other:?}"),
+    }
+}
+
+async fn seed_data_is_present(db: TestDb) {
+    let store = &db.store;
+    store.ping().await.unwrap();
+
+    let listing = store.list_images(&all()).await.unwrap();
+    assert_eq!(listing.total, 9);
+    let names: Vec<String> = listing.items.iter().map(|s| s.image.repository()).collect();
+    assert_eq!(
+        names,
+        [
+            "library/redis",
+            "library/postgres",
+            "library/mysql",
+            "library/mongo",
+            "library/influxdb",
+            "library/nginx",
+            "library/node",
+            "library/python",
+            "grafana/grafana"
+        ]
+    );
+    for summary in &listing.items {
+        let image = &summary.image;
+        assert_eq!(image.registry, "docker.io");
+        assert_eq!(image.approval_status, ApprovalStatus::Approved);
+        assert_eq!(image.approved_by.as_deref(), Some("system"));
+        assert!(image.approved_at.is_some() && image.description.is_some());
+        assert_eq!(image.is_official, image.namespace == "library", "{}", image.repository());
+        let expected_tags = if image.image_name == "redis" { 4 } else { 0 };
+        assert_eq!(summary.tag_count, expected_tags, "{}", image.repository());
+    }
+
+    let redis = store.find_image("docker.io", "library", "redis").await.unwrap().unwrap();
+    assert_eq!((redis.id, redis.category.as_deref()), (1, Some("database")));
+    let tags = store.list_tags(redis.id).await.unwrap();
+    let names: Vec<&str> = tags.iter().map(|t| t.tag.as_str()).collect();
+    assert_eq!(names, ["7-alpine", "7.2-alpine", "7.4-alpine", "latest"]);
+    assert_eq!(recommended(store, redis.id).await, ["7-alpine"]);
+    assert!(tags.iter().all(|t| t.architecture.as_deref() == Some("amd64") && t.os.as_deref() == Some("linux")));
+
+    let grafana = store.find_image("docker.io", "grafana", "grafana").await.unwrap().unwrap();
+    assert_eq!((grafana.category.as_deref(), grafana.is_official), (Some("monitoring"), false));
+    assert_eq!(store.find_image("docker.io", "library", "grafana").await.unwrap(), None);
+
+    assert_eq!(event_count(store).await, 0);
+    assert_eq!(store.count_users().await.unwrap(), 0);
+}
+
+async fn images_are_created_read_updated_and_deleted_with_events(db: TestDb) {
+    let store = &db.store;
+    let created =
+        store.create_image(new_image("portainer-ce", Some("management"), Some("Container UI")), ADMIN).await.unwrap();
+    assert_eq!(created.approval_status, ApprovalStatus::Pending);
+    assert_eq!((created.approved_by.as_deref(), created.approved_at), (None, None));
+    assert_eq!(created.created_at, created.updated_at);
+    assert_eq!(store.get_image(created.id).await.unwrap(), created);
+    assert_eq!(store.find_image("docker.io", "library", "portainer-ce").await.unwrap(), Some(created.clone()));
+
+    // Approving records who and when; the update bumps updated_at.
+    let update = ImageUpdate {
+        description: Some(Some("Lightweight container management UI".into())),
+        approval_status: Some(ApprovalStatus::Approved),
+        ..ImageUpdate::default()
+    };
+    let approved = store.update_image(created.id, update, "bob").await.unwrap();
+    assert_eq!(approved.approval_status, ApprovalStatus::Approved);
+    assert_eq!(approved.approved_by.as_deref(), Some("bob"));
+    assert_eq!(approved.approved_at, Some(approved.updated_at));
+    assert!(approved.updated_at > created.updated_at);
+    assert_eq!(store.get_image(created.id).await.unwrap(), approved);
+
+    // An update that changes nothing changes nothing.
+    let same = ImageUpdate { approval_status: Some(ApprovalStatus::Approved), ..ImageUpdate::default() };
+    assert_eq!(store.update_image(created.id, same, ADMIN).await.unwrap(), approved);
+
+    // Moving away from approved forgets the approval; a category can be cleared.
+    let update =
+        ImageUpdate { approval_status: Some(ApprovalStatus::Rejected), category: Some(None), ..ImageUpdate::default() };
+    let rejected = store.update_image(created.id, update, ADMIN).await.unwrap();
+    assert_eq!((rejected.approved_by, rejected.approved_at, rejected.category), (None, None, None));
+
+    store.create_tag(created.id, new_tag("2.21", true), ADMIN).await.unwrap();
+    let deleted = store.delete_image(created.id, ADMIN).await.unwrap();
+    assert_eq!(deleted.id, created.id);
+    assert_not_found(store.get_image(created.id).await, "image", created.id);
+    assert_not_found(store.list_tags(created.id).await, "image", created.id);
+    assert_not_found(store.delete_image(created.id, ADMIN).await, "image", created.id);
+    assert_not_found(store.update_image(42_000, ImageUpdate::default(), ADMIN).await, "image", 42_000);
+
+    let events =
+        store.list_events(&EventFilter { image_id: Some(created.id), ..EventFilter::default() }).await.unwrap().items;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [kind::IMAGE_DELETED, kind::TAG_ADDED, kind::IMAGE_UPDATED, kind::IMAGE_UPDATED, kind::IMAGE_ADDED]
+    );
+    assert!(events.iter().all(|e| e.image_id == Some(created.id)));
+    let added = &events[4];
+    assert_eq!((added.actor.as_str(), added.details.clone()), (ADMIN, json!(created)));
+    let first_update = &events[3];
+    assert_eq!(first_update.actor, "bob");
+    assert_eq!(first_update.details["before"], json!(created));
+    assert_eq!(first_update.details["after"], json!(approved));
+    assert_eq!(
+        first_update.details["changes"],
+        json!(["approval_status", "approved_at", "approved_by", "description"])
+    );
+    assert_eq!(events[2].details["changes"], json!(["approval_status", "approved_at", "approved_by", "category"]));
+    let removed = &events[0].details;
+    assert_eq!(removed["image_name"], "portainer-ce");
+    assert_eq!(removed["tags"][0]["tag"], "2.21");
+}
+
+async fn a_duplicate_image_conflicts_and_writes_nothing(db: TestDb) {
+    let store = &db.store;
+    let events = event_count(store).await;
+    assert_conflict(
+        store.create_image(new_image("redis", None, None), ADMIN).await,
+        "image docker.io/library/redis already exists",
+    );
+    assert_eq!(event_count(store).await, events);
+    assert_eq!(store.list_images(&all()).await.unwrap().total, 9);
+
+    // Same name elsewhere is another image.
+    let other =
+        NewImage::new("redis", Some("ghcr.io"), Some("acme"), None, None, false, ApprovalStatus::Pending).unwrap();
+    let other = store.create_image(other, ADMIN).await.unwrap();
+    assert_eq!(event_count(store).await, events + 1);
+    let again = NewImage::new("redis", Some("GHCR.io"), Some("acme"), None, None, false, ApprovalStatus::Approved);
+    assert_conflict(store.create_image(again.unwrap(), ADMIN).await, "image ghcr.io/acme/redis already exists");
+    let rootless =
+        NewImage::new("app", Some("registry.example.com"), None, None, None, false, ApprovalStatus::Pending).unwrap();
+    store.create_image(rootless.clone(), ADMIN).await.unwrap();
+    assert_conflict(store.create_image(rootless, ADMIN).await, "image registry.example.com/app already exists");
+    assert_eq!(event_count(store).await, events + 2);
+    assert_eq!(store.get_image(other.id).await.unwrap(), other);
+}
+
+async fn images_are_filtered_searched_and_paged(db: TestDb) {
+    let store = &db.store;
+    let list = |filter: ImageFilter| async move {
+        let listing = store.list_images(&filter).await.unwrap();
+        let names: Vec<String> = listing.items.into_iter().map(|s| s.image.image_name).collect();
+        (names, listing.total)
+    };
+    let percent =
+        store.create_image(new_image("percent", Some("tools"), Some("100% Rust, 0% C")), ADMIN).await.unwrap();
+    store.create_image(new_image("under_score", Some("tools"), Some("1000 Rust")), ADMIN).await.unwrap();
+    store.create_image(new_image("plain", None, Some("Uppercase REDIS fan club")), ADMIN).await.unwrap();
+
+    let pending = ImageFilter { status: Some(ApprovalStatus::Pending), ..all() };
+    assert_eq!(list(pending).await, (vec!["percent".into(), "under_score".into(), "plain".into()], 3));
+    let rejected = ImageFilter { status: Some(ApprovalStatus::Rejected), ..all() };
+    assert_eq!(list(rejected).await, (vec![], 0));
+    let runtime = ImageFilter { category: Some("runtime".into()), ..all() };
+    assert_eq!(list(runtime).await, (vec!["node".into(), "python".into()], 2));
+    let not_a_prefix = ImageFilter { category: Some("data".into()), ..all() };
+    assert_eq!(list(not_a_prefix).await.1, 0);
+
+    // Case-insensitive, in the name or the description.
+    let redis = ImageFilter { search: Some("ReDiS".into()), ..all() };
+    assert_eq!(list(redis).await, (vec!["redis".into(), "plain".into()], 2));
+    let described = ImageFilter { search: Some("document".into()), ..all() };
+    assert_eq!(list(described).await, (vec!["mongo".into()], 1));
+    // `%` and `_` are literal characters, not wildcards.
+    let percent_sign = ImageFilter { search: Some("%".into()), ..all() };
+    assert_eq!(list(percent_sign).await, (vec!["percent".into()], 1));
+    let underscore = ImageFilter { search: Some("_".into()), ..all() };
+    assert_eq!(list(underscore).await, (vec!["under_score".into()], 1));
+    let backslash = ImageFilter { search: Some("\\".into()), ..all() };
+    assert_eq!(list(backslash).await.1, 0);
+    let combined = ImageFilter {
+        search: Some("rust".into()),
+        category: Some("tools".into()),
+        status: Some(ApprovalStatus::Pending),
+        ..all()
+    };
+    assert_eq!(list(combined).await.1, 2);
+
+    // Pages by id; the total ignores paging.
+    let page = ImageFilter { page: Page::new(Some(3), Some(3)).unwrap(), ..ImageFilter::default() };
+    assert_eq!(list(page).await, (vec!["mongo".into(), "influxdb".into(), "nginx".into()], 12));
+    let last = ImageFilter { page: Page::new(Some(5), Some(10)).unwrap(), ..ImageFilter::default() };
+    assert_eq!(list(last).await, (vec!["under_score".into(), "plain".into()], 12));
+    let beyond = ImageFilter { page: Page::new(Some(5), Some(100)).unwrap(), ..ImageFilter::default() };
+    assert_eq!(list(beyond).await, (vec![], 12));
+
+    let summaries = store.list_images(&ImageFilter { search: Some("percent".into()), ..all() }).await.unwrap();
+    assert_eq!(summaries.items[0].image, percent);
+    assert_eq!(summaries.items[0].tag_count, 0);
+}
+
+async fn categories_are_counted(db: TestDb) {
+    let store = &db.store;
+    let counts = |pairs: &[(&str, i64)]| pairs.iter().map(|(c, n)| (c.to_string(), *n)).collect::<Vec<_>>();
+    assert_eq!(
+        store.categories().await.unwrap(),
+        counts(&[("database", 5), ("runtime", 2), ("monitoring", 1), ("web", 1)])
+    );
+    store.create_image(new_image("caddy", Some("web"), None), ADMIN).await.unwrap();
+    store.create_image(new_image("portainer", Some("management"), None), ADMIN).await.unwrap();
+    store.create_image(new_image("uncategorised", None, None), ADMIN).await.unwrap();
+    assert_eq!(
+        store.categories().await.unwrap(),
+        counts(&[("database", 5), ("runtime", 2), ("web", 2), ("management", 1), ("monitoring", 1)])
+    );
+}
+
+async fn tags_are_added_updated_and_deleted(db: TestDb) {
+    let store = &db.store;
+    let image = store.create_image(new_image("alpine", Some("base"), None), ADMIN).await.unwrap();
+    let digest: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+    let pushed_at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap() + Duration::microseconds(123_456);
+    let tag = NewTag {
+        tag: "3.20".into(),
+        digest: Some(digest.clone()),
+        size_bytes: Some(3_600_000),
+        architecture: Some("arm64".into()),
+        os: Some("linux".into()),
+        pushed_at: Some(pushed_at),
+        security_scan_status: Some("pending".into()),
+        vulnerabilities_count: Some(2),
+        ..NewTag::default()
+    };
+    let created = store.create_tag(image.id, tag, ADMIN).await.unwrap();
+    assert_eq!(
+        (created.image_id, created.digest.as_ref(), created.pushed_at),
+        (image.id, Some(&digest), Some(pushed_at))
+    );
+    assert!(!created.is_recommended && !created.is_deprecated);
+    let latest = store.create_tag(image.id, new_tag("latest", false), ADMIN).await.unwrap();
+    assert_eq!(store.list_tags(image.id).await.unwrap(), [created.clone(), latest.clone()]);
+
+    assert_conflict(
+        store.create_tag(image.id, new_tag("3.20", false), ADMIN).await,
+        &format!("tag 3.20 already exists for image {}", image.id),
+    );
+    assert_conflict(
+        store.create_tag(1, new_tag("7-alpine", true), ADMIN).await,
+        "tag 7-alpine already exists for image 1",
+    );
+    assert_eq!(recommended(store, 1).await, ["7-alpine"], "a failed insert unmarks nothing");
+    assert_not_found(store.create_tag(42_000, new_tag("x", false), ADMIN).await, "image", 42_000);
+
+    let update = TagUpdate {
+        is_deprecated: Some(true),
+        security_scan_status: Some(Some("passed".into())),
+        vulnerabilities_count: Some(Some(0)),
+        digest: Some(None),
+        ..TagUpdate::default()
+    };
+    let updated = store.update_tag(image.id, created.id, update, "bob").await.unwrap();
+    assert!(updated.is_deprecated && updated.digest.is_none());
+    assert_eq!((updated.security_scan_status.as_deref(), updated.vulnerabilities_count), (Some("passed"), Some(0)));
+    assert!(updated.updated_at > created.updated_at);
+    assert_eq!(store.list_tags(image.id).await.unwrap()[0], updated);
+    assert_not_found(store.update_tag(image.id, 42_000, TagUpdate::default(), ADMIN).await, "tag", 42_000);
+
+    let deleted = store.delete_tag(image.id, latest.id, ADMIN).await.unwrap();
+    assert_eq!(deleted, latest);
+    assert_eq!(store.list_tags(image.id).await.unwrap(), [updated]);
+    assert_not_found(store.delete_tag(image.id, latest.id, ADMIN).await, "tag", latest.id);
+
+    let events =
+        store.list_events(&EventFilter { image_id: Some(image.id), ..EventFilter::default() }).await.unwrap().items;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds, [kind::TAG_DELETED, kind::TAG_UPDATED, kind::TAG_ADDED, kind::TAG_ADDED, kind::IMAGE_ADDED]);
+    assert_eq!((events[0].tag_id, events[0].details.clone()), (Some(latest.id), json!(latest)));
+    assert_eq!(events[1].tag_id, Some(created.id));
+    assert_eq!(
+        events[1].details["changes"],
+        json!(["digest", "is_deprecated", "security_scan_status", "vulnerabilities_count"])
+    );
+    assert_eq!(events[3].details, json!(created));
+}
+
+async fn one_tag_per_image_is_recommended(db: TestDb) {
+    let store = &db.store;
+    let tags = store.list_tags(1).await.unwrap();
+    let old = tags.iter().find(|t| t.is_recommended).unwrap().clone();
+
+    // Adding a recommended tag unmarks the old one, and records that.
+    let new = store.create_tag(1, new_tag("7.4.1-alpine", true), ADMIN).await.unwrap();
+    assert!(new.is_recommended);
+    assert_eq!(recommended(store, 1).await, ["7.4.1-alpine"]);
+    let unmarked = store
+        .list_events(&EventFilter { event_type: Some(kind::TAG_UPDATED.into()), ..EventFilter::default() })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(unmarked.len(), 1);
+    assert_eq!((unmarked[0].tag_id, unmarked[0].details["changes"].clone()), (Some(old.id), json!(["is_recommended"])));
+
+    // Marking another one recommended unmarks the new one.
+    let latest = tags.iter().find(|t| t.tag == "latest").unwrap();
+    let marked = store
+        .update_tag(1, latest.id, TagUpdate { is_recommended: Some(true), ..TagUpdate::default() }, ADMIN)
+        .await
+        .unwrap();
+    assert!(marked.is_recommended);
+    assert_eq!(recommended(store, 1).await, ["latest"]);
+
+    // Unmarking leaves none; a non-recommended tag is added without touching the others.
+    let none = TagUpdate { is_recommended: Some(false), ..TagUpdate::default() };
+    store.update_tag(1, latest.id, none, ADMIN).await.unwrap();
+    assert!(recommended(store, 1).await.is_empty());
+    store.create_tag(1, new_tag("8-alpine", true), ADMIN).await.unwrap();
+    store.create_tag(1, new_tag("8.0-alpine", false), ADMIN).await.unwrap();
+    assert_eq!(recommended(store, 1).await, ["8-alpine"]);
+
+    // Other images keep their own recommended tag.
+    let postgres = store.find_image("docker.io", "library", "postgres").await.unwrap().unwrap();
+    store.create_tag(postgres.id, new_tag("17-alpine", true), ADMIN).await.unwrap();
+    assert_eq!(recommended(store, 1).await, ["8-alpine"]);
+    assert_eq!(recommended(store, postgres.id).await, ["17-alpine"]);
+}
+
+async fn concurrent_recommendations_leave_exactly_one(db: TestDb) {
+    let store = &db.store;
+    let image = store.create_image(new_image("contended", None, None), ADMIN).await.unwrap();
+    let mut existing = Vec::new();
+    for n in 0..4 {
+        existing.push(store.create_tag(image.id, new_tag(&format!("old-{n}"), n == 0), ADMIN).await.unwrap().id);
+    }
+    let tasks: Vec<_> = (0..16)
+        .map(|n| {
+            let store = store.clone();
+            let existing = existing.clone();
+            tokio::spawn(async move {
+                if n % 2 == 0 {
+                    store.create_tag(image.id, new_tag(&format!("new-{n}"), true), "racer").await.map(|t| t.id)
+                } else {
+                    let update = TagUpdate { is_recommended: Some(true), ..TagUpdate::default() };
+                    store.update_tag(image.id, existing[n % 4], update, "racer").await.map(|t| t.id)
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        let tag = task.await.unwrap().unwrap();
+        assert!(tag > 0);
+    }
+    let tags = store.list_tags(image.id).await.unwrap();
+    assert_eq!(tags.len(), 12);
+    assert_eq!(tags.iter().filter(|t| t.is_recommended).count(), 1, "{tags:#?}");
+}
+
+async fn a_tag_of_another_image_is_not_found(db: TestDb) {
+    let store = &db.store;
+    let redis_tag = store.list_tags(1).await.unwrap().remove(0);
+    let postgres = store.find_image("docker.io", "library", "postgres").await.unwrap().unwrap();
+    let events = event_count(store).await;
+    let update = TagUpdate { is_deprecated: Some(true), ..TagUpdate::default() };
+    assert_not_found(store.update_tag(postgres.id, redis_tag.id, update, ADMIN).await, "tag", redis_tag.id);
+    assert_not_found(store.delete_tag(postgres.id, redis_tag.id, ADMIN).await, "tag", redis_tag.id);
+    assert_not_found(store.delete_tag(42_000, redis_tag.id, ADMIN).await, "image", 42_000);
+    assert_eq!(store.list_tags(1).await.unwrap()[0], redis_tag);
+    assert_eq!(event_count(store).await, events);
+}
+
+fn request(name: &str, tag: Option<&str>) -> NewApprovalRequest {
+    NewApprovalRequest::new(name, None, None, tag.map(str::to_owned), Some("for the fleet".into())).unwrap()
+}
+
+async fn approval_requests_are_created_and_listed_by_status(db: TestDb) {
+    let store = &db.store;
+    let first = store.create_approval_request(request("traefik", Some("v3.1")), "carol").await.unwrap();
+    assert_eq!(
+        (first.status, first.requested_by.as_str(), first.tag.as_deref()),
+        (ApprovalStatus::Pending, "carol", Some("v3.1"))
+    );
+    assert_eq!(
+        (first.reviewed_by.as_deref(), first.image_id, first.notes.as_deref()),
+        (None, None, Some("for the fleet"))
+    );
+    assert_eq!(store.get_approval_request(first.id).await.unwrap(), first);
+    let second = store.create_approval_request(request("caddy", None), "dave").await.unwrap();
+    let third = store.create_approval_request(request("haproxy", None), "dave").await.unwrap();
+    store
+        .decide_approval_request(second.id, Decision::Reject { reason: "use traefik".into(), notes: None }, ADMIN)
+        .await
+        .unwrap();
+
+    let by_status = |status: Option<ApprovalStatus>| async move {
+        let listing =
+            store.list_approval_requests(&ApprovalRequestFilter { status, ..Default::default() }).await.unwrap();
+        (listing.items.iter().map(|r| r.id).collect::<Vec<_>>(), listing.total)
+    };
+    assert_eq!(by_status(None).await, (vec![first.id, second.id, third.id], 3));
+    assert_eq!(by_status(Some(ApprovalStatus::Pending)).await, (vec![first.id, third.id], 2));
+    assert_eq!(by_status(Some(ApprovalStatus::Rejected)).await, (vec![second.id], 1));
+    assert_eq!(by_status(Some(ApprovalStatus::Approved)).await, (vec![], 0));
+    let paged = ApprovalRequestFilter { status: None, page: Page::new(Some(1), Some(1)).unwrap() };
+    let listing = store.list_approval_requests(&paged).await.unwrap();
+    assert_eq!((listing.items[0].id, listing.total), (second.id, 3));
+    assert_not_found(store.get_approval_request(42_000).await, "approval request", 42_000);
+
+    let requested = store
+        .list_events(&EventFilter { event_type: Some(kind::APPROVAL_REQUESTED.into()), ..EventFilter::default() })
+        .await
+        .unwrap();
+    assert_eq!(requested.total, 3);
+    let oldest = requested.items.last().unwrap();
+    assert_eq!(
+        (oldest.request_id, oldest.actor.as_str(), oldest.details.clone()),
+        (Some(first.id), "carol", json!(first))
+    );
+}
+
+async fn approving_a_request_creates_the_image_and_its_tag(db: TestDb) {
+    let store = &db.store;
+    let pending = store.create_approval_request(request("traefik", Some("v3.1")), "carol").await.unwrap();
+    let decision = Decision::Approve {
+        notes: Some("ok for edge nodes".into()),
+        category: Some("web".into()),
+        description: Some("Cloud-native reverse proxy".into()),
+    };
+    let (decided, image) = store.decide_approval_request(pending.id, decision, ADMIN).await.unwrap();
+    let image = image.unwrap();
+    assert_eq!(decided.status, ApprovalStatus::Approved);
+    assert_eq!((decided.reviewed_by.as_deref(), decided.image_id), (Some(ADMIN), Some(image.id)));
+    assert!(decided.reviewed_at.is_some());
+    assert_eq!(decided.notes.as_deref(), Some("ok for edge nodes"));
+    assert_eq!(store.get_approval_request(pending.id).await.unwrap(), decided);
+
+    assert_eq!(
+        (image.registry.as_str(), image.namespace.as_str(), image.image_name.as_str()),
+        ("docker.io", "library", "traefik")
+    );
+    assert_eq!((image.approval_status, image.approved_by.as_deref()), (ApprovalStatus::Approved, Some(ADMIN)));
+    assert_eq!(
+        (image.category.as_deref(), image.description.as_deref()),
+        (Some("web"), Some("Cloud-native reverse proxy"))
+    );
+    assert!(image.is_official);
+    assert_eq!(store.get_image(image.id).await.unwrap(), image);
+    let tags = store.list_tags(image.id).await.unwrap();
+    assert_eq!(tags.iter().map(|t| t.tag.as_str()).collect::<Vec<_>>(), ["v3.1"]);
+
+    let events =
+        store.list_events(&EventFilter { image_id: Some(image.id), ..EventFilter::default() }).await.unwrap().items;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds, [kind::APPROVAL_APPROVED, kind::TAG_ADDED, kind::IMAGE_ADDED]);
+    assert!(events.iter().all(|e| e.request_id == Some(pending.id) && e.actor == ADMIN));
+    assert_eq!(events[1].tag_id, Some(tags[0].id));
+    assert_eq!(events[0].details["before"], json!(pending));
+    assert_eq!(events[0].details["after"], json!(decided));
+
+    // Deleting the image keeps the request, unlinked.
+    store.delete_image(image.id, ADMIN).await.unwrap();
+    assert_eq!(store.get_approval_request(pending.id).await.unwrap().image_id, None);
+}
+
+async fn approving_a_request_approves_an_existing_image(db: TestDb) {
+    let store = &db.store;
+    let existing = store.create_image(new_image("traefik", Some("proxy"), Some("old words")), ADMIN).await.unwrap();
+    store.create_tag(existing.id, new_tag("v3.1", true), ADMIN).await.unwrap();
+    let with_known_tag = store.create_approval_request(request("traefik", Some("v3.1")), "carol").await.unwrap();
+    let decision = Decision::Approve { notes: None, category: None, description: Some("new words".into()) };
+    let (decided, image) = store.decide_approval_request(with_known_tag.id, decision, ADMIN).await.unwrap();
+    let image = image.unwrap();
+    assert_eq!(image.id, existing.id);
+    assert_eq!(decided.image_id, Some(existing.id));
+    assert_eq!(decided.notes.as_deref(), Some("for the fleet"), "no notes in the decision keeps the request's");
+    assert_eq!((image.approval_status, image.approved_by.as_deref()), (ApprovalStatus::Approved, Some(ADMIN)));
+    assert_eq!((image.category.as_deref(), image.description.as_deref()), (Some("proxy"), Some("new words")));
+    assert_eq!(store.get_image(existing.id).await.unwrap(), image);
+    let tags = store.list_tags(existing.id).await.unwrap();
+    assert_eq!(tags.len(), 1, "the requested tag was there already");
+    assert!(tags[0].is_recommended);
+
+    // A request for an approved seed image with a new tag adds just the tag.
+    let redis = store.create_approval_request(request("redis", Some("8-alpine")), "carol").await.unwrap();
+    let approve = Decision::Approve { notes: None, category: None, description: None };
+    let (_, image) = store.decide_approval_request(redis.id, approve, ADMIN).await.unwrap();
+    let image = image.unwrap();
+    assert_eq!((image.id, image.approved_by.as_deref()), (1, Some("system")));
+    assert_eq!(store.list_tags(1).await.unwrap().len(), 5);
+    let events = store.list_events(&EventFilter { image_id: Some(1), ..EventFilter::default() }).await.unwrap().items;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds, [kind::APPROVAL_APPROVED, kind::TAG_ADDED]);
+
+    let events =
+        store.list_events(&EventFilter { image_id: Some(existing.id), ..EventFilter::default() }).await.unwrap().items;
+    assert_eq!(events[0].event_type, kind::APPROVAL_APPROVED);
+    assert_eq!(events[1].event_type, kind::IMAGE_UPDATED);
+    assert_eq!(events[1].details["changes"], json!(["approval_status", "approved_at", "approved_by", "description"]));
+}
+
+async fn a_request_is_decided_once(db: TestDb) {
+    let store = &db.store;
+    let pending = store.create_approval_request(request("traefik", None), "carol").await.unwrap();
+    let approve = || Decision::Approve { notes: None, category: None, description: None };
+    store.decide_approval_request(pending.id, approve(), ADMIN).await.unwrap();
+    let events = event_count(store).await;
+    let again = store.decide_approval_request(pending.id, approve(), ADMIN).await;
+    assert_conflict(again, &format!("approval request {} is already approved", pending.id));
+    let reject = Decision::Reject { reason: "changed my mind".into(), notes: None };
+    assert_conflict(
+        store.decide_approval_request(pending.id, reject, ADMIN).await,
+        &format!("approval request {} is already approved", pending.id),
+    );
+    assert_eq!(event_count(store).await, events);
+    assert_not_found(store.decide_approval_request(42_000, approve(), ADMIN).await, "approval request", 42_000);
+
+    // Two admins at once: one decision wins, the other conflicts.
+    let contested = store.create_approval_request(request("caddy", Some("2")), "carol").await.unwrap();
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.decide_approval_request(contested.id, approve(), ADMIN).await })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(Error::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+async fn rejecting_a_request_stores_the_reason(db: TestDb) {
+    let store = &db.store;
+    let pending = store.create_approval_request(request("traefik", Some("v3.1")), "carol").await.unwrap();
+    let reject = Decision::Reject { reason: "not on the allow list".into(), notes: Some("ask security".into()) };
+    let (decided, image) = store.decide_approval_request(pending.id, reject, "bob").await.unwrap();
+    assert_eq!(image, None);
+    assert_eq!(decided.status, ApprovalStatus::Rejected);
+    assert_eq!(decided.rejection_reason.as_deref(), Some("not on the allow list"));
+    assert_eq!((decided.reviewed_by.as_deref(), decided.notes.as_deref()), (Some("bob"), Some("ask security")));
+    assert_eq!(decided.image_id, None);
+    assert_eq!(store.get_approval_request(pending.id).await.unwrap(), decided);
+    assert_eq!(store.find_image("docker.io", "library", "traefik").await.unwrap(), None);
+
+    let events = store
+        .list_events(&EventFilter { event_type: Some(kind::APPROVAL_REJECTED.into()), ..EventFilter::default() })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].request_id, events[0].image_id, events[0].actor.as_str()), (Some(pending.id), None, "bob"));
+    assert_eq!(
+        events[0].details["changes"],
+        json!(["notes", "rejection_reason", "reviewed_at", "reviewed_by", "status"])
+    );
+}
+
+async fn events_are_filtered_and_paged_newest_first(db: TestDb) {
+    let store = &db.store;
+    let a = store.create_image(new_image("a", None, None), "ann").await.unwrap();
+    let b = store.create_image(new_image("b", None, None), "ben").await.unwrap();
+    for n in 0..3 {
+        store.create_tag(a.id, new_tag(&format!("a{n}"), false), "ann").await.unwrap();
+    }
+    store.create_tag(b.id, new_tag("b0", false), "ben").await.unwrap();
+
+    let all = store.list_events(&EventFilter::default()).await.unwrap();
+    assert_eq!(all.total, 6);
+    let ids: Vec<i64> = all.items.iter().map(|e| e.id).collect();
+    let mut newest_first = ids.clone();
+    newest_first.sort_unstable_by(|x, y| y.cmp(x));
+    assert_eq!(ids, newest_first);
+    assert!(all.items.windows(2).all(|w| w[0].occurred_at >= w[1].occurred_at));
+    assert_eq!(all.items[0].details["tag"], "b0");
+
+    let tags_of_a = EventFilter {
+        event_type: Some(kind::TAG_ADDED.into()),
+        image_id: Some(a.id),
+        page: Page::new(Some(2), None).unwrap(),
+        ..EventFilter::default()
+    };
+    let page = store.list_events(&tags_of_a).await.unwrap();
+    assert_eq!(page.total, 3);
+    let tags: Vec<&str> = page.items.iter().map(|e| e.details["tag"].as_str().unwrap()).collect();
+    assert_eq!(tags, ["a2", "a1"]);
+    let next =
+        store.list_events(&EventFilter { page: Page::new(Some(2), Some(2)).unwrap(), ..tags_of_a }).await.unwrap();
+    assert_eq!(next.items.iter().map(|e| e.details["tag"].as_str().unwrap()).collect::<Vec<_>>(), ["a0"]);
+
+    let by_ben = store.list_events(&EventFilter { actor: Some("ben".into()), ..EventFilter::default() }).await.unwrap();
+    assert_eq!(by_ben.total, 2);
+    assert!(by_ben.items.iter().all(|e| e.image_id == Some(b.id)));
+    let nothing = EventFilter { event_type: Some("image.nothing".into()), ..EventFilter::default() };
+    assert_eq!(store.list_events(&nothing).await.unwrap().total, 0);
+}
+
+async fn users_and_tokens(db: TestDb) {
+    let store = &db.store;
+    let alice = NewUser { username: "alice".into(), password_hash: "$argon2id$…a".into(), role: Role::Admin };
+    let created = store.create_user(alice.clone()).await.unwrap();
+    assert_eq!((created.username.as_str(), created.role), ("alice", Role::Admin));
+    assert_conflict(store.create_user(alice).await, "user alice already exists");
+    let bob = NewUser { username: "bob".into(), password_hash: "$argon2id$…b".into(), role: Role::User };
+    let bob = store.create_user(bob).await.unwrap();
+    assert_eq!(store.count_users().await.unwrap(), 2);
+
+    let credentials = store.find_credentials("alice").await.unwrap().unwrap();
+    assert_eq!((credentials.user, credentials.password_hash.as_str()), (created.clone(), "$argon2id$…a"));
+    assert!(store.find_credentials("nobody").await.unwrap().is_none());
+
+    store.create_token(created.id, "hash-1", "laptop").await.unwrap();
+    store.create_token(bob.id, "hash-2", "ci").await.unwrap();
+    assert_conflict(
+        store.create_token(bob.id, "hash-1", "again").await,
+        "a token with this hash already exists (named again)",
+    );
+    assert_not_found(store.create_token(42_000, "hash-3", "ghost").await, "user", 42_000);
+    assert_eq!(token_last_used_at(&db, "hash-1").await, None);
+    let before = OffsetDateTime::now_utc() - Duration::milliseconds(1);
+    assert_eq!(store.find_user_by_token("hash-1").await.unwrap(), Some(created.clone()));
+    let used_at = token_last_used_at(&db, "hash-1").await.unwrap();
+    assert!(used_at >= before && used_at <= OffsetDateTime::now_utc(), "{used_at}");
+    // Used again within the minute: last_used_at is fresh enough and is not written again.
+    assert_eq!(store.find_user_by_token("hash-1").await.unwrap(), Some(created));
+    assert_eq!(token_last_used_at(&db, "hash-1").await, Some(used_at));
+    assert_eq!(store.find_user_by_token("hash-2").await.unwrap(), Some(bob));
+    assert_eq!(store.find_user_by_token("hash-unknown").await.unwrap(), None);
+}
+
+async fn expired_tokens_are_ignored(db: TestDb) {
+    let store = &db.store;
+    let user = NewUser { username: "carol".into(), password_hash: "x".into(), role: Role::User };
+    let user = store.create_user(user).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    store.create_token_with_expiry(user.id, "expired", "old", Some(now - Duration::seconds(1))).await.unwrap();
+    store.create_token_with_expiry(user.id, "current", "new", Some(now + Duration::hours(1))).await.unwrap();
+    assert_eq!(store.find_user_by_token("expired").await.unwrap(), None);
+    assert_eq!(store.find_user_by_token("current").await.unwrap(), Some(user));
+}
+
+async fn migrations_are_idempotent(db: TestDb) {
+    let image = db.store.create_image(new_image("survivor", None, None), ADMIN).await.unwrap();
+    let again = DbStore::connect(&db.url).await.unwrap();
+    let third = DbStore::connect(&db.url).await.unwrap();
+    for store in [&db.store, &again, &third] {
+        let listing = store.list_images(&all()).await.unwrap();
+        assert_eq!(listing.total, 10);
+        let names: HashSet<String> = listing.items.iter().map(|s| s.image.repository()).collect();
+        assert_eq!(names.len(), 10);
+        assert_eq!(store.list_tags(1).await.unwrap().len(), 4);
+        assert_eq!(store.get_image(image.id).await.unwrap(), image);
+    }
+}
+
+// Not part of the suite above: what only SQLite has, and runtimes other than the tests' default.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.db");
+    let store = DbStore::connect(&format!("sqlite:{}", path.display())).await.unwrap();
+    assert!(path.is_file());
+    assert_eq!(store.list_images(&all()).await.unwrap().total, 9);
+
+    // One in-memory database per store, kept for the store's lifetime and shared by its clones.
+    let memory = DbStore::connect("sqlite::memory:").await.unwrap();
+    let other = DbStore::connect("sqlite://:memory:").await.unwrap();
+    memory.clone().create_image(new_image("only-here", None, None), ADMIN).await.unwrap();
+    assert_eq!(memory.list_images(&all()).await.unwrap().total, 10);
+    assert_eq!(other.list_images(&all()).await.unwrap().total, 9);
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let memory = memory.clone();
+            tokio::spawn(async move { memory.create_tag(1, new_tag(&format!("m{n}"), true), ADMIN).await })
+        })
+        .collect();
+    for racer in racers {
+        racer.await.unwrap().unwrap();
+    }
+    assert_eq!(recommended(&memory, 1).await.len(), 1);
+
+    for bad in ["mysql://localhost/db", "sqlite:", "sqlite://", "file:x.db"] {
+        match DbStore::connect(bad).await {
+            Err(Error::Invalid { field, .. }) => assert_eq!(field, "database_url"),
+            other => panic!("{bad}: expected invalid, got {other:?}"),
+        }
+    }
+}
+
+/// The store needs no multi-threaded runtime: migrations and operations run on their own threads/tasks.
+#[tokio::test(flavor = "current_thread")]
+async fn a_current_thread_runtime_is_enough() {
+    let db = TestDb::sqlite().await;
+    db.store.create_tag(1, new_tag("on-one-thread", true), ADMIN).await.unwrap();
+    assert_eq!(recommended(&db.store, 1).await, ["on-one-thread"]);
+    let db = TestDb::postgres().await;
+    db.store.create_tag(1, new_tag("on-one-thread", true), ADMIN).await.unwrap();
+    assert_eq!(recommended(&db.store, 1).await, ["on-one-thread"]);
+}
+
+/// A caller that stops waiting does not cut a write short, nor break the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_calls_complete_or_roll_back_cleanly() {
+    for db in [TestDb::sqlite().await, TestDb::postgres().await] {
+        let store = &db.store;
+        for n in 0..20 {
+            let call = store.create_tag(1, new_tag(&format!("dropped-{n}"), true), ADMIN);
+            // Give up at various points of the call.
+            let _ = tokio::time::timeout(std::time::Duration::from_micros(50 * n), call).await;
+        }
+        // Let the detached operations finish.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let tags = store.list_tags(1).await.unwrap();
+        assert_eq!(tags.len(), 24, "{}", store.backend_name());
+        assert_eq!(tags.iter().filter(|t| t.is_recommended).count(), 1);
+        let added = EventFilter { event_type: Some(kind::TAG_ADDED.into()), ..EventFilter::default() };
+        assert_eq!(store.list_events(&added).await.unwrap().total, 20);
+        store.ping().await.unwrap();
+    }
+}

@@ -1,0 +1,25 @@
+//! Helpers for imagegate's integration tests (a dev-dependency only).
+//!
+//! * [`PgSchema`] / [`postgres_url`]: a fresh PostgreSQL schema per call in the database
+//!   that `cargo xtask test` (or `cargo xtask pg`) started, and a URL whose connections
+//!   all land in it — migrations included.
+//! * [`Distribution`]: a real CNCF Distribution registry (`docker-registry`) on a free
+//!   port on 127.0.0.1, with or without basic auth, killed and cleaned up on drop.
+//!
+//! Both read their configuration from the environment that `cargo xtask test` sets:
+//! `IMAGEGATE_TEST_DATABASE_URL` and `IMAGEGATE_TEST_REGISTRY_BIN`.
+//!
+//! ```no_run
+//! # async fn example() {
+//! let db_url = test_support::postgres_url().await; // postgres://…?options=-csearch_path%3Dt_…
+//! let registry = test_support::Distribution::start().await;
+//! let v2 = format!("{}/v2/", registry.url()); // http://127.0.0.1:PORT/v2/
+//! # let _ = (db_url, v2);
+//! # }
+//! ```
+
+mod pg;
+mod registry;
+
+pub use pg::{DATABASE_URL_VAR, PgSchema, database_url, postgres_url, with_search_path};
+pub use registry::{Distribution, REGISTRY_BIN_VAR};
