@@ -1,9 +1,17 @@
 //! Shared start-up code of imagegate's programs: configuration, logging and the database.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use api_http::InternalRegistry;
 use clap::ValueEnum;
+use image_core::store::Store;
+use registry_client::{ClientConfig, CopyConfig, CopyEngine, Credential, RegistryClient};
+use sync_worker::{IMPORT_JOB, ImportContext, ImportHandler, Runner, RunnerConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -50,8 +58,127 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-pub fn default_data_dir() -> PathBuf {
-    PathBuf::from("./data")
+/// Where imports land, and how registries are reached; shared by the server and the worker.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// URL of the internal registry imports land in: `https://harbor.example.com`, or `http://127.0.0.1:5000`
+    /// for plain HTTP. Imports are refused without one.
+    #[arg(long, env = "IMAGEGATE_INTERNAL_REGISTRY")]
+    pub internal_registry: Option<String>,
+    /// User name for the internal registry.
+    #[arg(long, env = "IMAGEGATE_INTERNAL_REGISTRY_USERNAME")]
+    pub internal_registry_username: Option<String>,
+    /// Password for the internal registry.
+    #[arg(long, env = "IMAGEGATE_INTERNAL_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub internal_registry_password: Option<String>,
+    /// Path put in front of every imported repository, such as a Harbor project: with `mirror`,
+    /// `docker.io/pytorch/pytorch:2.0` lands at `<internal>/mirror/pytorch/pytorch:2.0`.
+    #[arg(long, env = "IMAGEGATE_INTERNAL_PROJECT", default_value = "")]
+    pub internal_project: String,
+    /// A registry reached over plain HTTP (`HOST:PORT`), as Docker's `--insecure-registry`; repeatable.
+    /// Loopback registries always may be.
+    #[arg(long = "insecure-registry", env = "IMAGEGATE_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+    /// A Docker `config.json` whose `auths` hold source registries' credentials
+    /// [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json].
+    #[arg(long, env = "IMAGEGATE_REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
+    /// Blobs one import copies at once.
+    #[arg(long, env = "IMAGEGATE_COPY_CONCURRENCY", default_value_t = 4)]
+    pub copy_concurrency: usize,
+}
+
+/// The internal registry and the engine that copies into it, from the options.
+pub fn internal_registry(args: &RegistryArgs) -> anyhow::Result<Option<InternalRegistry>> {
+    let Some(url) = args.internal_registry.as_deref().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let host = rest.trim_end_matches('/');
+    if host.is_empty() || host.contains('/') {
+        bail!(
+            "--internal-registry takes a URL without a path, such as http://127.0.0.1:5000; put a path in --internal-project"
+        );
+    }
+    image_core::validate::registry_host(host).map_err(|e| anyhow::anyhow!("--internal-registry: {e}"))?;
+    let mut config = ClientConfig { insecure_registries: args.insecure_registries.clone(), ..ClientConfig::default() };
+    match scheme {
+        "http" => config.insecure_registries.push(host.to_owned()),
+        "https" => {}
+        other => bail!("--internal-registry: unsupported scheme `{other}`; use http or https"),
+    }
+    let path = args.registry_config.clone().or_else(registry_client::default_docker_config_path);
+    if let Some(path) = path {
+        config.credentials = registry_client::load_docker_config(&path)
+            .with_context(|| format!("cannot read registry credentials from {}", path.display()))?;
+    }
+    match (&args.internal_registry_username, &args.internal_registry_password) {
+        (Some(user), Some(password)) => {
+            config.credentials.insert(host.to_owned(), Credential::new(user, password));
+        }
+        (None, None) => {}
+        _ => bail!("give both --internal-registry-username and --internal-registry-password, or neither"),
+    }
+    let client = Arc::new(RegistryClient::new(config).context("cannot set up the registry client")?);
+    let copier = Arc::new(CopyEngine::new(client, CopyConfig { blob_concurrency: args.copy_concurrency.max(1) }));
+    Ok(Some(InternalRegistry {
+        host: host.to_owned(),
+        prefix: args.internal_project.trim_matches('/').to_owned(),
+        copier,
+    }))
+}
+
+/// How the job runner runs; shared by the server's embedded worker and `imagegate-worker`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// Jobs (imports, syncs) run at once.
+    #[arg(long, env = "IMAGEGATE_WORKER_CONCURRENCY", default_value_t = 2)]
+    pub worker_concurrency: usize,
+    /// Seconds a claimed job stays claimed without a heartbeat; a dead worker's job returns to the queue then.
+    #[arg(long, env = "IMAGEGATE_WORKER_LEASE_SECS", default_value_t = 30)]
+    pub worker_lease_secs: u64,
+    /// Seconds between looks at an empty queue.
+    #[arg(long, env = "IMAGEGATE_WORKER_POLL_SECS", default_value_t = 1.0)]
+    pub worker_poll_secs: f64,
+}
+
+/// A job runner with every handler this build knows.
+pub fn runner(store: Arc<dyn Store>, internal: &InternalRegistry, args: &WorkerArgs) -> Arc<Runner<ImportContext>> {
+    let ctx = ImportContext {
+        imports: store.clone(),
+        queue: store.clone(),
+        copier: internal.copier.clone(),
+        progress_interval: Duration::from_millis(500),
+    };
+    let config = RunnerConfig {
+        concurrency: args.worker_concurrency.max(1),
+        lease: Duration::from_secs(args.worker_lease_secs.max(3)),
+        poll_interval: Duration::from_secs_f64(args.worker_poll_secs.clamp(0.05, 60.0)),
+        ..RunnerConfig::default()
+    };
+    Arc::new(Runner::new(store, ctx, config).register(IMPORT_JOB, ImportHandler))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
 }
 
 #[cfg(test)]

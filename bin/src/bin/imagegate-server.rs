@@ -1,11 +1,15 @@
-//! `imagegate-server`: every API profile over one database.
+//! `imagegate-server`: every API profile over one database, with an embedded worker.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::Parser;
-use imagegate::{LogFormat, database_url, init_logging, redact_url};
-use tower_http::trace::TraceLayer;
+use imagegate::{LogFormat, RegistryArgs, WorkerArgs, database_url, init_logging, redact_url, shutdown_signal};
+use tokio::sync::watch;
+use tower_http::{
+    LatencyUnit,
+    trace::{DefaultOnResponse, TraceLayer},
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "imagegate-server", version, about = "Serves imagegate's APIs over one database.")]
@@ -25,6 +29,13 @@ struct Args {
     /// Password of the `admin` account created on first start; generated and printed once when unset.
     #[arg(long = "admin-password", env = "IMAGEGATE_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
+    /// Do not run jobs in this process; run `imagegate-worker` against the same database instead.
+    #[arg(long, env = "IMAGEGATE_NO_WORKER")]
+    no_worker: bool,
+    #[command(flatten)]
+    registries: RegistryArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
 }
 
 #[tokio::main]
@@ -45,43 +56,46 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    let app = api_http::router(api_http::AppState::new(Arc::new(store)))
-        .layer(TraceLayer::new_for_http().make_span_with(
-        |req: &axum::http::Request<_>| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
-    ));
+    let store = Arc::new(store);
+    let mut state = api_http::AppState::new(store.clone());
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let mut worker = None;
+    match imagegate::internal_registry(&args.registries)? {
+        Some(internal) => {
+            tracing::info!(registry = %internal.host, prefix = %internal.prefix, "imports land in this internal registry");
+            if !args.no_worker {
+                let runner = imagegate::runner(store.clone(), &internal, &args.worker);
+                let mut stop = stop_rx.clone();
+                worker = Some(tokio::spawn(runner.run(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })));
+            }
+            state = state.with_internal_registry(internal);
+        }
+        None => tracing::warn!("no --internal-registry: imports are refused until one is configured"),
+    }
 
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &axum::http::Request<_>| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        })
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis));
+    let app = api_http::router(state).layer(trace);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "imagegate-server listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests and jobs in flight");
+        let _ = stop_tx.send(true);
+    });
+    serve.await?;
+    let _ = stop_rx.wait_for(|s| *s).await;
+    if let Some(worker) = worker {
+        // The runner gives running jobs a grace period, then leaves them to the next worker.
+        let _ = worker.await;
+    }
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
-    // In-flight requests get this long before the process exits anyway.
-    tokio::spawn(async {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        std::process::exit(0);
-    });
 }

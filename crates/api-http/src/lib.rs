@@ -8,12 +8,53 @@ pub mod profile;
 use std::sync::Arc;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use image_core::store::Store;
+use image_core::{Reference, copy::ImageCopier, store::Store};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The internal registry imports land in, and the copier that reaches it; imports are refused without.
+    pub internal: Option<Arc<InternalRegistry>>,
+}
+
+/// The registry imports land in, with the copier that talks to it.
+pub struct InternalRegistry {
+    /// `host[:port]`, as in references: `harbor.example.com`, `127.0.0.1:5000`.
+    pub host: String,
+    /// A path (a Harbor project, say) put in front of every imported repository; empty for none.
+    pub prefix: String,
+    pub copier: Arc<dyn ImageCopier>,
+}
+
+impl std::fmt::Debug for InternalRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalRegistry")
+            .field("host", &self.host)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InternalRegistry {
+    /// Where an import of `source` lands: the source's path under the prefix, with the source's tag
+    /// (`docker.io/pytorch/pytorch:2.0` → `<host>/<prefix>/pytorch/pytorch:2.0`).
+    pub fn target_for(&self, source: &Reference) -> Result<Reference, image_core::ReferenceError> {
+        let repository = match self.prefix.trim_matches('/') {
+            "" => source.repository().to_owned(),
+            prefix => format!("{prefix}/{}", source.repository()),
+        };
+        let tag = source.tag().unwrap_or("latest");
+        Reference::new(&self.host, &repository, Some(tag), None)
+    }
+
+    /// The repository as a client of this registry names it, without the prefix.
+    pub fn short_repository<'a>(&self, repository: &'a str) -> &'a str {
+        match self.prefix.trim_matches('/') {
+            "" => repository,
+            prefix => repository.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')).unwrap_or(repository),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -24,7 +65,12 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> AppState {
-        AppState { store }
+        AppState { store, internal: None }
+    }
+
+    pub fn with_internal_registry(mut self, internal: InternalRegistry) -> AppState {
+        self.internal = Some(Arc::new(internal));
+        self
     }
 }
 
@@ -35,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(auth::router())
         .nest("/catalog/api/v1", profile::catalog::router())
+        .merge(profile::platform::router())
         .with_state(state)
 }
 

@@ -2,9 +2,11 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod copy;
 mod digest;
 mod error;
 pub mod event;
+pub mod import;
 mod reference;
 pub mod store;
 pub mod time_fmt;

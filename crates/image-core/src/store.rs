@@ -14,6 +14,10 @@ use crate::{
         ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Tag, TagId, TagUpdate,
     },
     event::{AuditEvent, EventFilter},
+    import::{
+        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob,
+        LayerProgress, NewImport,
+    },
 };
 
 /// A page of results and the number of results without paging.
@@ -72,6 +76,88 @@ pub trait UserStore: Send + Sync {
     async fn find_user_by_token(&self, token_hash: &str) -> Result<Option<User>>;
 }
 
+pub type JobId = i64;
+
+/// A job claimed from the queue. The worker holds it until `lease_until` and renews the lease while it
+/// works; a worker that dies simply stops renewing, and the job returns to the queue when the lease ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    /// What kind of job this is, such as `import`; the runner dispatches on it.
+    pub job_type: String,
+    pub payload: serde_json::Value,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub lease_until: crate::Timestamp,
+}
+
+/// The queue mechanics, with no knowledge of what the jobs do.
+///
+/// Claims go to due jobs (queued and `run_at` passed, or running with an expired lease), highest priority
+/// first, then oldest; no two workers ever hold the same job. Every method that takes `worker` does nothing
+/// and answers `false` when that worker no longer holds the job's lease.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    async fn claim_job(
+        &self,
+        worker: &str,
+        job_types: &[&str],
+        lease: std::time::Duration,
+    ) -> Result<Option<ClaimedJob>>;
+    async fn renew_lease(&self, id: JobId, worker: &str, lease: std::time::Duration) -> Result<bool>;
+    /// Puts the job back in the queue, due at `run_at` (backoff), with `error` recorded.
+    async fn retry_job(&self, id: JobId, worker: &str, error: &str, run_at: crate::Timestamp) -> Result<bool>;
+    /// Removes a finished job (success or final failure) from the queue.
+    async fn complete_job(&self, id: JobId, worker: &str) -> Result<bool>;
+    /// Job types present in the queue that no runner here knows, with their counts, so they can be reported.
+    async fn job_types(&self) -> Result<Vec<(String, i64)>>;
+}
+
+/// Imports (the platform API's images) and export records.
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Queues an import and its job in one transaction, unless an import of the same source into the same
+    /// target is queued, running or succeeded: then that one is returned as `Existing`.
+    async fn enqueue_import(&self, import: NewImport, actor: &str) -> Result<EnqueueOutcome>;
+    async fn get_import(&self, id: ImportId) -> Result<ImportJob>;
+    async fn list_imports(&self, filter: &ImportFilter) -> Result<Listing<ImportJob>>;
+    /// Marks the import running (attempt `attempt`, started now) for the worker holding `job`.
+    async fn start_import_attempt(&self, id: ImportId, job: JobId, worker: &str, attempt: i32) -> Result<bool>;
+    /// Records progress: the resolved digest and artifacts once known, and every blob's state.
+    async fn record_import_progress(
+        &self,
+        id: ImportId,
+        digest: Option<&crate::Digest>,
+        artifacts: &[Artifact],
+        layers: &[LayerProgress],
+    ) -> Result<()>;
+    /// Ends an attempt in one transaction: on success the import is succeeded, its job removed, and the catalog
+    /// gets the image and tag; on retry the job is requeued (or, out of attempts, the import fails); on
+    /// failure the import fails and its job is removed. False when `worker` no longer holds `job`.
+    async fn finish_import_attempt(
+        &self,
+        id: ImportId,
+        job: JobId,
+        worker: &str,
+        outcome: AttemptOutcome,
+    ) -> Result<bool>;
+    /// Cancels a queued or running import and removes its job; a running worker notices at its next renewal.
+    async fn cancel_import(&self, id: ImportId, actor: &str) -> Result<ImportJob>;
+    /// Deletes the import's record. Fails with `Conflict` while the import is queued or running.
+    async fn delete_import(&self, id: ImportId, actor: &str) -> Result<ImportJob>;
+
+    async fn create_export(&self, export: ExportRecord) -> Result<ExportRecord>;
+    async fn set_export_phase(&self, id: ExportId, phase: &str) -> Result<ExportRecord>;
+    /// Export records, newest first; `ready` keeps only `Succeeded` ones.
+    async fn list_exports(
+        &self,
+        ready: Option<bool>,
+        created_by: Option<&str>,
+        page: crate::catalog::Page,
+    ) -> Result<Listing<ExportRecord>>;
+}
+
 /// Liveness of the storage backend, for readiness probes.
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
@@ -79,6 +165,6 @@ pub trait HealthCheck: Send + Sync {
 }
 
 /// Everything the HTTP layer needs from storage, as one object.
-pub trait Store: CatalogStore + UserStore + HealthCheck {}
+pub trait Store: CatalogStore + UserStore + ImportStore + JobQueue + HealthCheck {}
 
-impl<T: CatalogStore + UserStore + HealthCheck> Store for T {}
+impl<T: CatalogStore + UserStore + ImportStore + JobQueue + HealthCheck> Store for T {}

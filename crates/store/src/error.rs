@@ -61,6 +61,11 @@ where
     }
 }
 
+/// Whether the failure is a unique violation, which a transaction that raced another may expect.
+pub(crate) fn is_unique_violation(e: &DbError) -> bool {
+    matches!(e, DbError::Diesel(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)))
+}
+
 /// A row that the code cannot have written: a bad enum value, timestamp, digest or JSON.
 pub(crate) fn corrupt(message: String) -> DbError {
     tracing::error!(%message, "corrupt row");

@@ -18,7 +18,11 @@ use image_core::{
         ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Tag, TagId, TagUpdate,
     },
     event::{AuditEvent, EventFilter},
-    store::{CatalogStore, HealthCheck, Listing, UserStore},
+    import::{
+        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob,
+        LayerProgress, NewImport,
+    },
+    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, Listing, UserStore},
 };
 
 use crate::{
@@ -45,6 +49,22 @@ impl fmt::Debug for DbStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DbStore").field("backend", &self.backend_name()).finish_non_exhaustive()
     }
+}
+
+/// The job type of imports; the job's payload is `{"import_id": …}`.
+pub const IMPORT_JOB_TYPE: &str = "import";
+
+/// The audit event kinds of imports, next to the catalog's in `image_core::event::kind`.
+pub mod import_kind {
+    /// An import was queued; details: `import_id`, `source`, `target`.
+    pub const QUEUED: &str = "image.import.queued";
+    /// An import succeeded (and the catalog got its image and tag); details add `digest` and `worker`.
+    pub const SUCCEEDED: &str = "image.import.succeeded";
+    /// An import failed for good; details add `error` and `attempts`.
+    pub const FAILED: &str = "image.import.failed";
+    pub const CANCELED: &str = "image.import.canceled";
+    /// An import's record was deleted; details are the record.
+    pub const DELETED: &str = "image.import.deleted";
 }
 
 /// How long a token's `last_used_at` may lag behind its real last use; fewer writes on every request.
@@ -170,6 +190,20 @@ impl DbStore {
         let (token_hash, name) = (token_hash.to_owned(), name.to_owned());
         let expires_at = expires_at.map(to_micros);
         in_transaction!(self, |conn| ops::create_token(conn, user_id, &token_hash, &name, expires_at).await)
+    }
+
+    /// Queues a job of any type, due at `run_at`, for [`JobQueue::claim_job`] to hand out.
+    /// Fails with `Invalid` when `max_attempts` is below 1.
+    pub async fn enqueue_job(
+        &self,
+        job_type: &str,
+        payload: &serde_json::Value,
+        priority: i32,
+        run_at: Timestamp,
+        max_attempts: i32,
+    ) -> Result<JobId> {
+        let (job_type, payload, run_at) = (job_type.to_owned(), payload.clone(), to_micros(run_at));
+        in_transaction!(self, |conn| ops::enqueue_job(conn, &job_type, &payload, priority, run_at, max_attempts).await)
     }
 }
 
@@ -311,5 +345,118 @@ impl UserStore for DbStore {
 impl HealthCheck for DbStore {
     async fn ping(&self) -> Result<()> {
         with_conn!(self, |conn| ops::ping(conn).await)
+    }
+}
+
+#[async_trait]
+impl JobQueue for DbStore {
+    async fn claim_job(&self, worker: &str, job_types: &[&str], lease: Duration) -> Result<Option<ClaimedJob>> {
+        let worker = worker.to_owned();
+        let job_types: Vec<String> = job_types.iter().map(|t| (*t).to_owned()).collect();
+        in_transaction!(self, |conn| ops::claim_job(conn, &worker, &job_types, lease).await)
+    }
+
+    async fn renew_lease(&self, id: JobId, worker: &str, lease: Duration) -> Result<bool> {
+        let worker = worker.to_owned();
+        in_transaction!(self, |conn| ops::renew_lease(conn, id, &worker, lease).await)
+    }
+
+    async fn retry_job(&self, id: JobId, worker: &str, error: &str, run_at: Timestamp) -> Result<bool> {
+        let (worker, error, run_at) = (worker.to_owned(), error.to_owned(), to_micros(run_at));
+        in_transaction!(self, |conn| ops::retry_job(conn, id, &worker, &error, run_at).await)
+    }
+
+    async fn complete_job(&self, id: JobId, worker: &str) -> Result<bool> {
+        let worker = worker.to_owned();
+        in_transaction!(self, |conn| ops::complete_job(conn, id, &worker).await)
+    }
+
+    /// Every job type in the queue with its count, by name; the runner picks out the ones it does not know.
+    async fn job_types(&self) -> Result<Vec<(String, i64)>> {
+        with_conn!(self, |conn| ops::job_types(conn).await)
+    }
+}
+
+#[async_trait]
+impl ImportStore for DbStore {
+    /// Fails with `Invalid` when `max_attempts` or `timeout_secs` is below 1.
+    async fn enqueue_import(&self, import: NewImport, actor: &str) -> Result<EnqueueOutcome> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::enqueue_import(conn, &import, &actor).await)
+    }
+
+    async fn get_import(&self, id: ImportId) -> Result<ImportJob> {
+        with_conn!(self, |conn| ops::get_import(conn, id).await)
+    }
+
+    async fn list_imports(&self, filter: &ImportFilter) -> Result<Listing<ImportJob>> {
+        let filter = filter.clone();
+        with_conn!(self, |conn| ops::list_imports(conn, &filter).await)
+    }
+
+    /// Sets the state to running, the attempt number, `started_at` (on the first attempt only), and clears
+    /// the error. False, changing nothing, unless the import is queued or running, `job` is its job, and
+    /// `worker` holds that job's lease.
+    async fn start_import_attempt(&self, id: ImportId, job: JobId, worker: &str, attempt: i32) -> Result<bool> {
+        let worker = worker.to_owned();
+        in_transaction!(self, |conn| ops::start_import_attempt(conn, id, job, &worker, attempt).await)
+    }
+
+    /// Checks no lease, but writes only while the import is queued or running: a late report cannot undo
+    /// the final progress of a finished import. A digest of `None` keeps the stored one.
+    async fn record_import_progress(
+        &self,
+        id: ImportId,
+        digest: Option<&image_core::Digest>,
+        artifacts: &[Artifact],
+        layers: &[LayerProgress],
+    ) -> Result<()> {
+        let (digest, artifacts, layers) = (digest.cloned(), artifacts.to_vec(), layers.to_vec());
+        in_transaction!(self, |conn| ops::record_import_progress(conn, id, digest.as_ref(), &artifacts, &layers).await)
+    }
+
+    /// Success marks every layer completed. A retry with attempts left (the job's count against its
+    /// `max_attempts`) requeues the job at `retry_at` and the import as queued with the error shown;
+    /// without attempts left it fails the import like `Failed`.
+    async fn finish_import_attempt(
+        &self,
+        id: ImportId,
+        job: JobId,
+        worker: &str,
+        outcome: AttemptOutcome,
+    ) -> Result<bool> {
+        let worker = worker.to_owned();
+        in_transaction!(self, |conn| ops::finish_import_attempt(conn, id, job, &worker, &outcome).await)
+    }
+
+    async fn cancel_import(&self, id: ImportId, actor: &str) -> Result<ImportJob> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::cancel_import(conn, id, &actor).await)
+    }
+
+    async fn delete_import(&self, id: ImportId, actor: &str) -> Result<ImportJob> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::delete_import(conn, id, &actor).await)
+    }
+
+    /// The given id and creation time are ignored: the store assigns both.
+    async fn create_export(&self, export: ExportRecord) -> Result<ExportRecord> {
+        in_transaction!(self, |conn| ops::create_export(conn, &export).await)
+    }
+
+    async fn set_export_phase(&self, id: ExportId, phase: &str) -> Result<ExportRecord> {
+        let phase = phase.to_owned();
+        in_transaction!(self, |conn| ops::set_export_phase(conn, id, &phase).await)
+    }
+
+    /// `ready: Some(false)` keeps the records that have not succeeded.
+    async fn list_exports(
+        &self,
+        ready: Option<bool>,
+        created_by: Option<&str>,
+        page: image_core::catalog::Page,
+    ) -> Result<Listing<ExportRecord>> {
+        let created_by = created_by.map(str::to_owned);
+        with_conn!(self, |conn| ops::list_exports(conn, ready, created_by.as_deref(), page).await)
     }
 }

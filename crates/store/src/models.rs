@@ -4,15 +4,18 @@
 
 use diesel::prelude::*;
 use image_core::{
-    Digest, Timestamp,
+    Digest, Reference, Timestamp,
     auth::{Role, User},
     catalog::{ApprovalRequest, ApprovalStatus, CatalogImage, Tag},
     event::AuditEvent,
+    import::{ExportRecord, ImportJob},
+    store::ClaimedJob,
 };
+use serde::de::DeserializeOwned;
 
 use crate::{
     error::{DbResult, corrupt},
-    schema::{api_tokens, audit_events, image_approval_requests, image_tags, images, users},
+    schema::{api_tokens, audit_events, exports, image_approval_requests, image_tags, images, imports, jobs, users},
 };
 
 /// A point in time as stored: microseconds since the Unix epoch, UTC.
@@ -192,6 +195,7 @@ pub(crate) struct TagChanges<'a> {
     pub size_bytes: Option<i64>,
     pub architecture: Option<&'a str>,
     pub os: Option<&'a str>,
+    pub pushed_at: Option<Micros>,
     pub is_recommended: bool,
     pub is_deprecated: bool,
     pub security_scan_status: Option<&'a str>,
@@ -206,6 +210,7 @@ impl<'a> TagChanges<'a> {
             size_bytes: tag.size_bytes,
             architecture: tag.architecture.as_deref(),
             os: tag.os.as_deref(),
+            pushed_at: tag.pushed_at.map(to_micros),
             is_recommended: tag.is_recommended,
             is_deprecated: tag.is_deprecated,
             security_scan_status: tag.security_scan_status.as_deref(),
@@ -370,4 +375,182 @@ pub(crate) struct NewTokenRow<'a> {
     pub name: &'a str,
     pub created_at: Micros,
     pub expires_at: Option<Micros>,
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = jobs)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct JobRow {
+    pub id: i64,
+    pub job_type: String,
+    pub payload: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub lease_until: Option<Micros>,
+}
+
+impl JobRow {
+    /// The job as its holder sees it; only a leased job has one.
+    pub(crate) fn into_claimed(self) -> DbResult<ClaimedJob> {
+        let lease_until =
+            self.lease_until.ok_or_else(|| corrupt(format!("job {}: claimed without a lease", self.id)))?;
+        let payload = serde_json::from_str(&self.payload)
+            .map_err(|e| corrupt(format!("job {}: payload is not JSON: {e}", self.id)))?;
+        Ok(ClaimedJob {
+            id: self.id,
+            job_type: self.job_type,
+            payload,
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            lease_until: from_micros(lease_until)?,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = jobs)]
+pub(crate) struct NewJobRow<'a> {
+    pub job_type: &'a str,
+    pub payload: String,
+    pub priority: i32,
+    pub run_at: Micros,
+    pub max_attempts: i32,
+    pub created_at: Micros,
+}
+
+fn json_column<T: DeserializeOwned>(what: &str, id: i64, column: &str, text: &str) -> DbResult<T> {
+    serde_json::from_str(text).map_err(|e| corrupt(format!("{what} {id}: {column} `{text}`: {e}")))
+}
+
+fn reference_column(id: i64, column: &str, text: &str) -> DbResult<Reference> {
+    Reference::parse(text).map_err(|e| corrupt(format!("import {id}: {column} `{text}`: {e}")))
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = imports)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct ImportRow {
+    pub id: i64,
+    pub source: String,
+    pub target: String,
+    pub platforms: String,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub timeout_secs: i64,
+    pub error: Option<String>,
+    pub description: Option<String>,
+    pub created_by: String,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+    pub started_at: Option<Micros>,
+    pub finished_at: Option<Micros>,
+    pub digest: Option<String>,
+    pub artifacts: String,
+    pub layers: String,
+    pub job_id: Option<i64>,
+}
+
+impl ImportRow {
+    pub(crate) fn into_domain(self) -> DbResult<ImportJob> {
+        let id = self.id;
+        let digest = match self.digest {
+            Some(d) => Some(d.parse::<Digest>().map_err(|e| corrupt(format!("import {id}: digest `{d}`: {e}")))?),
+            None => None,
+        };
+        Ok(ImportJob {
+            id,
+            source: reference_column(id, "source", &self.source)?,
+            target: reference_column(id, "target", &self.target)?,
+            platforms: json_column("import", id, "platforms", &self.platforms)?,
+            state: self.state.parse().map_err(|_| corrupt(format!("import {id}: unknown state `{}`", self.state)))?,
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            timeout_secs: self.timeout_secs,
+            error: self.error,
+            description: self.description,
+            created_by: self.created_by,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+            started_at: from_micros_opt(self.started_at)?,
+            finished_at: from_micros_opt(self.finished_at)?,
+            digest,
+            artifacts: json_column("import", id, "artifacts", &self.artifacts)?,
+            layers: json_column("import", id, "layers", &self.layers)?,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = imports)]
+pub(crate) struct NewImportRow<'a> {
+    pub source: String,
+    pub target: String,
+    pub source_registry: &'a str,
+    pub source_repository: &'a str,
+    pub target_registry: &'a str,
+    pub target_repository: &'a str,
+    pub target_tag: Option<&'a str>,
+    pub platforms: String,
+    pub state: &'a str,
+    pub max_attempts: i32,
+    pub timeout_secs: i64,
+    pub description: Option<&'a str>,
+    pub created_by: &'a str,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = exports)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct ExportRow {
+    pub id: i64,
+    pub registry_host: String,
+    pub repository: String,
+    pub tag: String,
+    pub source: Option<String>,
+    pub description: Option<String>,
+    pub created_by: String,
+    pub phase: String,
+    pub created_at: Micros,
+}
+
+impl ExportRow {
+    pub(crate) fn into_domain(self) -> DbResult<ExportRecord> {
+        Ok(ExportRecord {
+            id: self.id,
+            registry_host: self.registry_host,
+            repository: self.repository,
+            tag: self.tag,
+            source: self.source,
+            description: self.description,
+            created_by: self.created_by,
+            phase: self.phase,
+            created_at: from_micros(self.created_at)?,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = exports)]
+pub(crate) struct NewExportRow<'a> {
+    pub registry_host: &'a str,
+    pub repository: &'a str,
+    pub tag: &'a str,
+    pub source: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub created_by: &'a str,
+    pub phase: &'a str,
+    pub created_at: Micros,
+}
+
+/// What progress reports write. A digest that is not known yet leaves the stored one as it is.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = imports)]
+pub(crate) struct ImportProgress<'a> {
+    pub digest: Option<&'a str>,
+    pub artifacts: String,
+    pub layers: String,
+    pub updated_at: Micros,
 }

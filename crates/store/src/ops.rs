@@ -2,39 +2,51 @@
 //!
 //! `sqlite.rs` and `postgres.rs` each include this file as their `ops` module; `super` is then that
 //! backend's module, which provides `Conn` (its connection type), `Db` (its diesel backend) and the
-//! row-locking reads (`lock_image`, `lock_image_named`, `lock_request`), the only queries that differ.
+//! row-locking reads (`lock_image`, `lock_image_named`, `lock_request`, `lock_import`, `lock_held_job`,
+//! `lock_next_due_job`), the only queries that differ.
+//!
+//! Import operations that touch both an import and its job lock the import first, then the job; claims
+//! and the queue's own operations lock only the job. So two transactions never wait on each other in
+//! opposite orders.
 //!
 //! Functions that change something expect to run inside a write transaction, which `DbStore` opens;
 //! they write their audit events on the same connection, so both commit or neither does.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use diesel::{
     dsl::count_star,
     prelude::*,
     sql_types::{Nullable, Text},
 };
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use image_core::{
-    Error,
+    Digest, Error,
     auth::{Credentials, NewUser, User, UserId},
     catalog::{
         ApprovalRequest, ApprovalRequestFilter, ApprovalStatus, CatalogImage, Decision, ImageFilter, ImageId,
-        ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Tag, TagId, TagUpdate,
+        ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Page, Tag, TagId, TagUpdate,
     },
     event::{AuditEvent, EventFilter, kind},
-    store::Listing,
+    import::{
+        Artifact, AttemptOutcome, EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, ImportState,
+        LayerProgress, LayerState, NewImport, validate_phase,
+    },
+    store::{ClaimedJob, JobId, Listing},
 };
 use serde_json::{Value, json};
 
-use super::{Conn, Db, lock_image, lock_image_named, lock_request};
+use super::{Conn, Db, lock_held_job, lock_image, lock_image_named, lock_import, lock_next_due_job, lock_request};
 use crate::{
-    error::{DbResult, on_unique},
+    IMPORT_JOB_TYPE,
+    error::{DbError, DbResult, is_unique_violation, on_unique},
+    import_kind,
     models::{
-        EventRow, ImageChanges, ImageRow, Micros, NewEventRow, NewImageRow, NewRequestRow, NewTagRow, NewTokenRow,
-        NewUserRow, RequestRow, TagChanges, TagRow, UserRow, Verdict, from_micros, now_micros, to_micros,
+        EventRow, ExportRow, ImageChanges, ImageRow, ImportProgress, ImportRow, JobRow, Micros, NewEventRow,
+        NewExportRow, NewImageRow, NewImportRow, NewJobRow, NewRequestRow, NewTagRow, NewTokenRow, NewUserRow,
+        RequestRow, TagChanges, TagRow, UserRow, Verdict, from_micros, now_micros, to_micros,
     },
-    schema::{api_tokens, audit_events, image_approval_requests, image_tags, images, users},
+    schema::{api_tokens, audit_events, exports, image_approval_requests, image_tags, images, imports, jobs, users},
 };
 
 diesel::define_sql_function! {
@@ -84,9 +96,11 @@ async fn record(
     Ok(())
 }
 
-/// `{"before": …, "after": …, "changes": [the fields that differ]}`; `updated_at` is no change of its own.
+/// `{"before": …, "after": …, "changes": [the fields that differ, by name]}`; `updated_at` is no change of
+/// its own. The names are sorted here, since the order of a JSON object's fields depends on serde_json's
+/// features.
 fn update_details(before: Value, after: Value) -> Value {
-    let changes: Vec<&String> = match (&before, &after) {
+    let mut changes: Vec<&String> = match (&before, &after) {
         (Value::Object(b), Value::Object(a)) => a
             .iter()
             .filter(|(field, value)| *field != "updated_at" && b.get(*field) != Some(*value))
@@ -94,6 +108,7 @@ fn update_details(before: Value, after: Value) -> Value {
             .collect(),
         _ => Vec::new(),
     };
+    changes.sort_unstable();
     json!({ "before": before, "after": after, "changes": changes })
 }
 
@@ -328,11 +343,28 @@ async fn apply_image_update(
 
 /// The one place that decides whether an image may be deleted.
 ///
-/// Nothing depends on a catalog image yet. Import jobs and sync subscriptions will: an image with a
-/// queued or running import, or with a sync subscription, must fail here with `Conflict` (naming what
-/// depends on it), inside the deleting transaction and before anything is deleted.
-async fn ensure_image_unused(_conn: &mut Conn, _image: &CatalogImage) -> DbResult<()> {
-    Ok(())
+/// An image with a queued or running import (of it as the source) fails here with `Conflict`, naming the
+/// import, inside the deleting transaction and before anything is deleted. Sync subscriptions will too.
+/// An import queued while the image is being deleted is no harm: it comes after the deletion, and its
+/// success adds the image again.
+async fn ensure_image_unused(conn: &mut Conn, image: &CatalogImage) -> DbResult<()> {
+    let active: Option<i64> = imports::table
+        .filter(imports::source_registry.eq(&image.registry))
+        .filter(imports::source_repository.eq(image.repository()))
+        .filter(imports::state.eq_any(ACTIVE_STATES))
+        .select(imports::id)
+        .order(imports::id.asc())
+        .first(conn)
+        .await
+        .optional()?;
+    match active {
+        Some(import) => Err(Error::conflict(format!(
+            "image {} has an import in progress (import {import})",
+            image_label(&image.registry, &image.namespace, &image.image_name)
+        ))
+        .into()),
+        None => Ok(()),
+    }
 }
 
 pub(crate) async fn delete_image(conn: &mut Conn, id: ImageId, actor: &str) -> DbResult<CatalogImage> {
@@ -489,13 +521,19 @@ pub(crate) async fn update_tag(
     }
     let now = now_micros();
     after.updated_at = from_micros(now)?;
-    if after.is_recommended && !before.is_recommended {
-        unrecommend_others(conn, image_id, Some(tag_id), actor, now).await?;
-    }
-    diesel::update(image_tags::table.find(tag_id)).set(TagChanges::of(&after)).execute(conn).await?;
-    let subject = Subject { image: Some(image_id), tag: Some(tag_id), ..Subject::default() };
-    record(conn, kind::TAG_UPDATED, actor, now, subject, update_details(json!(before), json!(after))).await?;
+    store_tag_update(conn, &before, &after, actor, now).await?;
     Ok(after)
+}
+
+/// Writes a changed tag of a locked image and records `image.tag.updated`.
+async fn store_tag_update(conn: &mut Conn, before: &Tag, after: &Tag, actor: &str, now: Micros) -> DbResult<()> {
+    if after.is_recommended && !before.is_recommended {
+        unrecommend_others(conn, after.image_id, Some(after.id), actor, now).await?;
+    }
+    diesel::update(image_tags::table.find(after.id)).set(TagChanges::of(after)).execute(conn).await?;
+    let subject = Subject { image: Some(after.image_id), tag: Some(after.id), ..Subject::default() };
+    record(conn, kind::TAG_UPDATED, actor, now, subject, update_details(json!(before), json!(after))).await?;
+    Ok(())
 }
 
 pub(crate) async fn delete_tag(conn: &mut Conn, image_id: ImageId, tag_id: TagId, actor: &str) -> DbResult<Tag> {
@@ -660,6 +698,580 @@ async fn approve_image(
         }
     }
     Ok(image)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The job queue
+
+/// `now` plus a lease, saturating.
+fn lease_end(now: Micros, lease: Duration) -> Micros {
+    now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
+}
+
+pub(crate) async fn enqueue_job(
+    conn: &mut Conn,
+    job_type: &str,
+    payload: &Value,
+    priority: i32,
+    run_at: Micros,
+    max_attempts: i32,
+) -> DbResult<JobId> {
+    if max_attempts < 1 {
+        return Err(Error::invalid("max_attempts", format!("must be at least 1, got {max_attempts}")).into());
+    }
+    let row =
+        NewJobRow { job_type, payload: payload.to_string(), priority, run_at, max_attempts, created_at: now_micros() };
+    Ok(diesel::insert_into(jobs::table).values(row).returning(jobs::id).get_result(conn).await?)
+}
+
+/// Leases the next due job of one of `job_types` to `worker`, counting the attempt.
+pub(crate) async fn claim_job(
+    conn: &mut Conn,
+    worker: &str,
+    job_types: &[String],
+    lease: Duration,
+) -> DbResult<Option<ClaimedJob>> {
+    if job_types.is_empty() {
+        return Ok(None);
+    }
+    let now = now_micros();
+    let Some(id) = lock_next_due_job(conn, job_types, now).await? else { return Ok(None) };
+    let row: JobRow = diesel::update(jobs::table.find(id))
+        .set((
+            jobs::lease_owner.eq(worker),
+            jobs::lease_until.eq(lease_end(now, lease)),
+            jobs::attempts.eq(jobs::attempts + 1),
+        ))
+        .returning(JobRow::as_returning())
+        .get_result(conn)
+        .await?;
+    row.into_claimed().map(Some)
+}
+
+/// Extends the lease of a job `worker` holds. A lease that ran out but that no other worker took is still
+/// the worker's: whoever claims a job becomes its `lease_owner`, so the owner check is the takeover check.
+pub(crate) async fn renew_lease(conn: &mut Conn, id: JobId, worker: &str, lease: Duration) -> DbResult<bool> {
+    let changed = diesel::update(jobs::table.find(id).filter(jobs::lease_owner.eq(worker)))
+        .set(jobs::lease_until.eq(lease_end(now_micros(), lease)))
+        .execute(conn)
+        .await?;
+    Ok(changed == 1)
+}
+
+pub(crate) async fn retry_job(conn: &mut Conn, id: JobId, worker: &str, error: &str, run_at: Micros) -> DbResult<bool> {
+    let changed = diesel::update(jobs::table.find(id).filter(jobs::lease_owner.eq(worker)))
+        .set(requeue(error, run_at))
+        .execute(conn)
+        .await?;
+    Ok(changed == 1)
+}
+
+/// The columns that put a job back in the queue.
+#[allow(clippy::type_complexity)]
+fn requeue(
+    error: &str,
+    run_at: Micros,
+) -> (
+    diesel::dsl::Eq<jobs::lease_owner, Option<String>>,
+    diesel::dsl::Eq<jobs::lease_until, Option<Micros>>,
+    diesel::dsl::Eq<jobs::run_at, Micros>,
+    diesel::dsl::Eq<jobs::last_error, Option<String>>,
+) {
+    (
+        jobs::lease_owner.eq(None::<String>),
+        jobs::lease_until.eq(None::<Micros>),
+        jobs::run_at.eq(run_at),
+        jobs::last_error.eq(Some(error.to_owned())),
+    )
+}
+
+pub(crate) async fn complete_job(conn: &mut Conn, id: JobId, worker: &str) -> DbResult<bool> {
+    let deleted = diesel::delete(jobs::table.find(id).filter(jobs::lease_owner.eq(worker))).execute(conn).await?;
+    Ok(deleted == 1)
+}
+
+/// Every job type in the queue with its number of jobs, by name.
+pub(crate) async fn job_types(conn: &mut Conn) -> DbResult<Vec<(String, i64)>> {
+    Ok(jobs::table
+        .group_by(jobs::job_type)
+        .select((jobs::job_type, count_star()))
+        .order_by(jobs::job_type.asc())
+        .load(conn)
+        .await?)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Imports
+
+/// `ImportState::Queued` and `ImportState::Running` as stored: the states of an import with work to do.
+const ACTIVE_STATES: [&str; 2] = ["queued", "running"];
+
+/// The states in which an import of the same source into the same target makes a new one pointless.
+const DEDUPE_STATES: [&str; 3] = ["queued", "running", "succeeded"];
+
+fn parse_state(row: &ImportRow) -> DbResult<ImportState> {
+    row.state.parse().map_err(|_| crate::error::corrupt(format!("import {}: unknown state `{}`", row.id, row.state)))
+}
+
+/// What an import's events say about it.
+fn import_details(import: &ImportJob) -> Value {
+    json!({
+        "import_id": import.id,
+        "source": import.source.to_string(),
+        "target": import.target.to_string(),
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> DbResult<String> {
+    serde_json::to_string(value).map_err(|e| DbError::Domain(Error::storage(e)))
+}
+
+async fn find_import(conn: &mut Conn, id: i64) -> DbResult<ImportJob> {
+    let row: Option<ImportRow> = imports::table.find(id).select(ImportRow::as_select()).first(conn).await.optional()?;
+    row.ok_or_else(|| Error::not_found("import", id))?.into_domain()
+}
+
+pub(crate) async fn get_import(conn: &mut Conn, id: i64) -> DbResult<ImportJob> {
+    find_import(conn, id).await
+}
+
+/// The newest import of `source` into `target` that is queued, running or succeeded.
+async fn find_duplicate(conn: &mut Conn, source: &str, target: &str) -> DbResult<Option<ImportJob>> {
+    let row: Option<ImportRow> = imports::table
+        .filter(imports::source.eq(source))
+        .filter(imports::target.eq(target))
+        .filter(imports::state.eq_any(DEDUPE_STATES))
+        .select(ImportRow::as_select())
+        .order(imports::id.desc())
+        .first(conn)
+        .await
+        .optional()?;
+    row.map(ImportRow::into_domain).transpose()
+}
+
+/// Queues an import and its job, unless a duplicate exists.
+///
+/// The check and the insert are not atomic on PostgreSQL; the partial unique index on active imports
+/// catches a concurrent twin, whose import is then returned. The insert runs in a savepoint so that the
+/// transaction survives the violation.
+pub(crate) async fn enqueue_import(conn: &mut Conn, import: &NewImport, actor: &str) -> DbResult<EnqueueOutcome> {
+    if import.max_attempts < 1 {
+        return Err(Error::invalid("max_attempts", format!("must be at least 1, got {}", import.max_attempts)).into());
+    }
+    if import.timeout_secs < 1 {
+        return Err(Error::invalid("timeout_secs", format!("must be at least 1, got {}", import.timeout_secs)).into());
+    }
+    let (source, target) = (import.source.to_string(), import.target.to_string());
+    if let Some(existing) = find_duplicate(conn, &source, &target).await? {
+        return Ok(EnqueueOutcome::Existing(existing));
+    }
+    let inserted = conn.transaction(async |conn| insert_import(conn, import, actor).await).await;
+    match inserted {
+        Ok(created) => Ok(EnqueueOutcome::Started(created)),
+        Err(e) if is_unique_violation(&e) => match find_duplicate(conn, &source, &target).await? {
+            Some(existing) => Ok(EnqueueOutcome::Existing(existing)),
+            None => Err(Error::conflict(format!("an import of {source} into {target} is already queued")).into()),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Inserts a queued import, its job (payload `{"import_id": …}`), and `image.import.queued`.
+async fn insert_import(conn: &mut Conn, import: &NewImport, actor: &str) -> DbResult<ImportJob> {
+    let now = now_micros();
+    let row = NewImportRow {
+        source: import.source.to_string(),
+        target: import.target.to_string(),
+        source_registry: import.source.registry(),
+        source_repository: import.source.repository(),
+        target_registry: import.target.registry(),
+        target_repository: import.target.repository(),
+        target_tag: import.target.tag(),
+        platforms: to_json(&import.platforms)?,
+        state: ImportState::Queued.as_str(),
+        max_attempts: import.max_attempts,
+        timeout_secs: import.timeout_secs,
+        description: import.description.as_deref(),
+        created_by: actor,
+        created_at: now,
+        updated_at: now,
+    };
+    let created: ImportRow =
+        diesel::insert_into(imports::table).values(row).returning(ImportRow::as_returning()).get_result(conn).await?;
+    let payload = json!({ "import_id": created.id });
+    let job = enqueue_job(conn, IMPORT_JOB_TYPE, &payload, 0, now, import.max_attempts).await?;
+    diesel::update(imports::table.find(created.id)).set(imports::job_id.eq(job)).execute(conn).await?;
+    let created = created.into_domain()?;
+    record(conn, import_kind::QUEUED, actor, now, Subject::default(), import_details(&created)).await?;
+    Ok(created)
+}
+
+fn import_filter(filter: &ImportFilter) -> imports::BoxedQuery<'_, Db> {
+    let mut query = imports::table.into_boxed();
+    if let Some(tag) = &filter.tag {
+        query = query.filter(imports::target_tag.eq(tag));
+    }
+    match filter.ready {
+        Some(true) => query = query.filter(imports::state.eq(ImportState::Succeeded.as_str())),
+        Some(false) => query = query.filter(imports::state.ne(ImportState::Succeeded.as_str())),
+        None => {}
+    }
+    if let Some(created_by) = &filter.created_by {
+        query = query.filter(imports::created_by.eq(created_by));
+    }
+    query
+}
+
+/// Ordered by the filter's field, then by id, both ascending or both descending.
+pub(crate) async fn list_imports(conn: &mut Conn, filter: &ImportFilter) -> DbResult<Listing<ImportJob>> {
+    let total = import_filter(filter).count().get_result(conn).await?;
+    let query = import_filter(filter).select(ImportRow::as_select());
+    let query = match (filter.order_by, filter.descending) {
+        (ImportOrder::CreatedAt, false) => query.order((imports::created_at.asc(), imports::id.asc())),
+        (ImportOrder::CreatedAt, true) => query.order((imports::created_at.desc(), imports::id.desc())),
+        (ImportOrder::Id, false) => query.order(imports::id.asc()),
+        (ImportOrder::Id, true) => query.order(imports::id.desc()),
+        (ImportOrder::Repository, false) => query.order((imports::target_repository.asc(), imports::id.asc())),
+        (ImportOrder::Repository, true) => query.order((imports::target_repository.desc(), imports::id.desc())),
+        (ImportOrder::Tag, false) => query.order((imports::target_tag.asc(), imports::id.asc())),
+        (ImportOrder::Tag, true) => query.order((imports::target_tag.desc(), imports::id.desc())),
+    };
+    let rows: Vec<ImportRow> = query.limit(filter.page.limit).offset(filter.page.offset).load(conn).await?;
+    let items = rows.into_iter().map(ImportRow::into_domain).collect::<DbResult<_>>()?;
+    Ok(Listing { items, total })
+}
+
+/// The import, locked, and its job, locked, when the import is active and `worker` holds that job.
+async fn lock_held_import(conn: &mut Conn, id: i64, job: JobId, worker: &str) -> DbResult<Option<(ImportRow, JobRow)>> {
+    let Some(import) = lock_import(conn, id).await? else { return Ok(None) };
+    if import.job_id != Some(job) || !parse_state(&import)?.is_active() {
+        return Ok(None);
+    }
+    let held = lock_held_job(conn, job, worker).await?;
+    Ok(held.map(|job| (import, job)))
+}
+
+pub(crate) async fn start_import_attempt(
+    conn: &mut Conn,
+    id: i64,
+    job: JobId,
+    worker: &str,
+    attempt: i32,
+) -> DbResult<bool> {
+    let Some((import, _)) = lock_held_import(conn, id, job, worker).await? else { return Ok(false) };
+    let now = now_micros();
+    diesel::update(imports::table.find(id))
+        .set((
+            imports::state.eq(ImportState::Running.as_str()),
+            imports::attempts.eq(attempt),
+            imports::started_at.eq(import.started_at.unwrap_or(now)),
+            imports::error.eq(None::<String>),
+            imports::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(true)
+}
+
+/// Writes progress of an active import; progress that arrives after the import ended is dropped.
+pub(crate) async fn record_import_progress(
+    conn: &mut Conn,
+    id: i64,
+    digest: Option<&Digest>,
+    artifacts: &[Artifact],
+    layers: &[LayerProgress],
+) -> DbResult<()> {
+    let progress = ImportProgress {
+        digest: digest.map(Digest::as_str),
+        artifacts: to_json(&artifacts)?,
+        layers: to_json(&layers)?,
+        updated_at: now_micros(),
+    };
+    let changed = diesel::update(imports::table.find(id).filter(imports::state.eq_any(ACTIVE_STATES)))
+        .set(progress)
+        .execute(conn)
+        .await?;
+    if changed == 0 {
+        find_import(conn, id).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn finish_import_attempt(
+    conn: &mut Conn,
+    id: i64,
+    job: JobId,
+    worker: &str,
+    outcome: &AttemptOutcome,
+) -> DbResult<bool> {
+    let Some((import, job_row)) = lock_held_import(conn, id, job, worker).await? else { return Ok(false) };
+    let import = import.into_domain()?;
+    let now = now_micros();
+    match outcome {
+        AttemptOutcome::Succeeded { digest, artifacts } => {
+            succeed_import(conn, import, job, worker, digest, artifacts, now).await?;
+        }
+        AttemptOutcome::Retry { error, retry_at } if job_row.attempts < job_row.max_attempts => {
+            diesel::update(jobs::table.find(job)).set(requeue(error, to_micros(*retry_at))).execute(conn).await?;
+            diesel::update(imports::table.find(id))
+                .set((
+                    imports::state.eq(ImportState::Queued.as_str()),
+                    imports::error.eq(Some(error)),
+                    imports::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        AttemptOutcome::Retry { error, .. } | AttemptOutcome::Failed { error } => {
+            fail_import(conn, import, job, error, now).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Ends an import as succeeded, removes its job, and adds the image and tag to the catalog.
+async fn succeed_import(
+    conn: &mut Conn,
+    import: ImportJob,
+    job: JobId,
+    worker: &str,
+    digest: &Digest,
+    artifacts: &[Artifact],
+    now: Micros,
+) -> DbResult<()> {
+    let layers: Vec<LayerProgress> = import
+        .layers
+        .iter()
+        .map(|layer| LayerProgress { state: LayerState::Completed, done: layer.size, ..layer.clone() })
+        .collect();
+    diesel::update(imports::table.find(import.id))
+        .set((
+            imports::state.eq(ImportState::Succeeded.as_str()),
+            imports::finished_at.eq(now),
+            imports::updated_at.eq(now),
+            imports::error.eq(None::<String>),
+            imports::digest.eq(digest.as_str()),
+            imports::artifacts.eq(to_json(&artifacts)?),
+            imports::layers.eq(to_json(&layers)?),
+            imports::job_id.eq(None::<i64>),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::delete(jobs::table.find(job)).execute(conn).await?;
+    let (image, tag) = add_to_catalog(conn, &import, digest, artifacts, now).await?;
+    let mut details = import_details(&import);
+    details["digest"] = json!(digest.as_str());
+    details["worker"] = json!(worker);
+    let subject = Subject { image: Some(image.id), tag: tag.map(|t| t.id), ..Subject::default() };
+    record(conn, import_kind::SUCCEEDED, &import.created_by, now, subject, details).await
+}
+
+/// Adds what an import copied to the catalog, on behalf of whoever asked for the import: the source's
+/// image (new ones pending approval) and, with the target's tag, its tag (digest, size, platform and push
+/// time of what was copied).
+async fn add_to_catalog(
+    conn: &mut Conn,
+    import: &ImportJob,
+    digest: &Digest,
+    artifacts: &[Artifact],
+    now: Micros,
+) -> DbResult<(CatalogImage, Option<Tag>)> {
+    let source = &import.source;
+    let (registry, namespace, name) = (source.registry(), source.namespace().unwrap_or(""), source.name());
+    let actor = import.created_by.as_str();
+    let image = match lock_image_named(conn, registry, namespace, name).await? {
+        Some(row) => row.into_domain()?,
+        None => {
+            let new = NewImage {
+                image_name: name.to_owned(),
+                registry: registry.to_owned(),
+                namespace: namespace.to_owned(),
+                description: None,
+                category: None,
+                is_official: registry == image_core::DEFAULT_REGISTRY && namespace == "library",
+                approval_status: ApprovalStatus::Pending,
+            };
+            // In a savepoint: a concurrent import may add the same image first (PostgreSQL), and then
+            // that one is used.
+            match conn.transaction(async |conn| insert_image(conn, &new, actor, now, None).await).await {
+                Ok(image) => image,
+                Err(DbError::Domain(Error::Conflict(_))) => lock_image_named(conn, registry, namespace, name)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::conflict(format!("image {} vanished", image_label(registry, namespace, name)))
+                    })?
+                    .into_domain()?,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let Some(tag_name) = import.target.tag().or(source.tag()) else { return Ok((image, None)) };
+    // The first artifact speaks for an index: it is the one listed first, usually linux/amd64.
+    let first = artifacts.first();
+    let size_bytes = first.map(|a| i64::try_from(a.size).unwrap_or(i64::MAX));
+    let architecture = first.and_then(|a| a.architecture.clone());
+    let os = first.and_then(|a| a.os.clone());
+    let pushed_at = from_micros(now)?;
+    let existing: Option<TagRow> = image_tags::table
+        .filter(image_tags::image_id.eq(image.id))
+        .filter(image_tags::tag.eq(tag_name))
+        .select(TagRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    let tag = match existing {
+        Some(row) => {
+            let before = row.into_domain()?;
+            let after = Tag {
+                digest: Some(digest.clone()),
+                size_bytes,
+                architecture,
+                os,
+                pushed_at: Some(pushed_at),
+                updated_at: pushed_at,
+                ..before.clone()
+            };
+            store_tag_update(conn, &before, &after, actor, now).await?;
+            after
+        }
+        None => {
+            let new = NewTag {
+                tag: tag_name.to_owned(),
+                digest: Some(digest.clone()),
+                size_bytes,
+                architecture,
+                os,
+                pushed_at: Some(pushed_at),
+                ..NewTag::default()
+            };
+            insert_tag(conn, image.id, &new, actor, now, None).await?
+        }
+    };
+    Ok((image, Some(tag)))
+}
+
+/// Ends an import as failed with `error`, removes its job, and records `image.import.failed`.
+async fn fail_import(conn: &mut Conn, import: ImportJob, job: JobId, error: &str, now: Micros) -> DbResult<()> {
+    diesel::update(imports::table.find(import.id))
+        .set((
+            imports::state.eq(ImportState::Failed.as_str()),
+            imports::finished_at.eq(now),
+            imports::updated_at.eq(now),
+            imports::error.eq(Some(error)),
+            imports::job_id.eq(None::<i64>),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::delete(jobs::table.find(job)).execute(conn).await?;
+    let mut details = import_details(&import);
+    details["error"] = json!(error);
+    details["attempts"] = json!(import.attempts);
+    record(conn, import_kind::FAILED, &import.created_by, now, Subject::default(), details).await
+}
+
+pub(crate) async fn cancel_import(conn: &mut Conn, id: i64, actor: &str) -> DbResult<ImportJob> {
+    let row = lock_import(conn, id).await?.ok_or_else(|| Error::not_found("import", id))?;
+    let job = row.job_id;
+    let mut import = row.into_domain()?;
+    if !import.state.is_active() {
+        return Err(Error::conflict(format!("import {id} is already {}", import.state)).into());
+    }
+    let now = now_micros();
+    diesel::update(imports::table.find(id))
+        .set((
+            imports::state.eq(ImportState::Canceled.as_str()),
+            imports::finished_at.eq(now),
+            imports::updated_at.eq(now),
+            imports::job_id.eq(None::<i64>),
+        ))
+        .execute(conn)
+        .await?;
+    // Without its job, the worker running the import loses it at its next lease renewal.
+    if let Some(job) = job {
+        diesel::delete(jobs::table.find(job)).execute(conn).await?;
+    }
+    import.state = ImportState::Canceled;
+    import.finished_at = Some(from_micros(now)?);
+    import.updated_at = from_micros(now)?;
+    record(conn, import_kind::CANCELED, actor, now, Subject::default(), import_details(&import)).await?;
+    Ok(import)
+}
+
+pub(crate) async fn delete_import(conn: &mut Conn, id: i64, actor: &str) -> DbResult<ImportJob> {
+    let import = lock_import(conn, id).await?.ok_or_else(|| Error::not_found("import", id))?.into_domain()?;
+    if import.state.is_active() {
+        return Err(Error::conflict(format!("import {id} is {}; cancel it first", import.state)).into());
+    }
+    diesel::delete(imports::table.find(id)).execute(conn).await?;
+    record(conn, import_kind::DELETED, actor, now_micros(), Subject::default(), json!(import)).await?;
+    Ok(import)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Export records
+
+/// Stores a new record; its id and creation time are the store's.
+pub(crate) async fn create_export(conn: &mut Conn, export: &ExportRecord) -> DbResult<ExportRecord> {
+    validate_phase(&export.phase)?;
+    let row = NewExportRow {
+        registry_host: &export.registry_host,
+        repository: &export.repository,
+        tag: &export.tag,
+        source: export.source.as_deref(),
+        description: export.description.as_deref(),
+        created_by: &export.created_by,
+        phase: &export.phase,
+        created_at: now_micros(),
+    };
+    diesel::insert_into(exports::table)
+        .values(row)
+        .returning(ExportRow::as_returning())
+        .get_result(conn)
+        .await?
+        .into_domain()
+}
+
+pub(crate) async fn set_export_phase(conn: &mut Conn, id: i64, phase: &str) -> DbResult<ExportRecord> {
+    validate_phase(phase)?;
+    let row: Option<ExportRow> = diesel::update(exports::table.find(id))
+        .set(exports::phase.eq(phase))
+        .returning(ExportRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    row.ok_or_else(|| Error::not_found("export", id))?.into_domain()
+}
+
+fn export_filter<'a>(ready: Option<bool>, created_by: Option<&'a str>) -> exports::BoxedQuery<'a, Db> {
+    let mut query = exports::table.into_boxed();
+    match ready {
+        Some(true) => query = query.filter(exports::phase.eq("Succeeded")),
+        Some(false) => query = query.filter(exports::phase.ne("Succeeded")),
+        None => {}
+    }
+    if let Some(created_by) = created_by {
+        query = query.filter(exports::created_by.eq(created_by));
+    }
+    query
+}
+
+/// Newest first.
+pub(crate) async fn list_exports(
+    conn: &mut Conn,
+    ready: Option<bool>,
+    created_by: Option<&str>,
+    page: Page,
+) -> DbResult<Listing<ExportRecord>> {
+    let total = export_filter(ready, created_by).count().get_result(conn).await?;
+    let rows: Vec<ExportRow> = export_filter(ready, created_by)
+        .select(ExportRow::as_select())
+        .order((exports::created_at.desc(), exports::id.desc()))
+        .limit(page.limit)
+        .offset(page.offset)
+        .load(conn)
+        .await?;
+    let items = rows.into_iter().map(ExportRow::into_domain).collect::<DbResult<_>>()?;
+    Ok(Listing { items, total })
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 //! Transactions run at READ COMMITTED; rules that span rows lock the parent row first
 //! (`SELECT … FOR UPDATE` on the image for tag changes, on the request for decisions), so concurrent
 //! transactions on the same image or request take turns.
+//! Import operations lock the import, then its job; a claim locks the job it takes with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent claims take different jobs without waiting on each other.
 
 use std::time::Duration;
 
@@ -16,8 +18,8 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use image_core::Error;
 
 use crate::{
-    models::{ImageRow, RequestRow},
-    schema::{image_approval_requests, images},
+    models::{ImageRow, ImportRow, JobRow, Micros, RequestRow},
+    schema::{image_approval_requests, images, imports, jobs},
 };
 
 pub(crate) type Conn = AsyncPgConnection;
@@ -98,4 +100,38 @@ pub(crate) async fn lock_image_named(
 
 pub(crate) async fn lock_request(conn: &mut Conn, id: i64) -> QueryResult<Option<RequestRow>> {
     image_approval_requests::table.find(id).select(RequestRow::as_select()).for_update().first(conn).await.optional()
+}
+
+pub(crate) async fn lock_import(conn: &mut Conn, id: i64) -> QueryResult<Option<ImportRow>> {
+    imports::table.find(id).select(ImportRow::as_select()).for_update().first(conn).await.optional()
+}
+
+/// The job, if `worker` holds its lease.
+pub(crate) async fn lock_held_job(conn: &mut Conn, id: i64, worker: &str) -> QueryResult<Option<JobRow>> {
+    jobs::table
+        .find(id)
+        .filter(jobs::lease_owner.eq(worker))
+        .select(JobRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The id of the job a claim should take: due (queued and `run_at` passed, or leased with the lease
+/// ended), of one of `job_types`, highest priority first, then oldest. The row stays locked until the
+/// transaction ends; rows other transactions hold are skipped, so concurrent claims take different jobs.
+pub(crate) async fn lock_next_due_job(conn: &mut Conn, job_types: &[String], now: Micros) -> QueryResult<Option<i64>> {
+    let queued_and_due = jobs::lease_owner.is_null().and(jobs::run_at.le(now));
+    let lease_ended = jobs::lease_owner.is_not_null().and(jobs::lease_until.lt(now));
+    jobs::table
+        .filter(jobs::job_type.eq_any(job_types))
+        .filter(queued_and_due.or(lease_ended))
+        .order((jobs::priority.desc(), jobs::id.asc()))
+        .select(jobs::id)
+        .for_update()
+        .skip_locked()
+        .first(conn)
+        .await
+        .optional()
 }

@@ -92,8 +92,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    jobs (id) {
+        id -> BigInt,
+        job_type -> Text,
+        payload -> Text,
+        priority -> Integer,
+        run_at -> BigInt,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    imports (id) {
+        id -> BigInt,
+        source -> Text,
+        target -> Text,
+        source_registry -> Text,
+        source_repository -> Text,
+        target_registry -> Text,
+        target_repository -> Text,
+        target_tag -> Nullable<Text>,
+        platforms -> Text,
+        state -> Text,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        timeout_secs -> BigInt,
+        error -> Nullable<Text>,
+        description -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+        digest -> Nullable<Text>,
+        artifacts -> Text,
+        layers -> Text,
+        job_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    exports (id) {
+        id -> BigInt,
+        registry_host -> Text,
+        repository -> Text,
+        tag -> Text,
+        source -> Nullable<Text>,
+        description -> Nullable<Text>,
+        created_by -> Text,
+        phase -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(imports -> jobs (job_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     images,
@@ -101,5 +161,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     image_approval_requests,
     audit_events,
     users,
-    api_tokens
+    api_tokens,
+    jobs,
+    imports,
+    exports
 );

@@ -27,8 +27,8 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use image_core::Error;
 
 use crate::{
-    models::{ImageRow, RequestRow},
-    schema::{image_approval_requests, images},
+    models::{ImageRow, ImportRow, JobRow, Micros, RequestRow},
+    schema::{image_approval_requests, images, imports, jobs},
 };
 
 pub(crate) type Conn = SyncConnectionWrapper<SqliteConnection>;
@@ -170,4 +170,29 @@ pub(crate) async fn lock_image_named(
 
 pub(crate) async fn lock_request(conn: &mut Conn, id: i64) -> QueryResult<Option<RequestRow>> {
     image_approval_requests::table.find(id).select(RequestRow::as_select()).first(conn).await.optional()
+}
+
+pub(crate) async fn lock_import(conn: &mut Conn, id: i64) -> QueryResult<Option<ImportRow>> {
+    imports::table.find(id).select(ImportRow::as_select()).first(conn).await.optional()
+}
+
+/// The job, if `worker` holds its lease.
+pub(crate) async fn lock_held_job(conn: &mut Conn, id: i64, worker: &str) -> QueryResult<Option<JobRow>> {
+    jobs::table.find(id).filter(jobs::lease_owner.eq(worker)).select(JobRow::as_select()).first(conn).await.optional()
+}
+
+/// The id of the job a claim should take: due (queued and `run_at` passed, or leased with the lease
+/// ended), of one of `job_types`, highest priority first, then oldest. The writer lock keeps every other
+/// claim out until this transaction ends.
+pub(crate) async fn lock_next_due_job(conn: &mut Conn, job_types: &[String], now: Micros) -> QueryResult<Option<i64>> {
+    let queued_and_due = jobs::lease_owner.is_null().and(jobs::run_at.le(now));
+    let lease_ended = jobs::lease_owner.is_not_null().and(jobs::lease_until.lt(now));
+    jobs::table
+        .filter(jobs::job_type.eq_any(job_types))
+        .filter(queued_and_due.or(lease_ended))
+        .order((jobs::priority.desc(), jobs::id.asc()))
+        .select(jobs::id)
+        .first(conn)
+        .await
+        .optional()
 }

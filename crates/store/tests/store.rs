@@ -5,17 +5,21 @@
 use std::collections::HashSet;
 
 use image_core::{
-    Digest, Error,
+    Digest, Error, Reference,
     auth::{NewUser, Role},
     catalog::{
         ApprovalRequestFilter, ApprovalStatus, Decision, ImageFilter, ImageUpdate, NewApprovalRequest, NewImage,
         NewTag, Page, TagUpdate,
     },
     event::{EventFilter, kind},
-    store::{CatalogStore, HealthCheck, UserStore},
+    import::{
+        Artifact, AttemptOutcome, EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, ImportState,
+        LayerProgress, LayerState, NewImport,
+    },
+    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobQueue, UserStore},
 };
 use serde_json::json;
-use store::DbStore;
+use store::{DbStore, import_kind};
 use time::{Duration, OffsetDateTime};
 
 const ADMIN: &str = "alice";
@@ -86,6 +90,22 @@ on_both_backends!(
     users_and_tokens,
     expired_tokens_are_ignored,
     migrations_are_idempotent,
+    imports_are_queued_once,
+    concurrent_enqueues_queue_one_import,
+    a_claimed_job_is_not_claimed_again,
+    concurrent_workers_claim_each_job_once,
+    an_expired_lease_passes_to_another_worker,
+    a_retried_job_waits_for_its_time,
+    running_out_of_attempts_fails_the_import,
+    a_successful_import_adds_its_image_and_tag_to_the_catalog,
+    concurrent_successes_add_one_catalog_image,
+    progress_round_trips,
+    canceling_removes_the_job,
+    an_active_import_is_not_deleted,
+    a_catalog_image_with_an_active_import_is_not_deleted,
+    imports_are_filtered_ordered_and_paged,
+    exports_are_recorded_and_listed,
+    job_types_are_counted,
 );
 
 fn new_image(name: &str, category: Option<&str>, description: Option<&str>) -> NewImage {
@@ -804,6 +824,702 @@ async fn migrations_are_idempotent(db: TestDb) {
         assert_eq!(store.list_tags(1).await.unwrap().len(), 4);
         assert_eq!(store.get_image(image.id).await.unwrap(), image);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Jobs and imports
+
+const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+const IMPORT: &[&str] = &["import"];
+
+fn reference(s: &str) -> Reference {
+    Reference::parse(s).unwrap()
+}
+
+fn new_import(source: &str, target: &str) -> NewImport {
+    NewImport {
+        source: reference(source),
+        target: reference(target),
+        platforms: vec!["linux/amd64".parse().unwrap()],
+        description: Some(format!("mirror {source}")),
+        max_attempts: 3,
+        timeout_secs: 600,
+    }
+}
+
+fn digest(n: u8) -> Digest {
+    format!("sha256:{}", format!("{n:02x}").repeat(32)).parse().unwrap()
+}
+
+fn artifact(n: u8, architecture: &str, size: u64) -> Artifact {
+    Artifact {
+        digest: digest(n),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        os: Some("linux".into()),
+        architecture: Some(architecture.into()),
+        variant: None,
+        size,
+    }
+}
+
+fn layer(n: u8, size: u64, done: u64, state: LayerState) -> LayerProgress {
+    LayerProgress { digest: digest(n), size, done, state, via: None }
+}
+
+async fn enqueue(store: &DbStore, source: &str, target: &str, actor: &str) -> ImportJob {
+    match store.enqueue_import(new_import(source, target), actor).await.unwrap() {
+        EnqueueOutcome::Started(import) => import,
+        other => panic!("expected a new import, got {other:?}"),
+    }
+}
+
+/// Claims the next import job as `worker`, expecting it to be `import`'s.
+async fn claim(store: &DbStore, worker: &str, import: &ImportJob) -> ClaimedJob {
+    let job = store.claim_job(worker, IMPORT, LEASE).await.unwrap().expect("a due job");
+    assert_eq!(job.payload, json!({ "import_id": import.id }));
+    job
+}
+
+/// Claims `import`'s job and starts an attempt.
+async fn start(store: &DbStore, worker: &str, import: &ImportJob) -> ClaimedJob {
+    let job = claim(store, worker, import).await;
+    assert!(store.start_import_attempt(import.id, job.id, worker, job.attempts).await.unwrap());
+    job
+}
+
+async fn succeed(store: &DbStore, import: &ImportJob, digest: Digest, artifacts: Vec<Artifact>) {
+    let job = start(store, "w", import).await;
+    let outcome = AttemptOutcome::Succeeded { digest, artifacts };
+    assert!(store.finish_import_attempt(import.id, job.id, "w", outcome).await.unwrap());
+}
+
+async fn events_of(store: &DbStore, event_type: &str) -> Vec<image_core::event::AuditEvent> {
+    let filter = EventFilter { event_type: Some(event_type.into()), ..EventFilter::default() };
+    store.list_events(&filter).await.unwrap().items
+}
+
+#[track_caller]
+fn assert_invalid(result: Result<impl std::fmt::Debug, Error>, field: &str) {
+    match result {
+        Err(Error::Invalid { field: f, .. }) if f == field => {}
+        other => panic!("expected {field} invalid, got {other:?}"),
+    }
+}
+
+async fn imports_are_queued_once(db: TestDb) {
+    let store = &db.store;
+    let before = OffsetDateTime::now_utc();
+    let redis = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    assert_eq!(redis.source.to_string(), "docker.io/library/redis:7");
+    assert_eq!((redis.state, redis.attempts, redis.max_attempts, redis.timeout_secs), (ImportState::Queued, 0, 3, 600));
+    assert_eq!((redis.created_by.as_str(), redis.description.as_deref()), ("carol", Some("mirror redis:7")));
+    assert_eq!(redis.platforms, vec!["linux/amd64".parse().unwrap()]);
+    assert!(redis.created_at >= before && redis.started_at.is_none() && redis.finished_at.is_none());
+    assert!(redis.digest.is_none() && redis.artifacts.is_empty() && redis.layers.is_empty());
+    assert_eq!(store.get_import(redis.id).await.unwrap(), redis);
+    assert_eq!(store.job_types().await.unwrap(), [("import".to_string(), 1)]);
+
+    // The same source into the same target: the queued one, whoever asks and however it is spelt.
+    let again =
+        store.enqueue_import(new_import("docker.io/library/redis:7", "harbor.example.com/mirror/redis:7"), "dan");
+    assert_eq!(again.await.unwrap(), EnqueueOutcome::Existing(redis.clone()));
+    assert_eq!(store.job_types().await.unwrap(), [("import".to_string(), 1)]);
+    let queued = events_of(store, import_kind::QUEUED).await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!((queued[0].actor.as_str(), queued[0].image_id), ("carol", None));
+    assert_eq!(
+        queued[0].details,
+        json!({ "import_id": redis.id, "source": "docker.io/library/redis:7", "target": "harbor.example.com/mirror/redis:7" })
+    );
+
+    // Another target is another import.
+    let other = enqueue(store, "redis:7", "harbor.example.com/other/redis:7", "carol").await;
+    assert_ne!(other.id, redis.id);
+
+    // Still the same once it succeeded, and then no job is left for it.
+    succeed(store, &redis, digest(1), vec![artifact(2, "amd64", 10)]).await;
+    let EnqueueOutcome::Existing(done) =
+        store.enqueue_import(new_import("redis:7", "harbor.example.com/mirror/redis:7"), "dan").await.unwrap()
+    else {
+        panic!("expected the succeeded import")
+    };
+    assert_eq!((done.id, done.state), (redis.id, ImportState::Succeeded));
+
+    // A failed import makes way for a new one, and so does a canceled one.
+    let job = start(store, "w", &other).await;
+    let failed = AttemptOutcome::Failed { error: "manifest unknown".into() };
+    assert!(store.finish_import_attempt(other.id, job.id, "w", failed).await.unwrap());
+    let retried = enqueue(store, "redis:7", "harbor.example.com/other/redis:7", "carol").await;
+    assert!(retried.id > other.id);
+    store.cancel_import(retried.id, "carol").await.unwrap();
+    let third = enqueue(store, "redis:7", "harbor.example.com/other/redis:7", "carol").await;
+    assert!(third.id > retried.id);
+    assert_eq!(events_of(store, import_kind::QUEUED).await.len(), 4);
+
+    // Nonsense limits change nothing.
+    let events = event_count(store).await;
+    let zero_attempts = NewImport { max_attempts: 0, ..new_import("nginx", "harbor.example.com/m/nginx:1") };
+    assert_invalid(store.enqueue_import(zero_attempts, "carol").await, "max_attempts");
+    let no_time = NewImport { timeout_secs: 0, ..new_import("nginx", "harbor.example.com/m/nginx:1") };
+    assert_invalid(store.enqueue_import(no_time, "carol").await, "timeout_secs");
+    assert_eq!(event_count(store).await, events);
+    assert_not_found(store.get_import(42_000).await, "import", 42_000);
+}
+
+async fn concurrent_enqueues_queue_one_import(db: TestDb) {
+    let store = &db.store;
+    let racers: Vec<_> = (0..6)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .enqueue_import(new_import("nginx:1.27", "harbor.example.com/m/nginx:1.27"), &format!("u{n}"))
+                    .await
+            })
+        })
+        .collect();
+    let mut started = Vec::new();
+    let mut existing = Vec::new();
+    for racer in racers {
+        match racer.await.unwrap().unwrap() {
+            EnqueueOutcome::Started(import) => started.push(import.id),
+            EnqueueOutcome::Existing(import) => existing.push(import.id),
+        }
+    }
+    assert_eq!(started.len(), 1, "{started:?} {existing:?}");
+    assert!(existing.iter().all(|id| *id == started[0]));
+    assert_eq!(store.list_imports(&ImportFilter::default()).await.unwrap().total, 1);
+    assert_eq!(store.job_types().await.unwrap(), [("import".to_string(), 1)]);
+    assert_eq!(events_of(store, import_kind::QUEUED).await.len(), 1);
+}
+
+async fn a_claimed_job_is_not_claimed_again(db: TestDb) {
+    let store = &db.store;
+    let import = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    assert_eq!(store.claim_job("w1", &["sync"], LEASE).await.unwrap(), None, "another type");
+    assert_eq!(store.claim_job("w1", &[], LEASE).await.unwrap(), None, "no type");
+
+    let before = OffsetDateTime::now_utc();
+    let job = claim(store, "w1", &import).await;
+    assert_eq!((job.job_type.as_str(), job.attempts, job.max_attempts), ("import", 1, 3));
+    let lease = job.lease_until - before;
+    assert!(lease >= Duration::seconds(30) && lease < Duration::seconds(35), "{lease}");
+    assert_eq!(store.claim_job("w2", IMPORT, LEASE).await.unwrap(), None);
+    assert_eq!(store.claim_job("w1", IMPORT, LEASE).await.unwrap(), None, "not even by its holder");
+
+    // Claiming does not touch the import; starting an attempt does, for the holder only.
+    assert_eq!(store.get_import(import.id).await.unwrap(), import);
+    assert!(!store.start_import_attempt(import.id, job.id, "w2", 1).await.unwrap());
+    assert!(!store.start_import_attempt(import.id, job.id + 1, "w1", 1).await.unwrap(), "not its job");
+    assert_eq!(store.get_import(import.id).await.unwrap(), import);
+    let started_at = OffsetDateTime::now_utc();
+    assert!(store.start_import_attempt(import.id, job.id, "w1", 1).await.unwrap());
+    let running = store.get_import(import.id).await.unwrap();
+    assert_eq!((running.state, running.attempts), (ImportState::Running, 1));
+    assert!(running.started_at.unwrap() >= started_at && running.updated_at >= started_at);
+
+    // Higher priority first, then older; a job due later waits.
+    let now = OffsetDateTime::now_utc();
+    let low = store.enqueue_job("sync", &json!({ "n": 1 }), 0, now, 1).await.unwrap();
+    let high = store.enqueue_job("sync", &json!({ "n": 2 }), 5, now, 1).await.unwrap();
+    let later = store.enqueue_job("sync", &json!({ "n": 3 }), 9, now + Duration::hours(1), 1).await.unwrap();
+    let high_too = store.enqueue_job("sync", &json!({ "n": 4 }), 5, now, 1).await.unwrap();
+    let mut order = Vec::new();
+    while let Some(job) = store.claim_job("w3", &["sync", "import"], LEASE).await.unwrap() {
+        order.push(job.id);
+    }
+    assert_eq!(order, [high, high_too, low]);
+    assert!(!order.contains(&later));
+    assert_invalid(store.enqueue_job("sync", &json!({}), 0, now, 0).await, "max_attempts");
+}
+
+async fn concurrent_workers_claim_each_job_once(db: TestDb) {
+    let store = &db.store;
+    let mut imports = Vec::new();
+    for n in 0..5 {
+        imports
+            .push(enqueue(store, &format!("redis:7.{n}"), &format!("harbor.example.com/m/redis:7.{n}"), "c").await.id);
+    }
+    let workers: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let worker = format!("worker-{n}");
+                let mut claimed = Vec::new();
+                while let Some(job) = store.claim_job(&worker, IMPORT, LEASE).await.unwrap() {
+                    claimed.push((job.payload["import_id"].as_i64().unwrap(), job.attempts));
+                }
+                claimed
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for worker in workers {
+        claimed.extend(worker.await.unwrap());
+    }
+    assert!(claimed.iter().all(|(_, attempts)| *attempts == 1));
+    let mut ids: Vec<i64> = claimed.into_iter().map(|(id, _)| id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, imports);
+}
+
+async fn an_expired_lease_passes_to_another_worker(db: TestDb) {
+    let store = &db.store;
+    let import = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    let short = std::time::Duration::from_millis(1);
+    let first = store.claim_job("w1", IMPORT, short).await.unwrap().unwrap();
+    assert!(store.start_import_attempt(import.id, first.id, "w1", first.attempts).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+    // w1 stopped renewing (it died, or stalled): w2 takes the job over, as the next attempt.
+    let second = store.claim_job("w2", IMPORT, LEASE).await.unwrap().unwrap();
+    assert_eq!((second.id, second.attempts), (first.id, 2));
+    assert_eq!(store.claim_job("w3", IMPORT, LEASE).await.unwrap(), None);
+
+    // w1 has lost it, whatever it tries.
+    assert!(!store.renew_lease(first.id, "w1", LEASE).await.unwrap());
+    assert!(!store.start_import_attempt(import.id, first.id, "w1", 1).await.unwrap());
+    let progress = AttemptOutcome::Succeeded { digest: digest(1), artifacts: vec![] };
+    assert!(!store.finish_import_attempt(import.id, first.id, "w1", progress).await.unwrap());
+    assert!(!store.retry_job(first.id, "w1", "late", OffsetDateTime::now_utc()).await.unwrap());
+    assert!(!store.complete_job(first.id, "w1").await.unwrap());
+
+    // w2 holds it, and renewing keeps it.
+    assert!(store.start_import_attempt(import.id, second.id, "w2", second.attempts).await.unwrap());
+    assert!(store.renew_lease(second.id, "w2", short).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(store.renew_lease(second.id, "w2", LEASE).await.unwrap(), "ended but not taken over: still w2's");
+    assert_eq!(store.claim_job("w3", IMPORT, LEASE).await.unwrap(), None);
+    let running = store.get_import(import.id).await.unwrap();
+    assert_eq!((running.state, running.attempts), (ImportState::Running, 2));
+
+    // The queue's own completion, for jobs without an import.
+    assert!(store.complete_job(second.id, "w2").await.unwrap());
+    assert!(!store.renew_lease(second.id, "w2", LEASE).await.unwrap());
+    assert!(store.job_types().await.unwrap().is_empty());
+}
+
+async fn a_retried_job_waits_for_its_time(db: TestDb) {
+    let store = &db.store;
+    let import = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    let job = start(store, "w1", &import).await;
+    let retry_at = OffsetDateTime::now_utc() + Duration::milliseconds(400);
+    let outcome = AttemptOutcome::Retry { error: "503 from registry-1.docker.io".into(), retry_at };
+    assert!(store.finish_import_attempt(import.id, job.id, "w1", outcome).await.unwrap());
+    let queued = store.get_import(import.id).await.unwrap();
+    assert_eq!((queued.state, queued.attempts), (ImportState::Queued, 1));
+    assert_eq!(queued.error.as_deref(), Some("503 from registry-1.docker.io"));
+    assert!(queued.finished_at.is_none());
+    assert!(!store.renew_lease(job.id, "w1", LEASE).await.unwrap(), "the lease went with the retry");
+
+    assert_eq!(store.claim_job("w2", IMPORT, LEASE).await.unwrap(), None, "not due yet");
+    tokio::time::sleep_until(tokio::time::Instant::now() + std::time::Duration::from_millis(450)).await;
+    let again = claim(store, "w2", &import).await;
+    assert_eq!((again.id, again.attempts), (job.id, 2));
+    assert!(store.start_import_attempt(import.id, again.id, "w2", again.attempts).await.unwrap());
+    let running = store.get_import(import.id).await.unwrap();
+    assert_eq!((running.state, running.attempts, running.error), (ImportState::Running, 2, None));
+    assert_eq!(running.started_at, queued.started_at, "started_at is the first attempt's");
+    assert!(running.started_at.is_some());
+
+    // The queue's own retry works the same for any job.
+    let now = OffsetDateTime::now_utc();
+    let sync = store.enqueue_job("sync", &json!({ "subscription": 7 }), 0, now, 3).await.unwrap();
+    let claimed = store.claim_job("w3", &["sync"], LEASE).await.unwrap().unwrap();
+    assert_eq!((claimed.id, claimed.payload.clone()), (sync, json!({ "subscription": 7 })));
+    assert!(store.retry_job(sync, "w3", "timeout", now + Duration::milliseconds(300)).await.unwrap());
+    assert!(!store.retry_job(sync, "w3", "timeout", now).await.unwrap(), "no longer held");
+    assert_eq!(store.claim_job("w3", &["sync"], LEASE).await.unwrap(), None);
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let claimed = store.claim_job("w4", &["sync"], LEASE).await.unwrap().unwrap();
+    assert_eq!((claimed.id, claimed.attempts), (sync, 2));
+}
+
+async fn running_out_of_attempts_fails_the_import(db: TestDb) {
+    let store = &db.store;
+    let two_tries = NewImport { max_attempts: 2, ..new_import("redis:7", "harbor.example.com/mirror/redis:7") };
+    let EnqueueOutcome::Started(import) = store.enqueue_import(two_tries, "carol").await.unwrap() else { panic!() };
+    for attempt in 1..=2 {
+        let job = start(store, "w", &import).await;
+        assert_eq!(job.attempts, attempt);
+        let outcome =
+            AttemptOutcome::Retry { error: format!("timeout {attempt}"), retry_at: OffsetDateTime::now_utc() };
+        assert!(store.finish_import_attempt(import.id, job.id, "w", outcome).await.unwrap());
+    }
+    let failed = store.get_import(import.id).await.unwrap();
+    assert_eq!((failed.state, failed.attempts, failed.error.as_deref()), (ImportState::Failed, 2, Some("timeout 2")));
+    assert!(failed.finished_at.is_some());
+    assert_eq!(store.claim_job("w", IMPORT, LEASE).await.unwrap(), None);
+    assert!(store.job_types().await.unwrap().is_empty());
+    let events = events_of(store, import_kind::FAILED).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].actor.as_str(), events[0].details["error"].clone()), ("carol", json!("timeout 2")));
+    assert_eq!(events[0].details["attempts"], 2);
+
+    // A failure for good needs no more attempts.
+    let import = enqueue(store, "nginx", "harbor.example.com/mirror/nginx:latest", "carol").await;
+    let job = start(store, "w", &import).await;
+    let outcome = AttemptOutcome::Failed { error: "schema1 manifests are not supported".into() };
+    assert!(store.finish_import_attempt(import.id, job.id, "w", outcome.clone()).await.unwrap());
+    let failed = store.get_import(import.id).await.unwrap();
+    assert_eq!((failed.state, failed.attempts), (ImportState::Failed, 1));
+    assert!(!store.finish_import_attempt(import.id, job.id, "w", outcome).await.unwrap(), "once");
+    assert!(store.job_types().await.unwrap().is_empty());
+}
+
+async fn a_successful_import_adds_its_image_and_tag_to_the_catalog(db: TestDb) {
+    let store = &db.store;
+    let images = store.list_images(&all()).await.unwrap().total;
+    let widget = enqueue(store, "ghcr.io/acme/widget:1.0", "harbor.example.com/mirror/widget:1.0", "carol").await;
+    let job = start(store, "w", &widget).await;
+    let layers = vec![layer(10, 100, 40, LayerState::Downloading), layer(11, 50, 0, LayerState::Waiting)];
+    let artifacts = vec![artifact(2, "amd64", 1000), artifact(3, "arm64", 900)];
+    store.record_import_progress(widget.id, Some(&digest(1)), &artifacts, &layers).await.unwrap();
+    let before = OffsetDateTime::now_utc();
+    let outcome = AttemptOutcome::Succeeded { digest: digest(1), artifacts: artifacts.clone() };
+    assert!(store.finish_import_attempt(widget.id, job.id, "w", outcome).await.unwrap());
+
+    let done = store.get_import(widget.id).await.unwrap();
+    assert_eq!(
+        (done.state, done.digest.as_ref(), done.error.as_deref()),
+        (ImportState::Succeeded, Some(&digest(1)), None)
+    );
+    assert_eq!(done.artifacts, artifacts);
+    assert!(done.layers.iter().all(|l| l.state == LayerState::Completed && l.done == l.size && l.percent() == 100));
+    assert_eq!(done.layers.len(), 2);
+    assert!(done.finished_at.unwrap() >= before);
+    assert!(store.job_types().await.unwrap().is_empty());
+    assert!(!store.renew_lease(job.id, "w", LEASE).await.unwrap());
+
+    let image = store.find_image("ghcr.io", "acme", "widget").await.unwrap().expect("the source's image");
+    assert_eq!(
+        (image.approval_status, image.is_official, image.category.as_deref()),
+        (ApprovalStatus::Pending, false, None)
+    );
+    let tags = store.list_tags(image.id).await.unwrap();
+    assert_eq!(tags.len(), 1);
+    let tag = &tags[0];
+    assert_eq!((tag.tag.as_str(), tag.digest.as_ref(), tag.size_bytes), ("1.0", Some(&digest(1)), Some(1000)));
+    assert_eq!((tag.architecture.as_deref(), tag.os.as_deref()), (Some("amd64"), Some("linux")));
+    assert!(tag.pushed_at.unwrap() >= before && !tag.is_recommended);
+    let events =
+        store.list_events(&EventFilter { image_id: Some(image.id), ..EventFilter::default() }).await.unwrap().items;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds, [import_kind::SUCCEEDED, kind::TAG_ADDED, kind::IMAGE_ADDED]);
+    assert!(events.iter().all(|e| e.actor == "carol"));
+    assert_eq!(events[0].tag_id, Some(tag.id));
+    assert_eq!(events[0].details["import_id"], widget.id);
+    assert_eq!(events[0].details["digest"], digest(1).as_str());
+
+    // Another tag of the same image joins the same catalog image.
+    let two = enqueue(store, "ghcr.io/acme/widget:2.0", "harbor.example.com/mirror/widget:2.0", "dan").await;
+    succeed(store, &two, digest(4), vec![artifact(5, "arm64", 700)]).await;
+    let tags = store.list_tags(image.id).await.unwrap();
+    assert_eq!(tags.iter().map(|t| t.tag.as_str()).collect::<Vec<_>>(), ["1.0", "2.0"]);
+    assert_eq!((tags[1].architecture.as_deref(), tags[1].size_bytes), (Some("arm64"), Some(700)));
+    assert_eq!(store.list_images(&all()).await.unwrap().total, images + 1);
+
+    // Importing a tag the image has updates it.
+    let again = enqueue(store, "ghcr.io/acme/widget:1.0", "harbor.example.com/other/widget:1.0", "dan").await;
+    succeed(store, &again, digest(6), vec![artifact(7, "amd64", 1200)]).await;
+    let tags = store.list_tags(image.id).await.unwrap();
+    assert_eq!(tags.len(), 2);
+    assert_eq!((tags[0].id, tags[0].digest.as_ref(), tags[0].size_bytes), (tag.id, Some(&digest(6)), Some(1200)));
+    assert!(tags[0].pushed_at > tag.pushed_at);
+    let updated = store
+        .list_events(&EventFilter { event_type: Some(kind::TAG_UPDATED.into()), ..EventFilter::default() })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(updated.len(), 1);
+    assert_eq!((updated[0].actor.as_str(), updated[0].tag_id), ("dan", Some(tag.id)));
+    assert_eq!(updated[0].details["changes"], json!(["digest", "pushed_at", "size_bytes"]));
+
+    // An official image goes to the existing seed image, approved as it was.
+    let redis = enqueue(store, "redis:8", "harbor.example.com/library/redis:8", "carol").await;
+    succeed(store, &redis, digest(8), vec![artifact(9, "amd64", 30)]).await;
+    let seed = store.get_image(1).await.unwrap();
+    assert_eq!((seed.approval_status, seed.approved_by.as_deref()), (ApprovalStatus::Approved, Some("system")));
+    assert_eq!(store.list_tags(1).await.unwrap().len(), 5);
+    let valkey = enqueue(store, "valkey/valkey:8", "harbor.example.com/library/valkey:8", "carol").await;
+    succeed(store, &valkey, digest(12), vec![]).await;
+    let valkey = store.find_image("docker.io", "valkey", "valkey").await.unwrap().unwrap();
+    assert!(!valkey.is_official);
+    let tags = store.list_tags(valkey.id).await.unwrap();
+    assert_eq!((tags[0].size_bytes, tags[0].architecture.as_deref()), (None, None), "no artifacts, no platform");
+    let caddy = enqueue(store, "caddy:2", "harbor.example.com/library/caddy:2", "carol").await;
+    succeed(store, &caddy, digest(13), vec![]).await;
+    assert!(store.find_image("docker.io", "library", "caddy").await.unwrap().unwrap().is_official);
+    let rootless = enqueue(store, "registry.example.com/app:3", "harbor.example.com/m/app:3", "carol").await;
+    succeed(store, &rootless, digest(14), vec![]).await;
+    assert!(store.find_image("registry.example.com", "", "app").await.unwrap().is_some());
+}
+
+async fn concurrent_successes_add_one_catalog_image(db: TestDb) {
+    let store = &db.store;
+    let mut held = Vec::new();
+    for n in 0..4 {
+        let import =
+            enqueue(store, &format!("quay.io/acme/tool:{n}"), &format!("harbor.example.com/m/tool:{n}"), "c").await;
+        let worker = format!("w{n}");
+        let job = start(store, &worker, &import).await;
+        held.push((import, job, worker));
+    }
+    let finishers: Vec<_> = held
+        .into_iter()
+        .map(|(import, job, worker)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let outcome = AttemptOutcome::Succeeded { digest: digest(import.id as u8), artifacts: vec![] };
+                store.finish_import_attempt(import.id, job.id, &worker, outcome).await
+            })
+        })
+        .collect();
+    for finisher in finishers {
+        assert!(finisher.await.unwrap().unwrap());
+    }
+    let image = store.find_image("quay.io", "acme", "tool").await.unwrap().unwrap();
+    assert_eq!(store.list_tags(image.id).await.unwrap().len(), 4);
+    assert_eq!(events_of(store, kind::IMAGE_ADDED).await.len(), 1);
+    assert_eq!(events_of(store, import_kind::SUCCEEDED).await.len(), 4);
+}
+
+async fn progress_round_trips(db: TestDb) {
+    let store = &db.store;
+    let import = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    let job = start(store, "w", &import).await;
+    let mut layers = vec![
+        layer(10, 1_000, 1_000, LayerState::Completed),
+        layer(11, 3_000_000_000, 1_500_000_000, LayerState::Downloading),
+        layer(12, 20, 0, LayerState::Waiting),
+    ];
+    layers[0].via = Some("mounted".into());
+    let artifacts =
+        vec![artifact(2, "amd64", 3_000_001_020), Artifact { variant: Some("v8".into()), ..artifact(3, "arm64", 5) }];
+    store.record_import_progress(import.id, Some(&digest(1)), &artifacts, &layers).await.unwrap();
+    let seen = store.get_import(import.id).await.unwrap();
+    assert_eq!((seen.digest.as_ref(), &seen.artifacts, &seen.layers), (Some(&digest(1)), &artifacts, &layers));
+    assert_eq!(seen.layers[1].percent(), 50);
+    assert!(seen.updated_at >= import.updated_at);
+
+    // No digest keeps the known one; the lists are replaced.
+    layers[1].done = 3_000_000_000;
+    layers[1].state = LayerState::Failed;
+    store.record_import_progress(import.id, None, &[], &layers).await.unwrap();
+    let seen = store.get_import(import.id).await.unwrap();
+    assert_eq!((seen.digest.as_ref(), seen.artifacts.len(), &seen.layers), (Some(&digest(1)), 0, &layers));
+
+    // A report that arrives after the end changes nothing.
+    let outcome = AttemptOutcome::Failed { error: "digest mismatch".into() };
+    assert!(store.finish_import_attempt(import.id, job.id, "w", outcome).await.unwrap());
+    let failed = store.get_import(import.id).await.unwrap();
+    store.record_import_progress(import.id, Some(&digest(9)), &[], &[]).await.unwrap();
+    assert_eq!(store.get_import(import.id).await.unwrap(), failed);
+    assert_not_found(store.record_import_progress(42_000, None, &[], &[]).await, "import", 42_000);
+}
+
+async fn canceling_removes_the_job(db: TestDb) {
+    let store = &db.store;
+    let running = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    let queued = enqueue(store, "nginx:1", "harbor.example.com/mirror/nginx:1", "carol").await;
+    let job = start(store, "w", &running).await;
+
+    let canceled = store.cancel_import(running.id, "bob").await.unwrap();
+    assert_eq!(canceled.state, ImportState::Canceled);
+    assert!(canceled.finished_at.is_some());
+    assert_eq!(store.get_import(running.id).await.unwrap(), canceled);
+    // The worker learns at its next renewal; whatever it reports later is refused.
+    assert!(!store.renew_lease(job.id, "w", LEASE).await.unwrap());
+    let outcome = AttemptOutcome::Succeeded { digest: digest(1), artifacts: vec![] };
+    assert!(!store.finish_import_attempt(running.id, job.id, "w", outcome).await.unwrap());
+    assert!(!store.start_import_attempt(running.id, job.id, "w", 2).await.unwrap());
+    assert_eq!(store.get_import(running.id).await.unwrap(), canceled);
+    assert_eq!(store.find_image("docker.io", "library", "redis").await.unwrap().map(|i| i.id), Some(1));
+    assert_eq!(store.list_tags(1).await.unwrap().len(), 4, "nothing reached the catalog");
+
+    // A queued one is never handed out.
+    store.cancel_import(queued.id, "carol").await.unwrap();
+    assert_eq!(store.claim_job("w", IMPORT, LEASE).await.unwrap(), None);
+    assert!(store.job_types().await.unwrap().is_empty());
+
+    assert_conflict(
+        store.cancel_import(running.id, "bob").await,
+        &format!("import {} is already canceled", running.id),
+    );
+    let done = enqueue(store, "mongo:8", "harbor.example.com/mirror/mongo:8", "carol").await;
+    succeed(store, &done, digest(2), vec![]).await;
+    assert_conflict(store.cancel_import(done.id, "bob").await, &format!("import {} is already succeeded", done.id));
+    assert_not_found(store.cancel_import(42_000, "bob").await, "import", 42_000);
+
+    let events = events_of(store, import_kind::CANCELED).await;
+    assert_eq!(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(), ["carol", "bob"]);
+    assert_eq!(events[1].details["import_id"], running.id);
+}
+
+async fn an_active_import_is_not_deleted(db: TestDb) {
+    let store = &db.store;
+    let import = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    assert_conflict(
+        store.delete_import(import.id, "bob").await,
+        &format!("import {} is queued; cancel it first", import.id),
+    );
+    start(store, "w", &import).await;
+    assert_conflict(
+        store.delete_import(import.id, "bob").await,
+        &format!("import {} is running; cancel it first", import.id),
+    );
+    assert!(store.get_import(import.id).await.is_ok());
+    assert!(events_of(store, import_kind::DELETED).await.is_empty());
+
+    let canceled = store.cancel_import(import.id, "bob").await.unwrap();
+    assert_eq!(store.delete_import(import.id, "bob").await.unwrap(), canceled);
+    assert_not_found(store.get_import(import.id).await, "import", import.id);
+    assert_not_found(store.delete_import(import.id, "bob").await, "import", import.id);
+    let events = events_of(store, import_kind::DELETED).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].actor.as_str(), events[0].details["id"].clone()), ("bob", json!(import.id)));
+
+    // A succeeded import's record may go; the catalog keeps what it added.
+    let done = enqueue(store, "ghcr.io/acme/widget:1", "harbor.example.com/m/widget:1", "carol").await;
+    succeed(store, &done, digest(1), vec![]).await;
+    store.delete_import(done.id, "bob").await.unwrap();
+    assert!(store.find_image("ghcr.io", "acme", "widget").await.unwrap().is_some());
+}
+
+async fn a_catalog_image_with_an_active_import_is_not_deleted(db: TestDb) {
+    let store = &db.store;
+    let import = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    let events = event_count(store).await;
+    let message = format!("image docker.io/library/redis has an import in progress (import {})", import.id);
+    assert_conflict(store.delete_image(1, ADMIN).await, &message);
+    start(store, "w", &import).await;
+    assert_conflict(store.delete_image(1, ADMIN).await, &message);
+    assert_eq!(store.list_tags(1).await.unwrap().len(), 4);
+    assert_eq!(event_count(store).await, events);
+
+    // At a registry's root too; another image of the same registry is free to go.
+    let app = NewImage::new("app", Some("registry.example.com"), None, None, None, false, ApprovalStatus::Pending);
+    let app = store.create_image(app.unwrap(), ADMIN).await.unwrap();
+    let other = NewImage::new("other", Some("registry.example.com"), None, None, None, false, ApprovalStatus::Pending);
+    let other = store.create_image(other.unwrap(), ADMIN).await.unwrap();
+    let app_import = enqueue(store, "registry.example.com/app:1", "harbor.example.com/m/app:1", "carol").await;
+    assert_conflict(
+        store.delete_image(app.id, ADMIN).await,
+        &format!("image registry.example.com/app has an import in progress (import {})", app_import.id),
+    );
+    store.delete_image(other.id, ADMIN).await.unwrap();
+
+    // Once the imports are over, the images may go.
+    store.cancel_import(import.id, "carol").await.unwrap();
+    store.cancel_import(app_import.id, "carol").await.unwrap();
+    store.delete_image(1, ADMIN).await.unwrap();
+    store.delete_image(app.id, ADMIN).await.unwrap();
+}
+
+async fn imports_are_filtered_ordered_and_paged(db: TestDb) {
+    let store = &db.store;
+    let a = enqueue(store, "redis:7", "harbor.example.com/b-mirror/redis:7", "carol").await;
+    let b = enqueue(store, "nginx:1", "harbor.example.com/a-mirror/nginx:1", "dan").await;
+    let c = enqueue(store, "redis:8", "harbor.example.com/c-mirror/redis:7", "carol").await;
+    let d = enqueue(store, "mongo:8", "harbor.example.com/a-mirror/mongo:0", "carol").await;
+    succeed(store, &a, digest(1), vec![]).await;
+    let list = |filter: ImportFilter| async move {
+        let listing = store.list_imports(&filter).await.unwrap();
+        (listing.items.into_iter().map(|i| i.id).collect::<Vec<_>>(), listing.total)
+    };
+
+    assert_eq!(list(ImportFilter::default()).await, (vec![a.id, b.id, c.id, d.id], 4));
+    let newest_first = ImportFilter { descending: true, ..ImportFilter::default() };
+    assert_eq!(list(newest_first).await, (vec![d.id, c.id, b.id, a.id], 4));
+    let tag7 = ImportFilter { tag: Some("7".into()), ..ImportFilter::default() };
+    assert_eq!(list(tag7).await, (vec![a.id, c.id], 2));
+    let ready = ImportFilter { ready: Some(true), ..ImportFilter::default() };
+    assert_eq!(list(ready).await, (vec![a.id], 1));
+    let not_ready = ImportFilter { ready: Some(false), ..ImportFilter::default() };
+    assert_eq!(list(not_ready).await, (vec![b.id, c.id, d.id], 3));
+    let by_carol = ImportFilter { created_by: Some("carol".into()), ready: Some(false), ..ImportFilter::default() };
+    assert_eq!(list(by_carol).await, (vec![c.id, d.id], 2));
+
+    let by_repo = ImportFilter { order_by: ImportOrder::Repository, ..ImportFilter::default() };
+    assert_eq!(list(by_repo.clone()).await.0, [d.id, b.id, a.id, c.id]);
+    let by_repo_desc = ImportFilter { descending: true, ..by_repo };
+    assert_eq!(list(by_repo_desc).await.0, [c.id, a.id, b.id, d.id]);
+    let by_tag = ImportFilter { order_by: ImportOrder::Tag, ..ImportFilter::default() };
+    assert_eq!(list(by_tag.clone()).await.0, [d.id, b.id, a.id, c.id]);
+    let by_tag_desc = ImportFilter { descending: true, ..by_tag };
+    assert_eq!(list(by_tag_desc).await.0, [c.id, a.id, b.id, d.id]);
+    let by_id_desc = ImportFilter { order_by: ImportOrder::Id, descending: true, ..ImportFilter::default() };
+    assert_eq!(list(by_id_desc.clone()).await.0, [d.id, c.id, b.id, a.id]);
+
+    let page = ImportFilter { page: Page::new(Some(2), Some(1)).unwrap(), ..by_id_desc.clone() };
+    assert_eq!(list(page).await, (vec![c.id, b.id], 4));
+    let beyond = ImportFilter { page: Page::new(Some(2), Some(10)).unwrap(), ..by_id_desc };
+    assert_eq!(list(beyond).await, (vec![], 4));
+    let listed = store.list_imports(&ImportFilter::default()).await.unwrap();
+    assert_eq!(listed.items[1], store.get_import(b.id).await.unwrap());
+}
+
+async fn exports_are_recorded_and_listed(db: TestDb) {
+    let store = &db.store;
+    let record = |tag: &str, by: &str, phase: &str| ExportRecord {
+        id: 99,
+        registry_host: "harbor.example.com".into(),
+        repository: "custom/app".into(),
+        tag: tag.into(),
+        source: Some("pod default/app-0".into()),
+        description: None,
+        created_by: by.into(),
+        phase: phase.into(),
+        created_at: OffsetDateTime::UNIX_EPOCH,
+    };
+    let before = OffsetDateTime::now_utc();
+    let first = store.create_export(record("v1", "carol", "Pending")).await.unwrap();
+    assert_ne!(first.id, 99);
+    assert!(first.created_at >= before);
+    assert_eq!(
+        (first.tag.as_str(), first.phase.as_str(), first.source.as_deref()),
+        ("v1", "Pending", Some("pod default/app-0"))
+    );
+    let second = store.create_export(record("v2", "dan", "Running")).await.unwrap();
+    let third = store.create_export(record("v3", "carol", "Succeeded")).await.unwrap();
+    assert_invalid(store.create_export(record("v4", "carol", "done")).await, "phase");
+
+    let first = store.set_export_phase(first.id, "Succeeded").await.unwrap();
+    assert_eq!(first.phase, "Succeeded");
+    assert_invalid(store.set_export_phase(first.id, "succeeded").await, "phase");
+    assert_not_found(store.set_export_phase(42_000, "Failed").await, "export", 42_000);
+
+    let list = |ready: Option<bool>, by: Option<&'static str>, page: Page| async move {
+        let listing = store.list_exports(ready, by, page).await.unwrap();
+        (listing.items.into_iter().map(|e| e.id).collect::<Vec<_>>(), listing.total)
+    };
+    let all = Page::default();
+    assert_eq!(list(None, None, all).await, (vec![third.id, second.id, first.id], 3));
+    assert_eq!(list(Some(true), None, all).await, (vec![third.id, first.id], 2));
+    assert_eq!(list(Some(false), None, all).await, (vec![second.id], 1));
+    assert_eq!(list(None, Some("carol"), all).await, (vec![third.id, first.id], 2));
+    assert_eq!(list(Some(true), Some("dan"), all).await, (vec![], 0));
+    assert_eq!(list(None, None, Page::new(Some(1), Some(1)).unwrap()).await, (vec![second.id], 3));
+    let listed = store.list_exports(None, None, all).await.unwrap();
+    assert_eq!(listed.items[2], first);
+}
+
+async fn job_types_are_counted(db: TestDb) {
+    let store = &db.store;
+    assert!(store.job_types().await.unwrap().is_empty());
+    enqueue(store, "redis:7", "harbor.example.com/m/redis:7", "c").await;
+    enqueue(store, "redis:8", "harbor.example.com/m/redis:8", "c").await;
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..3 {
+        store.enqueue_job("renamed-long-ago", &json!({}), 0, now, 1).await.unwrap();
+    }
+    store.enqueue_job("sync", &json!({}), 0, now, 1).await.unwrap();
+    // Claimed jobs count too.
+    store.claim_job("w", &["sync"], LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        store.job_types().await.unwrap(),
+        [("import".to_string(), 2), ("renamed-long-ago".to_string(), 3), ("sync".to_string(), 1)]
+    );
 }
 
 // Not part of the suite above: what only SQLite has, and runtimes other than the tests' default.

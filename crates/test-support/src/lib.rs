@@ -6,6 +6,9 @@
 //! * [`Distribution`]: a real CNCF Distribution registry (`docker-registry`) on a free
 //!   port on 127.0.0.1, with or without basic auth, killed and cleaned up on drop.
 //!
+//! * [`images`]: random test images (single-platform manifests and multi-platform indexes)
+//!   pushed into such a registry with plain HTTP calls, independent of imagegate's own client.
+//!
 //! Both read their configuration from the environment that `cargo xtask test` sets:
 //! `IMAGEGATE_TEST_DATABASE_URL` and `IMAGEGATE_TEST_REGISTRY_BIN`.
 //!
@@ -18,6 +21,7 @@
 //! # }
 //! ```
 
+pub mod images;
 mod pg;
 mod registry;
 

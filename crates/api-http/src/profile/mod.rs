@@ -1,3 +1,4 @@
 //! One module per API profile.
 
 pub mod catalog;
+pub mod platform;

@@ -1,9 +1,7 @@
 //! The catalog profile end to end: HTTP in, a real database behind, on SQLite and on PostgreSQL.
 
-mod harness;
-
+use crate::harness::{TestApp, redact};
 use axum::http::StatusCode;
-use harness::{TestApp, redact};
 use serde_json::{Value, json};
 
 /// Runs one async test body against a fresh app on each backend.
@@ -11,11 +9,11 @@ macro_rules! on_both_backends {
     ($($name:ident => $body:ident;)*) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$body(super::TestApp::sqlite().await).await })*
+            async fn $name() { super::$body(crate::harness::TestApp::sqlite().await).await })*
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$body(super::TestApp::postgres().await).await })*
+            async fn $name() { super::$body(crate::harness::TestApp::postgres().await).await })*
         }
     };
 }

@@ -23,9 +23,11 @@ pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 #[allow(missing_debug_implementations)]
 pub struct TestApp {
     router: Router,
-    store: Arc<dyn Store>,
+    pub store: Arc<dyn Store>,
     admin_token: String,
     _dir: Arc<tempfile::TempDir>,
+    /// With an internal registry: the job runner, driven by [`TestApp::run_jobs`].
+    runner: Option<Arc<sync_worker::Runner<sync_worker::ImportContext>>>,
 }
 
 impl TestApp {
@@ -40,16 +42,66 @@ impl TestApp {
         TestApp::start(&url, tempfile::tempdir().unwrap()).await
     }
 
+    /// On SQLite or PostgreSQL (`IMAGEGATE_TEST_BACKEND`-free: the caller picks), with `target` as the
+    /// internal registry under `prefix`.
+    pub async fn with_registry(postgres: bool, target: &test_support::Distribution, prefix: &str) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = if postgres {
+            test_support::postgres_url().await
+        } else {
+            format!("sqlite://{}", dir.path().join("imagegate.db").display())
+        };
+        let mut config = registry_client::ClientConfig::default();
+        if let Some((user, password)) = target.credentials() {
+            config.credentials.insert(target.host(), registry_client::Credential::new(user, password));
+        }
+        let client = Arc::new(registry_client::RegistryClient::new(config).unwrap());
+        let copier = Arc::new(registry_client::CopyEngine::new(client, registry_client::CopyConfig::default()));
+        let internal = api_http::InternalRegistry { host: target.host(), prefix: prefix.into(), copier };
+        TestApp::start_with(&url, dir, Some(internal)).await
+    }
+
     async fn start(url: &str, dir: tempfile::TempDir) -> TestApp {
+        TestApp::start_with(url, dir, None).await
+    }
+
+    async fn start_with(url: &str, dir: tempfile::TempDir, internal: Option<api_http::InternalRegistry>) -> TestApp {
         let store: Arc<dyn Store> = Arc::new(store::DbStore::connect(url).await.unwrap());
         auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
-        let router = api_http::router(AppState::new(store.clone()));
-        let mut app = TestApp { router, store, admin_token: String::new(), _dir: Arc::new(dir) };
+        let mut state = AppState::new(store.clone());
+        let mut runner = None;
+        if let Some(internal) = internal {
+            let ctx = sync_worker::ImportContext {
+                imports: store.clone(),
+                queue: store.clone(),
+                copier: internal.copier.clone(),
+                progress_interval: std::time::Duration::from_millis(50),
+            };
+            let config = sync_worker::RunnerConfig { worker_id: "test-worker".into(), ..Default::default() };
+            runner = Some(Arc::new(
+                sync_worker::Runner::new(store.clone(), ctx, config)
+                    .register(sync_worker::IMPORT_JOB, sync_worker::ImportHandler),
+            ));
+            state = state.with_internal_registry(internal);
+        }
+        let router = api_http::router(state);
+        let mut app = TestApp { router, store, admin_token: String::new(), _dir: Arc::new(dir), runner };
         let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
         let (status, response) = app.send("POST", "/api/v1/auth/token", Some(body), None).await;
         assert_eq!(status, StatusCode::OK, "{response}");
         app.admin_token = response["token"].as_str().unwrap().to_owned();
         app
+    }
+
+    /// Runs due jobs until none is left; returns how many ran.
+    pub async fn run_jobs(&self) -> usize {
+        let runner = self.runner.as_ref().expect("an app with an internal registry");
+        let mut ran = 0;
+        while runner.run_once().await.unwrap() {
+            ran += 1;
+            assert!(ran < 100, "jobs keep coming");
+        }
+        ran
     }
 
     pub fn admin_token(&self) -> Option<&str> {

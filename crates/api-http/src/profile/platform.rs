@@ -1,0 +1,631 @@
+//! The platform profile (seed 000): images imported into the internal registry, their import progress,
+//! and exported ("custom") images, under `/api/v1/images…`.
+//!
+//! An "image" here is one import: a source reference copied into the internal registry, with one
+//! artifact per platform. Errors are `{"error": …, "message": …}`; import requests answer in the
+//! seed's `{state, message, alreadyImageId}` shape, with a 4xx status when the request is refused.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post, put},
+};
+use image_core::{
+    Error, Reference,
+    catalog::Page,
+    copy::CopyErrorKind,
+    import::{
+        EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, ImportState, LayerProgress, LayerState,
+        NewImport, Platform,
+    },
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::{
+    AppState,
+    auth::{Admin, Authenticated},
+    error::{ApiError, Plain, ProfileError},
+    extract::{self, PathParams},
+};
+
+type Body<T> = extract::Body<T, Plain>;
+type Query<T> = extract::Query<T, Plain>;
+type Path<T> = PathParams<T, Plain>;
+type User = Authenticated<Plain>;
+type AdminUser = Admin<Plain>;
+type ApiResult<T> = Result<T, ProfileError<Plain>>;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/images", get(list_images))
+        .route("/api/v1/images/custom", get(list_exports).post(create_export))
+        .route("/api/v1/images/custom/{id}", put(update_export))
+        .route("/api/v1/images/{id}", axum::routing::delete(delete_image))
+        .route("/api/v1/images/{id}/importing-details", get(importing_details))
+        .route("/api/v1/images:import", post(import_image))
+        .route("/api/v1/images:import/{name}/progress", put(report_progress))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page_num: Option<String>,
+    page_size: Option<String>,
+    #[serde(rename = "orderBy")]
+    order_by: Option<String>,
+    order: Option<String>,
+    tag: Option<String>,
+    ready: Option<String>,
+    #[serde(rename = "userName")]
+    user_name: Option<String>,
+    flat: Option<String>,
+}
+
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+fn parse_bool(name: &str, v: Option<String>) -> Result<Option<bool>, Error> {
+    match non_empty(v).as_deref() {
+        None => Ok(None),
+        Some("true") | Some("1") => Ok(Some(true)),
+        Some("false") | Some("0") => Ok(Some(false)),
+        Some(other) => Err(Error::invalid(name, format!("`{other}` is not true or false"))),
+    }
+}
+
+/// `page_num` counts from 0, `page_size` defaults to 10.
+fn parse_page(page_num: Option<String>, page_size: Option<String>) -> Result<Page, Error> {
+    let int = |name: &str, v: Option<String>| -> Result<Option<i64>, Error> {
+        non_empty(v)
+            .map(|s| s.parse::<i64>().map_err(|_| Error::invalid(name, format!("`{s}` is not a whole number"))))
+            .transpose()
+    };
+    let num = int("page_num", page_num)?.unwrap_or(0);
+    let size = int("page_size", page_size)?.unwrap_or(10);
+    if num < 0 {
+        return Err(Error::invalid("page_num", format!("counts from 0; got {num}")));
+    }
+    if !(1..=MAX_PAGE_SIZE).contains(&size) {
+        return Err(Error::invalid("page_size", format!("must be between 1 and {MAX_PAGE_SIZE}, got {size}")));
+    }
+    let offset = num.checked_mul(size).ok_or_else(|| Error::invalid("page_num", "is too large"))?;
+    Page::new(Some(size), Some(offset))
+}
+
+fn parse_descending(order: Option<String>) -> Result<bool, Error> {
+    match non_empty(order).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("desc") => Ok(true),
+        Some("asc") => Ok(false),
+        Some(other) => Err(Error::invalid("order", format!("`{other}` is not asc or desc"))),
+    }
+}
+
+/// One platform of an imported image, as the grouped listing shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArtifactView {
+    image_tag: String,
+    description: Option<String>,
+    created_time: String,
+    user_name: String,
+    status: &'static str,
+    id: i64,
+    size: u64,
+    arch: Option<String>,
+    os: Option<String>,
+    digest: Option<String>,
+    include_type: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Group<A> {
+    registry_host: String,
+    repo: String,
+    artifacts: Vec<A>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Grouped<A> {
+    total_count: i64,
+    images: Vec<Group<A>>,
+}
+
+/// `2025-01-15T10:00:00`, as the seed shows imported images' times.
+fn local_seconds(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+/// Groups items by (registry host, repository), keeping the order in which groups first appear.
+fn group<T, A>(items: Vec<T>, key: impl Fn(&T) -> (String, String), view: impl Fn(T) -> Vec<A>) -> Vec<Group<A>> {
+    let mut groups: Vec<Group<A>> = Vec::new();
+    for item in items {
+        let (registry_host, repo) = key(&item);
+        let index = match groups.iter().position(|g| g.registry_host == registry_host && g.repo == repo) {
+            Some(i) => i,
+            None => {
+                groups.push(Group { registry_host, repo, artifacts: Vec::new() });
+                groups.len() - 1
+            }
+        };
+        groups[index].artifacts.extend(view(item));
+    }
+    groups
+}
+
+fn artifact_views(import: ImportJob) -> Vec<ArtifactView> {
+    let base = |size: u64, arch: Option<String>, os: Option<String>, digest: Option<String>| ArtifactView {
+        image_tag: import.target.tag().unwrap_or("latest").to_owned(),
+        description: import.description.clone(),
+        created_time: local_seconds(import.created_at),
+        user_name: import.created_by.clone(),
+        status: import.state.platform_status(),
+        id: import.id,
+        size,
+        arch,
+        os,
+        digest,
+        include_type: "full",
+    };
+    if import.artifacts.is_empty() {
+        return vec![base(0, None, None, import.digest.as_ref().map(ToString::to_string))];
+    }
+    import
+        .artifacts
+        .iter()
+        .map(|a| base(a.size, a.architecture.clone(), a.os.clone(), Some(a.digest.to_string())))
+        .collect()
+}
+
+async fn list_images(
+    State(s): State<AppState>,
+    _: User,
+    extract::Query(q, _): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let tag = non_empty(q.tag);
+    if let Some(tag) = &tag {
+        image_core::validate::tag(tag).map_err(|e| Error::invalid("tag", e))?;
+    }
+    let filter = ImportFilter {
+        tag,
+        ready: parse_bool("ready", q.ready)?,
+        created_by: non_empty(q.user_name),
+        order_by: non_empty(q.order_by).map(|o| o.parse()).transpose()?.unwrap_or(ImportOrder::CreatedAt),
+        descending: parse_descending(q.order)?,
+        page: parse_page(q.page_num, q.page_size)?,
+    };
+    let flat = parse_bool("flat", q.flat)?.unwrap_or(false);
+    let listing = s.store.list_imports(&filter).await?;
+    if flat {
+        let internal = s.internal.clone();
+        let items: Vec<Value> = listing
+            .items
+            .into_iter()
+            .map(|i| {
+                let repo =
+                    internal.as_ref().map_or(i.target.repository(), |r| r.short_repository(i.target.repository()));
+                json!({
+                    "id": i.id,
+                    "tag": format!("{}:{}", repo, i.target.tag().unwrap_or("latest")),
+                    "description": i.description,
+                    "created_at": i.created_at.unix_timestamp(),
+                    "created_by": i.created_by,
+                })
+            })
+            .collect();
+        return Ok(Json(items).into_response());
+    }
+    let images =
+        group(listing.items, |i| (i.target.registry().to_owned(), i.target.repository().to_owned()), artifact_views);
+    Ok(Json(Grouped { total_count: listing.total, images }).into_response())
+}
+
+async fn delete_image(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    PathParams(id, _): Path<i64>,
+) -> ApiResult<StatusCode> {
+    let import = s.store.get_import(id).await?;
+    if import.state.is_active() {
+        return Err(Error::conflict(format!("image {id} is still being imported; cancel or wait for it first")).into());
+    }
+    if import.state == ImportState::Succeeded {
+        let internal = s.internal.as_ref().ok_or_else(no_internal_registry)?;
+        // The registry first: a record without an artifact can be deleted again, an artifact without a record
+        // would be invisible.
+        internal.copier.delete_image(&import.target).await.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "Registry error",
+                format!("cannot delete {} from the registry: {e}", import.target),
+            )
+        })?;
+    }
+    s.store.delete_import(id, &admin.user.username).await?;
+    Ok(StatusCode::OK)
+}
+
+fn no_internal_registry() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "No internal registry",
+        "no internal registry is configured: start the server with --internal-registry",
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ImportBody {
+    source: String,
+    source_registry: Option<String>,
+    /// `["linux/amd64", …]`; all platforms when absent or empty.
+    #[serde(default)]
+    platforms: Vec<String>,
+    description: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportAnswer {
+    state: u8,
+    message: String,
+    already_image_id: i64,
+}
+
+fn refused(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(ImportAnswer { state: 0, message: message.into(), already_image_id: 0 })).into_response()
+}
+
+/// `POST /api/v1/images:import`: queues an import, or answers which import already holds this source.
+async fn import_image(
+    State(s): State<AppState>,
+    user: User,
+    extract::Body(b, _): Body<ImportBody>,
+) -> ApiResult<Response> {
+    let Some(internal) = s.internal.clone() else {
+        return Ok(refused(StatusCode::SERVICE_UNAVAILABLE, no_internal_registry().message));
+    };
+    // `sourceRegistry` names the registry when `source` leaves it out (`pytorch/pytorch:2.0` + `docker.io`).
+    let text = match b.source_registry.as_deref().filter(|r| !r.is_empty()) {
+        Some(registry) if !source_names_registry(&b.source) => {
+            format!("{}/{}", registry.trim_end_matches('/'), b.source)
+        }
+        _ => b.source.clone(),
+    };
+    let source = match Reference::parse(&text) {
+        Ok(r) => r,
+        Err(e) => return Ok(refused(StatusCode::BAD_REQUEST, format!("invalid source `{}`: {e}", b.source))),
+    };
+    if let Some(registry) = b.source_registry.as_deref().filter(|r| !r.is_empty()) {
+        if image_core::catalog::normalise_registry(registry) != source.registry() {
+            return Ok(refused(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "sourceRegistry `{registry}` does not match the registry of `{}` ({})",
+                    b.source,
+                    source.registry()
+                ),
+            ));
+        }
+    }
+    let mut platforms = Vec::new();
+    for p in &b.platforms {
+        match p.parse::<Platform>() {
+            Ok(p) => platforms.push(p),
+            Err(e) => return Ok(refused(StatusCode::BAD_REQUEST, e.to_string())),
+        }
+    }
+    if let Some(d) = &b.description {
+        if let Err(e) = image_core::validate::text(d, 2000) {
+            return Ok(refused(StatusCode::BAD_REQUEST, format!("invalid description: {e}")));
+        }
+    }
+    let target = match internal.target_for(&source) {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(refused(
+                StatusCode::BAD_REQUEST,
+                format!("cannot place `{source}` in the internal registry: {e}"),
+            ));
+        }
+    };
+    if let Err(e) = internal.copier.check_source(&source).await {
+        let status = match e.kind {
+            CopyErrorKind::Permanent => StatusCode::BAD_REQUEST,
+            CopyErrorKind::Transient => StatusCode::BAD_GATEWAY,
+        };
+        return Ok(refused(status, format!("cannot import {source}: {e}")));
+    }
+    let import = NewImport {
+        source,
+        target,
+        platforms,
+        description: b.description,
+        max_attempts: NewImport::DEFAULT_MAX_ATTEMPTS,
+        timeout_secs: NewImport::DEFAULT_TIMEOUT_SECS,
+    };
+    let answer = match s.store.enqueue_import(import, &user.user.username).await? {
+        EnqueueOutcome::Started(job) => {
+            ImportAnswer { state: 1, message: "Image import started".into(), already_image_id: job.id }
+        }
+        EnqueueOutcome::Existing(job) => ImportAnswer {
+            state: 2,
+            message: if job.state.is_active() {
+                format!("Image is already being imported (image {})", job.id)
+            } else {
+                format!("Image already exists (image {})", job.id)
+            },
+            already_image_id: job.id,
+        },
+    };
+    Ok(Json(answer).into_response())
+}
+
+/// Whether the first path component of a reference names a registry, by Docker's rule.
+fn source_names_registry(source: &str) -> bool {
+    match source.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LayerDetail {
+    status: String,
+    progress: u8,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayersDetail {
+    layers_detail: BTreeMap<String, LayerDetail>,
+}
+
+fn layer_status(state: LayerState) -> &'static str {
+    match state {
+        LayerState::Waiting => "waiting",
+        LayerState::Downloading => "downloading",
+        LayerState::Completed => "completed",
+        LayerState::Failed => "failed",
+    }
+}
+
+async fn importing_details(
+    State(s): State<AppState>,
+    _: User,
+    PathParams(id, _): Path<i64>,
+) -> ApiResult<Json<LayersDetail>> {
+    let import = s.store.get_import(id).await?;
+    let layers_detail = import
+        .layers
+        .iter()
+        .map(|l| {
+            (l.digest.to_string(), LayerDetail { status: layer_status(l.state).to_owned(), progress: l.percent() })
+        })
+        .collect();
+    Ok(Json(LayersDetail { layers_detail }))
+}
+
+/// `PUT /api/v1/images:import/{name}/progress`: an external copier reports layer progress for the active
+/// import whose target is `name` (`repo:tag`, as in the flat listing, or the image id).
+async fn report_progress(
+    State(s): State<AppState>,
+    _: AdminUser,
+    PathParams(name, _): Path<String>,
+    extract::Body(b, _): Body<LayersDetail>,
+) -> ApiResult<StatusCode> {
+    let import = find_import_by_name(&s, &name).await?;
+    if !import.state.is_active() {
+        return Err(
+            Error::conflict(format!("image {} is not being imported (it is {})", import.id, import.state)).into()
+        );
+    }
+    let mut layers = import.layers.clone();
+    for (key, detail) in b.layers_detail {
+        let digest: image_core::Digest =
+            key.parse().map_err(|e| Error::invalid("layersDetail", format!("`{key}` is not a layer digest: {e}")))?;
+        let state = match detail.status.as_str() {
+            "waiting" => LayerState::Waiting,
+            "downloading" => LayerState::Downloading,
+            "completed" => LayerState::Completed,
+            "failed" => LayerState::Failed,
+            other => {
+                return Err(Error::invalid(
+                    "status",
+                    format!("`{other}` is not waiting, downloading, completed or failed"),
+                )
+                .into());
+            }
+        };
+        if detail.progress > 100 {
+            return Err(Error::invalid("progress", format!("{} is more than 100", detail.progress)).into());
+        }
+        let entry = match layers.iter_mut().position(|l| l.digest == digest) {
+            Some(i) => &mut layers[i],
+            None => {
+                layers.push(LayerProgress { digest, size: 100, done: 0, state, via: None });
+                layers.last_mut().unwrap()
+            }
+        };
+        entry.state = state;
+        entry.done = entry.size * u64::from(detail.progress) / 100;
+    }
+    s.store.record_import_progress(import.id, import.digest.as_ref(), &import.artifacts, &layers).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn find_import_by_name(s: &AppState, name: &str) -> Result<ImportJob, ApiError> {
+    if let Ok(id) = name.parse::<i64>() {
+        return Ok(s.store.get_import(id).await?);
+    }
+    let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+    image_core::validate::tag(tag).map_err(|e| Error::invalid("name", e))?;
+    let filter = ImportFilter {
+        tag: Some(tag.to_owned()),
+        page: Page::new(Some(Page::MAX_LIMIT), None)?,
+        ..ImportFilter::default()
+    };
+    let listing = s.store.list_imports(&filter).await?;
+    listing
+        .items
+        .into_iter()
+        .filter(|i| i.state.is_active())
+        .find(|i| {
+            let short =
+                s.internal.as_ref().map_or(i.target.repository(), |r| r.short_repository(i.target.repository()));
+            short == repo || i.target.repository() == repo
+        })
+        .ok_or_else(|| ApiError::not_found(format!("no image named `{name}` is being imported")))
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    page_num: Option<String>,
+    page_size: Option<String>,
+    ready: Option<String>,
+    #[serde(rename = "userName")]
+    user_name: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExportView {
+    image_tag: String,
+    description: Option<String>,
+    created_time: String,
+    user_name: String,
+    status: String,
+    include_type: &'static str,
+}
+
+/// `GET /api/v1/images/custom`: export records grouped by repository, always grouped.
+async fn list_exports(
+    State(s): State<AppState>,
+    _: User,
+    extract::Query(q, _): Query<ExportQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = parse_page(q.page_num, q.page_size)?;
+    let ready = parse_bool("ready", q.ready)?;
+    let user = non_empty(q.user_name);
+    let listing = s.store.list_exports(ready, user.as_deref(), page).await?;
+    let images = group(
+        listing.items,
+        |e| (e.registry_host.clone(), e.repository.clone()),
+        |e| {
+            vec![ExportView {
+                image_tag: e.tag,
+                description: e.description,
+                created_time: image_core::format_rfc3339_millis(e.created_at).replace(".000Z", "Z"),
+                user_name: e.created_by,
+                status: e.phase,
+                include_type: "custom",
+            }]
+        },
+    );
+    Ok(Json(json!({ "totalCount": listing.total, "images": images })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateExport {
+    /// Where the export was pushed, such as `rocm/pytorch:20250112`.
+    target: String,
+    registry_host: Option<String>,
+    source: Option<String>,
+    description: Option<String>,
+    status: Option<String>,
+}
+
+/// `POST /api/v1/images/custom`: records an export, as the system that made it reports it.
+async fn create_export(
+    State(s): State<AppState>,
+    user: User,
+    extract::Body(b, _): Body<CreateExport>,
+) -> ApiResult<(StatusCode, Json<ExportRecord>)> {
+    let (repo, tag) = b
+        .target
+        .rsplit_once(':')
+        .filter(|(repo, _)| !repo.ends_with('/') && !repo.is_empty())
+        .ok_or_else(|| Error::invalid("target", "must be `repository:tag`"))?;
+    image_core::validate::repository_path(repo).map_err(|e| Error::invalid("target", e))?;
+    image_core::validate::tag(tag).map_err(|e| Error::invalid("target", e))?;
+    let registry_host = b.registry_host.unwrap_or_else(|| "harbor.exported".into());
+    image_core::validate::registry_host(&registry_host).map_err(|e| Error::invalid("registryHost", e))?;
+    let phase = b.status.unwrap_or_else(|| "Pending".into());
+    image_core::import::validate_phase(&phase)?;
+    let description = match (b.description, &b.source) {
+        (Some(d), _) => Some(d),
+        (None, Some(src)) => Some(format!("Exported from source: {src}")),
+        (None, None) => None,
+    };
+    if let Some(d) = &description {
+        image_core::validate::text(d, 2000).map_err(|e| Error::invalid("description", e))?;
+    }
+    let record = ExportRecord {
+        id: 0,
+        registry_host,
+        repository: repo.to_owned(),
+        tag: tag.to_owned(),
+        source: b.source,
+        description,
+        created_by: user.user.username,
+        phase,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    Ok((StatusCode::CREATED, Json(s.store.create_export(record).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateExport {
+    status: String,
+}
+
+async fn update_export(
+    State(s): State<AppState>,
+    _: User,
+    PathParams(id, _): Path<i64>,
+    extract::Body(b, _): Body<UpdateExport>,
+) -> ApiResult<Json<ExportRecord>> {
+    image_core::import::validate_phase(&b.status)?;
+    Ok(Json(s.store.set_export_phase(id, &b.status).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_count_from_zero() {
+        assert_eq!(parse_page(None, None).unwrap(), Page { limit: 10, offset: 0 });
+        assert_eq!(parse_page(Some("2".into()), Some("5".into())).unwrap(), Page { limit: 5, offset: 10 });
+        assert!(parse_page(Some("-1".into()), None).is_err());
+        assert!(parse_page(None, Some("0".into())).is_err());
+        assert!(parse_page(None, Some("101".into())).is_err());
+        assert!(parse_page(Some(i64::MAX.to_string()), Some("10".into())).is_err());
+    }
+
+    #[test]
+    fn times_have_no_zone_as_in_the_seed() {
+        let at = time::macros::datetime!(2025-01-15 10:00:00.5 UTC);
+        assert_eq!(local_seconds(at), "2025-01-15T10:00:00");
+    }
+}

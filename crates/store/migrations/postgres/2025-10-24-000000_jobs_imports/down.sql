@@ -1,0 +1,3 @@
+DROP TABLE exports;
+DROP TABLE imports;
+DROP TABLE jobs;
