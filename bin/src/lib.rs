@@ -58,6 +58,33 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Where the database is and how to log; shared by the server and the worker.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Directory for the embedded database and keys.
+    #[arg(long, env = "IMAGEGATE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database URL: `postgres://…` for PostgreSQL; default SQLite in the data directory.
+    #[arg(long, env = "IMAGEGATE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "IMAGEGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl CommonArgs {
+    /// Sets up logging and opens (and migrates) the database.
+    pub async fn open_store(&self) -> anyhow::Result<store::DbStore> {
+        init_logging(self.log_format);
+        let url = database_url(&self.data_dir, self.database_url.as_deref())?;
+        let store = store::DbStore::connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database at {}", redact_url(&url)))?;
+        tracing::info!(database = %redact_url(&url), backend = store.backend_name(), "database ready");
+        Ok(store)
+    }
+}
+
 /// Where imports land, and how registries are reached; shared by the server and the worker.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
@@ -71,6 +98,9 @@ pub struct RegistryArgs {
     /// Password for the internal registry.
     #[arg(long, env = "IMAGEGATE_INTERNAL_REGISTRY_PASSWORD", hide_env_values = true)]
     pub internal_registry_password: Option<String>,
+    /// A PEM bundle of certificate authorities to trust for HTTPS registries (a private CA).
+    #[arg(long, env = "IMAGEGATE_REGISTRY_CA")]
+    pub registry_ca: Option<PathBuf>,
     /// Path put in front of every imported repository, such as a Harbor project: with `mirror`,
     /// `docker.io/pytorch/pytorch:2.0` lands at `<internal>/mirror/pytorch/pytorch:2.0`.
     #[arg(long, env = "IMAGEGATE_INTERNAL_PROJECT", default_value = "")]
@@ -106,6 +136,10 @@ pub fn internal_registry(args: &RegistryArgs) -> anyhow::Result<Option<InternalR
         "http" => config.insecure_registries.push(host.to_owned()),
         "https" => {}
         other => bail!("--internal-registry: unsupported scheme `{other}`; use http or https"),
+    }
+    if let Some(ca) = &args.registry_ca {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read the CA bundle {}", ca.display()))?;
+        config.ca_certificates_pem.push(pem);
     }
     let path = args.registry_config.clone().or_else(registry_client::default_docker_config_path);
     if let Some(path) = path {

@@ -1,10 +1,10 @@
 //! `imagegate-server`: every API profile over one database, with an embedded worker.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use clap::Parser;
-use imagegate::{LogFormat, RegistryArgs, WorkerArgs, database_url, init_logging, redact_url, shutdown_signal};
+use imagegate::{CommonArgs, RegistryArgs, WorkerArgs, shutdown_signal};
 use tokio::sync::watch;
 use tower_http::{
     LatencyUnit,
@@ -17,15 +17,8 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "IMAGEGATE_LISTEN", default_value = "127.0.0.1:5375")]
     listen: SocketAddr,
-    /// Directory for the embedded database and keys.
-    #[arg(long, env = "IMAGEGATE_DATA_DIR", default_value = "./data")]
-    data_dir: PathBuf,
-    /// Database URL: `postgres://…` for PostgreSQL; default SQLite in the data directory.
-    #[arg(long, env = "IMAGEGATE_DATABASE_URL")]
-    database_url: Option<String>,
-    /// Log format.
-    #[arg(long, env = "IMAGEGATE_LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Password of the `admin` account created on first start; generated and printed once when unset.
     #[arg(long = "admin-password", env = "IMAGEGATE_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
@@ -41,13 +34,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging(args.log_format);
-
-    let url = database_url(&args.data_dir, args.database_url.as_deref())?;
-    let store = store::DbStore::connect(&url)
-        .await
-        .with_context(|| format!("cannot open the database at {}", redact_url(&url)))?;
-    tracing::info!(database = %redact_url(&url), backend = store.backend_name(), "database ready");
+    let store = args.common.open_store().await?;
 
     if let Some(password) = api_http::auth::ensure_admin(&store, args.admin_password).await? {
         // Shown once, on the terminal that started the server; it is stored only as a hash.

@@ -126,3 +126,28 @@ where
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")).into())
     }
 }
+
+/// Query parameters arrive as text, so that a bad value gets a message naming its parameter; these turn
+/// them into values. An empty parameter (`?status=`) counts as absent.
+pub mod param {
+    use image_core::Error;
+
+    pub fn non_empty(v: Option<String>) -> Option<String> {
+        v.filter(|s| !s.is_empty())
+    }
+
+    pub fn int(name: &str, v: Option<String>) -> Result<Option<i64>, Error> {
+        non_empty(v)
+            .map(|s| s.parse::<i64>().map_err(|_| Error::invalid(name, format!("`{s}` is not a whole number"))))
+            .transpose()
+    }
+
+    pub fn boolean(name: &str, v: Option<String>) -> Result<Option<bool>, Error> {
+        match non_empty(v).as_deref() {
+            None => Ok(None),
+            Some("true") | Some("1") => Ok(Some(true)),
+            Some("false") | Some("0") => Ok(Some(false)),
+            Some(other) => Err(Error::invalid(name, format!("`{other}` is not true or false"))),
+        }
+    }
+}

@@ -125,7 +125,18 @@ impl fmt::Debug for RegistryClient {
 
 impl RegistryClient {
     pub fn new(config: ClientConfig) -> Result<RegistryClient> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for pem in &config.ca_certificates_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::InvalidConfig(format!("a CA bundle is not valid PEM: {}", error_chain(&e))))?;
+            if certificates.is_empty() {
+                return Err(Error::InvalidConfig("a CA bundle holds no certificate".into()));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
             .user_agent(config.user_agent.clone())
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
@@ -1195,6 +1206,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ca_bundles_must_hold_certificates() {
+        let config =
+            |pem: &str| ClientConfig { ca_certificates_pem: vec![pem.as_bytes().to_vec()], ..ClientConfig::default() };
+        let err = RegistryClient::new(config("not a certificate")).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+        let err =
+            RegistryClient::new(config("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+        assert!(RegistryClient::new(ClientConfig::default()).is_ok());
+    }
 
     #[test]
     fn media_types() {

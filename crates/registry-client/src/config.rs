@@ -86,6 +86,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// How long a response (or a chunk of it) may keep us waiting.
     pub read_timeout: Duration,
+    /// Extra certificate authorities (PEM) trusted for HTTPS registries, for a private CA.
+    pub ca_certificates_pem: Vec<Vec<u8>>,
     /// The size of a `PATCH` in chunked uploads (raised to what the registry's
     /// `OCI-Chunk-Min-Length` demands). Each upload holds at most one chunk in memory.
     pub upload_chunk_size: usize,
@@ -101,6 +103,7 @@ impl Default for ClientConfig {
             user_agent: concat!("imagegate/", env!("CARGO_PKG_VERSION")).to_owned(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
+            ca_certificates_pem: Vec::new(),
             upload_chunk_size: 8 * 1024 * 1024,
         }
     }

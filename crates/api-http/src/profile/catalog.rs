@@ -23,17 +23,11 @@ use serde_json::{Value, json};
 
 use crate::{
     AppState,
-    auth::{Admin, Authenticated},
-    error::{ApiError, Plain, ProfileError},
-    extract::{self, PathParams},
+    error::{ApiError, Plain},
+    extract::{self, PathParams, param},
 };
 
-type Body<T> = extract::Body<T, Plain>;
-type Query<T> = extract::Query<T, Plain>;
-type Path<T> = PathParams<T, Plain>;
-type User = Authenticated<Plain>;
-type AdminUser = Admin<Plain>;
-type ApiResult<T> = Result<T, ProfileError<Plain>>;
+use super::plain::{AdminUser, ApiResult, Body, Path, Query, User};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -60,22 +54,12 @@ struct ListQuery {
     offset: Option<String>,
 }
 
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.is_empty())
-}
-
-fn parse_int(name: &str, v: Option<String>) -> Result<Option<i64>, Error> {
-    non_empty(v)
-        .map(|s| s.parse::<i64>().map_err(|_| Error::invalid(name, format!("`{s}` is not a whole number"))))
-        .transpose()
-}
-
 fn page(limit: Option<String>, offset: Option<String>) -> Result<Page, Error> {
-    Page::new(parse_int("limit", limit)?, parse_int("offset", offset)?)
+    Page::new(param::int("limit", limit)?, param::int("offset", offset)?)
 }
 
 fn status(v: Option<String>) -> Result<Option<ApprovalStatus>, Error> {
-    non_empty(v).map(|s| s.parse()).transpose()
+    param::non_empty(v).map(|s| s.parse()).transpose()
 }
 
 #[derive(Serialize)]
@@ -89,7 +73,7 @@ async fn list_images(
     _: User,
     extract::Query(q, _): Query<ListQuery>,
 ) -> ApiResult<Json<ImageList>> {
-    let search = non_empty(q.search);
+    let search = param::non_empty(q.search);
     if let Some(term) = &search {
         if term.chars().count() > 200 {
             return Err(Error::invalid("search", "at most 200 characters are allowed").into());
@@ -97,7 +81,7 @@ async fn list_images(
     }
     let filter = ImageFilter {
         status: status(q.status)?,
-        category: non_empty(q.category),
+        category: param::non_empty(q.category),
         search,
         page: page(q.limit, q.offset)?,
     };
@@ -400,9 +384,9 @@ async fn list_events(
     extract::Query(q, _): Query<EventQuery>,
 ) -> ApiResult<Json<EventList>> {
     let filter = EventFilter {
-        event_type: non_empty(q.event_type),
-        image_id: parse_int("image_id", q.image_id)?,
-        actor: non_empty(q.actor),
+        event_type: param::non_empty(q.event_type),
+        image_id: param::int("image_id", q.image_id)?,
+        actor: param::non_empty(q.actor),
         page: page(q.limit, q.offset)?,
     };
     let listing = s.store.list_events(&filter).await?;

@@ -29,17 +29,11 @@ use time::OffsetDateTime;
 
 use crate::{
     AppState,
-    auth::{Admin, Authenticated},
-    error::{ApiError, Plain, ProfileError},
-    extract::{self, PathParams},
+    error::ApiError,
+    extract::{self, PathParams, param},
 };
 
-type Body<T> = extract::Body<T, Plain>;
-type Query<T> = extract::Query<T, Plain>;
-type Path<T> = PathParams<T, Plain>;
-type User = Authenticated<Plain>;
-type AdminUser = Admin<Plain>;
-type ApiResult<T> = Result<T, ProfileError<Plain>>;
+use super::plain::{AdminUser, ApiResult, Body, Path, Query, User};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -48,6 +42,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/images/custom/{id}", put(update_export))
         .route("/api/v1/images/{id}", axum::routing::delete(delete_image))
         .route("/api/v1/images/{id}/importing-details", get(importing_details))
+        .route("/api/v1/images/{id}/cancel", post(cancel_import))
         .route("/api/v1/images:import", post(import_image))
         .route("/api/v1/images:import/{name}/progress", put(report_progress))
 }
@@ -68,28 +63,10 @@ struct ListQuery {
 
 pub const MAX_PAGE_SIZE: i64 = 100;
 
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.is_empty())
-}
-
-fn parse_bool(name: &str, v: Option<String>) -> Result<Option<bool>, Error> {
-    match non_empty(v).as_deref() {
-        None => Ok(None),
-        Some("true") | Some("1") => Ok(Some(true)),
-        Some("false") | Some("0") => Ok(Some(false)),
-        Some(other) => Err(Error::invalid(name, format!("`{other}` is not true or false"))),
-    }
-}
-
 /// `page_num` counts from 0, `page_size` defaults to 10.
 fn parse_page(page_num: Option<String>, page_size: Option<String>) -> Result<Page, Error> {
-    let int = |name: &str, v: Option<String>| -> Result<Option<i64>, Error> {
-        non_empty(v)
-            .map(|s| s.parse::<i64>().map_err(|_| Error::invalid(name, format!("`{s}` is not a whole number"))))
-            .transpose()
-    };
-    let num = int("page_num", page_num)?.unwrap_or(0);
-    let size = int("page_size", page_size)?.unwrap_or(10);
+    let num = param::int("page_num", page_num)?.unwrap_or(0);
+    let size = param::int("page_size", page_size)?.unwrap_or(10);
     if num < 0 {
         return Err(Error::invalid("page_num", format!("counts from 0; got {num}")));
     }
@@ -101,7 +78,7 @@ fn parse_page(page_num: Option<String>, page_size: Option<String>) -> Result<Pag
 }
 
 fn parse_descending(order: Option<String>) -> Result<bool, Error> {
-    match non_empty(order).as_deref().map(str::to_ascii_lowercase).as_deref() {
+    match param::non_empty(order).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("desc") => Ok(true),
         Some("asc") => Ok(false),
         Some(other) => Err(Error::invalid("order", format!("`{other}` is not asc or desc"))),
@@ -200,19 +177,19 @@ async fn list_images(
     _: User,
     extract::Query(q, _): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    let tag = non_empty(q.tag);
+    let tag = param::non_empty(q.tag);
     if let Some(tag) = &tag {
         image_core::validate::tag(tag).map_err(|e| Error::invalid("tag", e))?;
     }
     let filter = ImportFilter {
         tag,
-        ready: parse_bool("ready", q.ready)?,
-        created_by: non_empty(q.user_name),
-        order_by: non_empty(q.order_by).map(|o| o.parse()).transpose()?.unwrap_or(ImportOrder::CreatedAt),
+        ready: param::boolean("ready", q.ready)?,
+        created_by: param::non_empty(q.user_name),
+        order_by: param::non_empty(q.order_by).map(|o| o.parse()).transpose()?.unwrap_or(ImportOrder::CreatedAt),
         descending: parse_descending(q.order)?,
         page: parse_page(q.page_num, q.page_size)?,
     };
-    let flat = parse_bool("flat", q.flat)?.unwrap_or(false);
+    let flat = param::boolean("flat", q.flat)?.unwrap_or(false);
     let listing = s.store.list_imports(&filter).await?;
     if flat {
         let internal = s.internal.clone();
@@ -261,6 +238,17 @@ async fn delete_image(
     }
     s.store.delete_import(id, &admin.user.username).await?;
     Ok(StatusCode::OK)
+}
+
+/// `POST /api/v1/images/{id}/cancel`: stops a queued or running import. A worker running it stops at its
+/// next lease renewal; blobs it already copied stay in the registry and are skipped by a later import.
+async fn cancel_import(
+    State(s): State<AppState>,
+    admin: AdminUser,
+    PathParams(id, _): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    let import = s.store.cancel_import(id, &admin.user.username).await?;
+    Ok(Json(json!({ "message": "Image import canceled", "id": import.id, "status": import.state.platform_status() })))
 }
 
 fn no_internal_registry() -> ApiError {
@@ -399,6 +387,17 @@ struct LayersDetail {
     layers_detail: BTreeMap<String, LayerDetail>,
 }
 
+/// The seed's `layersDetail`, plus the import's status and, once it failed or is retrying, why.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportingDetails {
+    layers_detail: BTreeMap<String, LayerDetail>,
+    status: &'static str,
+    attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
 fn layer_status(state: LayerState) -> &'static str {
     match state {
         LayerState::Waiting => "waiting",
@@ -412,7 +411,7 @@ async fn importing_details(
     State(s): State<AppState>,
     _: User,
     PathParams(id, _): Path<i64>,
-) -> ApiResult<Json<LayersDetail>> {
+) -> ApiResult<Json<ImportingDetails>> {
     let import = s.store.get_import(id).await?;
     let layers_detail = import
         .layers
@@ -421,7 +420,12 @@ async fn importing_details(
             (l.digest.to_string(), LayerDetail { status: layer_status(l.state).to_owned(), progress: l.percent() })
         })
         .collect();
-    Ok(Json(LayersDetail { layers_detail }))
+    Ok(Json(ImportingDetails {
+        layers_detail,
+        status: import.state.platform_status(),
+        attempts: import.attempts,
+        message: import.error,
+    }))
 }
 
 /// `PUT /api/v1/images:import/{name}/progress`: an external copier reports layer progress for the active
@@ -523,8 +527,8 @@ async fn list_exports(
     extract::Query(q, _): Query<ExportQuery>,
 ) -> ApiResult<Json<Value>> {
     let page = parse_page(q.page_num, q.page_size)?;
-    let ready = parse_bool("ready", q.ready)?;
-    let user = non_empty(q.user_name);
+    let ready = param::boolean("ready", q.ready)?;
+    let user = param::non_empty(q.user_name);
     let listing = s.store.list_exports(ready, user.as_deref(), page).await?;
     let images = group(
         listing.items,

@@ -24,6 +24,7 @@ on_both_backends!(
     imports_every_platform_of_an_index,
     refuses_bad_imports_and_records_nothing,
     deletes_an_imported_image,
+    cancels_a_queued_import,
     lists_with_the_seeds_parameters,
     records_exported_images,
     takes_progress_from_external_reporters,
@@ -94,6 +95,8 @@ async fn imports_a_single_platform_image(postgres: bool) {
     let layers = details["layersDetail"].as_object().unwrap();
     assert_eq!(layers.len(), 3, "config and two layers: {details}");
     assert!(layers.values().all(|l| l == &json!({ "status": "completed", "progress": 100 })), "{details}");
+    assert_eq!((details["status"].as_str(), details["attempts"].as_i64()), (Some("ready"), Some(1)));
+    assert!(details.get("message").is_none(), "{details}");
 
     // The target holds the manifest byte for byte, under the same digest.
     let url = format!("{}/v2/mirror/team/app/manifests/1.0", target.url());
@@ -208,6 +211,8 @@ async fn deletes_an_imported_image(postgres: bool) {
     let (status, body) = app.delete(&format!("/api/v1/images/{id}")).await;
     assert_eq!(status, StatusCode::CONFLICT, "not while importing: {body}");
     app.run_jobs().await;
+    let (status, _) = app.post(&format!("/api/v1/images/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a finished import cannot be canceled");
 
     let (status, body) = app.delete(&format!("/api/v1/images/{id}")).await;
     assert_eq!((status, body), (StatusCode::OK, Value::Null), "200 with no body");
@@ -224,6 +229,23 @@ async fn deletes_an_imported_image(postgres: bool) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app.delete("/api/v1/images/abc").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+async fn cancels_a_queued_import(postgres: bool) {
+    let source = Distribution::start().await;
+    let target = Distribution::start().await;
+    let app = TestApp::with_registry(postgres, &target, "").await;
+    images::push_image(&source, "stop/me", "1", &[100]).await;
+    let (_, body) = import(&app, &format!("{}/stop/me:1", source.host())).await;
+    let id = body["alreadyImageId"].as_i64().unwrap();
+    let (status, body) = app.post(&format!("/api/v1/images/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "message": "Image import canceled", "id": id, "status": "failed" }));
+    assert_eq!(app.run_jobs().await, 0, "the job left the queue");
+    let (_, body) = import(&app, &format!("{}/stop/me:1", source.host())).await;
+    assert_eq!(body["state"], 1, "a canceled import does not block a new one: {body}");
+    let (status, _) = app.post("/api/v1/images/999/cancel", &json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 async fn lists_with_the_seeds_parameters(postgres: bool) {
@@ -357,8 +379,9 @@ async fn fails_an_import_whose_source_vanished(postgres: bool) {
     app.run_jobs().await;
     let (_, listing) = app.get("/api/v1/images").await;
     assert_eq!(listing["images"][0]["artifacts"][0]["status"], "failed", "{listing}");
-    let record = app.store.get_import(id).await.unwrap();
-    assert!(record.error.as_deref().unwrap_or("").contains("not found"), "{:?}", record.error);
+    let (_, details) = app.get(&format!("/api/v1/images/{id}/importing-details")).await;
+    assert_eq!(details["status"], "failed");
+    assert!(details["message"].as_str().unwrap_or("").contains("not found"), "{details}");
     // A failed import does not block a new one.
     images::push_image(&source, "gone/app", "1", &[10]).await;
     let (_, body) = import(&app, &format!("{}/gone/app:1", source.host())).await;
