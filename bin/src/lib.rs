@@ -9,9 +9,9 @@ use std::{
 use anyhow::{Context, bail};
 use api_http::InternalRegistry;
 use clap::ValueEnum;
-use image_core::store::Store;
+use image_core::{copy::ImageCopier, store::Store};
 use registry_client::{ClientConfig, CopyConfig, CopyEngine, Credential, RegistryClient};
-use sync_worker::{IMPORT_JOB, ImportContext, ImportHandler, Runner, RunnerConfig};
+use sync_worker::{IMPORT_JOB, ImportContext, ImportHandler, Runner, RunnerConfig, SYNC_JOB, SyncContext, SyncHandler};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -70,6 +70,11 @@ pub struct CommonArgs {
     /// Log format.
     #[arg(long, env = "IMAGEGATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// The key that encrypts registry passwords at rest: a file of 32 bytes or 64 hex digits, created
+    /// with mode 0600 when missing [default: <data-dir>/secret.key]. Every server and worker sharing a
+    /// database needs the same key.
+    #[arg(long, env = "IMAGEGATE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 impl CommonArgs {
@@ -77,7 +82,11 @@ impl CommonArgs {
     pub async fn open_store(&self) -> anyhow::Result<store::DbStore> {
         init_logging(self.log_format);
         let url = database_url(&self.data_dir, self.database_url.as_deref())?;
-        let store = store::DbStore::connect(&url)
+        let key_path = self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"));
+        let key = store::SecretKey::load_or_create(&key_path)
+            .with_context(|| format!("cannot load the secret key {}", key_path.display()))?;
+        let options = store::StoreOptions { secret_key: Some(key) };
+        let store = store::DbStore::connect_with(&url, options)
             .await
             .with_context(|| format!("cannot open the database at {}", redact_url(&url)))?;
         tracing::info!(database = %redact_url(&url), backend = store.backend_name(), "database ready");
@@ -118,24 +127,37 @@ pub struct RegistryArgs {
     pub copy_concurrency: usize,
 }
 
-/// The internal registry and the engine that copies into it, from the options.
-pub fn internal_registry(args: &RegistryArgs) -> anyhow::Result<Option<InternalRegistry>> {
-    let Some(url) = args.internal_registry.as_deref().filter(|u| !u.is_empty()) else {
-        return Ok(None);
-    };
-    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
-    let host = rest.trim_end_matches('/');
-    if host.is_empty() || host.contains('/') {
-        bail!(
-            "--internal-registry takes a URL without a path, such as http://127.0.0.1:5000; put a path in --internal-project"
-        );
+/// The engine that talks to registries, and the internal registry when one is configured.
+pub struct Registries {
+    pub copier: Arc<CopyEngine>,
+    pub internal: Option<InternalRegistry>,
+}
+
+impl std::fmt::Debug for Registries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registries").field("internal", &self.internal).finish_non_exhaustive()
     }
-    image_core::validate::registry_host(host).map_err(|e| anyhow::anyhow!("--internal-registry: {e}"))?;
+}
+
+/// The registry client and copy engine, and the internal registry, from the options.
+pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
     let mut config = ClientConfig { insecure_registries: args.insecure_registries.clone(), ..ClientConfig::default() };
-    match scheme {
-        "http" => config.insecure_registries.push(host.to_owned()),
-        "https" => {}
-        other => bail!("--internal-registry: unsupported scheme `{other}`; use http or https"),
+    let mut internal_host = None;
+    if let Some(url) = args.internal_registry.as_deref().filter(|u| !u.is_empty()) {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            bail!(
+                "--internal-registry takes a URL without a path, such as http://127.0.0.1:5000; put a path in --internal-project"
+            );
+        }
+        image_core::validate::registry_host(host).map_err(|e| anyhow::anyhow!("--internal-registry: {e}"))?;
+        match scheme {
+            "http" => config.insecure_registries.push(host.to_owned()),
+            "https" => {}
+            other => bail!("--internal-registry: unsupported scheme `{other}`; use http or https"),
+        }
+        internal_host = Some(host.to_owned());
     }
     if let Some(ca) = &args.registry_ca {
         let pem = std::fs::read(ca).with_context(|| format!("cannot read the CA bundle {}", ca.display()))?;
@@ -146,20 +168,39 @@ pub fn internal_registry(args: &RegistryArgs) -> anyhow::Result<Option<InternalR
         config.credentials = registry_client::load_docker_config(&path)
             .with_context(|| format!("cannot read registry credentials from {}", path.display()))?;
     }
-    match (&args.internal_registry_username, &args.internal_registry_password) {
-        (Some(user), Some(password)) => {
-            config.credentials.insert(host.to_owned(), Credential::new(user, password));
+    match (&args.internal_registry_username, &args.internal_registry_password, &internal_host) {
+        (Some(user), Some(password), Some(host)) => {
+            config.credentials.insert(host.clone(), Credential::new(user, password));
         }
-        (None, None) => {}
+        (None, None, _) => {}
+        (Some(_), Some(_), None) => {
+            bail!("--internal-registry-username and --internal-registry-password need --internal-registry")
+        }
         _ => bail!("give both --internal-registry-username and --internal-registry-password, or neither"),
     }
     let client = Arc::new(RegistryClient::new(config).context("cannot set up the registry client")?);
     let copier = Arc::new(CopyEngine::new(client, CopyConfig { blob_concurrency: args.copy_concurrency.max(1) }));
-    Ok(Some(InternalRegistry {
-        host: host.to_owned(),
+    let internal = internal_host.map(|host| InternalRegistry {
+        host,
         prefix: args.internal_project.trim_matches('/').to_owned(),
-        copier,
-    }))
+        copier: copier.clone(),
+    });
+    Ok(Registries { copier, internal })
+}
+
+/// Hands every stored registry secret's credentials to the copier; the newest secret wins for a registry
+/// named by several. Secrets created later reach a worker through its sync jobs and import attempts.
+pub async fn apply_stored_credentials(store: &dyn Store, copier: &dyn ImageCopier) -> anyhow::Result<usize> {
+    let mut secrets = store.all_registry_secrets().await.context("cannot read the registry secrets")?;
+    secrets.sort_by_key(|s| s.created_at);
+    for secret in &secrets {
+        copier.use_credentials(
+            &secret.domain,
+            Some((secret.username.clone(), secret.password.clone())),
+            secret.insecure,
+        );
+    }
+    Ok(secrets.len())
 }
 
 /// How the job runner runs; shared by the server's embedded worker and `imagegate-worker`.
@@ -174,23 +215,56 @@ pub struct WorkerArgs {
     /// Seconds between looks at an empty queue.
     #[arg(long, env = "IMAGEGATE_WORKER_POLL_SECS", default_value_t = 1.0)]
     pub worker_poll_secs: f64,
+    /// Seconds between looks for repositories whose sync is due.
+    #[arg(long, env = "IMAGEGATE_SCHEDULER_INTERVAL_SECS", default_value_t = 10)]
+    pub scheduler_interval_secs: u64,
 }
 
-/// A job runner with every handler this build knows.
-pub fn runner(store: Arc<dyn Store>, internal: &InternalRegistry, args: &WorkerArgs) -> Arc<Runner<ImportContext>> {
-    let ctx = ImportContext {
-        imports: store.clone(),
-        queue: store.clone(),
-        copier: internal.copier.clone(),
-        progress_interval: Duration::from_millis(500),
-    };
+/// Runs imports, syncs and the sync scheduler until `shutdown` resolves.
+pub async fn run_worker(
+    store: Arc<dyn Store>,
+    internal: &InternalRegistry,
+    args: &WorkerArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let config = RunnerConfig {
         concurrency: args.worker_concurrency.max(1),
         lease: Duration::from_secs(args.worker_lease_secs.max(3)),
         poll_interval: Duration::from_secs_f64(args.worker_poll_secs.clamp(0.05, 60.0)),
         ..RunnerConfig::default()
     };
-    Arc::new(Runner::new(store, ctx, config).register(IMPORT_JOB, ImportHandler))
+    let imports = ImportContext {
+        imports: store.clone(),
+        queue: store.clone(),
+        copier: internal.copier.clone(),
+        credentials: Some(store.clone()),
+        progress_interval: Duration::from_millis(500),
+    };
+    let syncs = SyncContext {
+        kube: store.clone(),
+        queue: store.clone(),
+        copier: internal.copier.clone(),
+        target_host: internal.host.clone(),
+        target_prefix: internal.prefix.clone(),
+    };
+    let import_runner =
+        Arc::new(Runner::new(store.clone(), imports, config.clone()).register(IMPORT_JOB, ImportHandler));
+    let sync_config = RunnerConfig { worker_id: format!("{}-sync", config.worker_id), ..config };
+    let sync_runner = Arc::new(Runner::new(store.clone(), syncs, sync_config).register(SYNC_JOB, SyncHandler));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let every = Duration::from_secs(args.scheduler_interval_secs.max(1));
+    tokio::join!(
+        import_runner.run(stopped(stop_rx.clone())),
+        sync_runner.run(stopped(stop_rx.clone())),
+        sync_worker::schedule_syncs(store, every, stopped(stop_rx)),
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        },
+    );
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

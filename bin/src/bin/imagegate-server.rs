@@ -44,22 +44,28 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let store = Arc::new(store);
-    let mut state = api_http::AppState::new(store.clone());
+    let registries = imagegate::registries(&args.registries)?;
+    let applied = imagegate::apply_stored_credentials(store.as_ref(), registries.copier.as_ref()).await?;
+    tracing::info!(registries = applied, "stored registry credentials in use");
+    let mut state = api_http::AppState::new(store.clone()).with_copier(registries.copier.clone());
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
-    match imagegate::internal_registry(&args.registries)? {
+    match registries.internal {
         Some(internal) => {
             tracing::info!(registry = %internal.host, prefix = %internal.prefix, "imports land in this internal registry");
             if !args.no_worker {
-                let runner = imagegate::runner(store.clone(), &internal, &args.worker);
                 let mut stop = stop_rx.clone();
-                worker = Some(tokio::spawn(runner.run(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })));
+                let (store, internal, worker_args) = (store.clone(), internal.clone(), args.worker.clone());
+                worker = Some(tokio::spawn(async move {
+                    imagegate::run_worker(store, &internal, &worker_args, async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+                }));
             }
             state = state.with_internal_registry(internal);
         }
-        None => tracing::warn!("no --internal-registry: imports are refused until one is configured"),
+        None => tracing::warn!("no --internal-registry: imports and syncs are refused until one is configured"),
     }
 
     let trace = TraceLayer::new_for_http()

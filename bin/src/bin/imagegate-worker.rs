@@ -25,10 +25,12 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let store = args.common.open_store().await?;
-    let Some(internal) = imagegate::internal_registry(&args.registries)? else {
+    let registries = imagegate::registries(&args.registries)?;
+    let Some(internal) = registries.internal else {
         bail!("a worker needs --internal-registry (or IMAGEGATE_INTERNAL_REGISTRY): where imports land");
     };
-    let runner = imagegate::runner(Arc::new(store), &internal, &args.worker);
-    runner.run(shutdown_signal()).await;
+    let applied = imagegate::apply_stored_credentials(&store, registries.copier.as_ref()).await?;
+    tracing::info!(registries = applied, "stored registry credentials in use");
+    imagegate::run_worker(Arc::new(store), &internal, &args.worker, shutdown_signal()).await;
     Ok(())
 }

@@ -17,11 +17,21 @@ pub struct ApiError {
     pub title: String,
     /// What went wrong, for a person to read.
     pub message: String,
+    /// The input field at fault, when one is.
+    pub field: Option<String>,
+    /// The resource the request was about, as `(kind, name)`, for formats that report it.
+    pub subject: Option<(String, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, title: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError { status, title: title.into(), message: message.into() }
+        ApiError { status, title: title.into(), message: message.into(), field: None, subject: None }
+    }
+
+    /// Names the resource the failed request was about.
+    pub fn about(mut self, kind: &str, name: &str) -> ApiError {
+        self.subject = Some((kind.to_owned(), name.to_owned()));
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -50,7 +60,9 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(err: Error) -> ApiError {
         match &err {
-            Error::Invalid { .. } => ApiError::bad_request(err.to_string()),
+            Error::Invalid { field, .. } => {
+                ApiError { field: Some(field.clone()), ..ApiError::bad_request(err.to_string()) }
+            }
             Error::NotFound { kind, .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, not_found_title(kind), err.to_string())
             }
@@ -87,6 +99,68 @@ impl ErrorFormat for Plain {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"imagegate\""));
         }
         response
+    }
+}
+
+/// The API group and version of the kube-style resources.
+pub const KUBE_API_VERSION: &str = "image.theriseunion.io/v1alpha1";
+
+/// A Kubernetes `Status` object, as the kube-style resources API (seed 001) answers errors.
+#[derive(Debug)]
+pub enum KubeStatus {}
+
+impl KubeStatus {
+    /// The `reason` Kubernetes gives for a status code.
+    fn reason(status: StatusCode) -> &'static str {
+        match status.as_u16() {
+            400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            409 => "AlreadyExists",
+            413 => "RequestEntityTooLarge",
+            415 => "UnsupportedMediaType",
+            422 => "Invalid",
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "InternalError",
+        }
+    }
+}
+
+impl ErrorFormat for KubeStatus {
+    fn render(err: &ApiError) -> Response {
+        let mut reason = KubeStatus::reason(err.status);
+        if err.status == StatusCode::BAD_REQUEST && err.field.is_some() {
+            reason = "Invalid";
+        }
+        if err.status == StatusCode::CONFLICT && err.title != "Conflict" {
+            reason = "Conflict";
+        }
+        let mut details = serde_json::Map::new();
+        if let Some((kind, name)) = &err.subject {
+            details.insert("name".into(), name.clone().into());
+            details.insert("kind".into(), kind.clone().into());
+        }
+        if let Some(field) = &err.field {
+            details.insert(
+                "causes".into(),
+                serde_json::json!([{ "reason": "FieldValueInvalid", "field": field, "message": err.message }]),
+            );
+        }
+        let body = serde_json::json!({
+            "apiVersion": KUBE_API_VERSION,
+            "kind": "Status",
+            "metadata": {},
+            "status": "Failure",
+            "message": err.message,
+            "reason": reason,
+            "details": details,
+            "code": err.status.as_u16(),
+        });
+        (err.status, Json(body)).into_response()
     }
 }
 

@@ -16,9 +16,12 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The internal registry imports land in, and the copier that reaches it; imports are refused without.
     pub internal: Option<Arc<InternalRegistry>>,
+    /// What talks to registries: verifies credentials and is handed the stored ones.
+    pub copier: Option<Arc<dyn ImageCopier>>,
 }
 
 /// The registry imports land in, with the copier that talks to it.
+#[derive(Clone)]
 pub struct InternalRegistry {
     /// `host[:port]`, as in references: `harbor.example.com`, `127.0.0.1:5000`.
     pub host: String,
@@ -65,11 +68,19 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> AppState {
-        AppState { store, internal: None }
+        AppState { store, internal: None, copier: None }
     }
 
+    /// Imports land in `internal`, and its copier is the one that talks to registries.
     pub fn with_internal_registry(mut self, internal: InternalRegistry) -> AppState {
+        self.copier = Some(internal.copier.clone());
         self.internal = Some(Arc::new(internal));
+        self
+    }
+
+    /// Talks to registries through `copier` when there is no internal registry to take it from.
+    pub fn with_copier(mut self, copier: Arc<dyn ImageCopier>) -> AppState {
+        self.copier = Some(copier);
         self
     }
 }
@@ -82,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .nest("/catalog/api/v1", profile::catalog::router())
         .merge(profile::platform::router())
+        .merge(profile::kube::router())
         .with_state(state)
 }
 

@@ -78,6 +78,20 @@ pub trait ImageCopier: Send + Sync {
     /// import request can be refused at once with a message that says why.
     async fn check_source(&self, source: &Reference) -> Result<(), CopyError>;
 
+    /// Uses these credentials (or none) for `registry` from now on, for copies and checks alike; `insecure`
+    /// allows plain HTTP. Tokens obtained with earlier credentials are forgotten.
+    fn use_credentials(&self, registry: &str, credentials: Option<(String, crate::kube::Secret)>, insecure: bool);
+
+    /// Performs the registry handshake (`/v2/`, then the basic or bearer-token challenge) with the given
+    /// credentials, without remembering them: `Ok` when the registry accepts them.
+    async fn verify_credentials(
+        &self,
+        registry: &str,
+        username: &str,
+        password: &crate::kube::Secret,
+        insecure: bool,
+    ) -> Result<(), CopyError>;
+
     /// Deletes the manifest a reference points to from the target registry. Not finding it is not an error.
     async fn delete_image(&self, target: &Reference) -> Result<(), CopyError>;
 }

@@ -158,6 +158,75 @@ pub trait ImportStore: Send + Sync {
     ) -> Result<Listing<ExportRecord>>;
 }
 
+/// Registry secrets and repositories (the kube-style resources). Passwords are encrypted by the store
+/// before they reach the database and decrypted when read.
+#[async_trait]
+pub trait KubeStore: Send + Sync {
+    /// Fails with `Conflict` when the name is taken in the namespace.
+    async fn create_registry_secret(
+        &self,
+        secret: crate::kube::NewRegistrySecret,
+        actor: &str,
+    ) -> Result<crate::kube::RegistrySecret>;
+    async fn get_registry_secret(&self, namespace: &str, name: &str) -> Result<crate::kube::RegistrySecret>;
+    /// `namespace` None lists every namespace; `search` matches name, display name or domain, case-insensitively.
+    async fn list_registry_secrets(
+        &self,
+        namespace: Option<&str>,
+        search: Option<&str>,
+        page: crate::catalog::Page,
+    ) -> Result<Listing<crate::kube::RegistrySecret>>;
+    /// Fails with `Conflict`, deleting nothing, while a repository references the secret.
+    async fn delete_registry_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        actor: &str,
+    ) -> Result<crate::kube::RegistrySecret>;
+    async fn record_verification(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: crate::kube::VerifyStatus,
+        message: &str,
+    ) -> Result<crate::kube::RegistrySecret>;
+    /// Every secret, for giving their credentials to the registry client.
+    async fn all_registry_secrets(&self) -> Result<Vec<crate::kube::RegistrySecret>>;
+
+    /// Fails with `NotFound` when the referenced secret does not exist and `Conflict` when the name is taken.
+    /// The first sync is due at once.
+    async fn create_repository(
+        &self,
+        repository: crate::kube::NewRepository,
+        actor: &str,
+    ) -> Result<crate::kube::Repository>;
+    async fn get_repository(&self, namespace: &str, name: &str) -> Result<crate::kube::Repository>;
+    /// `name` matches the resource name or the repository path, case-insensitively.
+    async fn list_repositories(
+        &self,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        page: crate::catalog::Page,
+    ) -> Result<Listing<crate::kube::Repository>>;
+    async fn delete_repository(&self, namespace: &str, name: &str, actor: &str) -> Result<crate::kube::Repository>;
+    /// Queues a sync job for every repository whose sync is due and has none queued or running, and moves
+    /// its next sync one interval on, in one transaction; several schedulers never queue one sync twice.
+    /// Returns how many were queued.
+    async fn enqueue_due_syncs(&self, now: crate::Timestamp) -> Result<usize>;
+    /// Queues a sync now unless one is queued or running; true when one was queued.
+    async fn trigger_sync(&self, namespace: &str, name: &str) -> Result<bool>;
+    /// Records a sync's start (`Syncing`) or outcome for the repository with this id.
+    async fn record_sync(
+        &self,
+        id: i64,
+        status: crate::kube::SyncStatus,
+        message: Option<&str>,
+        manifest: Option<&crate::kube::SyncedManifest>,
+    ) -> Result<()>;
+    /// The repository behind a sync job's payload, with its secret.
+    async fn repository_by_id(&self, id: i64) -> Result<(crate::kube::Repository, crate::kube::RegistrySecret)>;
+}
+
 /// Liveness of the storage backend, for readiness probes.
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
@@ -165,6 +234,6 @@ pub trait HealthCheck: Send + Sync {
 }
 
 /// Everything the HTTP layer needs from storage, as one object.
-pub trait Store: CatalogStore + UserStore + ImportStore + JobQueue + HealthCheck {}
+pub trait Store: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck {}
 
-impl<T: CatalogStore + UserStore + ImportStore + JobQueue + HealthCheck> Store for T {}
+impl<T: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck> Store for T {}

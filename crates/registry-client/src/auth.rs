@@ -171,6 +171,11 @@ pub(crate) struct TokenCache {
 }
 
 impl TokenCache {
+    /// Drops every token of `registry`, after its credentials changed.
+    pub fn forget(&self, registry: &str) {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|(r, _), _| r != registry);
+    }
+
     pub fn slot(&self, registry: &str, scope_key: &str) -> TokenSlot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.entry((registry.to_owned(), scope_key.to_owned())).or_default().clone()

@@ -47,9 +47,9 @@ pub struct RegistryClient {
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
-    /// By normalised registry name.
-    credentials: HashMap<String, Credential>,
-    insecure: HashSet<String>,
+    /// By normalised registry name; changed at run time by [`RegistryClient::set_credentials`].
+    credentials: Mutex<HashMap<String, Credential>>,
+    insecure: Mutex<HashSet<String>>,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// What each registry's challenges asked for; absent until a registry first answers 401.
     auth_modes: Mutex<HashMap<String, AuthMode>>,
@@ -114,7 +114,7 @@ enum PutFailure {
 
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut with_credentials: Vec<&String> = self.inner.credentials.keys().collect();
+        let mut with_credentials: Vec<String> = lock(&self.inner.credentials).keys().cloned().collect();
         with_credentials.sort();
         f.debug_struct("RegistryClient")
             .field("insecure_registries", &self.inner.config.insecure_registries)
@@ -162,8 +162,8 @@ impl RegistryClient {
             inner: Arc::new(Inner {
                 http,
                 config,
-                credentials,
-                insecure,
+                credentials: Mutex::new(credentials),
+                insecure: Mutex::new(insecure),
                 slots: Mutex::default(),
                 auth_modes: Mutex::default(),
                 tokens: TokenCache::default(),
@@ -171,6 +171,43 @@ impl RegistryClient {
                 chunked_only: Mutex::default(),
             }),
         })
+    }
+
+    /// Uses `credential` (or anonymous access, for `None`) for `registry` from now on, over plain HTTP when
+    /// `insecure`; tokens and challenges learnt with the earlier credentials are forgotten.
+    pub fn set_credentials(&self, registry: &str, credential: Option<Credential>, insecure: bool) {
+        let registry = normalize_registry(registry);
+        {
+            let mut credentials = lock(&self.inner.credentials);
+            if credentials.get(&registry) == credential.as_ref()
+                && lock(&self.inner.insecure).contains(&registry) == insecure
+            {
+                return;
+            }
+            match credential {
+                Some(c) => credentials.insert(registry.clone(), c),
+                None => credentials.remove(&registry),
+            };
+        }
+        {
+            let mut hosts = lock(&self.inner.insecure);
+            if insecure {
+                hosts.insert(registry.clone());
+            } else {
+                hosts.remove(&registry);
+            }
+        }
+        lock(&self.inner.auth_modes).remove(&registry);
+        self.inner.tokens.forget(&registry);
+    }
+
+    /// The configuration this client was made with (credentials as configured then).
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn credential(&self, registry: &str) -> Option<Credential> {
+        lock(&self.inner.credentials).get(registry).cloned()
     }
 
     /// `GET /v2/`, authenticating as for any other request: verifies that `registry` is an OCI
@@ -685,7 +722,7 @@ impl RegistryClient {
         let mode = lock(&self.inner.auth_modes).get(registry).cloned();
         match mode {
             None => Ok(None),
-            Some(AuthMode::Basic) => Ok(self.inner.credentials.get(registry).map(basic_header)),
+            Some(AuthMode::Basic) => Ok(self.credential(registry).as_ref().map(basic_header)),
             Some(AuthMode::Bearer { realm, service }) => {
                 let token = self.bearer_token(registry, &realm, service.as_deref(), scope, &[], None).await?;
                 Ok(Some(bearer_header(registry, &token)?))
@@ -729,7 +766,7 @@ impl RegistryClient {
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             lock(&self.inner.auth_modes).insert(registry.to_owned(), AuthMode::Basic);
-            if let Some(header) = self.inner.credentials.get(registry).map(basic_header) {
+            if let Some(header) = self.credential(registry).as_ref().map(basic_header) {
                 if sent != Some(&header) {
                     return Ok(Some(header));
                 }
@@ -785,7 +822,8 @@ impl RegistryClient {
                 query.append_pair("scope", scope);
             }
         }
-        let credential = self.inner.credentials.get(registry);
+        let credential = self.credential(registry);
+        let credential = credential.as_ref();
         let realm_host = host_port(&url);
         if credential.is_some() && url.scheme() == "http" && !self.plain_http_allowed(&realm_host) {
             return Err(protocol(
@@ -983,11 +1021,9 @@ impl RegistryClient {
         let (code, message) = parse_error_body(&body);
         let registry = registry.to_owned();
         match (status.as_u16(), missing, repo) {
-            (401, _, _) => Error::Unauthorized {
-                username: self.inner.credentials.get(&registry).map(|c| c.username.clone()),
-                registry,
-                message,
-            },
+            (401, _, _) => {
+                Error::Unauthorized { username: self.credential(&registry).map(|c| c.username), registry, message }
+            }
             (403, _, _) => Error::Denied { registry, message },
             (404, Some(missing), Some(repo)) => Error::NotFound {
                 registry,
@@ -1024,7 +1060,7 @@ impl RegistryClient {
     }
 
     fn plain_http_allowed(&self, host: &str) -> bool {
-        is_loopback(host) || self.inner.insecure.contains(host)
+        is_loopback(host) || lock(&self.inner.insecure).contains(host)
     }
 
     /// Whether `url` is on the registry's own scheme, host and port: only there does our

@@ -15,12 +15,14 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
 use image_core::copy::{CopyError, CopyErrorKind, CopyOutcome, CopyProgress, CopyRequest, ImageCopier};
 use image_core::import::{Artifact, LayerProgress, LayerState, Platform};
+use image_core::kube::Secret;
 use image_core::{Digest, Reference};
 use serde::Deserialize;
 use tokio::sync::{Semaphore, watch};
 
 use crate::blob::{ByteStream, verify_digest};
 use crate::client::RegistryClient;
+use crate::config::{ClientConfig, Credential, RetryPolicy};
 use crate::error::{Error, Missing};
 use crate::types::{Manifest, ManifestRef, MountOutcome, Repo, UploadLocation, media_type};
 
@@ -142,6 +144,40 @@ impl ImageCopier for CopyEngine {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(CopyError::permanent(format!("source {source} not found"))),
             Err(e) => Err(copy_error(Side::Source, source, None, e)),
+        }
+    }
+
+    fn use_credentials(&self, registry: &str, credentials: Option<(String, Secret)>, insecure: bool) {
+        let credential = credentials.map(|(user, password)| Credential::new(user, password.expose()));
+        self.client.set_credentials(registry, credential, insecure);
+    }
+
+    async fn verify_credentials(
+        &self,
+        registry: &str,
+        username: &str,
+        password: &Secret,
+        insecure: bool,
+    ) -> Result<(), CopyError> {
+        // A client of its own, so that credentials under test never replace the ones in use.
+        let base = self.client.config();
+        let mut config = ClientConfig {
+            insecure_registries: if insecure { vec![registry.to_owned()] } else { Vec::new() },
+            ca_certificates_pem: base.ca_certificates_pem.clone(),
+            retry: RetryPolicy { max_attempts: 2, ..base.retry.clone() },
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            ..ClientConfig::default()
+        };
+        config.credentials.insert(registry.to_owned(), Credential::new(username, password.expose()));
+        let client = RegistryClient::new(config).map_err(|e| CopyError::permanent(e.to_string()))?;
+        match client.ping(registry).await {
+            Ok(()) => Ok(()),
+            Err(Error::Unauthorized { .. }) | Err(Error::Denied { .. }) => Err(CopyError::permanent(format!(
+                "the registry {registry} refused the credentials for user {username}"
+            ))),
+            Err(e) if e.is_transient() => Err(CopyError::transient(e.to_string())),
+            Err(e) => Err(CopyError::permanent(e.to_string())),
         }
     }
 
@@ -324,7 +360,7 @@ impl<'a> Job<'a> {
         }
         tracing::info!(
             source = %self.request.source,
-            target = %self.request.target,
+            destination = %self.request.target,
             digest = %top_digest,
             copied = outcome.blobs_copied,
             bytes = outcome.bytes_copied,

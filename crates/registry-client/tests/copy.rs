@@ -906,3 +906,32 @@ async fn delete_image_removes_the_tagged_manifest_and_is_idempotent() {
     engine.delete_image(&target).await.unwrap();
     engine.delete_image(&reference(&format!("{}/never/was:1", registry.host()))).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_are_verified_and_changed_at_run_time() {
+    let (src, dst) = tokio::join!(Distribution::start(), Distribution::start_with_basic_auth("alice", "s3cret-pw"));
+    let image = Image::random("amd64", &[1000]);
+    image.push(&client(), &repo(&src.host(), "team/app"), Some("1")).await;
+    let req = request(&format!("{}/team/app:1", src.host()), &format!("{}/mirror/app:1", dst.host()), &[]);
+    let shared = client();
+    let engine = engine(&shared, 4);
+
+    let secret = |s: &str| image_core::kube::Secret::new(s);
+    engine.verify_credentials(&dst.host(), "alice", &secret("s3cret-pw"), false).await.unwrap();
+    let err = engine.verify_credentials(&dst.host(), "alice", &secret("nope"), false).await.unwrap_err();
+    assert_eq!(err.kind, CopyErrorKind::Permanent);
+    assert_eq!(err.message, format!("the registry {} refused the credentials for user alice", dst.host()));
+    let err = engine.verify_credentials("127.0.0.1:1", "alice", &secret("x"), false).await.unwrap_err();
+    assert_eq!(err.kind, CopyErrorKind::Transient, "{}", err.message);
+
+    // Verifying does not hand the credentials to the engine: a copy is still anonymous.
+    assert!(engine.copy_image(&req, &Recorder::default()).await.is_err());
+    engine.use_credentials(&dst.host(), Some(("alice".into(), secret("s3cret-pw"))), false);
+    engine.copy_image(&req, &Recorder::default()).await.unwrap();
+    // Wrong credentials replace right ones, and cached tokens and challenges go with them.
+    engine.use_credentials(&dst.host(), Some(("alice".into(), secret("wrong"))), false);
+    let req2 = request(&format!("{}/team/app:1", src.host()), &format!("{}/other/app:1", dst.host()), &[]);
+    assert!(engine.copy_image(&req2, &Recorder::default()).await.is_err());
+    engine.use_credentials(&dst.host(), Some(("alice".into(), secret("s3cret-pw"))), false);
+    engine.copy_image(&req2, &Recorder::default()).await.unwrap();
+}

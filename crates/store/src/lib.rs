@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod crypto;
 mod error;
 mod models;
 mod postgres;
@@ -15,17 +16,20 @@ use image_core::{
     auth::{Credentials, NewUser, User, UserId},
     catalog::{
         ApprovalRequest, ApprovalRequestFilter, ApprovalRequestId, CatalogImage, Decision, ImageFilter, ImageId,
-        ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Tag, TagId, TagUpdate,
+        ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Page, Tag, TagId, TagUpdate,
     },
     event::{AuditEvent, EventFilter},
     import::{
         Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob,
         LayerProgress, NewImport,
     },
-    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, Listing, UserStore},
+    kube::{NewRegistrySecret, NewRepository, RegistrySecret, Repository, SyncStatus, SyncedManifest, VerifyStatus},
+    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, KubeStore, Listing, UserStore},
 };
 
+pub use crate::crypto::{KEY_LEN, SecretKey};
 use crate::{
+    crypto::Sealer,
     error::DbResult,
     models::{Micros, now_micros, to_micros},
     postgres::PgDb,
@@ -38,6 +42,16 @@ use crate::{
 #[derive(Clone)]
 pub struct DbStore {
     backend: Arc<Backend>,
+    /// Seals and opens registry passwords, with the key from [`StoreOptions`], if any.
+    sealer: Sealer,
+}
+
+/// How [`DbStore::connect_with`] sets a store up.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// The key that encrypts registry passwords at rest. Without one the store works, except that creating
+    /// a registry secret fails (and reading one fails with a clear error).
+    pub secret_key: Option<SecretKey>,
 }
 
 enum Backend {
@@ -47,7 +61,10 @@ enum Backend {
 
 impl fmt::Debug for DbStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbStore").field("backend", &self.backend_name()).finish_non_exhaustive()
+        f.debug_struct("DbStore")
+            .field("backend", &self.backend_name())
+            .field("secret_key", &self.sealer.has_key())
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,6 +82,22 @@ pub mod import_kind {
     pub const CANCELED: &str = "image.import.canceled";
     /// An import's record was deleted; details are the record.
     pub const DELETED: &str = "image.import.deleted";
+}
+
+/// The job type of repository syncs; the job's payload is `{"repository_id": …}`, its `max_attempts` the
+/// repository's `retry_count + 1`.
+pub const SYNC_JOB_TYPE: &str = "sync";
+
+/// The audit event kinds of the kube-style resources. Their details never hold a password.
+pub mod kube_kind {
+    /// Details: the secret's id, namespace, name, display name, description, domain, username, provider,
+    /// `insecure`, and `ca_bundle` (whether it has one).
+    pub const SECRET_CREATED: &str = "registry.secret.created";
+    pub const SECRET_DELETED: &str = "registry.secret.deleted";
+    /// Details: the repository's id, namespace, name, display name, description, repository, tag,
+    /// `registry_ref` (namespace and name), `sync_interval_secs`, `sync_timeout_secs`, `retry_count`.
+    pub const REPOSITORY_CREATED: &str = "repository.created";
+    pub const REPOSITORY_DELETED: &str = "repository.deleted";
 }
 
 /// How long a token's `last_used_at` may lag behind its real last use; fewer writes on every request.
@@ -148,7 +181,14 @@ impl DbStore {
     ///
     /// `postgres://…` and `postgresql://…` are PostgreSQL; `sqlite://PATH`, `sqlite:PATH` (the file and its
     /// directory are created when missing) and `sqlite::memory:` are SQLite.
+    ///
+    /// The store has no secret key: see [`DbStore::connect_with`].
     pub async fn connect(database_url: &str) -> Result<DbStore> {
+        DbStore::connect_with(database_url, StoreOptions::default()).await
+    }
+
+    /// [`DbStore::connect`] with options: the key that encrypts registry passwords.
+    pub async fn connect_with(database_url: &str, options: StoreOptions) -> Result<DbStore> {
         let backend = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
             tracing::info!("opening the PostgreSQL database");
             Backend::Postgres(PgDb::open(database_url).await?)
@@ -165,7 +205,10 @@ impl DbStore {
                 "expected postgres://…, postgresql://…, sqlite://PATH, sqlite:PATH or sqlite::memory:",
             ));
         };
-        Ok(DbStore { backend: Arc::new(backend) })
+        if options.secret_key.is_none() {
+            tracing::info!("no secret key configured: registry secrets cannot be created or read");
+        }
+        Ok(DbStore { backend: Arc::new(backend), sealer: Sealer::new(options.secret_key.as_ref()) })
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -458,5 +501,145 @@ impl ImportStore for DbStore {
     ) -> Result<Listing<ExportRecord>> {
         let created_by = created_by.map(str::to_owned);
         with_conn!(self, |conn| ops::list_exports(conn, ready, created_by.as_deref(), page).await)
+    }
+}
+
+#[async_trait]
+impl KubeStore for DbStore {
+    /// The password is sealed before the transaction begins; without a secret key this fails with
+    /// `Storage` ("no secret key configured") and stores nothing. Validation is the caller's
+    /// (`NewRegistrySecret::validated`).
+    async fn create_registry_secret(&self, secret: NewRegistrySecret, actor: &str) -> Result<RegistrySecret> {
+        let sealed = self.sealer.seal(&secret.namespace, &secret.name, &secret.password)?;
+        let (sealer, actor) = (self.sealer.clone(), actor.to_owned());
+        in_transaction!(self, |conn| ops::create_registry_secret(conn, &sealer, &secret, &sealed, &actor).await)
+    }
+
+    /// Fails with `NotFound` (kind `registry secret`, id `namespace/name`), and with `Storage` when the
+    /// password does not decrypt (no key, or another key than the one it was sealed with).
+    async fn get_registry_secret(&self, namespace: &str, name: &str) -> Result<RegistrySecret> {
+        let (sealer, namespace, name) = (self.sealer.clone(), namespace.to_owned(), name.to_owned());
+        with_conn!(self, |conn| ops::get_registry_secret(conn, &sealer, &namespace, &name).await)
+    }
+
+    /// Ordered by namespace, then name; `search` is a substring (`%` and `_` match themselves).
+    async fn list_registry_secrets(
+        &self,
+        namespace: Option<&str>,
+        search: Option<&str>,
+        page: Page,
+    ) -> Result<Listing<RegistrySecret>> {
+        let (sealer, namespace, search) =
+            (self.sealer.clone(), namespace.map(str::to_owned), search.map(str::to_owned));
+        with_conn!(self, |conn| {
+            ops::list_registry_secrets(conn, &sealer, namespace.as_deref(), search.as_deref(), page).await
+        })
+    }
+
+    /// The conflict names a repository that uses it: `registry secret default/harbor-prod is used by
+    /// repository default/myapp` (`and N more` when several do). A password that does not decrypt does not
+    /// stop the deletion (that is how a lost key is recovered from); the returned password is then empty.
+    async fn delete_registry_secret(&self, namespace: &str, name: &str, actor: &str) -> Result<RegistrySecret> {
+        let (sealer, namespace, name, actor) =
+            (self.sealer.clone(), namespace.to_owned(), name.to_owned(), actor.to_owned());
+        in_transaction!(self, |conn| ops::delete_registry_secret(conn, &sealer, &namespace, &name, &actor).await)
+    }
+
+    /// Sets the status, the message (none when empty) and the verification time (now). No audit event.
+    async fn record_verification(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: VerifyStatus,
+        message: &str,
+    ) -> Result<RegistrySecret> {
+        let (sealer, namespace, name, message) =
+            (self.sealer.clone(), namespace.to_owned(), name.to_owned(), message.to_owned());
+        in_transaction!(self, |conn| {
+            ops::record_verification(conn, &sealer, &namespace, &name, status, &message).await
+        })
+    }
+
+    /// Ordered by namespace, then name. Fails as a whole when a password does not decrypt.
+    async fn all_registry_secrets(&self) -> Result<Vec<RegistrySecret>> {
+        let sealer = self.sealer.clone();
+        with_conn!(self, |conn| ops::all_registry_secrets(conn, &sealer).await)
+    }
+
+    /// Fails with `NotFound` (kind `registry secret`, id `namespace/name`) when the referenced secret does not
+    /// exist, storing nothing. Intervals and timeouts are kept in whole seconds, rounded up.
+    async fn create_repository(&self, repository: NewRepository, actor: &str) -> Result<Repository> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::create_repository(conn, &repository, &actor).await)
+    }
+
+    /// Fails with `NotFound` (kind `repository`, id `namespace/name`).
+    async fn get_repository(&self, namespace: &str, name: &str) -> Result<Repository> {
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        with_conn!(self, |conn| ops::get_repository(conn, &namespace, &name).await)
+    }
+
+    /// Ordered by namespace, then name; `name` is a substring (`%` and `_` match themselves).
+    async fn list_repositories(
+        &self,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        page: Page,
+    ) -> Result<Listing<Repository>> {
+        let (namespace, name) = (namespace.map(str::to_owned), name.map(str::to_owned));
+        with_conn!(self, |conn| ops::list_repositories(conn, namespace.as_deref(), name.as_deref(), page).await)
+    }
+
+    /// Also removes its queued or running sync job; a worker running it loses it at its next lease renewal.
+    async fn delete_repository(&self, namespace: &str, name: &str, actor: &str) -> Result<Repository> {
+        let (namespace, name, actor) = (namespace.to_owned(), name.to_owned(), actor.to_owned());
+        in_transaction!(self, |conn| ops::delete_repository(conn, &namespace, &name, &actor).await)
+    }
+
+    /// Due: `next_sync_at <= now`, and no job (or a job_id whose job is gone, finished). Each queued
+    /// repository gets a `sync` job due at once and `next_sync_at = now + interval`. On PostgreSQL the
+    /// due rows are taken `FOR UPDATE SKIP LOCKED`, so concurrent schedulers split them; on SQLite the
+    /// writer lock serialises them.
+    async fn enqueue_due_syncs(&self, now: Timestamp) -> Result<usize> {
+        let now = to_micros(now);
+        in_transaction!(self, |conn| ops::enqueue_due_syncs(conn, now).await)
+    }
+
+    /// A repository whose job_id names a job that still exists (queued, or leased by a worker) is left
+    /// alone (false). Otherwise a sync job is queued, due now, and the next scheduled sync moves to one
+    /// interval from now. Fails with `NotFound` (kind `repository`, id `namespace/name`).
+    async fn trigger_sync(&self, namespace: &str, name: &str) -> Result<bool> {
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        in_transaction!(self, |conn| ops::trigger_sync(conn, &namespace, &name).await)
+    }
+
+    /// The worker's side of a sync:
+    ///
+    /// - `Syncing`: an attempt started, or failed and will be retried (with the error as `message`);
+    ///   sets the status and message only.
+    /// - `Success`: also `last_synced` (now) and the manifest (when given; `None` keeps the last one),
+    ///   and the repository's job is cleared, so the next one can be queued.
+    /// - `Failed`: final, the worker gave up (out of attempts, or an error not worth retrying): status and
+    ///   message, the job cleared; the last good manifest and `last_synced` stay.
+    ///
+    /// The worker completes the job itself (`JobQueue::complete_job`). Fails with `NotFound` (kind
+    /// `repository`, id the number) when the repository was deleted meanwhile: the worker should then
+    /// complete its job and move on.
+    async fn record_sync(
+        &self,
+        id: i64,
+        status: SyncStatus,
+        message: Option<&str>,
+        manifest: Option<&SyncedManifest>,
+    ) -> Result<()> {
+        let (message, manifest) = (message.map(str::to_owned), manifest.cloned());
+        in_transaction!(self, |conn| ops::record_sync(conn, id, status, message.as_deref(), manifest.as_ref()).await)
+    }
+
+    /// Fails with `NotFound` (kind `repository`, id the number) when there is no such repository, as for a
+    /// job whose repository was deleted; and with `Storage` when the password does not decrypt.
+    async fn repository_by_id(&self, id: i64) -> Result<(Repository, RegistrySecret)> {
+        let sealer = self.sealer.clone();
+        with_conn!(self, |conn| ops::repository_by_id(conn, &sealer, id).await)
     }
 }

@@ -9,13 +9,18 @@ use image_core::{
     catalog::{ApprovalRequest, ApprovalStatus, CatalogImage, Tag},
     event::AuditEvent,
     import::{ExportRecord, ImportJob},
+    kube::{Provider, RegistrySecret, Repository, Secret, SyncStatus, VerifyStatus},
     store::ClaimedJob,
 };
 use serde::de::DeserializeOwned;
 
 use crate::{
+    crypto::Sealer,
     error::{DbResult, corrupt},
-    schema::{api_tokens, audit_events, exports, image_approval_requests, image_tags, images, imports, jobs, users},
+    schema::{
+        api_tokens, audit_events, exports, image_approval_requests, image_tags, images, imports, jobs,
+        registry_secrets, repositories, users,
+    },
 };
 
 /// A point in time as stored: microseconds since the Unix epoch, UTC.
@@ -552,5 +557,198 @@ pub(crate) struct ImportProgress<'a> {
     pub digest: Option<&'a str>,
     pub artifacts: String,
     pub layers: String,
+    pub updated_at: Micros,
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Registry secrets and repositories
+
+fn verify_status(id: i64, s: &str) -> DbResult<VerifyStatus> {
+    match s {
+        "success" => Ok(VerifyStatus::Success),
+        "failed" => Ok(VerifyStatus::Failed),
+        "untested" => Ok(VerifyStatus::Untested),
+        other => Err(corrupt(format!("registry secret {id}: unknown verify status `{other}`"))),
+    }
+}
+
+/// `SyncStatus` as stored (and as the kube API spells it).
+pub(crate) fn sync_status_str(status: SyncStatus) -> &'static str {
+    match status {
+        SyncStatus::Syncing => "Syncing",
+        SyncStatus::Success => "Success",
+        SyncStatus::Failed => "Failed",
+    }
+}
+
+fn sync_status(id: i64, s: &str) -> DbResult<SyncStatus> {
+    match s {
+        "Syncing" => Ok(SyncStatus::Syncing),
+        "Success" => Ok(SyncStatus::Success),
+        "Failed" => Ok(SyncStatus::Failed),
+        other => Err(corrupt(format!("repository {id}: unknown sync status `{other}`"))),
+    }
+}
+
+/// A duration as stored: whole seconds, rounded up, so a timeout never shrinks.
+pub(crate) fn to_secs(d: std::time::Duration) -> i64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+fn from_secs(id: i64, column: &str, secs: i64) -> DbResult<std::time::Duration> {
+    u64::try_from(secs)
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| corrupt(format!("repository {id}: {column} {secs} is negative")))
+}
+
+/// A registry secret as stored; its password is sealed (see `crypto`).
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = registry_secrets)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct RegistrySecretRow {
+    pub id: i64,
+    pub namespace: String,
+    pub name: String,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub domain: String,
+    pub username: String,
+    pub password_sealed: String,
+    pub provider: String,
+    pub insecure: bool,
+    pub ca_bundle: Option<String>,
+    pub verify_status: String,
+    pub verify_message: Option<String>,
+    pub verify_timestamp: Option<Micros>,
+    pub created_at: Micros,
+}
+
+impl RegistrySecretRow {
+    /// The secret, with its password opened by `sealer`.
+    pub(crate) fn into_domain(self, sealer: &Sealer) -> DbResult<RegistrySecret> {
+        let password = sealer.open(&self.namespace, &self.name, &self.password_sealed)?;
+        self.with_password(password)
+    }
+
+    /// The secret, with `password` in place of the sealed one.
+    pub(crate) fn with_password(self, password: Secret) -> DbResult<RegistrySecret> {
+        let id = self.id;
+        let provider: Provider = self
+            .provider
+            .parse()
+            .map_err(|_| corrupt(format!("registry secret {id}: unknown provider `{}`", self.provider)))?;
+        Ok(RegistrySecret {
+            id,
+            verify_status: verify_status(id, &self.verify_status)?,
+            namespace: self.namespace,
+            name: self.name,
+            display_name: self.display_name,
+            description: self.description,
+            domain: self.domain,
+            username: self.username,
+            password,
+            provider,
+            insecure: self.insecure,
+            ca_bundle: self.ca_bundle,
+            verify_message: self.verify_message,
+            verify_timestamp: from_micros_opt(self.verify_timestamp)?,
+            created_at: from_micros(self.created_at)?,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = registry_secrets)]
+pub(crate) struct NewRegistrySecretRow<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub display_name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub domain: &'a str,
+    pub username: &'a str,
+    pub password_sealed: &'a str,
+    pub provider: &'a str,
+    pub insecure: bool,
+    pub ca_bundle: Option<&'a str>,
+    pub verify_status: &'a str,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = repositories)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct RepositoryRow {
+    pub id: i64,
+    pub namespace: String,
+    pub name: String,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub repository: String,
+    pub tag: String,
+    pub registry_ref_namespace: String,
+    pub registry_ref_name: String,
+    pub sync_interval_secs: i64,
+    pub sync_timeout_secs: i64,
+    pub retry_count: i32,
+    pub sync_status: Option<String>,
+    pub sync_message: Option<String>,
+    pub last_synced: Option<Micros>,
+    pub next_sync_at: Micros,
+    pub manifest: Option<String>,
+    pub job_id: Option<i64>,
+    pub created_at: Micros,
+}
+
+impl RepositoryRow {
+    /// The repository; `domain` is its registry secret's.
+    pub(crate) fn into_domain(self, domain: Option<String>) -> DbResult<Repository> {
+        let id = self.id;
+        let manifest = match &self.manifest {
+            Some(text) => Some(json_column("repository", id, "manifest", text)?),
+            None => None,
+        };
+        Ok(Repository {
+            id,
+            sync_interval: from_secs(id, "sync_interval_secs", self.sync_interval_secs)?,
+            sync_timeout: from_secs(id, "sync_timeout_secs", self.sync_timeout_secs)?,
+            retry_count: u32::try_from(self.retry_count)
+                .map_err(|_| corrupt(format!("repository {id}: retry_count {} is negative", self.retry_count)))?,
+            sync_status: self.sync_status.as_deref().map(|s| sync_status(id, s)).transpose()?,
+            namespace: self.namespace,
+            name: self.name,
+            display_name: self.display_name,
+            description: self.description,
+            repository: self.repository,
+            tag: self.tag,
+            registry_ref_namespace: self.registry_ref_namespace,
+            registry_ref_name: self.registry_ref_name,
+            domain,
+            sync_message: self.sync_message,
+            last_synced: from_micros_opt(self.last_synced)?,
+            next_sync_at: from_micros(self.next_sync_at)?,
+            manifest,
+            created_at: from_micros(self.created_at)?,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = repositories)]
+pub(crate) struct NewRepositoryRow<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub display_name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub repository: &'a str,
+    pub tag: &'a str,
+    pub registry_ref_namespace: &'a str,
+    pub registry_ref_name: &'a str,
+    pub sync_interval_secs: i64,
+    pub sync_timeout_secs: i64,
+    pub retry_count: i32,
+    pub next_sync_at: Micros,
+    pub created_at: Micros,
     pub updated_at: Micros,
 }

@@ -18,8 +18,8 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use image_core::Error;
 
 use crate::{
-    models::{ImageRow, ImportRow, JobRow, Micros, RequestRow},
-    schema::{image_approval_requests, images, imports, jobs},
+    models::{ImageRow, ImportRow, JobRow, Micros, RegistrySecretRow, RepositoryRow, RequestRow},
+    schema::{image_approval_requests, images, imports, jobs, registry_secrets, repositories},
 };
 
 pub(crate) type Conn = AsyncPgConnection;
@@ -134,4 +134,64 @@ pub(crate) async fn lock_next_due_job(conn: &mut Conn, job_types: &[String], now
         .first(conn)
         .await
         .optional()
+}
+
+pub(crate) async fn lock_registry_secret(
+    conn: &mut Conn,
+    namespace: &str,
+    name: &str,
+) -> QueryResult<Option<RegistrySecretRow>> {
+    registry_secrets::table
+        .filter(registry_secrets::namespace.eq(namespace))
+        .filter(registry_secrets::name.eq(name))
+        .select(RegistrySecretRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The registry secret's domain, the secret kept from being deleted (`FOR KEY SHARE`, as a foreign key check
+/// takes) until the transaction ends; updates of its other columns, such as a verification, go on.
+pub(crate) async fn share_registry_secret(conn: &mut Conn, namespace: &str, name: &str) -> QueryResult<Option<String>> {
+    registry_secrets::table
+        .filter(registry_secrets::namespace.eq(namespace))
+        .filter(registry_secrets::name.eq(name))
+        .select(registry_secrets::domain)
+        .for_key_share()
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub(crate) async fn lock_repository(
+    conn: &mut Conn,
+    namespace: &str,
+    name: &str,
+) -> QueryResult<Option<RepositoryRow>> {
+    repositories::table
+        .filter(repositories::namespace.eq(namespace))
+        .filter(repositories::name.eq(name))
+        .select(RepositoryRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The repositories whose sync is due at `now` and that have no job, or a job_id whose job is gone, in the
+/// order they fell due, locked until the transaction ends. Rows other schedulers hold are skipped, so
+/// concurrent schedulers take different repositories; the caller checks the job again once it holds the
+/// rows, since this statement's view of `jobs` may predate a scheduler that just committed.
+pub(crate) async fn lock_due_repositories(conn: &mut Conn, now: Micros) -> QueryResult<Vec<RepositoryRow>> {
+    let job_exists = diesel::dsl::exists(jobs::table.filter(jobs::id.nullable().eq(repositories::job_id)));
+    repositories::table
+        .filter(repositories::next_sync_at.le(now))
+        .filter(repositories::job_id.is_null().or(diesel::dsl::not(job_exists)))
+        .order((repositories::next_sync_at.asc(), repositories::id.asc()))
+        .select(RepositoryRow::as_select())
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await
 }

@@ -151,6 +151,52 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    registry_secrets (id) {
+        id -> BigInt,
+        namespace -> Text,
+        name -> Text,
+        display_name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        domain -> Text,
+        username -> Text,
+        password_sealed -> Text,
+        provider -> Text,
+        insecure -> Bool,
+        ca_bundle -> Nullable<Text>,
+        verify_status -> Text,
+        verify_message -> Nullable<Text>,
+        verify_timestamp -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    repositories (id) {
+        id -> BigInt,
+        namespace -> Text,
+        name -> Text,
+        display_name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        repository -> Text,
+        tag -> Text,
+        registry_ref_namespace -> Text,
+        registry_ref_name -> Text,
+        sync_interval_secs -> BigInt,
+        sync_timeout_secs -> BigInt,
+        retry_count -> Integer,
+        sync_status -> Nullable<Text>,
+        sync_message -> Nullable<Text>,
+        last_synced -> Nullable<BigInt>,
+        next_sync_at -> BigInt,
+        manifest -> Nullable<Text>,
+        job_id -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(imports -> jobs (job_id));
@@ -164,5 +210,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     jobs,
     imports,
-    exports
+    exports,
+    registry_secrets,
+    repositories
 );

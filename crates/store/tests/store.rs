@@ -16,10 +16,11 @@ use image_core::{
         Artifact, AttemptOutcome, EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, ImportState,
         LayerProgress, LayerState, NewImport,
     },
-    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobQueue, UserStore},
+    kube::{NewRegistrySecret, NewRepository, Provider, Secret, SyncStatus, SyncedManifest, VerifyStatus},
+    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobQueue, KubeStore, UserStore},
 };
 use serde_json::json;
-use store::{DbStore, import_kind};
+use store::{DbStore, SYNC_JOB_TYPE, SecretKey, StoreOptions, import_kind, kube_kind};
 use time::{Duration, OffsetDateTime};
 
 const ADMIN: &str = "alice";
@@ -28,6 +29,8 @@ const ADMIN: &str = "alice";
 struct TestDb {
     store: DbStore,
     url: String,
+    /// The store's secret key, which encrypts registry passwords.
+    key: SecretKey,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -36,16 +39,23 @@ impl TestDb {
         let dir = tempfile::tempdir().unwrap();
         // A directory that does not exist yet: `connect` creates it.
         let url = format!("sqlite://{}", dir.path().join("data").join("imagegate.db").display());
-        let store = DbStore::connect(&url).await.unwrap();
+        let key = SecretKey::generate();
+        let store = DbStore::connect_with(&url, StoreOptions { secret_key: Some(key.clone()) }).await.unwrap();
         assert_eq!(store.backend_name(), "sqlite");
-        TestDb { store, url, _dir: Some(dir) }
+        TestDb { store, url, key, _dir: Some(dir) }
     }
 
     async fn postgres() -> TestDb {
         let url = test_support::postgres_url().await;
-        let store = DbStore::connect(&url).await.unwrap();
+        let key = SecretKey::generate();
+        let store = DbStore::connect_with(&url, StoreOptions { secret_key: Some(key.clone()) }).await.unwrap();
         assert_eq!(store.backend_name(), "postgres");
-        TestDb { store, url, _dir: None }
+        TestDb { store, url, key, _dir: None }
+    }
+
+    /// Another store on the same database, with these options.
+    async fn reconnect(&self, options: StoreOptions) -> DbStore {
+        DbStore::connect_with(&self.url, options).await.unwrap()
     }
 }
 
@@ -106,6 +116,20 @@ on_both_backends!(
     imports_are_filtered_ordered_and_paged,
     exports_are_recorded_and_listed,
     job_types_are_counted,
+    registry_secrets_are_created_read_listed_and_deleted,
+    a_duplicate_registry_secret_conflicts_and_writes_nothing,
+    repositories_are_created_read_listed_and_deleted,
+    a_duplicate_repository_conflicts_and_writes_nothing,
+    a_repository_needs_its_registry_secret,
+    a_registry_secret_in_use_is_not_deleted,
+    verifications_are_recorded,
+    passwords_are_sealed_at_rest,
+    a_key_file_is_private_and_reused,
+    syncs_are_queued_when_due,
+    concurrent_schedulers_queue_each_repository_once,
+    a_triggered_sync_is_queued_once,
+    sync_outcomes_are_recorded,
+    a_sync_job_finds_its_repository_and_secret,
 );
 
 fn new_image(name: &str, category: Option<&str>, description: Option<&str>) -> NewImage {
@@ -1520,6 +1544,817 @@ async fn job_types_are_counted(db: TestDb) {
         store.job_types().await.unwrap(),
         [("import".to_string(), 2), ("renamed-long-ago".to_string(), 3), ("sync".to_string(), 1)]
     );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Registry secrets and repositories
+
+const PASSWORD: &str = "Harbor12345";
+
+fn new_secret(namespace: &str, name: &str, domain: &str) -> NewRegistrySecret {
+    NewRegistrySecret {
+        namespace: namespace.into(),
+        name: name.into(),
+        display_name: None,
+        description: None,
+        domain: domain.into(),
+        username: "admin".into(),
+        password: Secret::new(PASSWORD),
+        provider: Provider::Harbor,
+        insecure: false,
+        ca_bundle: None,
+    }
+    .validated()
+    .unwrap()
+}
+
+fn new_repository(namespace: &str, name: &str, path: &str, tag: &str, secret: (&str, &str)) -> NewRepository {
+    NewRepository {
+        namespace: namespace.into(),
+        name: name.into(),
+        display_name: None,
+        description: None,
+        repository: path.into(),
+        tag: tag.into(),
+        registry_ref_namespace: secret.0.into(),
+        registry_ref_name: secret.1.into(),
+        sync_interval: NewRepository::DEFAULT_SYNC_INTERVAL,
+        sync_timeout: NewRepository::DEFAULT_SYNC_TIMEOUT,
+        retry_count: NewRepository::DEFAULT_RETRY_COUNT,
+    }
+    .validated()
+    .unwrap()
+}
+
+const HARBOR: (&str, &str) = ("default", "harbor-prod");
+
+/// `default/harbor-prod`, on harbor.example.com.
+async fn harbor(store: &DbStore) -> image_core::kube::RegistrySecret {
+    store.create_registry_secret(new_secret("default", "harbor-prod", "harbor.example.com"), ADMIN).await.unwrap()
+}
+
+fn page(limit: i64, offset: i64) -> Page {
+    Page::new(Some(limit), Some(offset)).unwrap()
+}
+
+#[track_caller]
+fn assert_missing(result: Result<impl std::fmt::Debug, Error>, kind: &str, id: &str) {
+    match result {
+        Err(Error::NotFound { kind: k, id: i }) if k == kind && i == id => {}
+        other => panic!("expected {kind} {id} not found, got {other:?}"),
+    }
+}
+
+/// The message of a `Storage` error, which must not give the password away.
+#[track_caller]
+fn storage_message(result: Result<impl std::fmt::Debug, Error>) -> String {
+    match result {
+        Err(e @ Error::Storage(_)) => {
+            let message = e.to_string();
+            assert!(!message.contains(PASSWORD), "{message}");
+            message
+        }
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct RawText {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    text: String,
+}
+
+/// Runs `sql` behind the store's back: a query whose one column is named `text`, or a statement.
+async fn raw_sql(db: &TestDb, sql: &str, returns_rows: bool) -> Vec<String> {
+    use diesel_async::{
+        AsyncConnection, AsyncPgConnection, RunQueryDsl, sync_connection_wrapper::SyncConnectionWrapper,
+    };
+
+    let query = diesel::sql_query(sql);
+    let rows: Vec<RawText> = match db.url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let mut conn = SyncConnectionWrapper::<diesel::SqliteConnection>::establish(path).await.unwrap();
+            if returns_rows {
+                query.load(&mut conn).await.unwrap()
+            } else {
+                query.execute(&mut conn).await.map(|_| vec![]).unwrap()
+            }
+        }
+        None => {
+            let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+            if returns_rows {
+                query.load(&mut conn).await.unwrap()
+            } else {
+                query.execute(&mut conn).await.map(|_| vec![]).unwrap()
+            }
+        }
+    };
+    rows.into_iter().map(|r| r.text).collect()
+}
+
+async fn secret_names(
+    store: &DbStore,
+    namespace: Option<&str>,
+    search: Option<&str>,
+    page: Page,
+) -> (Vec<String>, i64) {
+    let listing = store.list_registry_secrets(namespace, search, page).await.unwrap();
+    (listing.items.into_iter().map(|s| format!("{}/{}", s.namespace, s.name)).collect(), listing.total)
+}
+
+async fn repository_names(
+    store: &DbStore,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    page: Page,
+) -> (Vec<String>, i64) {
+    let listing = store.list_repositories(namespace, name, page).await.unwrap();
+    (listing.items.into_iter().map(|r| format!("{}/{}", r.namespace, r.name)).collect(), listing.total)
+}
+
+fn names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+/// Whether two times agree to within the store's precision (microseconds).
+#[track_caller]
+fn assert_about(actual: OffsetDateTime, expected: OffsetDateTime) {
+    assert!((actual - expected).abs() < Duration::milliseconds(1), "{actual} != {expected}");
+}
+
+async fn registry_secrets_are_created_read_listed_and_deleted(db: TestDb) {
+    let store = &db.store;
+    let before = OffsetDateTime::now_utc();
+    let mut new = new_secret("default", "harbor-prod", "Harbor.Example.com/");
+    new.display_name = Some("生产环境 Harbor".into());
+    new.description = Some("生产环境主镜像仓库".into());
+    let created = store.create_registry_secret(new, ADMIN).await.unwrap();
+    assert_eq!(
+        (created.namespace.as_str(), created.name.as_str(), created.domain.as_str(), created.username.as_str()),
+        ("default", "harbor-prod", "harbor.example.com", "admin")
+    );
+    assert_eq!(
+        (created.display_name.as_deref(), created.description.as_deref()),
+        (Some("生产环境 Harbor"), Some("生产环境主镜像仓库"))
+    );
+    assert_eq!((created.provider, created.insecure, created.ca_bundle.as_deref()), (Provider::Harbor, false, None));
+    assert_eq!(created.password.expose(), PASSWORD);
+    assert_eq!(
+        (created.verify_status, created.verify_message.as_deref(), created.verify_timestamp),
+        (VerifyStatus::Untested, None, None)
+    );
+    assert!(created.created_at >= before);
+    assert_eq!(store.get_registry_secret("default", "harbor-prod").await.unwrap(), created);
+
+    let mut hub = new_secret("default", "dockerhub", "docker.io");
+    hub.provider = Provider::Dockerhub;
+    hub.display_name = Some("Docker Hub, 100% mirrored".into());
+    let hub = store.create_registry_secret(hub, ADMIN).await.unwrap();
+    let mut aliyun = new_secret("team-a", "aliyun", "registry.cn-hangzhou.aliyuncs.com");
+    aliyun.provider = Provider::Aliyun;
+    aliyun.display_name = Some("cn_hangzhou".into());
+    aliyun.insecure = true;
+    let aliyun = store.create_registry_secret(aliyun, "bob").await.unwrap();
+    assert_eq!((aliyun.provider, aliyun.insecure), (Provider::Aliyun, true));
+    store
+        .create_registry_secret(new_secret("team-a", "harbor-prod", "harbor.team-a.example.com"), ADMIN)
+        .await
+        .unwrap();
+
+    let all = Page::default();
+    let everything = names(&["default/dockerhub", "default/harbor-prod", "team-a/aliyun", "team-a/harbor-prod"]);
+    assert_eq!(secret_names(store, None, None, all).await, (everything, 4));
+    assert_eq!(
+        secret_names(store, Some("default"), None, all).await,
+        (names(&["default/dockerhub", "default/harbor-prod"]), 2)
+    );
+    assert_eq!(secret_names(store, Some("nowhere"), None, all).await, (vec![], 0));
+    // By name or domain, case-insensitively…
+    let harbors = names(&["default/harbor-prod", "team-a/harbor-prod"]);
+    assert_eq!(secret_names(store, None, Some("HARBOR"), all).await, (harbors, 2));
+    assert_eq!(secret_names(store, None, Some("AliyunCS"), all).await, (names(&["team-a/aliyun"]), 1));
+    assert_eq!(secret_names(store, Some("default"), Some("team-a"), all).await, (vec![], 0));
+    // … or by display name, with `%` and `_` taken literally.
+    assert_eq!(secret_names(store, None, Some("生产环境"), all).await, (names(&["default/harbor-prod"]), 1));
+    assert_eq!(secret_names(store, None, Some("100%"), all).await, (names(&["default/dockerhub"]), 1));
+    assert_eq!(secret_names(store, None, Some("%"), all).await, (names(&["default/dockerhub"]), 1));
+    assert_eq!(secret_names(store, None, Some("_"), all).await, (names(&["team-a/aliyun"]), 1));
+    // Paged, with the total of all pages.
+    assert_eq!(
+        secret_names(store, None, None, page(2, 1)).await,
+        (names(&["default/harbor-prod", "team-a/aliyun"]), 4)
+    );
+    assert_eq!(secret_names(store, None, None, page(2, 4)).await, (vec![], 4));
+    let listed = store.list_registry_secrets(None, None, all).await.unwrap().items;
+    assert_eq!((&listed[0], &listed[2]), (&hub, &aliyun));
+    assert!(listed.iter().all(|s| s.password.expose() == PASSWORD));
+    assert_eq!(store.all_registry_secrets().await.unwrap(), listed);
+
+    let deleted = store.delete_registry_secret("default", "dockerhub", "carol").await.unwrap();
+    assert_eq!(deleted, hub);
+    assert_missing(store.get_registry_secret("default", "dockerhub").await, "registry secret", "default/dockerhub");
+    assert_missing(
+        store.delete_registry_secret("default", "dockerhub", ADMIN).await,
+        "registry secret",
+        "default/dockerhub",
+    );
+    assert_missing(store.get_registry_secret("team-b", "harbor-prod").await, "registry secret", "team-b/harbor-prod");
+    assert_eq!(store.all_registry_secrets().await.unwrap().len(), 3);
+
+    let created_events = events_of(store, kube_kind::SECRET_CREATED).await;
+    assert_eq!(created_events.len(), 4);
+    let first = created_events.last().unwrap();
+    assert_eq!(first.actor, ADMIN);
+    assert_eq!(
+        first.details,
+        json!({
+            "id": created.id, "namespace": "default", "name": "harbor-prod", "display_name": "生产环境 Harbor",
+            "description": "生产环境主镜像仓库", "domain": "harbor.example.com", "username": "admin",
+            "provider": "harbor", "insecure": false, "ca_bundle": false,
+        })
+    );
+    let deleted_events = events_of(store, kube_kind::SECRET_DELETED).await;
+    assert_eq!(deleted_events.len(), 1);
+    assert_eq!((deleted_events[0].actor.as_str(), &deleted_events[0].details["name"]), ("carol", &json!("dockerhub")));
+}
+
+async fn a_duplicate_registry_secret_conflicts_and_writes_nothing(db: TestDb) {
+    let store = &db.store;
+    let original = harbor(store).await;
+    let events = event_count(store).await;
+    let mut again = new_secret("default", "harbor-prod", "other.example.com");
+    again.password = Secret::new("another-password");
+    assert_conflict(
+        store.create_registry_secret(again, ADMIN).await,
+        "registrysecret default/harbor-prod already exists",
+    );
+    assert_eq!(event_count(store).await, events);
+    assert_eq!(store.get_registry_secret("default", "harbor-prod").await.unwrap(), original);
+    // The same name in another namespace is another secret.
+    store.create_registry_secret(new_secret("team-a", "harbor-prod", "harbor.example.com"), ADMIN).await.unwrap();
+    assert_eq!(secret_names(store, None, None, Page::default()).await.1, 2);
+}
+
+async fn repositories_are_created_read_listed_and_deleted(db: TestDb) {
+    let store = &db.store;
+    harbor(store).await;
+    store.create_registry_secret(new_secret("team-a", "mirror", "mirror.example.com"), ADMIN).await.unwrap();
+    let before = OffsetDateTime::now_utc();
+    let mut new = new_repository("default", "nginx-latest", "library/nginx", "latest", HARBOR);
+    new.display_name = Some("Nginx 最新版本".into());
+    new.description = Some("Nginx web 服务器".into());
+    new.sync_interval = std::time::Duration::from_secs(5400);
+    new.sync_timeout = std::time::Duration::from_millis(1500);
+    new.retry_count = 5;
+    let nginx = store.create_repository(new, ADMIN).await.unwrap();
+    let after = OffsetDateTime::now_utc();
+    assert_eq!(
+        (nginx.namespace.as_str(), nginx.name.as_str(), nginx.repository.as_str(), nginx.tag.as_str()),
+        ("default", "nginx-latest", "library/nginx", "latest")
+    );
+    assert_eq!(
+        (nginx.display_name.as_deref(), nginx.description.as_deref()),
+        (Some("Nginx 最新版本"), Some("Nginx web 服务器"))
+    );
+    assert_eq!((nginx.registry_ref_namespace.as_str(), nginx.registry_ref_name.as_str()), HARBOR);
+    assert_eq!(nginx.domain.as_deref(), Some("harbor.example.com"));
+    // Whole seconds, a fraction rounded up.
+    assert_eq!((nginx.sync_interval.as_secs(), nginx.sync_timeout.as_secs(), nginx.retry_count), (5400, 2, 5));
+    assert_eq!(
+        (nginx.sync_status, nginx.sync_message.as_deref(), nginx.last_synced, nginx.manifest.as_ref()),
+        (None, None, None, None)
+    );
+    // The first sync is due at once.
+    assert!(
+        nginx.next_sync_at >= before - Duration::milliseconds(1) && nginx.next_sync_at <= after,
+        "{}",
+        nginx.next_sync_at
+    );
+    assert!(nginx.created_at >= before - Duration::milliseconds(1));
+    assert_eq!(store.get_repository("default", "nginx-latest").await.unwrap(), nginx);
+
+    let myapp = store
+        .create_repository(new_repository("default", "myapp-v1-0-0", "myapp/myapp", "v1.0.0", HARBOR), ADMIN)
+        .await
+        .unwrap();
+    assert_eq!((myapp.sync_interval.as_secs(), myapp.sync_timeout.as_secs(), myapp.retry_count), (3600, 600, 3));
+    let redis = store
+        .create_repository(new_repository("team-a", "redis-7", "library/redis", "7", ("team-a", "mirror")), "bob")
+        .await
+        .unwrap();
+    assert_eq!(redis.domain.as_deref(), Some("mirror.example.com"));
+    // Across namespaces too.
+    let cross = store
+        .create_repository(new_repository("team-b", "nginx", "library/nginx", "1.27", HARBOR), ADMIN)
+        .await
+        .unwrap();
+    assert_eq!(cross.domain.as_deref(), Some("harbor.example.com"));
+
+    let all = Page::default();
+    let everything = names(&["default/myapp-v1-0-0", "default/nginx-latest", "team-a/redis-7", "team-b/nginx"]);
+    assert_eq!(repository_names(store, None, None, all).await, (everything, 4));
+    assert_eq!(repository_names(store, Some("team-a"), None, all).await, (names(&["team-a/redis-7"]), 1));
+    assert_eq!(repository_names(store, Some("nowhere"), None, all).await, (vec![], 0));
+    // By name or repository path, case-insensitively, `%` and `_` literally.
+    assert_eq!(
+        repository_names(store, None, Some("NGINX"), all).await,
+        (names(&["default/nginx-latest", "team-b/nginx"]), 2)
+    );
+    assert_eq!(
+        repository_names(store, Some("default"), Some("library/"), all).await,
+        (names(&["default/nginx-latest"]), 1)
+    );
+    assert_eq!(repository_names(store, None, Some("Redis-7"), all).await, (names(&["team-a/redis-7"]), 1));
+    assert_eq!(repository_names(store, None, Some("myapp/my"), all).await, (names(&["default/myapp-v1-0-0"]), 1));
+    assert_eq!(repository_names(store, None, Some("%"), all).await, (vec![], 0));
+    assert_eq!(repository_names(store, None, Some("_"), all).await, (vec![], 0));
+    assert_eq!(
+        repository_names(store, None, None, page(2, 1)).await,
+        (names(&["default/nginx-latest", "team-a/redis-7"]), 4)
+    );
+    let listed = store.list_repositories(None, None, all).await.unwrap().items;
+    assert_eq!(listed, [myapp.clone(), nginx.clone(), redis.clone(), cross.clone()]);
+
+    let deleted = store.delete_repository("team-a", "redis-7", "carol").await.unwrap();
+    assert_eq!(deleted, redis);
+    assert_missing(store.get_repository("team-a", "redis-7").await, "repository", "team-a/redis-7");
+    assert_missing(store.delete_repository("team-a", "redis-7", ADMIN).await, "repository", "team-a/redis-7");
+    assert_eq!(repository_names(store, None, None, all).await.1, 3);
+
+    let created_events = events_of(store, kube_kind::REPOSITORY_CREATED).await;
+    assert_eq!(created_events.len(), 4);
+    assert_eq!(
+        created_events.last().unwrap().details,
+        json!({
+            "id": nginx.id, "namespace": "default", "name": "nginx-latest", "display_name": "Nginx 最新版本",
+            "description": "Nginx web 服务器", "repository": "library/nginx", "tag": "latest",
+            "registry_ref": { "namespace": "default", "name": "harbor-prod" },
+            "sync_interval_secs": 5400, "sync_timeout_secs": 2, "retry_count": 5,
+        })
+    );
+    let deleted_events = events_of(store, kube_kind::REPOSITORY_DELETED).await;
+    assert_eq!(deleted_events.len(), 1);
+    assert_eq!((deleted_events[0].actor.as_str(), &deleted_events[0].details["id"]), ("carol", &json!(redis.id)));
+}
+
+async fn a_duplicate_repository_conflicts_and_writes_nothing(db: TestDb) {
+    let store = &db.store;
+    harbor(store).await;
+    let original = store
+        .create_repository(new_repository("default", "nginx", "library/nginx", "latest", HARBOR), ADMIN)
+        .await
+        .unwrap();
+    let events = event_count(store).await;
+    assert_conflict(
+        store.create_repository(new_repository("default", "nginx", "library/nginx", "1.27", HARBOR), ADMIN).await,
+        "repository default/nginx already exists",
+    );
+    assert_eq!(event_count(store).await, events);
+    assert_eq!(store.get_repository("default", "nginx").await.unwrap(), original);
+    store.create_repository(new_repository("team-a", "nginx", "library/nginx", "1.27", HARBOR), ADMIN).await.unwrap();
+    assert_eq!(repository_names(store, None, None, Page::default()).await.1, 2);
+}
+
+async fn a_repository_needs_its_registry_secret(db: TestDb) {
+    let store = &db.store;
+    harbor(store).await;
+    let events = event_count(store).await;
+    assert_missing(
+        store.create_repository(new_repository("default", "app", "app/app", "1", ("default", "missing")), ADMIN).await,
+        "registry secret",
+        "default/missing",
+    );
+    // The name alone is not enough: the namespace counts.
+    assert_missing(
+        store
+            .create_repository(new_repository("team-a", "app", "app/app", "1", ("team-a", "harbor-prod")), ADMIN)
+            .await,
+        "registry secret",
+        "team-a/harbor-prod",
+    );
+    assert_eq!(repository_names(store, None, None, Page::default()).await, (vec![], 0));
+    assert_eq!(event_count(store).await, events);
+    assert_eq!(store.enqueue_due_syncs(OffsetDateTime::now_utc()).await.unwrap(), 0);
+}
+
+async fn a_registry_secret_in_use_is_not_deleted(db: TestDb) {
+    let store = &db.store;
+    let secret = harbor(store).await;
+    store
+        .create_repository(new_repository("default", "myapp-v1-0-0", "myapp/myapp", "v1.0.0", HARBOR), ADMIN)
+        .await
+        .unwrap();
+    let events = event_count(store).await;
+    assert_conflict(
+        store.delete_registry_secret("default", "harbor-prod", ADMIN).await,
+        "registry secret default/harbor-prod is used by repository default/myapp-v1-0-0",
+    );
+    store.create_repository(new_repository("team-a", "app", "app/app", "2", HARBOR), ADMIN).await.unwrap();
+    let events = events + 1;
+    assert_conflict(
+        store.delete_registry_secret("default", "harbor-prod", ADMIN).await,
+        "registry secret default/harbor-prod is used by repository default/myapp-v1-0-0 and 1 more",
+    );
+    assert_eq!(event_count(store).await, events);
+    assert_eq!(store.get_registry_secret("default", "harbor-prod").await.unwrap(), secret);
+
+    store.delete_repository("default", "myapp-v1-0-0", ADMIN).await.unwrap();
+    assert_conflict(
+        store.delete_registry_secret("default", "harbor-prod", ADMIN).await,
+        "registry secret default/harbor-prod is used by repository team-a/app",
+    );
+    store.delete_repository("team-a", "app", ADMIN).await.unwrap();
+    assert_eq!(store.delete_registry_secret("default", "harbor-prod", ADMIN).await.unwrap(), secret);
+}
+
+async fn verifications_are_recorded(db: TestDb) {
+    let store = &db.store;
+    let secret = harbor(store).await;
+    let events = event_count(store).await;
+    let before = OffsetDateTime::now_utc();
+    let verified =
+        store.record_verification("default", "harbor-prod", VerifyStatus::Success, "连接成功").await.unwrap();
+    assert_eq!((verified.verify_status, verified.verify_message.as_deref()), (VerifyStatus::Success, Some("连接成功")));
+    let at = verified.verify_timestamp.unwrap();
+    assert!(at >= before - Duration::milliseconds(1) && at <= OffsetDateTime::now_utc(), "{at}");
+    assert_eq!(verified.password, secret.password);
+    assert_eq!(store.get_registry_secret("default", "harbor-prod").await.unwrap(), verified);
+
+    let failed =
+        store.record_verification("default", "harbor-prod", VerifyStatus::Failed, "401 Unauthorized").await.unwrap();
+    assert_eq!(
+        (failed.verify_status, failed.verify_message.as_deref()),
+        (VerifyStatus::Failed, Some("401 Unauthorized"))
+    );
+    assert!(failed.verify_timestamp.unwrap() >= at);
+    let blank = store.record_verification("default", "harbor-prod", VerifyStatus::Untested, "").await.unwrap();
+    assert_eq!((blank.verify_status, blank.verify_message.as_deref()), (VerifyStatus::Untested, None));
+    assert_eq!(event_count(store).await, events);
+    assert_missing(
+        store.record_verification("default", "nope", VerifyStatus::Success, "ok").await,
+        "registry secret",
+        "default/nope",
+    );
+}
+
+async fn passwords_are_sealed_at_rest(db: TestDb) {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+
+    let store = &db.store;
+    let secret = harbor(store).await;
+    assert_eq!(store.get_registry_secret("default", "harbor-prod").await.unwrap().password.expose(), PASSWORD);
+    assert!(!format!("{secret:?}").contains(PASSWORD));
+    let options = format!("{:?}", StoreOptions { secret_key: Some(db.key.clone()) });
+    assert_eq!(options, "StoreOptions { secret_key: Some(SecretKey(<redacted>)) }");
+
+    // The row holds the sealed password, not the password, nor its base64 or hex.
+    let rows = raw_sql(
+        &db,
+        "SELECT namespace || '|' || name || '|' || domain || '|' || username || '|' || password_sealed AS text \
+         FROM registry_secrets",
+        true,
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    let encodings = [
+        PASSWORD.to_owned(),
+        STANDARD.encode(PASSWORD),
+        STANDARD.encode(PASSWORD).trim_end_matches('=').to_owned(),
+        hex_of(PASSWORD),
+    ];
+    for row in rows.iter().chain(&raw_sql(&db, "SELECT details AS text FROM audit_events", true).await) {
+        for encoded in &encodings {
+            assert!(!row.to_lowercase().contains(&encoded.to_lowercase()), "{encoded} in {row}");
+        }
+    }
+    let sealed = rows[0].rsplit('|').next().unwrap();
+    assert!(sealed.starts_with("v1:"), "{sealed}");
+    assert!(STANDARD.decode(&sealed[3..]).unwrap().len() >= 24 + PASSWORD.len() + 16);
+    // Each sealing has a nonce of its own: the same password seals differently.
+    store.create_registry_secret(new_secret("team-a", "harbor-prod", "harbor.example.com"), ADMIN).await.unwrap();
+    let sealed_values = raw_sql(&db, "SELECT password_sealed AS text FROM registry_secrets", true).await;
+    assert_eq!(sealed_values.len(), 2);
+    assert_ne!(sealed_values[0], sealed_values[1]);
+
+    // Another key opens nothing, and says so.
+    let other = db.reconnect(StoreOptions { secret_key: Some(SecretKey::generate()) }).await;
+    let message = storage_message(other.get_registry_secret("default", "harbor-prod").await);
+    assert!(message.contains("cannot decrypt the password of registry secret default/harbor-prod"), "{message}");
+    assert!(message.contains("not the one it was encrypted with"), "{message}");
+    storage_message(other.all_registry_secrets().await);
+    storage_message(other.list_registry_secrets(None, None, Page::default()).await);
+    // The same key, given again, does.
+    let same = db.reconnect(StoreOptions { secret_key: Some(db.key.clone()) }).await;
+    assert_eq!(same.get_registry_secret("default", "harbor-prod").await.unwrap(), secret);
+
+    // A sealed password copied into another row does not open there.
+    let mut moved = new_secret("default", "moved", "harbor.example.com");
+    moved.password = Secret::new("another-password");
+    store.create_registry_secret(moved, ADMIN).await.unwrap();
+    raw_sql(
+        &db,
+        "UPDATE registry_secrets SET password_sealed = \
+         (SELECT password_sealed FROM registry_secrets WHERE namespace = 'default' AND name = 'harbor-prod') \
+         WHERE namespace = 'default' AND name = 'moved'",
+        false,
+    )
+    .await;
+    let message = storage_message(store.get_registry_secret("default", "moved").await);
+    assert!(message.contains("registry secret default/moved") && message.contains("altered"), "{message}");
+
+    // A secret whose password does not open can still be deleted: that is how a lost key is recovered from.
+    let deleted = store.delete_registry_secret("default", "moved", ADMIN).await.unwrap();
+    assert_eq!((deleted.name.as_str(), deleted.password.expose()), ("moved", ""));
+    let deleted = other.delete_registry_secret("team-a", "harbor-prod", ADMIN).await.unwrap();
+    assert_eq!(deleted.password.expose(), "");
+
+    // Without a key, everything works but registry passwords.
+    let keyless = DbStore::connect(&db.url).await.unwrap();
+    assert!(format!("{keyless:?}").contains("secret_key: false"), "{keyless:?}");
+    let events = event_count(store).await;
+    let message = storage_message(
+        keyless.create_registry_secret(new_secret("default", "new", "harbor.example.com"), ADMIN).await,
+    );
+    assert!(message.contains("no secret key configured"), "{message}");
+    assert_eq!(event_count(store).await, events);
+    assert_missing(store.get_registry_secret("default", "new").await, "registry secret", "default/new");
+    let message = storage_message(keyless.get_registry_secret("default", "harbor-prod").await);
+    assert!(message.contains("no secret key configured"), "{message}");
+    store.create_repository(new_repository("default", "app", "app/app", "1", HARBOR), ADMIN).await.unwrap();
+    assert_eq!(keyless.get_repository("default", "app").await.unwrap().domain.as_deref(), Some("harbor.example.com"));
+    assert_eq!(keyless.list_images(&all()).await.unwrap().total, 9);
+}
+
+fn hex_of(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn a_key_file_is_private_and_reused(db: TestDb) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys").join("secret.key");
+    let key = SecretKey::load_or_create(&path).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.len() == 65 && written.ends_with('\n'), "{}", written.len());
+    assert!(!format!("{key:?}").contains(written.trim()));
+    // Nothing left beside it.
+    assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+
+    let first = db.reconnect(StoreOptions { secret_key: Some(key) }).await;
+    first.create_registry_secret(new_secret("default", "harbor-prod", "harbor.example.com"), ADMIN).await.unwrap();
+    // The next load reads the same key, and leaves the file as it was.
+    let again = SecretKey::load_or_create(&path).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
+    let second = db.reconnect(StoreOptions { secret_key: Some(again) }).await;
+    assert_eq!(second.get_registry_secret("default", "harbor-prod").await.unwrap().password.expose(), PASSWORD);
+
+    // A key file that others may read is refused.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    match SecretKey::load_or_create(&path) {
+        Err(e @ Error::Storage(_)) => {
+            let message = e.to_string();
+            assert!(message.contains("0644") && message.contains("chmod 600"), "{message}");
+            assert!(message.contains(&path.display().to_string()), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), written, "left as it was");
+
+    // 32 raw bytes do too; anything else is refused.
+    let raw = dir.path().join("raw.key");
+    let hex_path = dir.path().join("hex.key");
+    let bad = dir.path().join("bad.key");
+    for (file, contents) in [
+        (&raw, vec![0x42u8; 32]),
+        (&hex_path, format!("{}\r\n", "42".repeat(32)).into_bytes()),
+        (&bad, b"not a key\n".to_vec()),
+    ] {
+        std::fs::write(file, contents).unwrap();
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let raw_key = SecretKey::load_or_create(&raw).unwrap();
+    let hex_key = SecretKey::load_or_create(&hex_path).unwrap();
+    let raw_store = db.reconnect(StoreOptions { secret_key: Some(raw_key) }).await;
+    raw_store.create_registry_secret(new_secret("team-a", "raw", "harbor.example.com"), ADMIN).await.unwrap();
+    let hex_store = db.reconnect(StoreOptions { secret_key: Some(hex_key) }).await;
+    assert_eq!(hex_store.get_registry_secret("team-a", "raw").await.unwrap().password.expose(), PASSWORD);
+    let message = storage_message(SecretKey::load_or_create(&bad));
+    assert!(message.contains("32 raw bytes or 64 hexadecimal digits"), "{message}");
+}
+
+/// Claims the next sync job, expecting it to be for `repository_id`.
+async fn claim_sync(store: &DbStore, worker: &str, repository_id: i64) -> ClaimedJob {
+    let job = store.claim_job(worker, &[SYNC_JOB_TYPE], LEASE).await.unwrap().expect("a due sync job");
+    assert_eq!((job.job_type.as_str(), &job.payload), (SYNC_JOB_TYPE, &json!({ "repository_id": repository_id })));
+    job
+}
+
+fn sync_jobs(count: i64) -> Vec<(String, i64)> {
+    if count == 0 { vec![] } else { vec![(SYNC_JOB_TYPE.to_string(), count)] }
+}
+
+async fn syncs_are_queued_when_due(db: TestDb) {
+    let store = &db.store;
+    harbor(store).await;
+    let hour = std::time::Duration::from_secs(3600);
+    let mut a = new_repository("default", "a", "library/a", "1", HARBOR);
+    a.retry_count = 2;
+    let a = store.create_repository(a, ADMIN).await.unwrap();
+    let mut b = new_repository("default", "b", "library/b", "1", HARBOR);
+    b.sync_interval = hour / 2;
+    let b = store.create_repository(b, ADMIN).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let c = store.create_repository(new_repository("default", "c", "library/c", "1", HARBOR), ADMIN).await.unwrap();
+
+    // Due: the two created before `now`; c falls due just after.
+    assert_eq!(store.enqueue_due_syncs(now).await.unwrap(), 2);
+    assert_eq!(store.job_types().await.unwrap(), sync_jobs(2));
+    assert_about(store.get_repository("default", "a").await.unwrap().next_sync_at, now + hour);
+    assert_about(store.get_repository("default", "b").await.unwrap().next_sync_at, now + hour / 2);
+    assert_eq!(store.get_repository("default", "c").await.unwrap().next_sync_at, c.next_sync_at);
+    // Queued once: not again, even when due again, while the job is there.
+    assert_eq!(store.enqueue_due_syncs(now).await.unwrap(), 0);
+    assert_eq!(store.enqueue_due_syncs(now + 2 * hour).await.unwrap(), 1, "only c");
+    assert_eq!(store.job_types().await.unwrap(), sync_jobs(3));
+    assert_about(store.get_repository("default", "c").await.unwrap().next_sync_at, now + 3 * hour);
+
+    // Jobs come out in the order the repositories fell due, with retry_count + 1 attempts.
+    let job_a = claim_sync(store, "w", a.id).await;
+    assert_eq!((job_a.attempts, job_a.max_attempts), (1, 3));
+    let job_b = claim_sync(store, "w", b.id).await;
+    assert_eq!(job_b.max_attempts, 4);
+
+    // a's sync ends; b's job goes without a word (its row is gone, its job_id left behind).
+    store.record_sync(a.id, SyncStatus::Success, None, None).await.unwrap();
+    assert!(store.complete_job(job_a.id, "w").await.unwrap());
+    assert!(store.complete_job(job_b.id, "w").await.unwrap());
+    assert_eq!(store.enqueue_due_syncs(now + hour / 4).await.unwrap(), 0, "none due");
+    assert_eq!(store.enqueue_due_syncs(now + hour / 2).await.unwrap(), 1, "b, whose job is gone");
+    assert_eq!(store.enqueue_due_syncs(now + hour).await.unwrap(), 1, "a");
+    assert_about(store.get_repository("default", "a").await.unwrap().next_sync_at, now + 2 * hour);
+    assert_about(store.get_repository("default", "b").await.unwrap().next_sync_at, now + hour);
+    assert_eq!(store.job_types().await.unwrap(), sync_jobs(3));
+    // None of this is audited.
+    assert!(events_of(store, kube_kind::REPOSITORY_CREATED).await.len() == 3 && event_count(store).await == 4);
+}
+
+async fn concurrent_schedulers_queue_each_repository_once(db: TestDb) {
+    let store = &db.store;
+    harbor(store).await;
+    let mut ids = HashSet::new();
+    for n in 0..8 {
+        let repository = new_repository("default", &format!("app-{n}"), &format!("team/app-{n}"), "1", HARBOR);
+        ids.insert(store.create_repository(repository, ADMIN).await.unwrap().id);
+    }
+    // Six schedulers at once, each asked what is due at `now`; how many they queued in all.
+    let race = |now: OffsetDateTime| async move {
+        let schedulers: Vec<_> = (0..6)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.enqueue_due_syncs(now).await })
+            })
+            .collect();
+        let mut queued = 0;
+        for scheduler in schedulers {
+            queued += scheduler.await.unwrap().unwrap();
+        }
+        queued
+    };
+    let start = OffsetDateTime::now_utc();
+    for round in 0..3 {
+        // Every repository is due again (an hour's interval), its last job done.
+        let now = start + Duration::hours(2 * round);
+        assert_eq!(race(now).await, 8, "round {round} on {}", store.backend_name());
+        assert_eq!(store.job_types().await.unwrap(), sync_jobs(8));
+        // With every job still there, nothing more is queued, however late it is.
+        assert_eq!(race(now + Duration::hours(1)).await, 0);
+        let mut synced = HashSet::new();
+        while let Some(job) = store.claim_job("w", &[SYNC_JOB_TYPE], LEASE).await.unwrap() {
+            assert!(synced.insert(job.payload["repository_id"].as_i64().unwrap()), "{job:?}");
+            assert!(store.complete_job(job.id, "w").await.unwrap());
+        }
+        assert_eq!(synced, ids);
+    }
+}
+
+async fn a_triggered_sync_is_queued_once(db: TestDb) {
+    let store = &db.store;
+    harbor(store).await;
+    let app = store.create_repository(new_repository("default", "app", "team/app", "1", HARBOR), ADMIN).await.unwrap();
+    let before = OffsetDateTime::now_utc();
+    assert!(store.trigger_sync("default", "app").await.unwrap());
+    let next = store.get_repository("default", "app").await.unwrap().next_sync_at;
+    assert!(next >= before + Duration::hours(1) - Duration::milliseconds(1), "the next scheduled sync moves on");
+    assert!(!store.trigger_sync("default", "app").await.unwrap(), "queued");
+    assert_eq!(store.enqueue_due_syncs(OffsetDateTime::now_utc() + Duration::hours(2)).await.unwrap(), 0);
+    assert_eq!(store.job_types().await.unwrap(), sync_jobs(1));
+
+    let job = claim_sync(store, "w", app.id).await;
+    assert!(!store.trigger_sync("default", "app").await.unwrap(), "running");
+    assert!(store.complete_job(job.id, "w").await.unwrap());
+    assert!(store.trigger_sync("default", "app").await.unwrap(), "its job is gone");
+    assert!(!store.trigger_sync("default", "app").await.unwrap());
+    assert_eq!(store.job_types().await.unwrap(), sync_jobs(1));
+    assert_missing(store.trigger_sync("default", "nope").await, "repository", "default/nope");
+
+    // Deleting the repository removes its job.
+    store.delete_repository("default", "app", ADMIN).await.unwrap();
+    assert_eq!(store.job_types().await.unwrap(), sync_jobs(0));
+}
+
+async fn sync_outcomes_are_recorded(db: TestDb) {
+    let store = &db.store;
+    harbor(store).await;
+    let app = store.create_repository(new_repository("default", "app", "team/app", "1", HARBOR), ADMIN).await.unwrap();
+    let get = || store.get_repository("default", "app");
+    assert!(store.trigger_sync("default", "app").await.unwrap());
+    let job = claim_sync(store, "w", app.id).await;
+
+    store.record_sync(app.id, SyncStatus::Syncing, None, None).await.unwrap();
+    let syncing = get().await.unwrap();
+    assert_eq!(
+        (syncing.sync_status, syncing.sync_message.as_deref(), syncing.last_synced),
+        (Some(SyncStatus::Syncing), None, None)
+    );
+    // A failed attempt that will be retried is still syncing, and keeps the job.
+    store
+        .record_sync(app.id, SyncStatus::Syncing, Some("attempt 1: 503 Service Unavailable; retrying"), None)
+        .await
+        .unwrap();
+    let retrying = get().await.unwrap();
+    assert_eq!(retrying.sync_message.as_deref(), Some("attempt 1: 503 Service Unavailable; retrying"));
+    assert!(!store.trigger_sync("default", "app").await.unwrap());
+
+    let manifest = SyncedManifest {
+        digest: Some(format!("sha256:{}", "ab".repeat(32))),
+        architecture: Some("amd64".into()),
+        os: Some("linux".into()),
+        size: Some(142_000_000),
+        created: Some("2024-01-08T10:30:00Z".into()),
+        layers: vec![format!("sha256:{}", "cd".repeat(32)), format!("sha256:{}", "ef".repeat(32))],
+    };
+    let before = OffsetDateTime::now_utc();
+    store.record_sync(app.id, SyncStatus::Success, Some("synced"), Some(&manifest)).await.unwrap();
+    let success = get().await.unwrap();
+    assert_eq!((success.sync_status, success.sync_message.as_deref()), (Some(SyncStatus::Success), Some("synced")));
+    assert_eq!(success.manifest.as_ref(), Some(&manifest));
+    let last_synced = success.last_synced.unwrap();
+    assert!(last_synced >= before - Duration::milliseconds(1));
+    assert_eq!(success.next_sync_at, retrying.next_sync_at, "the schedule is the scheduler's");
+    // The repository is free for its next sync once the outcome is recorded.
+    assert!(store.complete_job(job.id, "w").await.unwrap());
+    assert!(store.trigger_sync("default", "app").await.unwrap());
+    let job = claim_sync(store, "w", app.id).await;
+
+    // Giving up is final: the job is let go, the last good manifest stays.
+    store.record_sync(app.id, SyncStatus::Failed, Some("manifest unknown"), None).await.unwrap();
+    let failed = get().await.unwrap();
+    assert_eq!(
+        (failed.sync_status, failed.sync_message.as_deref()),
+        (Some(SyncStatus::Failed), Some("manifest unknown"))
+    );
+    assert_eq!((failed.manifest.as_ref(), failed.last_synced), (Some(&manifest), Some(last_synced)));
+    assert!(store.trigger_sync("default", "app").await.unwrap(), "the failed job no longer counts");
+    assert!(store.complete_job(job.id, "w").await.unwrap());
+
+    // A success without a manifest keeps the last one.
+    store.record_sync(app.id, SyncStatus::Success, None, None).await.unwrap();
+    let again = get().await.unwrap();
+    assert_eq!(
+        (again.sync_status, again.sync_message.as_deref(), again.manifest.as_ref()),
+        (Some(SyncStatus::Success), None, Some(&manifest))
+    );
+    assert_missing(store.record_sync(42_000, SyncStatus::Syncing, None, None).await, "repository", "42000");
+}
+
+async fn a_sync_job_finds_its_repository_and_secret(db: TestDb) {
+    let store = &db.store;
+    let mut new = new_secret("default", "harbor-prod", "harbor.example.com");
+    new.ca_bundle = Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into());
+    let secret = store.create_registry_secret(new, ADMIN).await.unwrap();
+    let app = store.create_repository(new_repository("default", "app", "team/app", "1", HARBOR), ADMIN).await.unwrap();
+    assert_eq!(store.enqueue_due_syncs(OffsetDateTime::now_utc()).await.unwrap(), 1);
+    let job = store.claim_job("w", &[SYNC_JOB_TYPE], LEASE).await.unwrap().unwrap();
+    let id = job.payload["repository_id"].as_i64().unwrap();
+    let (repository, its_secret) = store.repository_by_id(id).await.unwrap();
+    assert_eq!(repository, store.get_repository("default", "app").await.unwrap());
+    assert_eq!(repository.id, app.id);
+    assert_eq!(its_secret, secret);
+    assert_eq!(
+        (its_secret.password.expose(), its_secret.ca_bundle.as_deref()),
+        (PASSWORD, secret.ca_bundle.as_deref())
+    );
+    assert_missing(store.repository_by_id(42_000).await, "repository", "42000");
+
+    // A job whose repository was deleted finds nothing, and loses its lease.
+    store.delete_repository("default", "app", ADMIN).await.unwrap();
+    assert_missing(store.repository_by_id(id).await, "repository", &id.to_string());
+    assert_missing(store.record_sync(id, SyncStatus::Failed, Some("gone"), None).await, "repository", &id.to_string());
+    assert!(!store.renew_lease(job.id, "w", LEASE).await.unwrap());
 }
 
 // Not part of the suite above: what only SQLite has, and runtimes other than the tests' default.

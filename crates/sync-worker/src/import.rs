@@ -8,7 +8,7 @@ use image_core::{
     Digest,
     copy::{CopyErrorKind, CopyProgress, CopyRequest, ImageCopier},
     import::{Artifact, AttemptOutcome, LayerProgress},
-    store::{ClaimedJob, ImportStore, JobQueue},
+    store::{ClaimedJob, ImportStore, JobQueue, KubeStore},
 };
 use time::OffsetDateTime;
 
@@ -22,6 +22,9 @@ pub struct ImportContext {
     pub imports: Arc<dyn ImportStore>,
     pub queue: Arc<dyn JobQueue>,
     pub copier: Arc<dyn ImageCopier>,
+    /// Stored registry credentials, looked up for the source before each attempt, so that a secret
+    /// created after this worker started is used.
+    pub credentials: Option<Arc<dyn KubeStore>>,
     /// At most one progress write per import in this interval.
     pub progress_interval: Duration,
 }
@@ -81,11 +84,35 @@ impl JobHandler<ImportContext> for ImportHandler {
                 return;
             }
         }
-        tracing::info!(import_id, source = %import.source, target = %import.target, "import attempt started");
+        tracing::info!(import_id, source = %import.source, destination = %import.target, "import attempt started");
+        if let Some(kube) = &ctx.credentials {
+            match kube.all_registry_secrets().await {
+                Ok(secrets) => {
+                    let newest = secrets
+                        .into_iter()
+                        .filter(|s| s.domain == import.source.registry())
+                        .max_by_key(|s| s.created_at);
+                    if let Some(secret) = newest {
+                        ctx.copier.use_credentials(
+                            &secret.domain,
+                            Some((secret.username, secret.password)),
+                            secret.insecure,
+                        );
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot read stored credentials; using those already known"),
+            }
+        }
 
         let recorder = Arc::new(Recorder::new(import.layers.clone()));
-        let flusher =
-            tokio::spawn(flush_periodically(recorder.clone(), ctx.imports.clone(), import_id, ctx.progress_interval));
+        // Dropped with this attempt, also when the attempt itself is dropped (lease lost, shutdown), so that no
+        // stale progress is written over the next worker's.
+        let flusher = crate::runner::AbortOnDrop(tokio::spawn(flush_periodically(
+            recorder.clone(),
+            ctx.imports.clone(),
+            import_id,
+            ctx.progress_interval,
+        )));
         let request = CopyRequest {
             source: import.source.clone(),
             target: import.target.clone(),
@@ -93,7 +120,7 @@ impl JobHandler<ImportContext> for ImportHandler {
         };
         let timeout = Duration::from_secs(import.timeout_secs.max(1) as u64);
         let result = tokio::time::timeout(timeout, ctx.copier.copy_image(&request, recorder.as_ref())).await;
-        flusher.abort();
+        drop(flusher);
         recorder.flush(ctx.imports.as_ref(), import_id).await;
 
         let now = OffsetDateTime::now_utc();

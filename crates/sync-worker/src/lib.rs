@@ -2,6 +2,8 @@
 
 mod import;
 mod runner;
+mod sync;
 
 pub use import::{IMPORT_JOB, ImportContext, ImportHandler, backoff};
 pub use runner::{JobHandler, Lease, Runner, RunnerConfig};
+pub use sync::{SYNC_JOB, SyncContext, SyncHandler, schedule_syncs};

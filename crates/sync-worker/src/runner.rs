@@ -181,7 +181,8 @@ impl<C: Send + Sync + 'static> Runner<C> {
     async fn run_with_lease(self: Arc<Self>, handler: Arc<dyn JobHandler<C>>, job: ClaimedJob) {
         let (lost_tx, lost_rx) = watch::channel(false);
         let lease = Lease { worker: self.config.worker_id.clone(), lost: lost_rx.clone() };
-        let heartbeat = tokio::spawn(heartbeat(self.queue.clone(), job.id, self.config.clone(), lost_tx));
+        // Aborted when this future ends or is dropped (shutdown aborts running jobs), never left renewing.
+        let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(self.queue.clone(), job.id, self.config.clone(), lost_tx)));
         let mut lost = lost_rx;
         tokio::select! {
             () = handler.run(&self.ctx, &job, &lease) => {}
@@ -189,7 +190,15 @@ impl<C: Send + Sync + 'static> Runner<C> {
                 tracing::warn!("lease lost (canceled, or taken over after a stall): stopping this job here");
             }
         }
-        heartbeat.abort();
+    }
+}
+
+/// Aborts a background task when dropped, so that it cannot outlive the job it serves.
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -8,6 +8,8 @@
 //!
 //! * [`images`]: random test images (single-platform manifests and multi-platform indexes)
 //!   pushed into such a registry with plain HTTP calls, independent of imagegate's own client.
+//! * [`proxy`]: a reverse proxy in front of such a registry that injects faults (503, 429 with
+//!   `Retry-After`), throttles blob downloads, corrupts a blob, and records every request.
 //!
 //! Both read their configuration from the environment that `cargo xtask test` sets:
 //! `IMAGEGATE_TEST_DATABASE_URL` and `IMAGEGATE_TEST_REGISTRY_BIN`.
@@ -23,6 +25,7 @@
 
 pub mod images;
 mod pg;
+pub mod proxy;
 mod registry;
 
 pub use pg::{DATABASE_URL_VAR, PgSchema, database_url, postgres_url, with_search_path};

@@ -1,6 +1,7 @@
 //! One module per API profile.
 
 pub mod catalog;
+pub mod kube;
 pub mod platform;
 
 /// Extractors and results of the profiles that answer errors as `{"error", "message"}`.

@@ -26,8 +26,9 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     admin_token: String,
     _dir: Arc<tempfile::TempDir>,
-    /// With an internal registry: the job runner, driven by [`TestApp::run_jobs`].
+    /// With an internal registry: the job runners, driven by [`TestApp::run_jobs`].
     runner: Option<Arc<sync_worker::Runner<sync_worker::ImportContext>>>,
+    sync_runner: Option<Arc<sync_worker::Runner<sync_worker::SyncContext>>>,
 }
 
 impl TestApp {
@@ -66,15 +67,30 @@ impl TestApp {
     }
 
     async fn start_with(url: &str, dir: tempfile::TempDir, internal: Option<api_http::InternalRegistry>) -> TestApp {
-        let store: Arc<dyn Store> = Arc::new(store::DbStore::connect(url).await.unwrap());
+        let options = store::StoreOptions { secret_key: Some(store::SecretKey::generate()) };
+        let store: Arc<dyn Store> = Arc::new(store::DbStore::connect_with(url, options).await.unwrap());
         auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
         let mut state = AppState::new(store.clone());
         let mut runner = None;
+        let mut sync_runner = None;
         if let Some(internal) = internal {
+            let sync = sync_worker::SyncContext {
+                kube: store.clone(),
+                queue: store.clone(),
+                copier: internal.copier.clone(),
+                target_host: internal.host.clone(),
+                target_prefix: internal.prefix.clone(),
+            };
+            let config = sync_worker::RunnerConfig { worker_id: "test-sync-worker".into(), ..Default::default() };
+            sync_runner = Some(Arc::new(
+                sync_worker::Runner::new(store.clone(), sync, config)
+                    .register(sync_worker::SYNC_JOB, sync_worker::SyncHandler),
+            ));
             let ctx = sync_worker::ImportContext {
                 imports: store.clone(),
                 queue: store.clone(),
                 copier: internal.copier.clone(),
+                credentials: Some(store.clone()),
                 progress_interval: std::time::Duration::from_millis(50),
             };
             let config = sync_worker::RunnerConfig { worker_id: "test-worker".into(), ..Default::default() };
@@ -85,7 +101,7 @@ impl TestApp {
             state = state.with_internal_registry(internal);
         }
         let router = api_http::router(state);
-        let mut app = TestApp { router, store, admin_token: String::new(), _dir: Arc::new(dir), runner };
+        let mut app = TestApp { router, store, admin_token: String::new(), _dir: Arc::new(dir), runner, sync_runner };
         let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
         let (status, response) = app.send("POST", "/api/v1/auth/token", Some(body), None).await;
         assert_eq!(status, StatusCode::OK, "{response}");
@@ -93,15 +109,32 @@ impl TestApp {
         app
     }
 
-    /// Runs due jobs until none is left; returns how many ran.
+    /// Runs due jobs (imports and syncs) until none is left; returns how many ran.
     pub async fn run_jobs(&self) -> usize {
         let runner = self.runner.as_ref().expect("an app with an internal registry");
+        let sync_runner = self.sync_runner.as_ref().expect("an app with an internal registry");
         let mut ran = 0;
-        while runner.run_once().await.unwrap() {
+        loop {
+            let progressed = runner.run_once().await.unwrap() | sync_runner.run_once().await.unwrap();
+            if !progressed {
+                return ran;
+            }
             ran += 1;
             assert!(ran < 100, "jobs keep coming");
         }
-        ran
+    }
+
+    /// Queues the repository syncs that are due now, as the scheduler does; returns how many.
+    pub async fn schedule_syncs(&self) -> usize {
+        self.store.enqueue_due_syncs(time::OffsetDateTime::now_utc()).await.unwrap()
+    }
+
+    /// Every kube-style resource a client can read, as text, to show that a request changed nothing.
+    pub async fn snapshot_kube(&self) -> String {
+        let base = "/oapis/image.theriseunion.io/v1alpha1/namespaces/_all_";
+        let (_, secrets) = self.get(&format!("{base}/registry-secrets?limit=500")).await;
+        let (_, repositories) = self.get(&format!("{base}/repositories?limit=500")).await;
+        format!("{secrets}\n{repositories}")
     }
 
     pub fn admin_token(&self) -> Option<&str> {

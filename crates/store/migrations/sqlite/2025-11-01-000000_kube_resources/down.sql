@@ -1,0 +1,2 @@
+DROP TABLE repositories;
+DROP TABLE registry_secrets;
