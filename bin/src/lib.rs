@@ -221,10 +221,14 @@ pub struct WorkerArgs {
 }
 
 /// Runs imports, syncs and the sync scheduler until `shutdown` resolves.
+///
+/// `waker` is rung by whoever queues a job in this process (the embedded server's API), so that jobs start
+/// at once rather than at the next poll.
 pub async fn run_worker(
     store: Arc<dyn Store>,
     internal: &InternalRegistry,
     args: &WorkerArgs,
+    waker: Arc<tokio::sync::Notify>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let config = RunnerConfig {
@@ -247,10 +251,15 @@ pub async fn run_worker(
         target_host: internal.host.clone(),
         target_prefix: internal.prefix.clone(),
     };
-    let import_runner =
-        Arc::new(Runner::new(store.clone(), imports, config.clone()).register(IMPORT_JOB, ImportHandler));
+    let import_runner = Arc::new(
+        Runner::new(store.clone(), imports, config.clone())
+            .register(IMPORT_JOB, ImportHandler)
+            .with_waker(waker.clone()),
+    );
     let sync_config = RunnerConfig { worker_id: format!("{}-sync", config.worker_id), ..config };
-    let sync_runner = Arc::new(Runner::new(store.clone(), syncs, sync_config).register(SYNC_JOB, SyncHandler));
+    let sync_runner = Arc::new(
+        Runner::new(store.clone(), syncs, sync_config).register(SYNC_JOB, SyncHandler).with_waker(waker.clone()),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -259,7 +268,7 @@ pub async fn run_worker(
     tokio::join!(
         import_runner.run(stopped(stop_rx.clone())),
         sync_runner.run(stopped(stop_rx.clone())),
-        sync_worker::schedule_syncs(store, every, stopped(stop_rx)),
+        sync_worker::schedule_syncs(store, every, waker, stopped(stop_rx)),
         async move {
             shutdown.await;
             let _ = stop_tx.send(true);

@@ -27,6 +27,10 @@ fn free_port() -> u16 {
 }
 
 async fn start(extra_env: &[(&str, &str)]) -> Server {
+    start_with_args(extra_env, &[]).await
+}
+
+async fn start_with_args(extra_env: &[(&str, &str)], args: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegate-server"));
@@ -34,6 +38,7 @@ async fn start(extra_env: &[(&str, &str)]) -> Server {
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(dir.path().join("data"))
+        .args(args)
         .env_remove("IMAGEGATE_DATABASE_URL")
         .env_remove("IMAGEGATE_ADMIN_PASSWORD")
         .stdout(Stdio::null())
@@ -108,4 +113,50 @@ async fn prints_a_generated_admin_password_once() {
     let line = stderr.lines().find(|l| l.contains("Created the `admin` account")).expect(&stderr);
     let password = line.rsplit(' ').next().unwrap();
     assert!(password.len() >= 16, "{line}");
+}
+
+/// The API wakes the embedded worker when it queues an import: with a worker that would poll only once a
+/// minute, the import is still done in seconds.
+#[tokio::test]
+async fn the_embedded_worker_starts_an_import_at_once() {
+    let source = test_support::Distribution::start().await;
+    let target = test_support::Distribution::start().await;
+    test_support::images::push_image(&source, "wake/app", "1", &[1000]).await;
+    let internal = target.url();
+    let server = start_with_args(
+        &[("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough")],
+        &["--internal-registry", &internal, "--worker-poll-secs", "60"],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    // Let the worker finish its first look at the queue, so that only a wake-up can start the import.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answer: Value = http
+        .post(format!("{}/api/v1/images:import", server.base))
+        .basic_auth("admin", Some("s3cret-enough"))
+        .json(&json!({ "source": format!("{}/wake/app:1", source.host()) }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["state"], 1, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listing: Value = http
+            .get(format!("{}/api/v1/images", server.base))
+            .basic_auth("admin", Some("s3cret-enough"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listing["images"][0]["artifacts"][0]["status"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the import waited for the worker's next poll: {listing}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

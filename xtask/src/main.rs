@@ -4,6 +4,8 @@
 //!   suite (fmt, clippy, tests, doc tests) against a throwaway PostgreSQL cluster and the
 //!   real CNCF Distribution binary, installing both from Debian's packages when missing.
 //! * `cargo xtask pg` only starts the throwaway cluster, prints its URL, and waits for Ctrl-C.
+//! * `cargo xtask bench import [--runs N] [--scenario NAME] [--quick]` compares imagegate's import with
+//!   `skopeo copy --all` between two real registries and writes the results into `docs/benchmarks.md`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+mod bench;
 mod pg;
 mod tools;
 
@@ -44,6 +47,11 @@ enum Cmd {
     Test(TestArgs),
     /// Start a throwaway PostgreSQL cluster, print its URL and wait until Ctrl-C.
     Pg,
+    /// Benchmarks; see docs/benchmarks.md.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCmd,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +77,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Test(args) => test(args),
         Cmd::Pg => pg_only(),
+        Cmd::Bench { what } => bench::run(what),
     };
     match result {
         Ok(code) => code,

@@ -139,7 +139,7 @@ fn find_pg() -> Option<PgBin> {
 
 /// `$IMAGEGATE_TEST_REGISTRY_BIN` when set, then `/usr/bin/docker-registry`, then
 /// `docker-registry` on PATH.
-fn find_registry() -> Option<PathBuf> {
+pub(crate) fn find_registry() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(REGISTRY_BIN_VAR) {
         let path = PathBuf::from(path);
         if is_executable(&path) {
@@ -186,7 +186,7 @@ impl Drop for PolicyRcD {
     }
 }
 
-fn apt_install(packages: &[&str]) -> Result<()> {
+pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
     let _policy = PolicyRcD::install();
     // Wait for another apt/dpkg (e.g. unattended upgrades) instead of failing at once.
     let lock_timeout = "DPkg::Lock::Timeout=600";

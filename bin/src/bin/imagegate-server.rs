@@ -47,7 +47,9 @@ async fn main() -> anyhow::Result<()> {
     let registries = imagegate::registries(&args.registries)?;
     let applied = imagegate::apply_stored_credentials(store.as_ref(), registries.copier.as_ref()).await?;
     tracing::info!(registries = applied, "stored registry credentials in use");
-    let mut state = api_http::AppState::new(store.clone()).with_copier(registries.copier.clone());
+    let waker = Arc::new(tokio::sync::Notify::new());
+    let mut state =
+        api_http::AppState::new(store.clone()).with_copier(registries.copier.clone()).with_job_waker(waker.clone());
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {
@@ -57,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
                 let mut stop = stop_rx.clone();
                 let (store, internal, worker_args) = (store.clone(), internal.clone(), args.worker.clone());
                 worker = Some(tokio::spawn(async move {
-                    imagegate::run_worker(store, &internal, &worker_args, async move {
+                    imagegate::run_worker(store, &internal, &worker_args, waker, async move {
                         let _ = stop.wait_for(|s| *s).await;
                     })
                     .await;

@@ -31,6 +31,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let applied = imagegate::apply_stored_credentials(&store, registries.copier.as_ref()).await?;
     tracing::info!(registries = applied, "stored registry credentials in use");
-    imagegate::run_worker(Arc::new(store), &internal, &args.worker, shutdown_signal()).await;
+    // Jobs come from other processes here: this worker finds them by polling.
+    let waker = Arc::new(tokio::sync::Notify::new());
+    imagegate::run_worker(Arc::new(store), &internal, &args.worker, waker, shutdown_signal()).await;
     Ok(())
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub internal: Option<Arc<InternalRegistry>>,
     /// What talks to registries: verifies credentials and is handed the stored ones.
     pub copier: Option<Arc<dyn ImageCopier>>,
+    /// Rung after a job is queued, so that a worker in this process starts it at once.
+    pub job_waker: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -68,7 +70,7 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> AppState {
-        AppState { store, internal: None, copier: None }
+        AppState { store, internal: None, copier: None, job_waker: None }
     }
 
     /// Imports land in `internal`, and its copier is the one that talks to registries.
@@ -76,6 +78,21 @@ impl AppState {
         self.copier = Some(internal.copier.clone());
         self.internal = Some(Arc::new(internal));
         self
+    }
+
+    /// Rings `waker` whenever a request queues a job.
+    pub fn with_job_waker(mut self, waker: Arc<tokio::sync::Notify>) -> AppState {
+        self.job_waker = Some(waker);
+        self
+    }
+
+    /// Tells this process's workers that a job was queued.
+    pub(crate) fn jobs_queued(&self) {
+        if let Some(waker) = &self.job_waker {
+            // Wakes the runners waiting now, and leaves a permit for one that is busy claiming.
+            waker.notify_waiters();
+            waker.notify_one();
+        }
     }
 
     /// Talks to registries through `copier` when there is no internal registry to take it from.

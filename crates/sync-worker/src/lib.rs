@@ -5,5 +5,5 @@ mod runner;
 mod sync;
 
 pub use import::{IMPORT_JOB, ImportContext, ImportHandler, backoff};
-pub use runner::{JobHandler, Lease, Runner, RunnerConfig};
+pub use runner::{JobHandler, Lease, Runner, RunnerConfig, wake};
 pub use sync::{SYNC_JOB, SyncContext, SyncHandler, schedule_syncs};

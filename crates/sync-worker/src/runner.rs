@@ -68,6 +68,16 @@ pub struct Runner<C> {
     ctx: Arc<C>,
     handlers: HashMap<&'static str, Arc<dyn JobHandler<C>>>,
     config: RunnerConfig,
+    /// Rung by whoever queues a job in this process, so an idle runner claims it at once instead of at its
+    /// next poll.
+    waker: Arc<tokio::sync::Notify>,
+}
+
+/// Wakes the runners of this process after a job was queued; see [`Runner::with_waker`].
+pub fn wake(waker: &tokio::sync::Notify) {
+    // Wakes the runners waiting now, and leaves a permit for one that is busy claiming.
+    waker.notify_waiters();
+    waker.notify_one();
 }
 
 impl<C> std::fmt::Debug for Runner<C> {
@@ -81,7 +91,13 @@ impl<C> std::fmt::Debug for Runner<C> {
 
 impl<C: Send + Sync + 'static> Runner<C> {
     pub fn new(queue: Arc<dyn JobQueue>, ctx: C, config: RunnerConfig) -> Runner<C> {
-        Runner { queue, ctx: Arc::new(ctx), handlers: HashMap::new(), config }
+        Runner { queue, ctx: Arc::new(ctx), handlers: HashMap::new(), config, waker: Arc::default() }
+    }
+
+    /// Claims at once when `waker` is rung (see [`wake`]), besides polling.
+    pub fn with_waker(mut self, waker: Arc<tokio::sync::Notify>) -> Runner<C> {
+        self.waker = waker;
+        self
     }
 
     pub fn register(mut self, job_type: &'static str, handler: impl JobHandler<C> + 'static) -> Runner<C> {
@@ -151,6 +167,7 @@ impl<C: Send + Sync + 'static> Runner<C> {
                     tokio::select! {
                         () = &mut shutdown => break,
                         _ = running.join_next(), if !running.is_empty() => {}
+                        () = self.waker.notified() => {}
                         () = tokio::time::sleep(jittered(self.config.poll_interval)) => {}
                     }
                 }

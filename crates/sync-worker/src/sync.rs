@@ -156,12 +156,21 @@ impl JobHandler<SyncContext> for SyncHandler {
 
 /// Queues the syncs that are due, every `every` (± 20 %), until `shutdown` resolves. Several schedulers
 /// on one database are safe: the store queues each due sync once.
-pub async fn schedule_syncs(kube: Arc<dyn KubeStore>, every: Duration, shutdown: impl Future<Output = ()> + Send) {
+/// `waker` is rung when syncs were queued, so that this process's runners start them at once.
+pub async fn schedule_syncs(
+    kube: Arc<dyn KubeStore>,
+    every: Duration,
+    waker: Arc<tokio::sync::Notify>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     tokio::pin!(shutdown);
     loop {
         match kube.enqueue_due_syncs(OffsetDateTime::now_utc()).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(queued = n, "queued due repository syncs"),
+            Ok(n) => {
+                tracing::info!(queued = n, "queued due repository syncs");
+                crate::wake(&waker);
+            }
             Err(err) => tracing::warn!(error = %err, "cannot queue due syncs; trying again later"),
         }
         let pause = every.mul_f64(0.8 + rand::random::<f64>() * 0.4);

@@ -577,6 +577,9 @@ async fn sync_repository(
 ) -> ApiResult<Json<Value>> {
     single_namespace(&namespace).map_err(about("repositories", &name))?;
     let queued = s.store.trigger_sync(&namespace, &name).await.map_err(about("repositories", &name))?;
+    if queued {
+        s.jobs_queued();
+    }
     let message = if queued { "Sync task submitted" } else { "A sync is already queued or running" };
     Ok(Json(json!({ "success": true, "message": message })))
 }

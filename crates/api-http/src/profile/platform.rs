@@ -352,6 +352,7 @@ async fn import_image(
     };
     let answer = match s.store.enqueue_import(import, &user.user.username).await? {
         EnqueueOutcome::Started(job) => {
+            s.jobs_queued();
             ImportAnswer { state: 1, message: "Image import started".into(), already_image_id: job.id }
         }
         EnqueueOutcome::Existing(job) => ImportAnswer {
