@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 /// Runs one async test body against a fresh app on each backend.
-macro_rules! on_both_backends {
+macro_rules! with_an_app_on_both_backends {
     ($($name:ident => $body:ident;)*) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,7 +18,7 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends! {
+with_an_app_on_both_backends! {
     lists_the_seeded_images => lists_the_seeded_images;
     filters_and_searches => filters_and_searches;
     shows_details_with_tags => shows_details_with_tags;

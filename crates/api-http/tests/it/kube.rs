@@ -9,19 +9,6 @@ use crate::harness::TestApp;
 
 const BASE: &str = "/oapis/image.theriseunion.io/v1alpha1/namespaces";
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(false).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(true).await })*
-        }
-    };
-}
-
 on_both_backends!(
     runs_the_seeds_complete_flow,
     manages_registry_secrets_without_showing_passwords,

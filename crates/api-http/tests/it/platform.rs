@@ -6,19 +6,6 @@ use test_support::{Distribution, images};
 
 use crate::harness::TestApp;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(false).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(true).await })*
-        }
-    };
-}
-
 on_both_backends!(
     imports_a_single_platform_image,
     imports_every_platform_of_an_index,
