@@ -655,9 +655,25 @@ impl<'a> Job<'a> {
             None => None,
         };
         self.report(blob, 0, LayerState::Downloading, None);
-        let body: ByteStream = match in_memory {
-            Some(bytes) => Box::pin(stream::iter([Ok(bytes.clone())])),
-            None => match self.client.get_blob(&self.source, &blob.digest, 0).await {
+        // Open the upload while the download starts: one round trip less per blob.
+        let (download, upload) = match (in_memory, upload) {
+            (Some(_), upload) => (None, upload),
+            (None, Some(upload)) => (Some(self.client.get_blob(&self.source, &blob.digest, 0).await), Some(upload)),
+            (None, None) => {
+                let (download, upload) = tokio::join!(
+                    self.client.get_blob(&self.source, &blob.digest, 0),
+                    self.client.start_upload(&self.target)
+                );
+                match upload {
+                    Ok(upload) => (Some(download), Some(upload)),
+                    Err(error) => return Err(BlobFailure { side: Side::Target, error }),
+                }
+            }
+        };
+        let body: ByteStream = match (in_memory, download) {
+            (Some(bytes), _) => Box::pin(stream::iter([Ok(bytes.clone())])),
+            (None, None) => unreachable!("a blob not in memory is downloaded"),
+            (None, Some(download)) => match download {
                 Ok(download) if download.size.is_some_and(|s| s != blob.size) => {
                     self.cancel(upload).await;
                     let actual = download.size.unwrap_or_default();
