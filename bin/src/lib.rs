@@ -26,12 +26,17 @@ pub fn tune_allocator() {
     /// which the allocator should keep and reuse, and far below an Argon2id check's 19 MiB.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     const MMAP_THRESHOLD: i32 = 1024 * 1024;
+    /// Free memory at the top of a heap kept for reuse rather than given back (fixing the mmap threshold
+    /// would otherwise leave glibc's 128 KiB default, and the transfers' buffers would be faulted in anew).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    const TRIM_THRESHOLD: i32 = 8 * 1024 * 1024;
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[allow(unsafe_code)]
     // SAFETY: `mallopt` only sets a parameter of glibc's allocator, and is called before other threads exist.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
 }
 

@@ -64,11 +64,17 @@ impl Distribution {
 
     /// Starts a registry, with basic auth when `credentials` is `Some((user, password))`.
     pub async fn try_start(credentials: Option<(&str, &str)>) -> anyhow::Result<Self> {
+        Self::try_start_in(&std::env::temp_dir(), credentials).await
+    }
+
+    /// Like [`Distribution::try_start`], with its storage, config and log in a new directory under `parent`
+    /// (the benchmarks put it in memory, on a tmpfs).
+    pub async fn try_start_in(parent: &Path, credentials: Option<(&str, &str)>) -> anyhow::Result<Self> {
         let binary = binary()?;
         let dir = tempfile::Builder::new()
             .prefix("imagegate-registry-")
-            .tempdir()
-            .context("creating a temporary directory")?;
+            .tempdir_in(parent)
+            .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
         let storage = dir.path().join("storage");
         fs::create_dir(&storage).context("creating the storage directory")?;
         let htpasswd = match credentials {
