@@ -215,14 +215,19 @@ pub trait KubeStore: Send + Sync {
     async fn enqueue_due_syncs(&self, now: crate::Timestamp) -> Result<usize>;
     /// Queues a sync now unless one is queued or running; true when one was queued.
     async fn trigger_sync(&self, namespace: &str, name: &str) -> Result<bool>;
-    /// Records a sync's start (`Syncing`) or outcome for the repository with this id.
+    /// Records a sync's start (`Syncing`) or outcome for the repository with this id, when `worker` holds
+    /// `job` and it is the repository's job; false, changing nothing, when not (a worker whose lease was
+    /// taken over). The final outcomes (`Success`, `Failed`) also complete the job.
+    #[allow(clippy::too_many_arguments)]
     async fn record_sync(
         &self,
         id: i64,
+        job: JobId,
+        worker: &str,
         status: crate::kube::SyncStatus,
         message: Option<&str>,
         manifest: Option<&crate::kube::SyncedManifest>,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// The repository behind a sync job's payload, with its secret.
     async fn repository_by_id(&self, id: i64) -> Result<(crate::kube::Repository, crate::kube::RegistrySecret)>;
 }

@@ -622,18 +622,31 @@ impl KubeStore for DbStore {
     /// - `Failed`: final, the worker gave up (out of attempts, or an error not worth retrying): status and
     ///   message, the job cleared; the last good manifest and `last_synced` stay.
     ///
-    /// The worker completes the job itself (`JobQueue::complete_job`). Fails with `NotFound` (kind
-    /// `repository`, id the number) when the repository was deleted meanwhile: the worker should then
-    /// complete its job and move on.
+    /// Only the worker holding the repository's job records anything: true when recorded, false when
+    /// `worker` no longer holds `job` (its lease ran out and another worker took it) or `job` is not the
+    /// repository's. The final outcomes also complete the job, in the same transaction. Fails with
+    /// `NotFound` (kind `repository`, id the number) when the repository was deleted meanwhile: the worker
+    /// should then complete its job and move on.
     async fn record_sync(
         &self,
         id: i64,
+        job: JobId,
+        worker: &str,
         status: SyncStatus,
         message: Option<&str>,
         manifest: Option<&SyncedManifest>,
-    ) -> Result<()> {
-        let (message, manifest) = (message.map(str::to_owned), manifest.cloned());
-        in_transaction!(self, |conn| ops::record_sync(conn, id, status, message.as_deref(), manifest.as_ref()).await)
+    ) -> Result<bool> {
+        let (message, manifest, worker) = (message.map(str::to_owned), manifest.cloned(), worker.to_owned());
+        in_transaction!(self, |conn| ops::record_sync(
+            conn,
+            id,
+            job,
+            &worker,
+            status,
+            message.as_deref(),
+            manifest.as_ref()
+        )
+        .await)
     }
 
     /// Fails with `NotFound` (kind `repository`, id the number) when there is no such repository, as for a

@@ -1784,19 +1784,27 @@ pub(crate) async fn trigger_sync(conn: &mut Conn, namespace: &str, name: &str) -
     Ok(true)
 }
 
-/// Records where a sync stands. `Syncing` sets the status and message (an attempt started, or failed and
-/// will be retried). `Success` also sets `last_synced` (now) and, when given, the manifest, and frees the
-/// repository for its next sync (`job_id` cleared). `Failed` is final (the worker gave up): status and
-/// message, and the repository is freed; the last good manifest stays.
+/// Records where a sync stands, when `worker` holds `job` and `job` is the repository's: a worker whose
+/// lease ran out and was taken over changes nothing. `Syncing` sets the status and message (an attempt
+/// started, or failed and will be retried). `Success` also sets `last_synced` (now) and, when given, the
+/// manifest, and frees the repository for its next sync (`job_id` cleared). `Failed` is final (the worker
+/// gave up): status and message, and the repository is freed; the last good manifest stays. Both final
+/// outcomes also complete the job (when `worker` holds it), in the same transaction.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_sync(
     conn: &mut Conn,
     id: i64,
+    job: JobId,
+    worker: &str,
     status: SyncStatus,
     message: Option<&str>,
     manifest: Option<&SyncedManifest>,
-) -> DbResult<()> {
+) -> DbResult<bool> {
     let now = now_micros();
-    let target = repositories::table.find(id);
+    // One statement: the row lock on the repository comes first, as in every other path that touches a
+    // repository and its job.
+    let held = diesel::dsl::exists(jobs::table.find(job).filter(jobs::lease_owner.eq(worker)));
+    let target = repositories::table.find(id).filter(repositories::job_id.eq(job)).filter(held);
     let common = (
         repositories::sync_status.eq(Some(sync_status_str(status))),
         repositories::sync_message.eq(message),
@@ -1826,9 +1834,16 @@ pub(crate) async fn record_sync(
         }
     };
     if changed == 0 {
-        return Err(Error::not_found("repository", id).into());
+        let exists: Option<i64> = repositories::table.find(id).select(repositories::id).first(conn).await.optional()?;
+        if exists.is_none() {
+            return Err(Error::not_found("repository", id).into());
+        }
     }
-    Ok(())
+    if matches!(status, SyncStatus::Success | SyncStatus::Failed) {
+        // Also when the repository has moved on to another job: this one is then an orphan.
+        complete_job(conn, job, worker).await?;
+    }
+    Ok(changed == 1)
 }
 
 /// The repository with this id and its registry secret, the password decrypted.

@@ -2189,8 +2189,8 @@ async fn syncs_are_queued_when_due(db: TestDb) {
     assert_eq!(job_b.max_attempts, 4);
 
     // a's sync ends; b's job goes without a word (its row is gone, its job_id left behind).
-    store.record_sync(a.id, SyncStatus::Success, None, None).await.unwrap();
-    assert!(store.complete_job(job_a.id, "w").await.unwrap());
+    assert!(store.record_sync(a.id, job_a.id, "w", SyncStatus::Success, None, None).await.unwrap());
+    assert!(!store.complete_job(job_a.id, "w").await.unwrap(), "recording the success completed it");
     assert!(store.complete_job(job_b.id, "w").await.unwrap());
     assert_eq!(store.enqueue_due_syncs(now + hour / 4).await.unwrap(), 0, "none due");
     assert_eq!(store.enqueue_due_syncs(now + hour / 2).await.unwrap(), 1, "b, whose job is gone");
@@ -2274,17 +2274,25 @@ async fn sync_outcomes_are_recorded(db: TestDb) {
     assert!(store.trigger_sync("default", "app").await.unwrap());
     let job = claim_sync(store, "w", app.id).await;
 
-    store.record_sync(app.id, SyncStatus::Syncing, None, None).await.unwrap();
+    assert!(store.record_sync(app.id, job.id, "w", SyncStatus::Syncing, None, None).await.unwrap());
     let syncing = get().await.unwrap();
     assert_eq!(
         (syncing.sync_status, syncing.sync_message.as_deref(), syncing.last_synced),
         (Some(SyncStatus::Syncing), None, None)
     );
+    // Only the worker holding the repository's job records anything: not another worker (one whose lease
+    // was taken over), and not for another job; a final outcome from them completes nothing either.
+    for (job_id, worker) in [(job.id, "other"), (job.id + 1000, "w")] {
+        for status in [SyncStatus::Syncing, SyncStatus::Success, SyncStatus::Failed] {
+            let recorded = store.record_sync(app.id, job_id, worker, status, Some("stale"), None).await.unwrap();
+            assert!(!recorded, "{status:?} by {worker} for job {job_id}");
+        }
+    }
+    assert_eq!(get().await.unwrap(), syncing);
+    assert_eq!(store.job_types().await.unwrap(), sync_jobs(1));
     // A failed attempt that will be retried is still syncing, and keeps the job.
-    store
-        .record_sync(app.id, SyncStatus::Syncing, Some("attempt 1: 503 Service Unavailable; retrying"), None)
-        .await
-        .unwrap();
+    let message = "attempt 1: 503 Service Unavailable; retrying";
+    assert!(store.record_sync(app.id, job.id, "w", SyncStatus::Syncing, Some(message), None).await.unwrap());
     let retrying = get().await.unwrap();
     assert_eq!(retrying.sync_message.as_deref(), Some("attempt 1: 503 Service Unavailable; retrying"));
     assert!(!store.trigger_sync("default", "app").await.unwrap());
@@ -2298,37 +2306,44 @@ async fn sync_outcomes_are_recorded(db: TestDb) {
         layers: vec![format!("sha256:{}", "cd".repeat(32)), format!("sha256:{}", "ef".repeat(32))],
     };
     let before = OffsetDateTime::now_utc();
-    store.record_sync(app.id, SyncStatus::Success, Some("synced"), Some(&manifest)).await.unwrap();
+    assert!(
+        store.record_sync(app.id, job.id, "w", SyncStatus::Success, Some("synced"), Some(&manifest)).await.unwrap()
+    );
     let success = get().await.unwrap();
     assert_eq!((success.sync_status, success.sync_message.as_deref()), (Some(SyncStatus::Success), Some("synced")));
     assert_eq!(success.manifest.as_ref(), Some(&manifest));
     let last_synced = success.last_synced.unwrap();
     assert!(last_synced >= before - Duration::milliseconds(1));
     assert_eq!(success.next_sync_at, retrying.next_sync_at, "the schedule is the scheduler's");
-    // The repository is free for its next sync once the outcome is recorded.
-    assert!(store.complete_job(job.id, "w").await.unwrap());
+    // Recording the outcome completed the job, and the repository is free for its next sync.
+    assert!(!store.complete_job(job.id, "w").await.unwrap());
     assert!(store.trigger_sync("default", "app").await.unwrap());
     let job = claim_sync(store, "w", app.id).await;
 
-    // Giving up is final: the job is let go, the last good manifest stays.
-    store.record_sync(app.id, SyncStatus::Failed, Some("manifest unknown"), None).await.unwrap();
+    // Giving up is final: the job is completed, the last good manifest stays.
+    assert!(store.record_sync(app.id, job.id, "w", SyncStatus::Failed, Some("manifest unknown"), None).await.unwrap());
     let failed = get().await.unwrap();
     assert_eq!(
         (failed.sync_status, failed.sync_message.as_deref()),
         (Some(SyncStatus::Failed), Some("manifest unknown"))
     );
     assert_eq!((failed.manifest.as_ref(), failed.last_synced), (Some(&manifest), Some(last_synced)));
+    assert!(!store.complete_job(job.id, "w").await.unwrap(), "recording the failure completed it");
     assert!(store.trigger_sync("default", "app").await.unwrap(), "the failed job no longer counts");
-    assert!(store.complete_job(job.id, "w").await.unwrap());
+    let job = claim_sync(store, "w", app.id).await;
 
     // A success without a manifest keeps the last one.
-    store.record_sync(app.id, SyncStatus::Success, None, None).await.unwrap();
+    assert!(store.record_sync(app.id, job.id, "w", SyncStatus::Success, None, None).await.unwrap());
     let again = get().await.unwrap();
     assert_eq!(
         (again.sync_status, again.sync_message.as_deref(), again.manifest.as_ref()),
         (Some(SyncStatus::Success), None, Some(&manifest))
     );
-    assert_missing(store.record_sync(42_000, SyncStatus::Syncing, None, None).await, "repository", "42000");
+    assert_missing(
+        store.record_sync(42_000, job.id, "w", SyncStatus::Syncing, None, None).await,
+        "repository",
+        "42000",
+    );
 }
 
 async fn a_sync_job_finds_its_repository_and_secret(db: TestDb) {
@@ -2353,7 +2368,11 @@ async fn a_sync_job_finds_its_repository_and_secret(db: TestDb) {
     // A job whose repository was deleted finds nothing, and loses its lease.
     store.delete_repository("default", "app", ADMIN).await.unwrap();
     assert_missing(store.repository_by_id(id).await, "repository", &id.to_string());
-    assert_missing(store.record_sync(id, SyncStatus::Failed, Some("gone"), None).await, "repository", &id.to_string());
+    assert_missing(
+        store.record_sync(id, job.id, "w", SyncStatus::Failed, Some("gone"), None).await,
+        "repository",
+        &id.to_string(),
+    );
     assert!(!store.renew_lease(job.id, "w", LEASE).await.unwrap());
 }
 

@@ -87,14 +87,21 @@ impl JobHandler<SyncContext> for SyncHandler {
             }
         };
         let name = format!("{}/{}", repository.namespace, repository.name);
+        // Records where the sync stands; the final outcomes also complete the job. Nothing changes when
+        // this worker's lease was taken over meanwhile: the other worker records its own outcome.
         let finish = |status: SyncStatus, message: Option<String>, manifest: Option<SyncedManifest>| async move {
-            if let Err(err) = ctx.kube.record_sync(id, status, message.as_deref(), manifest.as_ref()).await {
-                tracing::warn!(error = %err, "cannot record the sync's outcome");
+            match ctx.kube.record_sync(id, job.id, &lease.worker, status, message.as_deref(), manifest.as_ref()).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(repository_id = id, "another worker holds this sync's job now"),
+                Err(image_core::Error::NotFound { .. }) => {
+                    tracing::info!(repository_id = id, "the repository of this sync is gone: removing the job");
+                    let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot record the sync's outcome"),
             }
         };
         if job.attempts > job.max_attempts {
             finish(SyncStatus::Failed, Some(format!("gave up after {} attempts", job.max_attempts)), None).await;
-            let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
             return;
         }
         let references = Reference::new(&secret.domain, &repository.repository, Some(&repository.tag), None)
@@ -103,7 +110,6 @@ impl JobHandler<SyncContext> for SyncHandler {
             Ok(pair) => pair,
             Err(err) => {
                 finish(SyncStatus::Failed, Some(format!("cannot name the image to sync: {err}")), None).await;
-                let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
                 return;
             }
         };
@@ -130,7 +136,6 @@ impl JobHandler<SyncContext> for SyncHandler {
                 };
                 tracing::info!(repository = %name, digest = %outcome.digest, copied = outcome.blobs_copied, "sync succeeded");
                 finish(SyncStatus::Success, None, Some(manifest)).await;
-                let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
                 return;
             }
             Ok(Err(err)) => (err.message, err.kind == CopyErrorKind::Transient, err.retry_after_secs),
@@ -149,7 +154,6 @@ impl JobHandler<SyncContext> for SyncHandler {
         } else {
             tracing::warn!(repository = %name, %error, "sync failed");
             finish(SyncStatus::Failed, Some(error), None).await;
-            let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
         }
     }
 }
