@@ -4,7 +4,6 @@
 //! refused monolithic uploads, Docker Hub's rate-limit headers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,117 +13,17 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt as _, stream};
-use image_core::Digest;
+use futures::{TryStreamExt as _, stream};
 use registry_client::{
-    ClientConfig, Credential, Error, ManifestRef, Missing, MountOutcome, RegistryClient, Repo, RetryPolicy, digest_of,
-    media_type, verify_digest,
+    ClientConfig, Credential, Error, ManifestRef, Missing, MountOutcome, RegistryClient, Repo, RetryPolicy, media_type,
+    verify_digest,
 };
 use serde_json::json;
 use test_support::Distribution;
 
-// ---- images -------------------------------------------------------------------------------
+mod common;
 
-/// Content and its digest.
-#[derive(Clone)]
-struct Blob {
-    bytes: Bytes,
-    digest: Digest,
-}
-
-impl Blob {
-    fn new(bytes: impl Into<Bytes>) -> Blob {
-        let bytes = bytes.into();
-        Blob { digest: digest_of(&bytes), bytes }
-    }
-
-    fn random(len: usize) -> Blob {
-        let mut bytes = vec![0u8; len];
-        rand::fill(&mut bytes[..]);
-        Blob::new(bytes)
-    }
-
-    fn size(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
-    /// The content as a stream of 64 KiB chunks (slices of one buffer, so nothing is copied).
-    fn stream(&self) -> impl Stream<Item = registry_client::Result<Bytes>> + Send + 'static {
-        let bytes = self.bytes.clone();
-        let chunks: Vec<_> =
-            (0..bytes.len()).step_by(64 * 1024).map(|i| Ok(bytes.slice(i..(i + 64 * 1024).min(bytes.len())))).collect();
-        stream::iter(chunks)
-    }
-
-    fn descriptor(&self, media_type: &str) -> serde_json::Value {
-        json!({"mediaType": media_type, "digest": self.digest.as_str(), "size": self.size()})
-    }
-}
-
-/// A single-platform image: config, layers and its OCI manifest.
-struct Image {
-    config: Blob,
-    layers: Vec<Blob>,
-    manifest: Blob,
-}
-
-impl Image {
-    fn random(arch: &str, layer_sizes: &[usize]) -> Image {
-        let layers: Vec<Blob> = layer_sizes.iter().map(|&n| Blob::random(n)).collect();
-        let config = Blob::new(
-            serde_json::to_vec(&json!({
-                "architecture": arch,
-                "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.digest.as_str()).collect::<Vec<_>>()},
-                "config": {"Env": [format!("NONCE={}", rand::random::<u64>())]},
-            }))
-            .unwrap(),
-        );
-        // Pretty-printed with a trailing newline: a client that re-serialises would change the
-        // bytes, and so the digest.
-        let mut manifest = serde_json::to_vec_pretty(&json!({
-            "schemaVersion": 2,
-            "mediaType": media_type::OCI_MANIFEST,
-            "config": config.descriptor("application/vnd.oci.image.config.v1+json"),
-            "layers": layers.iter().map(|l| l.descriptor("application/vnd.oci.image.layer.v1.tar+gzip")).collect::<Vec<_>>(),
-            "annotations": {"org.example.nonce": rand::random::<u64>().to_string()},
-        }))
-        .unwrap();
-        manifest.extend_from_slice(b"\n");
-        Image { config, layers, manifest: Blob::new(manifest) }
-    }
-
-    async fn push(&self, client: &RegistryClient, repo: &Repo, tag: Option<&str>) {
-        for blob in self.layers.iter().chain([&self.config]) {
-            client.push_blob(repo, &blob.digest, blob.size(), blob.stream()).await.unwrap();
-        }
-        let reference = match tag {
-            Some(tag) => ManifestRef::tag(tag).unwrap(),
-            None => ManifestRef::from(&self.manifest.digest),
-        };
-        let digest =
-            client.put_manifest(repo, &reference, media_type::OCI_MANIFEST, self.manifest.bytes.clone()).await.unwrap();
-        assert_eq!(digest, self.manifest.digest);
-    }
-}
-
-/// A two-platform OCI index over two images.
-fn index(images: &[(&Image, &str)]) -> Blob {
-    let manifests: Vec<_> = images
-        .iter()
-        .map(|(image, arch)| {
-            let mut d = image.manifest.descriptor(media_type::OCI_MANIFEST);
-            d["platform"] = json!({"architecture": arch, "os": "linux"});
-            d
-        })
-        .collect();
-    let mut bytes = serde_json::to_vec_pretty(
-        &json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests}),
-    )
-    .unwrap();
-    bytes.extend_from_slice(b"\r\n\r\n");
-    Blob::new(bytes)
-}
+use common::{Blob, Image, Server, index};
 
 // ---- clients ------------------------------------------------------------------------------
 
@@ -207,19 +106,12 @@ struct ProxyState {
 
 struct Proxy {
     state: Arc<ProxyState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Server,
 }
 
 impl Proxy {
     async fn start(upstream_host: &str, options: ProxyOptions) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
+        let (listener, addr) = Server::bind().await;
         let state = Arc::new(ProxyState {
             upstream: format!("http://{upstream_host}"),
             upstream_host: upstream_host.to_owned(),
@@ -231,10 +123,7 @@ impl Proxy {
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         });
         let app = axum::Router::new().fallback(proxy_handler).with_state(state.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Proxy { state, task }
+        Proxy { state, _server: Server::serve(listener, app) }
     }
 
     fn host(&self) -> String {
@@ -491,19 +380,12 @@ impl TokenState {
 
 struct TokenServer {
     state: Arc<TokenState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Server,
 }
 
 impl TokenServer {
     async fn start(user: &str, password: &str) -> TokenServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = Server::bind().await;
         let state = Arc::new(TokenState {
             url: format!("http://{addr}"),
             credentials: (user.to_owned(), password.to_owned()),
@@ -512,10 +394,7 @@ impl TokenServer {
             counter: AtomicU64::new(0),
         });
         let app = axum::Router::new().route("/token", axum::routing::get(token_handler)).with_state(state.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        TokenServer { state, task }
+        TokenServer { state, _server: Server::serve(listener, app) }
     }
 }
 
@@ -581,7 +460,7 @@ async fn blobs_and_manifests_round_trip_byte_for_byte() {
     }
 
     // A two-platform index over both, pushed by tag; its children were pushed first.
-    let index = index(&[(&amd64, "amd64"), (&arm64, "arm64")]);
+    let index = index(&[(&amd64, "linux/amd64"), (&arm64, "linux/arm64")]);
     let digest = client
         .put_manifest(&app, &ManifestRef::tag("multi").unwrap(), media_type::OCI_INDEX, index.bytes.clone())
         .await
@@ -742,15 +621,12 @@ async fn ping_tells_wrong_credentials_from_unreachable_and_from_not_a_registry()
     assert!(err.is_transient());
 
     // Something that is not a registry.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let web = listener.local_addr().unwrap();
-    let site = tokio::spawn(async move {
-        let app = axum::Router::new().fallback(|| async { (StatusCode::NOT_FOUND, "<html>no</html>") });
-        axum::serve(listener, app).await.unwrap();
-    });
+    let (listener, web) = Server::bind().await;
+    let site =
+        Server::serve(listener, axum::Router::new().fallback(|| async { (StatusCode::NOT_FOUND, "<html>no</html>") }));
     let err = anonymous.ping(&web.to_string()).await.unwrap_err();
     assert!(matches!(&err, Error::NotARegistry { .. }), "{err:?}");
-    site.abort();
+    drop(site);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,7 +3,6 @@
 //! 503s, refused mounts, a schema 1 manifest, request counts), a small proxy in front of them.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,153 +13,18 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _, stream};
 use image_core::copy::{CopyErrorKind, CopyOutcome, CopyProgress, CopyRequest, ImageCopier};
-use image_core::import::{Artifact, LayerProgress, LayerState, Platform};
+use image_core::import::{Artifact, LayerProgress, LayerState};
 use image_core::{Digest, Reference};
 use registry_client::{
-    ClientConfig, CopyConfig, CopyEngine, Credential, ManifestRef, RegistryClient, Repo, RetryPolicy, digest_of,
-    media_type,
+    ClientConfig, CopyConfig, CopyEngine, Credential, RegistryClient, Repo, RetryPolicy, media_type,
 };
 use serde_json::json;
 use sha2::Digest as _;
 use test_support::Distribution;
 
-// ---- images -------------------------------------------------------------------------------
+mod common;
 
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-
-/// Content and its digest.
-#[derive(Clone)]
-struct Blob {
-    bytes: Bytes,
-    digest: Digest,
-}
-
-impl Blob {
-    fn new(bytes: impl Into<Bytes>) -> Blob {
-        let bytes = bytes.into();
-        Blob { digest: digest_of(&bytes), bytes }
-    }
-
-    fn random(len: usize) -> Blob {
-        let mut bytes = vec![0u8; len];
-        rand::fill(&mut bytes[..]);
-        Blob::new(bytes)
-    }
-
-    fn size(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
-    fn stream(&self) -> impl Stream<Item = registry_client::Result<Bytes>> + Send + 'static {
-        let bytes = self.bytes.clone();
-        let chunks: Vec<_> =
-            (0..bytes.len()).step_by(64 * 1024).map(|i| Ok(bytes.slice(i..(i + 64 * 1024).min(bytes.len())))).collect();
-        stream::iter(chunks)
-    }
-
-    fn descriptor(&self, media_type: &str) -> serde_json::Value {
-        json!({"mediaType": media_type, "digest": self.digest.as_str(), "size": self.size()})
-    }
-}
-
-/// A single-platform image: config, layers and its manifest (OCI, or Docker v2 with `docker`).
-struct Image {
-    config: Blob,
-    layers: Vec<Blob>,
-    manifest: Blob,
-    media_type: &'static str,
-}
-
-impl Image {
-    fn random(arch: &str, layer_sizes: &[usize]) -> Image {
-        let layers: Vec<Blob> = layer_sizes.iter().map(|&n| Blob::random(n)).collect();
-        Image::with_layers("linux", arch, layers, false)
-    }
-
-    fn with_layers(os: &str, arch: &str, layers: Vec<Blob>, docker: bool) -> Image {
-        let config = Blob::new(
-            serde_json::to_vec(&json!({
-                "architecture": arch,
-                "os": os,
-                "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.digest.as_str()).collect::<Vec<_>>()},
-                "config": {"Env": [format!("NONCE={}", rand::random::<u64>())]},
-            }))
-            .unwrap(),
-        );
-        let (manifest_type, config_type, layer_type) = if docker {
-            (media_type::DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER)
-        } else {
-            (media_type::OCI_MANIFEST, OCI_CONFIG, OCI_LAYER)
-        };
-        // Pretty-printed with a trailing newline: a copy that re-serialised would change the digest.
-        let mut manifest = serde_json::to_vec_pretty(&json!({
-            "schemaVersion": 2,
-            "mediaType": manifest_type,
-            "config": config.descriptor(config_type),
-            "layers": layers.iter().map(|l| l.descriptor(layer_type)).collect::<Vec<_>>(),
-        }))
-        .unwrap();
-        manifest.extend_from_slice(b"\n");
-        Image { config, layers, manifest: Blob::new(manifest), media_type: manifest_type }
-    }
-
-    fn blobs(&self) -> impl Iterator<Item = &Blob> {
-        std::iter::once(&self.config).chain(&self.layers)
-    }
-
-    async fn push(&self, client: &RegistryClient, repo: &Repo, tag: Option<&str>) {
-        for blob in self.blobs() {
-            if client.head_blob(repo, &blob.digest).await.unwrap().is_none() {
-                client.push_blob(repo, &blob.digest, blob.size(), blob.stream()).await.unwrap();
-            }
-        }
-        let reference = match tag {
-            Some(tag) => ManifestRef::tag(tag).unwrap(),
-            None => ManifestRef::from(&self.manifest.digest),
-        };
-        client.put_manifest(repo, &reference, self.media_type, self.manifest.bytes.clone()).await.unwrap();
-    }
-}
-
-/// An OCI index over images; `unknown/unknown` entries get BuildKit's attestation annotations.
-fn index(images: &[(&Image, &str)]) -> Blob {
-    let manifests: Vec<_> = images
-        .iter()
-        .map(|(image, platform)| {
-            let p: Platform = platform.parse().unwrap();
-            let mut d = image.manifest.descriptor(image.media_type);
-            d["platform"] = serde_json::to_value(&p).unwrap();
-            if p.os == "unknown" {
-                d["annotations"] = json!({
-                    "vnd.docker.reference.type": "attestation-manifest",
-                    "vnd.docker.reference.digest": images[0].0.manifest.digest.as_str(),
-                });
-            }
-            d
-        })
-        .collect();
-    let mut bytes = serde_json::to_vec_pretty(
-        &json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests}),
-    )
-    .unwrap();
-    bytes.extend_from_slice(b"\r\n");
-    Blob::new(bytes)
-}
-
-async fn push_index(client: &RegistryClient, repo: &Repo, tag: &str, images: &[(&Image, &str)]) -> Blob {
-    for (image, _) in images {
-        image.push(client, repo, None).await;
-    }
-    let index = index(images);
-    client
-        .put_manifest(repo, &ManifestRef::tag(tag).unwrap(), media_type::OCI_INDEX, index.bytes.clone())
-        .await
-        .unwrap();
-    index
-}
+use common::{Blob, Image, OCI_CONFIG, OCI_LAYER, Server, push_index};
 
 // ---- clients and references ---------------------------------------------------------------
 
@@ -296,19 +160,12 @@ struct ProxyState {
 
 struct Proxy {
     state: Arc<ProxyState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Server,
 }
 
 impl Proxy {
     async fn start(upstream_host: &str, options: ProxyOptions) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
+        let (listener, addr) = Server::bind().await;
         let state = Arc::new(ProxyState {
             upstream: format!("http://{upstream_host}"),
             upstream_host: upstream_host.to_owned(),
@@ -319,10 +176,7 @@ impl Proxy {
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         });
         let app = axum::Router::new().fallback(proxy_handler).with_state(state.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Proxy { state, task }
+        Proxy { state, _server: Server::serve(listener, app) }
     }
 
     fn host(&self) -> String {
