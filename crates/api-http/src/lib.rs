@@ -20,6 +20,8 @@ pub struct AppState {
     pub copier: Option<Arc<dyn ImageCopier>>,
     /// Rung after a job is queued, so that a worker in this process starts it at once.
     pub job_waker: Option<Arc<tokio::sync::Notify>>,
+    /// Password checks that passed lately (see [`auth::VerifiedPasswords`]).
+    pub(crate) passwords: Arc<auth::VerifiedPasswords>,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -70,7 +72,7 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> AppState {
-        AppState { store, internal: None, copier: None, job_waker: None }
+        AppState { store, internal: None, copier: None, job_waker: None, passwords: Arc::default() }
     }
 
     /// Imports land in `internal`, and its copier is the one that talks to registries.
