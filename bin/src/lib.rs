@@ -247,6 +247,20 @@ pub struct WorkerArgs {
     pub scheduler_interval_secs: u64,
 }
 
+/// On PostgreSQL, rings `waker` whenever any process queues a job, so that this process's workers start it
+/// at once instead of at their next poll; `None` (polling only) on SQLite.
+pub fn wake_on_queued_jobs(
+    store: &store::DbStore,
+    waker: &Arc<tokio::sync::Notify>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let waker = waker.clone();
+    let listener = store.watch_job_queue(move || sync_worker::wake(&waker));
+    if listener.is_some() {
+        tracing::info!("workers wake when any process queues a job (PostgreSQL LISTEN/NOTIFY)");
+    }
+    listener
+}
+
 /// Runs imports, syncs and the sync scheduler until `shutdown` resolves.
 ///
 /// `waker` is rung by whoever queues a job in this process (the embedded server's API), so that jobs start

@@ -123,6 +123,8 @@ struct Setup {
     dst: Proxy,
     http: reqwest::Client,
     dir: tempfile::TempDir,
+    /// `--worker-poll-secs` of the programs started from now on.
+    poll_secs: &'static str,
 }
 
 impl Setup {
@@ -138,6 +140,7 @@ impl Setup {
             dst,
             http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
             dir: tempfile::tempdir().unwrap(),
+            poll_secs: POLL_SECS,
         }
     }
 
@@ -163,7 +166,7 @@ impl Setup {
             .arg("--registry-config")
             .arg(self.dir.path().join("no-docker-config.json"))
             .arg("--worker-poll-secs")
-            .arg(POLL_SECS);
+            .arg(self.poll_secs);
         cmd
     }
 
@@ -466,4 +469,26 @@ async fn a_corrupt_source_blob_fails_the_import_and_stores_nothing() {
     assert!(!setup.target_has_blob("team/bad", &bad).await, "the corrupt blob landed in the target");
     assert!(!setup.dst.completed_uploads().contains_key(&bad));
     assert_eq!(setup.target_manifest("team/bad", "1").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_separate_worker_starts_a_job_queued_elsewhere_without_waiting_for_its_poll() {
+    let mut setup = Setup::new().await;
+    // The worker looks for jobs every 60 s: only PostgreSQL's announcement of a job can start it sooner.
+    setup.poll_secs = "60";
+    let first = images::push_image(&setup.source, "team/app", "1", &[64 * 1024, 1024]).await;
+    let second = images::push_image(&setup.source, "team/app", "2", &[2048]).await;
+    let (mut server, base) = setup.server(true).await;
+    let mut worker = setup.worker("worker", &[]).await;
+    worker.wait_for_log("workers wake when any process queues a job", Duration::from_secs(5)).await;
+
+    // One after the other: the second is queued while the worker waits again.
+    for (tag, image) in [("1", &first), ("2", &second)] {
+        let started = Instant::now();
+        let id = setup.import(&base, &setup.source_ref(&format!("team/app:{tag}"))).await;
+        let status = setup.finished(&base, id, Duration::from_secs(20), &mut [&mut server, &mut worker]).await;
+        assert_eq!(status, "ready", "import of team/app:{tag}");
+        eprintln!("team/app:{tag} imported {:?} after the POST", started.elapsed());
+        assert_eq!(setup.target_manifest("team/app", tag).await.as_deref(), Some(image.digest.as_str()));
+    }
 }

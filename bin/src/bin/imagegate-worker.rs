@@ -35,8 +35,12 @@ async fn run() -> anyhow::Result<()> {
     };
     let applied = imagegate::apply_stored_credentials(&store, registries.copier.as_ref()).await?;
     tracing::info!(registries = applied, "stored registry credentials in use");
-    // Jobs come from other processes here: this worker finds them by polling.
+    // Jobs come from other processes here: on PostgreSQL they announce them, elsewhere this worker polls.
     let waker = Arc::new(tokio::sync::Notify::new());
+    let listener = imagegate::wake_on_queued_jobs(&store, &waker);
     imagegate::run_worker(Arc::new(store), &internal, &args.worker, waker, shutdown_signal()).await;
+    if let Some(listener) = listener {
+        listener.abort();
+    }
     Ok(())
 }

@@ -211,6 +211,17 @@ impl DbStore {
         Ok(DbStore { backend: Arc::new(backend), sealer: Sealer::new(options.secret_key.as_ref()) })
     }
 
+    /// On PostgreSQL, starts a task that calls `on_queued` whenever any process queues a job that is due at
+    /// once in this database (and schema), and once after each (re)connection; `None` on SQLite. The task
+    /// keeps a connection of its own outside the pool, reconnects when it is lost, and runs until aborted.
+    /// Workers that wake on it start jobs queued by other processes without waiting for their next poll.
+    pub fn watch_job_queue(&self, on_queued: impl Fn() + Send + 'static) -> Option<tokio::task::JoinHandle<()>> {
+        match &*self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(db) => Some(tokio::spawn(crate::postgres::watch_job_queue(db.url.clone(), on_queued))),
+        }
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         match *self.backend {

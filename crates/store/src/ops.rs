@@ -45,7 +45,7 @@ use serde_json::{Value, json};
 
 use super::{
     Conn, Db, lock_due_repositories, lock_held_job, lock_image, lock_image_named, lock_import, lock_next_due_job,
-    lock_registry_secret, lock_repository, lock_request, share_registry_secret,
+    lock_registry_secret, lock_repository, lock_request, notify_job_queued, share_registry_secret,
 };
 use crate::{
     IMPORT_JOB_TYPE, SYNC_JOB_TYPE,
@@ -736,7 +736,11 @@ pub(crate) async fn enqueue_job(
     }
     let row =
         NewJobRow { job_type, payload: payload.to_string(), priority, run_at, max_attempts, created_at: now_micros() };
-    Ok(diesel::insert_into(jobs::table).values(row).returning(jobs::id).get_result(conn).await?)
+    let id = diesel::insert_into(jobs::table).values(row).returning(jobs::id).get_result(conn).await?;
+    if run_at <= now_micros() {
+        notify_job_queued(conn).await?;
+    }
+    Ok(id)
 }
 
 /// Leases the next due job of one of `job_types` to `worker`, counting the attempt.

@@ -37,6 +37,8 @@ const POOL_SIZE: usize = 10;
 /// The PostgreSQL side of a `DbStore`.
 pub(crate) struct PgDb {
     pub(crate) pool: Pool<Conn>,
+    /// For connections outside the pool (the job channel's listener).
+    pub(crate) url: String,
 }
 
 impl PgDb {
@@ -50,7 +52,7 @@ impl PgDb {
             .recycle_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(Error::storage)?;
-        Ok(PgDb { pool })
+        Ok(PgDb { pool, url: url.to_owned() })
     }
 }
 
@@ -104,6 +106,73 @@ pub(crate) async fn lock_request(conn: &mut Conn, id: i64) -> QueryResult<Option
 
 pub(crate) async fn lock_import(conn: &mut Conn, id: i64) -> QueryResult<Option<ImportRow>> {
     imports::table.find(id).select(ImportRow::as_select()).for_update().first(conn).await.optional()
+}
+
+/// The channel on which jobs are announced: one per schema, so that deployments (and tests) sharing a
+/// database in different schemas do not wake each other; a hash keeps it within PostgreSQL's 63 bytes.
+const JOB_CHANNEL: &str = "'imagegate_jobs_' || md5(coalesce(current_schema(), ''))";
+
+/// Tells the workers listening on this schema's channel (`DbStore::watch_job_queue`) that a job is due;
+/// PostgreSQL delivers it when the transaction commits, and not at all when it rolls back.
+pub(crate) async fn notify_job_queued(conn: &mut Conn) -> QueryResult<()> {
+    diesel::sql_query(format!("SELECT pg_notify({JOB_CHANNEL}, '')")).execute(conn).await.map(drop)
+}
+
+/// A new connection that listens on this schema's job channel.
+async fn listen_for_jobs(url: &str) -> Result<Conn, Box<dyn std::error::Error + Send + Sync>> {
+    #[derive(QueryableByName)]
+    struct Channel {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        channel: String,
+    }
+    let mut conn = <Conn as diesel_async::AsyncConnection>::establish(url).await?;
+    let Channel { channel } =
+        diesel::sql_query(format!("SELECT {JOB_CHANNEL} AS channel")).get_result(&mut conn).await?;
+    // The channel is hex behind a fixed prefix: nothing to quote.
+    diesel::sql_query(format!("LISTEN \"{channel}\"")).execute(&mut conn).await?;
+    Ok(conn)
+}
+
+/// Calls `on_queued` whenever a job is queued in this database's schema, and once after each (re)connection
+/// (jobs may have been queued meanwhile), until the task is aborted. A lost connection is re-established
+/// with a growing pause; the workers' polling covers the gap.
+pub(crate) async fn watch_job_queue(url: String, on_queued: impl Fn() + Send + 'static) {
+    use futures::StreamExt as _;
+    /// How long a silent connection waits before it checks that it is still alive.
+    const CHECK_EVERY: Duration = Duration::from_secs(30);
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match listen_for_jobs(&url).await {
+            Ok(mut conn) => {
+                tracing::debug!("listening for queued jobs");
+                pause = Duration::from_secs(1);
+                on_queued();
+                loop {
+                    let next = {
+                        let mut notifications = std::pin::pin!(conn.notifications_stream());
+                        tokio::time::timeout(CHECK_EVERY, notifications.next()).await
+                    };
+                    match next {
+                        Ok(Some(Ok(_))) => on_queued(),
+                        Ok(Some(Err(e))) => {
+                            tracing::warn!(error = %e, "lost the connection that listens for queued jobs");
+                            break;
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            if let Err(e) = diesel::sql_query("SELECT 1").execute(&mut conn).await {
+                                tracing::warn!(error = %e, "lost the connection that listens for queued jobs");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, retry_in = ?pause, "cannot listen for queued jobs; polling meanwhile"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
 }
 
 /// The job, if `worker` holds its lease.

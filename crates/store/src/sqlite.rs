@@ -176,6 +176,12 @@ pub(crate) async fn lock_import(conn: &mut Conn, id: i64) -> QueryResult<Option<
     imports::table.find(id).select(ImportRow::as_select()).first(conn).await.optional()
 }
 
+/// Tells listening workers that a job is due: nothing on SQLite, whose workers share one machine and poll
+/// (the server wakes its embedded worker itself).
+pub(crate) async fn notify_job_queued(_conn: &mut Conn) -> QueryResult<()> {
+    Ok(())
+}
+
 /// The job, if `worker` holds its lease.
 pub(crate) async fn lock_held_job(conn: &mut Conn, id: i64, worker: &str) -> QueryResult<Option<JobRow>> {
     jobs::table.find(id).filter(jobs::lease_owner.eq(worker)).select(JobRow::as_select()).first(conn).await.optional()

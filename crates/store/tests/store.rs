@@ -3,6 +3,7 @@
 //! `IMAGEGATE_TEST_DATABASE_URL` points at; `cargo xtask pg` starts one).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use image_core::{
     Digest, Error, Reference,
@@ -130,6 +131,7 @@ on_both_backends!(
     a_triggered_sync_is_queued_once,
     sync_outcomes_are_recorded,
     a_sync_job_finds_its_repository_and_secret,
+    queued_jobs_are_announced_on_postgres,
 );
 
 fn new_image(name: &str, category: Option<&str>, description: Option<&str>) -> NewImage {
@@ -2441,4 +2443,49 @@ async fn dropped_calls_complete_or_roll_back_cleanly() {
         assert_eq!(store.list_events(&added).await.unwrap().total, 20);
         store.ping().await.unwrap();
     }
+}
+
+async fn queued_jobs_are_announced_on_postgres(db: TestDb) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let store = &db.store;
+    let heard = Arc::new(AtomicUsize::new(0));
+    let counter = heard.clone();
+    let Some(listener) = store.watch_job_queue(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }) else {
+        assert_eq!(store.backend_name(), "sqlite", "only SQLite has no announcements");
+        return;
+    };
+    // Another schema of the same database: its listener must not hear this one's jobs.
+    let other = TestDb::postgres().await;
+    let heard_there = Arc::new(AtomicUsize::new(0));
+    let counter = heard_there.clone();
+    let other_listener = other.store.watch_job_queue(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let wait_for = |count: &Arc<AtomicUsize>, at_least: usize| {
+        let count = count.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while count.load(Ordering::SeqCst) < at_least {
+                assert!(std::time::Instant::now() < deadline, "heard {} of {at_least}", count.load(Ordering::SeqCst));
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Each listener calls once when it connects (jobs may have been queued before).
+    wait_for(&heard, 1).await;
+    wait_for(&heard_there, 1).await;
+
+    harbor(store).await;
+    store.create_repository(new_repository("default", "app", "team/app", "1", HARBOR), ADMIN).await.unwrap();
+    assert!(store.trigger_sync("default", "app").await.unwrap());
+    wait_for(&heard, 2).await;
+    // A sync already queued queues nothing, and says nothing.
+    assert!(!store.trigger_sync("default", "app").await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(heard.load(Ordering::SeqCst), 2);
+    assert_eq!(heard_there.load(Ordering::SeqCst), 1, "the other schema heard this one's job");
+    listener.abort();
+    other_listener.unwrap().abort();
 }
