@@ -23,11 +23,52 @@ where
     type Rejection = ProfileError<F>;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !has_json_content_type(req.headers()) {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(Default::default())).into());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "Invalid request", e.body_text()))?;
+        if json_has_nul(&bytes) {
+            return Err(ApiError::bad_request(NUL_IN_BODY).into());
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Body(value, PhantomData)),
             Err(rejection) => Err(json_rejection(rejection).into()),
         }
     }
+}
+
+/// No text the API takes may hold a NUL character: PostgreSQL cannot store one, and no name, tag,
+/// reference or message needs one.
+const NUL_IN_BODY: &str = "invalid JSON body: text must not contain a NUL character (\\u0000)";
+
+/// `application/json`, or any `application/…+json`, as axum's `Json` accepts.
+fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", subtype)) => subtype == "json" || subtype.ends_with("+json"),
+        _ => false,
+    }
+}
+
+/// Whether JSON text holds the escape of a NUL character (`\u0000`), the only way one can be in JSON: a
+/// `\u` is an escape when an even number of backslashes comes before its own.
+fn json_has_nul(bytes: &[u8]) -> bool {
+    const ESCAPE: &[u8] = b"u0000";
+    bytes.windows(ESCAPE.len() + 1).enumerate().any(|(at, window)| {
+        window[0] == b'\\'
+            && window[1..].eq_ignore_ascii_case(ESCAPE)
+            && bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
+}
+
+/// Whether a percent-encoded URI component holds an encoded NUL character (`%00`).
+fn uri_has_nul(text: &str) -> bool {
+    text.contains("%00")
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -66,6 +107,9 @@ where
     type Rejection = ProfileError<F>;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(uri_has_nul) {
+            return Err(ApiError::bad_request("invalid query: a parameter contains a NUL character (%00)").into());
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Query(value, PhantomData)),
             Err(rejection) => Err(ApiError::bad_request(format!("invalid query: {}", source_text(&rejection))).into()),
@@ -86,6 +130,9 @@ where
     type Rejection = ProfileError<F>;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if uri_has_nul(parts.uri.path()) {
+            return Err(ApiError::bad_request("invalid path: it contains a NUL character (%00)").into());
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(PathParams(value, PhantomData)),
             Err(rejection) => Err(ApiError::bad_request(format!("invalid path: {}", source_text(&rejection))).into()),
@@ -121,6 +168,9 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default(), PhantomData));
         }
+        if json_has_nul(&bytes) {
+            return Err(ApiError::bad_request(NUL_IN_BODY).into());
+        }
         serde_json::from_slice(&bytes)
             .map(|v| OptionalBody(v, PhantomData))
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")).into())
@@ -149,5 +199,37 @@ pub mod param {
             Some("false") | Some("0") => Ok(Some(false)),
             Some(other) => Err(Error::invalid(name, format!("`{other}` is not true or false"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_escapes_are_found_only_where_json_has_them() {
+        assert!(json_has_nul(br#"{"name": "a\u0000b"}"#));
+        assert!(json_has_nul(br#"["\U0000"]"#));
+        assert!(json_has_nul(br#"["\\\u0000"]"#), "an escaped backslash, then the escape");
+        assert!(!json_has_nul(br#"{"name": "a\\u0000b"}"#), "a backslash, then the text u0000");
+        assert!(!json_has_nul(br#"{"name": "\u00001"}"#.get(..11).unwrap()), "cut short");
+        assert!(!json_has_nul(br#"{"name": "u0000", "x": "\u0001"}"#));
+        assert!(!json_has_nul(b""));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |ct: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(axum::http::header::CONTENT_TYPE, ct.parse().unwrap());
+            has_json_content_type(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/json"));
+        assert!(!with("application/jsonx"));
+        assert!(!with("text/plain"));
+        assert!(!has_json_content_type(&axum::http::HeaderMap::new()));
     }
 }

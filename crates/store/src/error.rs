@@ -43,6 +43,10 @@ pub(crate) fn from_diesel(e: DieselError) -> Error {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
             Error::conflict(format!("already exists: {}", info.message()))
         }
+        // PostgreSQL's text cannot hold a NUL character; the API refuses one first, this covers the rest.
+        DieselError::DatabaseError(_, info) if info.message().contains("0x00") => {
+            Error::invalid("text", "must not contain a NUL character")
+        }
         e => {
             tracing::error!(error = %e, "database error");
             Error::storage(e)

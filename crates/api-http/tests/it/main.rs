@@ -16,6 +16,7 @@ macro_rules! on_both_backends {
 }
 
 mod catalog;
+mod garbage;
 mod harness;
 mod kube;
 mod platform;
