@@ -1,6 +1,6 @@
 //! Garbage in, 4xx out: thousands of generated malformed requests against every route of every profile,
 //! each of which must answer below 500 with a JSON error in its profile's format (a `message` string),
-//! never a panic; and the server must still be ready afterwards.
+//! never a panic, and when refused must change nothing; and the server must still be ready afterwards.
 //!
 //! The requests come from a seeded generator, so a failure names a seed and a request that reproduce it
 //! (`IMAGEGATE_GARBAGE_SEED=<seed> cargo nextest run -p api-http garbage` runs another seed).
@@ -252,6 +252,16 @@ fn body(rng: &mut StdRng) -> String {
     }
 }
 
+/// What any accepted change shows in: the audit trail (every catalog and kube change writes an event), the
+/// job queue, the imports and the exports.
+async fn fingerprint(app: &TestApp) -> Value {
+    let (_, events) = app.get("/catalog/api/v1/events?limit=1").await;
+    let (_, imports) = app.get("/api/v1/images?page_size=1").await;
+    let (_, exports) = app.get("/api/v1/images/custom?page_size=1").await;
+    let jobs = app.store.job_types().await.unwrap();
+    json!([events["total"], imports["totalCount"], exports["totalCount"], format!("{jobs:?}")])
+}
+
 async fn garbage_never_gets_a_5xx(postgres: bool) {
     let target = Distribution::start().await;
     let app = TestApp::with_registry(postgres, &target, "").await;
@@ -264,6 +274,7 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
     let mut rng = StdRng::seed_from_u64(seed);
     let user = app.user_token("mallory").await;
     let mut answered = [0usize; 6];
+    let initially = fingerprint(&app).await;
     for i in 0..1500 {
         let (method, template) = *ROUTES.choose(&mut rng).unwrap();
         let mut path = template.replacen("KUBE", KUBE, 1);
@@ -277,6 +288,7 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
             1 => Some("igt_not-a-token"),
             _ => app.admin_token(),
         };
+        let before = fingerprint(&app).await;
         let (status, answer) = app.send(method, &path, body.clone(), token).await;
         let described = format!(
             "request {i} of seed {seed:#x}: {method} {path} with {} → {status} {answer}",
@@ -285,11 +297,14 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
         assert!(status.as_u16() < 500 || status == StatusCode::BAD_GATEWAY, "{described}");
         if status.is_client_error() {
             assert!(answer["message"].is_string(), "an error without a message: {described}");
+            assert_eq!(fingerprint(&app).await, before, "a refused request changed something: {described}");
         }
         answered[(status.as_u16() / 100) as usize] += 1;
     }
     eprintln!("1500 requests: 2xx {}, 4xx {}, 502 {}", answered[2], answered[4], answered[5]);
     assert!(answered[4] > 1000, "the generator should mostly make bad requests: {answered:?}");
+    // The fingerprint does see changes: some generated requests were good enough to make one.
+    assert_ne!(fingerprint(&app).await, initially, "nothing accepted changed the fingerprint");
     let (status, _) = app.send("GET", "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK);
 }
