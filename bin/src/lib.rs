@@ -19,7 +19,7 @@ use sync_worker::{IMPORT_JOB, ImportContext, ImportHandler, Runner, RunnerConfig
 /// own `mmap` and unmaps it on free, but raises that threshold to the size of each such block freed,
 /// after which blocks of that size come from its heaps and stay there. Each password check (Argon2id)
 /// takes 19 MiB at once, on whichever blocking thread runs it: with the default behaviour a server grew
-/// from 14 to 53 MiB over 20 sign-ins in a row and stayed there; with the threshold fixed at 128 KiB it
+/// from 14 to 53 MiB over 20 sign-ins in a row and stayed there; with the threshold fixed at 1 MiB it
 /// stays at 14 MiB. The library crates leave this to whoever embeds them.
 pub fn tune_allocator() {
     /// Above the largest buffer a blob transfer allocates (an HTTP read buffer grows to about 400 KiB),
@@ -249,7 +249,7 @@ pub struct WorkerArgs {
 
 /// On PostgreSQL, rings `waker` whenever any process queues a job, so that this process's workers start it
 /// at once instead of at their next poll; `None` (polling only) on SQLite.
-pub fn wake_on_queued_jobs(
+fn wake_on_queued_jobs(
     store: &store::DbStore,
     waker: &Arc<tokio::sync::Notify>,
 ) -> Option<tokio::task::JoinHandle<()>> {
@@ -263,15 +263,16 @@ pub fn wake_on_queued_jobs(
 
 /// Runs imports, syncs and the sync scheduler until `shutdown` resolves.
 ///
-/// `waker` is rung by whoever queues a job in this process (the embedded server's API), so that jobs start
-/// at once rather than at the next poll.
+/// `waker` is rung by whoever queues a job in this process (the embedded server's API), and on PostgreSQL
+/// whenever any process queues one, so that jobs start at once rather than at the next poll.
 pub async fn run_worker(
-    store: Arc<dyn Store>,
+    store: Arc<store::DbStore>,
     internal: &InternalRegistry,
     args: &WorkerArgs,
     waker: Arc<tokio::sync::Notify>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let listener = wake_on_queued_jobs(&store, &waker);
     let config = RunnerConfig {
         concurrency: args.worker_concurrency.max(1),
         lease: Duration::from_secs(args.worker_lease_secs.max(3)),
@@ -315,6 +316,9 @@ pub async fn run_worker(
             let _ = stop_tx.send(true);
         },
     );
+    if let Some(listener) = listener {
+        listener.abort();
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -62,16 +62,11 @@ async fn run() -> anyhow::Result<()> {
             if !args.no_worker {
                 let mut stop = stop_rx.clone();
                 let (store, internal, worker_args) = (store.clone(), internal.clone(), args.worker.clone());
-                // This process's API wakes the worker itself; on PostgreSQL, other servers' jobs do too.
-                let listener = imagegate::wake_on_queued_jobs(&store, &waker);
                 worker = Some(tokio::spawn(async move {
                     imagegate::run_worker(store, &internal, &worker_args, waker, async move {
                         let _ = stop.wait_for(|s| *s).await;
                     })
                     .await;
-                    if let Some(listener) = listener {
-                        listener.abort();
-                    }
                 }));
             }
             state = state.with_internal_registry(internal);

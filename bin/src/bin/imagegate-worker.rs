@@ -37,10 +37,6 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(registries = applied, "stored registry credentials in use");
     // Jobs come from other processes here: on PostgreSQL they announce them, elsewhere this worker polls.
     let waker = Arc::new(tokio::sync::Notify::new());
-    let listener = imagegate::wake_on_queued_jobs(&store, &waker);
     imagegate::run_worker(Arc::new(store), &internal, &args.worker, waker, shutdown_signal()).await;
-    if let Some(listener) = listener {
-        listener.abort();
-    }
     Ok(())
 }

@@ -734,10 +734,10 @@ pub(crate) async fn enqueue_job(
     if max_attempts < 1 {
         return Err(Error::invalid("max_attempts", format!("must be at least 1, got {max_attempts}")).into());
     }
-    let row =
-        NewJobRow { job_type, payload: payload.to_string(), priority, run_at, max_attempts, created_at: now_micros() };
+    let now = now_micros();
+    let row = NewJobRow { job_type, payload: payload.to_string(), priority, run_at, max_attempts, created_at: now };
     let id = diesel::insert_into(jobs::table).values(row).returning(jobs::id).get_result(conn).await?;
-    if run_at <= now_micros() {
+    if run_at <= now {
         notify_job_queued(conn).await?;
     }
     Ok(id)

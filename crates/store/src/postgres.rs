@@ -152,20 +152,20 @@ pub(crate) async fn watch_job_queue(url: String, on_queued: impl Fn() + Send + '
                         let mut notifications = std::pin::pin!(conn.notifications_stream());
                         tokio::time::timeout(CHECK_EVERY, notifications.next()).await
                     };
-                    match next {
-                        Ok(Some(Ok(_))) => on_queued(),
-                        Ok(Some(Err(e))) => {
-                            tracing::warn!(error = %e, "lost the connection that listens for queued jobs");
-                            break;
+                    let lost = match next {
+                        Ok(Some(Ok(_))) => {
+                            on_queued();
+                            continue;
                         }
-                        Ok(None) => break,
-                        Err(_) => {
-                            if let Err(e) = diesel::sql_query("SELECT 1").execute(&mut conn).await {
-                                tracing::warn!(error = %e, "lost the connection that listens for queued jobs");
-                                break;
-                            }
-                        }
-                    }
+                        Ok(Some(Err(e))) => e.to_string(),
+                        Ok(None) => "the notification stream ended".to_owned(),
+                        Err(_) => match diesel::sql_query("SELECT 1").execute(&mut conn).await {
+                            Ok(_) => continue,
+                            Err(e) => e.to_string(),
+                        },
+                    };
+                    tracing::warn!(error = %lost, "lost the connection that listens for queued jobs");
+                    break;
                 }
             }
             Err(e) => tracing::warn!(error = %e, retry_in = ?pause, "cannot listen for queued jobs; polling meanwhile"),
