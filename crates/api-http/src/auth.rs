@@ -5,12 +5,12 @@
 
 use std::marker::PhantomData;
 
+use crate::routes::Routes;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
 use axum::{
-    Json, Router,
+    Json,
     extract::{FromRequestParts, State},
     http::{header, request::Parts},
-    routing::post,
 };
 use base64::Engine;
 use image_core::{
@@ -97,7 +97,7 @@ pub async fn ensure_admin(store: &dyn Store, password: Option<String>) -> Result
     match store.create_user(user).await {
         Ok(_) => Ok(generated.then_some(password)),
         // Another server sharing the database created it first.
-        Err(Error::Conflict(_)) => Ok(None),
+        Err(Error::AlreadyExists(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -253,8 +253,8 @@ impl<F: ErrorFormat> FromRequestParts<AppState> for Admin<F> {
     }
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/auth/token", post(issue_token))
+pub(crate) fn routes() -> Routes {
+    Routes::new("/api/v1").post("/auth/token", issue_token)
 }
 
 #[derive(Deserialize)]

@@ -4,10 +4,13 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod profile;
+mod routes;
+
+pub use routes::Route;
 
 use std::sync::Arc;
 
-use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse};
 use image_core::{Reference, copy::ImageCopier, store::Store};
 
 /// What every handler can reach.
@@ -104,16 +107,25 @@ impl AppState {
     }
 }
 
+/// Every route of every profile, sign-in and the health probes.
+fn all_routes() -> routes::Routes {
+    routes::Routes::new("")
+        .get("/healthz", healthz)
+        .get("/readyz", readyz)
+        .merge(auth::routes())
+        .merge(profile::catalog::routes())
+        .merge(profile::platform::routes())
+        .merge(profile::kube::routes())
+}
+
 /// The whole HTTP API: every profile, sign-in and the health probes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .merge(auth::router())
-        .nest("/catalog/api/v1", profile::catalog::router())
-        .merge(profile::platform::router())
-        .merge(profile::kube::router())
-        .with_state(state)
+    all_routes().into_parts().0.with_state(state)
+}
+
+/// The table of what [`router`] serves, in the order it was declared.
+pub fn routes() -> Vec<Route> {
+    all_routes().into_parts().1
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -52,40 +52,65 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    let mut total = 0f64;
+    const YEAR_NANOS: u128 = 366 * 24 * 3600 * 1_000_000_000;
+    let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if number_len == 0 {
             return Err(format!("`{s}` is not a duration such as 90s, 10m or 1h30m"));
         }
-        let number: f64 = rest[..number_len].parse().map_err(|_| format!("`{s}` has a malformed number"))?;
+        let (whole, fraction) = match rest[..number_len].split_once('.') {
+            Some((w, f)) => (w, f),
+            None => (&rest[..number_len], ""),
+        };
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err(format!("`{s}` has a malformed number"));
+        }
         rest = &rest[number_len..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+        let unit: u128 = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             "" => return Err(format!("`{s}` needs a unit (ns, us, ms, s, m, h)")),
             other => return Err(format!("`{s}` has an unknown unit `{other}`")),
         };
         rest = &rest[unit_len..];
-        total += number * seconds;
+        let too_long = || format!("`{s}` is longer than a year");
+        // Digits beyond nanoseconds are dropped, as Go does.
+        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_long())? };
+        let mut part = whole.checked_mul(unit).ok_or_else(too_long)?;
+        let mut scale = unit;
+        for digit in fraction.bytes().take(30) {
+            scale /= 10;
+            part += u128::from(digit - b'0') * scale;
+        }
+        total = total.checked_add(part).filter(|&t| t <= YEAR_NANOS).ok_or_else(too_long)?;
     }
-    if !total.is_finite() || total > 366.0 * 24.0 * 3600.0 {
+    if total > YEAR_NANOS {
         return Err(format!("`{s}` is longer than a year"));
     }
-    Ok(Duration::from_secs_f64(total))
+    let nanos = u64::try_from(total).map_err(|_| format!("`{s}` is longer than a year"))?;
+    Ok(Duration::from_nanos(nanos))
 }
 
 /// Prints a duration in Go's form: `1h30m0s` → `1h30m`, `90s` → `1m30s`.
 pub fn format_go_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".into();
+    }
+    let nanos = d.subsec_nanos();
     let mut secs = d.as_secs();
     if secs == 0 {
-        return if d.is_zero() { "0s".into() } else { format!("{}ms", d.as_millis()) };
+        return match nanos {
+            n if n < 1_000 => format!("{n}ns"),
+            n if n < 1_000_000 => format!("{}µs", decimal(u64::from(n), 1_000)),
+            n => format!("{}ms", decimal(u64::from(n), 1_000_000)),
+        };
     }
     let mut out = String::new();
     let h = secs / 3600;
@@ -98,10 +123,23 @@ pub fn format_go_duration(d: Duration) -> String {
     if m > 0 {
         out.push_str(&format!("{m}m"));
     }
-    if secs > 0 {
-        out.push_str(&format!("{secs}s"));
+    if secs > 0 || nanos > 0 {
+        out.push_str(&decimal(secs * 1_000_000_000 + u64::from(nanos), 1_000_000_000));
+        out.push('s');
     }
     out
+}
+
+/// `value / unit` in decimal, without trailing zeros: `decimal(1_500, 1_000)` is `1.5`.
+fn decimal(value: u64, unit: u64) -> String {
+    let whole = value / unit;
+    let fraction = value % unit;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let width = unit.ilog10() as usize;
+    let digits = format!("{fraction:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
 /// Who runs a registry; decides nothing today but how it is shown.
@@ -353,6 +391,20 @@ mod tests {
         assert_eq!(format_go_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(format_go_duration(Duration::from_secs(3600)), "1h");
         assert_eq!(format_go_duration(Duration::ZERO), "0s");
+        // Sub-second parts survive, as Go prints them, and parse back to the same duration.
+        for (d, text) in [
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(90_250), "1m30.25s"),
+            (Duration::from_millis(3_600_500), "1h0.5s"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_nanos(2_500), "2.5µs"),
+            (Duration::from_nanos(7), "7ns"),
+            (Duration::from_nanos(1_000_000_001), "1.000000001s"),
+        ] {
+            assert_eq!(format_go_duration(d), text);
+            assert_eq!(parse_go_duration(text), Ok(d), "{text}");
+        }
     }
 
     #[test]

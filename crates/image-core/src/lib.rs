@@ -14,6 +14,6 @@ pub mod time_fmt;
 pub mod validate;
 
 pub use digest::{Digest, DigestError};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, Result};
 pub use reference::{DEFAULT_REGISTRY, Reference, ReferenceError};
 pub use time_fmt::{Timestamp, format_rfc3339_millis};

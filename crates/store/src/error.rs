@@ -41,7 +41,7 @@ impl From<DbError> for Error {
 pub(crate) fn from_diesel(e: DieselError) -> Error {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-            Error::conflict(format!("already exists: {}", info.message()))
+            Error::already_exists(format!("already exists: {}", info.message()))
         }
         // PostgreSQL's text cannot hold a NUL character; the API refuses one first, this covers the rest.
         DieselError::DatabaseError(_, info) if info.message().contains("0x00") => {
@@ -54,13 +54,15 @@ pub(crate) fn from_diesel(e: DieselError) -> Error {
     }
 }
 
-/// Turns a unique violation into `Conflict` with the message `what` builds; other errors pass through.
+/// Turns a unique violation into `AlreadyExists` with the message `what` builds; other errors pass through.
 pub(crate) fn on_unique<F>(what: F) -> impl FnOnce(DieselError) -> DbError
 where
     F: FnOnce() -> String,
 {
     move |e| match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => DbError::Domain(Error::conflict(what())),
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            DbError::Domain(Error::already_exists(what()))
+        }
         e => DbError::Diesel(e),
     }
 }

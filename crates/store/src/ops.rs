@@ -373,7 +373,7 @@ async fn ensure_image_unused(conn: &mut Conn, image: &CatalogImage) -> DbResult<
         .await
         .optional()?;
     match active {
-        Some(import) => Err(Error::conflict(format!(
+        Some(import) => Err(Error::in_use(format!(
             "image {} has an import in progress (import {import})",
             image_label(&image.registry, &image.namespace, &image.image_name)
         ))
@@ -1114,7 +1114,7 @@ async fn add_to_catalog(
             // that one is used.
             match conn.transaction(async |conn| insert_image(conn, &new, actor, now, None).await).await {
                 Ok(image) => image,
-                Err(DbError::Domain(Error::Conflict(_))) => lock_image_named(conn, registry, namespace, name)
+                Err(DbError::Domain(Error::AlreadyExists(_))) => lock_image_named(conn, registry, namespace, name)
                     .await?
                     .ok_or_else(|| {
                         Error::conflict(format!("image {} vanished", image_label(registry, namespace, name)))
@@ -1543,7 +1543,7 @@ pub(crate) async fn delete_registry_secret(
         .await?;
     if let [(user_namespace, user_name), others @ ..] = dependents.as_slice() {
         let more = if others.is_empty() { String::new() } else { format!(" and {} more", others.len()) };
-        return Err(Error::conflict(format!(
+        return Err(Error::in_use(format!(
             "registry secret {id} is used by repository {}{more}",
             kube_id(user_namespace, user_name)
         ))

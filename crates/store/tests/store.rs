@@ -200,7 +200,8 @@ fn assert_not_found(result: Result<impl std::fmt::Debug, Error>, kind: &str, id:
 #[track_caller]
 fn assert_conflict(result: Result<impl std::fmt::Debug, Error>, message: &str) {
     match result {
-        Err(Error::Conflict(m)) if m == message => {}
+        // Name clashes, dependents and states that forbid the change: each its own code, all refusals.
+        Err(e @ (Error::Conflict(_) | Error::AlreadyExists(_) | Error::InUse(_))) if e.to_string() == message => {}
         other => panic!("expected conflict `{message}`, got {other:?}"),
     }
 }

@@ -4,12 +4,8 @@
 //! Errors are `{"error": …, "message": …}`. Reads need a signed-in user; changes need an admin, except
 //! asking for an approval, which any user may do.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post, put},
-};
+use crate::routes::Routes;
+use axum::{Json, extract::State, http::StatusCode};
 use image_core::{
     Error, Reference,
     catalog::{
@@ -29,19 +25,24 @@ use crate::{
 
 use super::plain::{AdminUser, ApiResult, Body, Path, Query, User};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/images", get(list_images).post(create_image))
-        .route("/images/categories", get(categories))
-        .route("/images/{id}", get(get_image).put(update_image).delete(delete_image))
-        .route("/images/{id}/tags", post(create_tag))
-        .route("/images/{id}/tags/{tag_id}", put(update_tag).delete(delete_tag))
-        .route("/approval-requests", get(list_requests).post(create_request))
-        .route("/approval-requests/{id}", get(get_request))
-        .route("/approval-requests/{id}/approve", post(approve_request))
-        .route("/approval-requests/{id}/reject", post(reject_request))
-        .route("/events", get(list_events))
-        .route("/admission/check", post(admission_check))
+pub(crate) fn routes() -> Routes {
+    Routes::new("/catalog/api/v1")
+        .get("/images", list_images)
+        .post("/images", create_image)
+        .get("/images/categories", categories)
+        .get("/images/{id}", get_image)
+        .put("/images/{id}", update_image)
+        .delete("/images/{id}", delete_image)
+        .post("/images/{id}/tags", create_tag)
+        .put("/images/{id}/tags/{tag_id}", update_tag)
+        .delete("/images/{id}/tags/{tag_id}", delete_tag)
+        .get("/approval-requests", list_requests)
+        .post("/approval-requests", create_request)
+        .get("/approval-requests/{id}", get_request)
+        .post("/approval-requests/{id}/approve", approve_request)
+        .post("/approval-requests/{id}/reject", reject_request)
+        .get("/events", list_events)
+        .post("/admission/check", admission_check)
 }
 
 /// Query parameters arrive as text so that a bad value gets a message naming its parameter.

@@ -7,12 +7,8 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use crate::routes::Routes;
+use axum::{Json, extract::State, http::StatusCode};
 use image_core::{
     Error,
     catalog::Page,
@@ -43,15 +39,18 @@ type User = Authenticated<KubeStatus>;
 type AdminUser = Admin<KubeStatus>;
 type ApiResult<T> = Result<T, ProfileError<KubeStatus>>;
 
-pub(crate) fn router() -> Router<AppState> {
-    let base = "/oapis/image.theriseunion.io/v1alpha1/namespaces/{namespace}";
-    Router::new()
-        .route(&format!("{base}/registry-secrets"), get(list_secrets).post(create_secret))
-        .route(&format!("{base}/registry-secrets/{{name}}"), get(get_secret).delete(delete_secret))
-        .route(&format!("{base}/registry-secrets/{{name}}/verify"), post(verify_secret))
-        .route(&format!("{base}/repositories"), get(list_repositories).post(create_repository))
-        .route(&format!("{base}/repositories/{{name}}"), get(get_repository).delete(delete_repository))
-        .route(&format!("{base}/repositories/{{name}}/sync"), post(sync_repository))
+pub(crate) fn routes() -> Routes {
+    Routes::new("/oapis/image.theriseunion.io/v1alpha1/namespaces/{namespace}")
+        .get("/registry-secrets", list_secrets)
+        .post("/registry-secrets", create_secret)
+        .get("/registry-secrets/{name}", get_secret)
+        .delete("/registry-secrets/{name}", delete_secret)
+        .post("/registry-secrets/{name}/verify", verify_secret)
+        .get("/repositories", list_repositories)
+        .post("/repositories", create_repository)
+        .get("/repositories/{name}", get_repository)
+        .delete("/repositories/{name}", delete_repository)
+        .post("/repositories/{name}/sync", sync_repository)
 }
 
 /// Errors about one resource name its kind and name in the `Status` details.
@@ -294,14 +293,11 @@ async fn delete_secret(
     PathParams((namespace, name), _): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     single_namespace(&namespace).map_err(about("registrysecrets", &name))?;
-    let deleted = s.store.delete_registry_secret(&namespace, &name, &admin.user.username).await.map_err(|e| {
-        let conflict = matches!(e, Error::Conflict(_));
-        let mut err = ApiError::from(e).about("registrysecrets", &name);
-        if conflict {
-            err.title = "In use".into();
-        }
-        ProfileError::from(err)
-    })?;
+    let deleted = s
+        .store
+        .delete_registry_secret(&namespace, &name, &admin.user.username)
+        .await
+        .map_err(about("registrysecrets", &name))?;
     // Other secrets may name the same registry; the newest of them takes over, else access is anonymous.
     if let Some(copier) = &s.copier {
         let others = s.store.all_registry_secrets().await?;

@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::routes::Routes;
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post, put},
 };
 use image_core::{
     Error, Reference,
@@ -35,16 +35,17 @@ use crate::{
 
 use super::plain::{AdminUser, ApiResult, Body, Path, Query, User};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/images", get(list_images))
-        .route("/api/v1/images/custom", get(list_exports).post(create_export))
-        .route("/api/v1/images/custom/{id}", put(update_export))
-        .route("/api/v1/images/{id}", axum::routing::delete(delete_image))
-        .route("/api/v1/images/{id}/importing-details", get(importing_details))
-        .route("/api/v1/images/{id}/cancel", post(cancel_import))
-        .route("/api/v1/images:import", post(import_image))
-        .route("/api/v1/images:import/{name}/progress", put(report_progress))
+pub(crate) fn routes() -> Routes {
+    Routes::new("/api/v1")
+        .get("/images", list_images)
+        .get("/images/custom", list_exports)
+        .post("/images/custom", create_export)
+        .put("/images/custom/{id}", update_export)
+        .delete("/images/{id}", delete_image)
+        .get("/images/{id}/importing-details", importing_details)
+        .post("/images/{id}/cancel", cancel_import)
+        .post("/images:import", import_image)
+        .put("/images:import/{name}/progress", report_progress)
 }
 
 #[derive(Deserialize)]
@@ -336,11 +337,10 @@ async fn import_image(
         }
     };
     if let Err(e) = internal.copier.check_source(&source).await {
-        let status = match e.kind {
-            CopyErrorKind::Permanent => StatusCode::BAD_REQUEST,
-            CopyErrorKind::Transient => StatusCode::BAD_GATEWAY,
-        };
-        return Ok(refused(status, format!("cannot import {source}: {e}")));
+        // The request was well formed but names a source that cannot be imported now (unknown, refused,
+        // unreachable): the seed's clients read `state`, and a 5xx would read as a fault of this server.
+        let retry = if e.kind == CopyErrorKind::Transient { "; try again later" } else { "" };
+        return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, format!("cannot import {source}: {e}{retry}")));
     }
     let import = NewImport {
         source,

@@ -154,8 +154,12 @@ async fn refuses_bad_imports_and_records_nothing(postgres: bool) {
     let cases = [
         (json!({ "source": "Not A Reference" }), StatusCode::BAD_REQUEST, "invalid source"),
         (json!({ "source": "" }), StatusCode::BAD_REQUEST, "invalid source"),
-        (json!({ "source": format!("{}/nothing/here:1", source.host()) }), StatusCode::BAD_REQUEST, "not found"),
-        (json!({ "source": "127.0.0.1:1/some/image:1" }), StatusCode::BAD_GATEWAY, "127.0.0.1:1"),
+        (
+            json!({ "source": format!("{}/nothing/here:1", source.host()) }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not found",
+        ),
+        (json!({ "source": "127.0.0.1:1/some/image:1" }), StatusCode::UNPROCESSABLE_ENTITY, "127.0.0.1:1"),
         (
             json!({ "source": "docker.io/library/redis:7", "sourceRegistry": "quay.io" }),
             StatusCode::BAD_REQUEST,
