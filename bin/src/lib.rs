@@ -1,5 +1,7 @@
 //! Shared start-up code of imagegate's programs: configuration, logging and the database.
 
+pub mod serve;
+
 use std::{
     path::{Path, PathBuf},
     sync::Arc,

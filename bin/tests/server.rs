@@ -160,3 +160,50 @@ async fn the_embedded_worker_starts_an_import_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Connections that send nothing, or half a request's headers, are closed after the header timeout, and
+/// the cap on open connections makes a new client wait only until they are: slow clients cannot hold the
+/// server.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = start_with_args(
+        &[("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough")],
+        &["--header-timeout-secs", "1", "--max-connections", "40"],
+    )
+    .await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for i in 0..40 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        if i % 2 == 0 {
+            // Half a request, never finished.
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        }
+        held.push(stream);
+    }
+    // Every slot is taken; a new request still gets its answer once the slow ones are dropped.
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .get(format!("{}/healthz", server.base))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .expect("a new client is served once the slow connections are closed");
+    assert!(answer.status().is_success());
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    for (i, stream) in held.iter_mut().enumerate() {
+        let mut buf = [0u8; 512];
+        // The server closes the connection (EOF), perhaps after a 408 for the half-sent request.
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "connection {i} is still open");
+    }
+}

@@ -29,6 +29,8 @@ struct Args {
     registries: RegistryArgs,
     #[command(flatten)]
     worker: WorkerArgs,
+    #[command(flatten)]
+    connections: imagegate::serve::ConnectionLimits,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,12 +86,12 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "imagegate-server listening");
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    imagegate::serve::serve(listener, app, args.connections, async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests and jobs in flight");
         let _ = stop_tx.send(true);
-    });
-    serve.await?;
+    })
+    .await?;
     let _ = stop_rx.wait_for(|s| *s).await;
     if let Some(worker) = worker {
         // The runner gives running jobs a grace period, then leaves them to the next worker.

@@ -149,7 +149,8 @@ where
     serde::Deserialize::deserialize(d).map(Some)
 }
 
-/// A JSON body that may be left out: an empty body is `T::default()`.
+/// A JSON body that may be left out: an empty body is `T::default()`; a body that is there needs a JSON
+/// content type (415 otherwise), as with [`Body`].
 #[derive(Debug)]
 pub struct OptionalBody<T, F>(pub T, pub PhantomData<fn() -> F>);
 
@@ -162,11 +163,16 @@ where
     type Rejection = ProfileError<F>;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = has_json_content_type(req.headers());
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::new(e.status(), "Invalid request", e.body_text()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default(), PhantomData));
+        }
+        // A body a cross-site form could send (text/plain, form encodings) is never read as JSON.
+        if !json {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(Default::default())).into());
         }
         if json_has_nul(&bytes) {
             return Err(ApiError::bad_request(NUL_IN_BODY).into());

@@ -120,7 +120,15 @@ fn all_routes() -> routes::Routes {
 
 /// The whole HTTP API: every profile, sign-in and the health probes.
 pub fn router(state: AppState) -> Router {
-    all_routes().into_parts().0.with_state(state)
+    all_routes().into_parts().0.layer(axum::middleware::map_response(security_headers)).with_state(state)
+}
+
+/// Headers every answer carries: no content sniffing, so that no JSON answer is ever read as a page.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, axum::http::HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// The table of what [`router`] serves, in the order it was declared.
