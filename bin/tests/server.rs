@@ -207,3 +207,44 @@ async fn slow_and_idle_connections_are_closed() {
         assert!(closed.is_ok(), "connection {i} is still open");
     }
 }
+
+/// Peak resident memory of a process, from `/proc`.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// 128 wrong sign-ins at once: a few password checks run, a few wait, the rest are answered 503 at once,
+/// so memory stays bounded (each check takes about 19 MiB); afterwards this address is slowed down.
+#[tokio::test]
+async fn a_sign_in_flood_keeps_memory_bounded() {
+    // Quiet, so that the log of 128 requests does not fill the unread stderr pipe.
+    let server = start(&[("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough"), ("RUST_LOG", "warn")]).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/auth/token", server.base);
+    let attempts = (0..128).map(|i| {
+        let (http, url) = (http.clone(), url.clone());
+        tokio::spawn(async move {
+            let body = json!({"username": format!("user{i}"), "password": "not-the-password"});
+            let response = http.post(&url).json(&body).send().await.unwrap();
+            let retry_after = response.headers().get("retry-after").is_some();
+            (response.status().as_u16(), retry_after)
+        })
+    });
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        let (status, retry_after) = attempt.await.unwrap();
+        assert!(matches!(status, 401 | 429 | 503), "{status}");
+        assert!(status == 401 || retry_after, "a {status} says when to come back");
+        *statuses.entry(status).or_default() += 1;
+    }
+    let peak_mib = peak_rss_kib(server.child.id()) / 1024;
+    eprintln!("128 parallel wrong sign-ins: {statuses:?}, peak RSS {peak_mib} MiB");
+    assert!(peak_mib < 100, "peak RSS {peak_mib} MiB");
+    assert!(statuses.get(&401).copied().unwrap_or(0) >= 2, "{statuses:?}");
+    assert!(statuses.get(&503).copied().unwrap_or(0) > 0, "{statuses:?}");
+    // This address has failed too often: even the right password waits now.
+    let right = http.post(&url).json(&json!({"username": "admin", "password": "s3cret-enough"})).send().await.unwrap();
+    assert_eq!(right.status().as_u16(), 429);
+}

@@ -3,14 +3,19 @@
 //! Passwords are hashed with Argon2id; API tokens are 256 random bits, so a plain SHA-256 of a token is
 //! what the store keeps, and a stolen database yields no usable token.
 
-use std::marker::PhantomData;
+use std::{
+    marker::PhantomData,
+    net::{IpAddr, SocketAddr},
+    time::Instant,
+};
 
 use crate::routes::Routes;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
 use axum::{
     Json,
-    extract::{FromRequestParts, State},
+    extract::{ConnectInfo, FromRequestParts, State},
     http::{header, request::Parts},
+    response::{IntoResponse, Response},
 };
 use base64::Engine;
 use image_core::{
@@ -102,22 +107,62 @@ pub async fn ensure_admin(store: &dyn Store, password: Option<String>) -> Result
     }
 }
 
-/// Signs a user in with a password, or returns None.
-async fn check_password(state: &AppState, username: &str, password: &str) -> Result<Option<User>, Error> {
-    let Some(creds) = state.store.find_credentials(username).await? else {
-        // Spend the same time as for a real user, so response times do not reveal which names exist.
-        let _ = verify_password(DUMMY_HASH.into(), password.to_owned()).await;
-        return Ok(None);
+/// Signs a user in with a password, or returns None; refuses with 429 or 503 when sign-in limits say so
+/// (see [`crate::signin`]).
+async fn check_password(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    client: Option<IpAddr>,
+) -> Result<Option<User>, ApiError> {
+    let guard = &state.sign_in;
+    guard.admit(username, client, Instant::now())?;
+    let creds = state.store.find_credentials(username).await?;
+    if let Some(creds) = &creds {
+        let key = state.passwords.key(&creds.password_hash, password);
+        if state.passwords.contains(&key) {
+            guard.succeeded(username, client);
+            return Ok(Some(creds.user.clone()));
+        }
+    }
+    let slot = guard.slot().await?;
+    let valid = match &creds {
+        Some(creds) => verify_password(creds.password_hash.clone(), password.to_owned()).await,
+        None => {
+            // Spend the same time as for a real user, so response times do not reveal which names exist.
+            let _ = verify_password(DUMMY_HASH.into(), password.to_owned()).await;
+            false
+        }
     };
-    let key = state.passwords.key(&creds.password_hash, password);
-    if state.passwords.contains(&key) {
-        return Ok(Some(creds.user));
+    drop(slot);
+    match creds {
+        Some(creds) if valid => {
+            state.passwords.insert(state.passwords.key(&creds.password_hash, password));
+            guard.succeeded(username, client);
+            Ok(Some(creds.user))
+        }
+        _ => {
+            guard.failed(username, client, Instant::now());
+            Ok(None)
+        }
     }
-    let valid = verify_password(creds.password_hash, password.to_owned()).await;
-    if valid {
-        state.passwords.insert(key);
+}
+
+/// The client's address, where the server recorded it (`ConnectInfo`); absent in tests that call the
+/// router directly.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_addr(parts)))
     }
-    Ok(valid.then_some(creds.user))
+}
+
+fn client_addr(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 /// Password checks that passed in the last few minutes, so that a client sending HTTP Basic with every
@@ -216,7 +261,7 @@ impl<F: ErrorFormat> FromRequestParts<AppState> for Authenticated<F> {
             let (username, password) = decoded
                 .split_once(':')
                 .ok_or_else(|| ApiError::unauthorized("the Basic credentials are not of the form `user:password`"))?;
-            check_password(state, username, password).await?
+            check_password(state, username, password, client_addr(parts)).await?
         } else {
             return Err(ApiError::unauthorized(format!(
                 "unsupported authorization scheme `{scheme}`; use Bearer or Basic"
@@ -270,20 +315,22 @@ struct TokenRequest {
 /// `POST /api/v1/auth/token`: trades a user name and password for an API token.
 async fn issue_token(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Body(req, _): Body<TokenRequest, Plain>,
-) -> Result<Json<serde_json::Value>, ProfileError<Plain>> {
+) -> Result<Response, ProfileError<Plain>> {
     validate_username(&req.username).map_err(|_| ApiError::unauthorized("invalid username or password"))?;
     let name = req.name.unwrap_or_else(|| "api".to_owned());
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::bad_request("invalid name: must be 1 to 100 characters").into());
     }
-    let user = check_password(&state, &req.username, &req.password)
+    let user = check_password(&state, &req.username, &req.password, client)
         .await?
         .ok_or_else(|| ApiError::unauthorized("invalid username or password"))?;
     let (token, hash) = new_token();
     state.store.create_token(user.id, &hash, &name).await?;
     tracing::info!(user = %user.username, token_name = %name, "issued an API token");
-    Ok(Json(serde_json::json!({ "token": token })))
+    // A token is a password: no cache may keep the answer that carries it.
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(serde_json::json!({ "token": token }))).into_response())
 }
 
 #[cfg(test)]

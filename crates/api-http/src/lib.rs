@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod profile;
 mod routes;
+mod signin;
 
 pub use routes::Route;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub job_waker: Option<Arc<tokio::sync::Notify>>,
     /// Password checks that passed lately (see [`auth::VerifiedPasswords`]).
     pub(crate) passwords: Arc<auth::VerifiedPasswords>,
+    /// Limits on password checks (see [`signin`]).
+    pub(crate) sign_in: Arc<signin::SignInGuard>,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -75,7 +78,14 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> AppState {
-        AppState { store, internal: None, copier: None, job_waker: None, passwords: Arc::default() }
+        AppState {
+            store,
+            internal: None,
+            copier: None,
+            job_waker: None,
+            passwords: Arc::default(),
+            sign_in: Arc::default(),
+        }
     }
 
     /// Imports land in `internal`, and its copier is the one that talks to registries.

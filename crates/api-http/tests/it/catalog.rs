@@ -28,6 +28,7 @@ with_an_app_on_both_backends! {
     keeps_one_recommended_tag_under_concurrency => keeps_one_recommended_tag_under_concurrency;
     runs_the_approval_workflow => runs_the_approval_workflow;
     answers_admission_checks => answers_admission_checks;
+    slows_password_guessing => slows_password_guessing;
     rejects_bad_input_and_changes_nothing => rejects_bad_input_and_changes_nothing;
     enforces_authentication_and_roles => enforces_authentication_and_roles;
     records_the_audit_trail => records_the_audit_trail;
@@ -382,6 +383,35 @@ async fn enforces_authentication_and_roles(app: TestApp) {
     assert_eq!(status, StatusCode::OK);
     let (status, body) = app.send("GET", "/readyz", None, None).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ready"})));
+}
+
+/// After three wrong passwords an account must wait before the next check, even with the right password,
+/// and through HTTP Basic as through sign-in; other accounts are not affected.
+async fn slows_password_guessing(app: TestApp) {
+    let sign_in = |password: &str| {
+        let body = json!({"username": "admin", "password": password}).to_string();
+        app.send("POST", "/api/v1/auth/token", Some(body), None)
+    };
+    for _ in 0..4 {
+        let (status, _) = sign_in("wrong-guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = sign_in(crate::harness::ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "Too many requests");
+    assert!(body["message"].as_str().unwrap().contains("try again in 1 s"), "{body}");
+    let (status, _) = app.get_with_header("/catalog/api/v1/images", &app.admin_basic()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "Basic is slowed the same way");
+    let user = app.user_token("bob").await;
+    let (status, _) = app.send("GET", "/catalog/api/v1/images", None, Some(&user)).await;
+    assert_eq!(status, StatusCode::OK, "tokens are not password checks");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = sign_in(crate::harness::ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The success reset the count: three more wrong guesses are answered as such.
+    for _ in 0..3 {
+        assert_eq!(sign_in("wrong-guess").await.0, StatusCode::UNAUTHORIZED);
+    }
 }
 
 async fn records_the_audit_trail(app: TestApp) {
