@@ -59,6 +59,33 @@ impl Default for SignInGuard {
     }
 }
 
+/// Why a password is not checked now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Too many failures lately: wait this long.
+    TooSoon { secs: u64 },
+    /// Too many checks running and waiting.
+    Busy,
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> ApiError {
+        match refusal {
+            Refusal::TooSoon { secs } => ApiError {
+                retry_after_secs: Some(secs),
+                ..ApiError::with_code(
+                    Code::RateLimited,
+                    format!("too many failed sign-ins for this account or address; try again in {secs} s"),
+                )
+            },
+            Refusal::Busy => ApiError {
+                retry_after_secs: Some(1),
+                ..ApiError::unavailable("too many sign-ins at once; try again in a moment")
+            },
+        }
+    }
+}
+
 /// A place among the checks running now; dropped when the check ends.
 pub(crate) struct CheckSlot<'a> {
     _permit: SemaphorePermit<'a>,
@@ -75,7 +102,7 @@ impl SignInGuard {
     const CAPACITY: usize = 100_000;
 
     /// Refuses, with 429 and how long to wait, an attempt for `account` from `client` that comes too early.
-    pub(crate) fn admit(&self, account: &str, client: Option<IpAddr>, now: Instant) -> Result<(), ApiError> {
+    pub(crate) fn admit(&self, account: &str, client: Option<IpAddr>, now: Instant) -> Result<(), Refusal> {
         let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let wait = subjects(account, client)
             .filter_map(|s| failures.get(&s))
@@ -85,27 +112,17 @@ impl SignInGuard {
         if wait.is_zero() {
             return Ok(());
         }
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        Err(ApiError {
-            retry_after_secs: Some(secs),
-            ..ApiError::with_code(
-                Code::RateLimited,
-                format!("too many failed sign-ins for this account or address; try again in {secs} s"),
-            )
-        })
+        Err(Refusal::TooSoon { secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) })
     }
 
     /// Waits for a place among the running checks, or refuses with 503 when too many wait already.
-    pub(crate) async fn slot(&self) -> Result<CheckSlot<'_>, ApiError> {
+    pub(crate) async fn slot(&self) -> Result<CheckSlot<'_>, Refusal> {
         if let Ok(permit) = self.checks.try_acquire() {
             return Ok(CheckSlot { _permit: permit });
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= Self::QUEUE {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError {
-                retry_after_secs: Some(1),
-                ..ApiError::unavailable("too many sign-ins at once; try again in a moment")
-            });
+            return Err(Refusal::Busy);
         }
         let permit = self.checks.acquire().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -182,13 +199,13 @@ mod tests {
         guard.admit("alice", HOME, t0).unwrap();
         guard.failed("alice", HOME, t0);
         // The fourth failure asks for a second's wait, for the account from anywhere and for the address.
-        let refused = guard.admit("alice", AWAY, t0).unwrap_err();
+        let refused = ApiError::from(guard.admit("alice", AWAY, t0).unwrap_err());
         assert_eq!((refused.code, refused.retry_after_secs), (Code::RateLimited, Some(1)));
         assert!(guard.admit("bob", HOME, t0).is_err(), "the address is slowed too");
         guard.admit("bob", AWAY, t0).unwrap();
         guard.admit("alice", HOME, t0 + Duration::from_millis(1001)).unwrap();
         guard.failed("alice", HOME, t0 + Duration::from_secs(2));
-        assert_eq!(guard.admit("alice", HOME, t0 + Duration::from_secs(3)).unwrap_err().retry_after_secs, Some(1));
+        assert_eq!(guard.admit("alice", HOME, t0 + Duration::from_secs(3)), Err(Refusal::TooSoon { secs: 1 }));
         // A success clears both.
         guard.succeeded("alice", HOME);
         guard.admit("alice", HOME, t0 + Duration::from_secs(2)).unwrap();
@@ -221,7 +238,7 @@ mod tests {
         while guard.waiting.load(Ordering::SeqCst) < SignInGuard::QUEUE {
             tokio::task::yield_now().await;
         }
-        let refused = guard.slot().await.err().expect("the queue is full");
+        let refused = ApiError::from(guard.slot().await.err().expect("the queue is full"));
         assert_eq!((refused.code, refused.retry_after_secs), (Code::Unavailable, Some(1)));
         drop(running);
         for waiter in waiters {
