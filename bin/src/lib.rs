@@ -62,14 +62,52 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// The database URL: the one given, or SQLite in the data directory.
+///
+/// For SQLite the data directory is created with mode 0700 and the database file with 0600 before SQLite
+/// opens it (SQLite gives its journal files the database file's mode), so that registry passwords'
+/// ciphertexts, token hashes and password hashes are readable by the server's user alone.
 pub fn database_url(data_dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
     match given {
         Some(url) if !url.is_empty() => Ok(url.to_owned()),
         _ => {
-            std::fs::create_dir_all(data_dir)
+            create_private_dir(data_dir)
                 .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-            Ok(format!("sqlite://{}", data_dir.join("imagegate.db").display()))
+            let db = data_dir.join("imagegate.db");
+            create_private_file(&db).with_context(|| format!("cannot create the database file {}", db.display()))?;
+            Ok(format!("sqlite://{}", db.display()))
         }
+    }
+}
+
+/// Creates `dir` (and its parents) when missing, the last with mode 0700; warns when an existing one is
+/// open to its group or others.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        if !dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %dir.display(), mode = format!("{mode:04o}"), "the data directory is open to other users; chmod 700 it");
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates an empty file with mode 0600 unless it exists.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -363,5 +401,12 @@ mod tests {
         assert!(url.starts_with("sqlite://") && url.ends_with("/d/imagegate.db"), "{url}");
         assert!(dir.path().join("d").is_dir());
         assert_eq!(database_url(dir.path(), Some("postgres://x")).unwrap(), "postgres://x");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("d")), 0o700);
+            assert_eq!(mode(&dir.path().join("d/imagegate.db")), 0o600);
+        }
     }
 }

@@ -66,6 +66,17 @@ async fn serves_the_catalog_on_sqlite_and_stops_on_sigterm() {
     let http = reqwest::Client::new();
     let ready: Value = http.get(format!("{}/readyz", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready, json!({"status": "ready"}));
+    // The data directory and everything in it are the server user's alone.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let data = server._dir.path().join("data");
+        assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+        for entry in std::fs::read_dir(&data).unwrap() {
+            let entry = entry.unwrap();
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{} has mode {mode:04o}", entry.path().display());
+        }
+    }
 
     let token: Value = http
         .post(format!("{}/api/v1/auth/token", server.base))
