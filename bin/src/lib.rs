@@ -13,7 +13,7 @@ use api_http::InternalRegistry;
 use clap::ValueEnum;
 use image_core::{copy::ImageCopier, store::Store};
 use registry_client::{ClientConfig, CopyConfig, CopyEngine, Credential, RegistryClient};
-use sync_worker::{IMPORT_JOB, ImportContext, ImportHandler, Runner, RunnerConfig, SYNC_JOB, SyncContext, SyncHandler};
+use sync_worker::{ImportHandler, Runner, RunnerConfig, SyncHandler, WorkerContext};
 
 /// Makes the C library's allocator give large blocks back to the system as soon as they are freed.
 ///
@@ -273,7 +273,7 @@ pub async fn apply_stored_credentials(store: &dyn Store, copier: &dyn ImageCopie
 /// How the job runner runs; shared by the server's embedded worker and `imagegate-worker`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
-    /// Jobs (imports, syncs) run at once.
+    /// Jobs run at once by this process, of all types together (imports and syncs share the limit).
     #[arg(long, env = "IMAGEGATE_WORKER_CONCURRENCY", default_value_t = 2)]
     pub worker_concurrency: usize,
     /// Seconds a claimed job stays claimed without a heartbeat; a dead worker's job returns to the queue then.
@@ -319,28 +319,21 @@ pub async fn run_worker(
         poll_interval: Duration::from_secs_f64(args.worker_poll_secs.clamp(0.05, 60.0)),
         ..RunnerConfig::default()
     };
-    let imports = ImportContext {
+    let ctx = WorkerContext {
         imports: store.clone(),
-        queue: store.clone(),
+        kube: store.clone(),
         copier: internal.copier.clone(),
         credentials: Some(store.clone()),
         progress_interval: Duration::from_millis(500),
-    };
-    let syncs = SyncContext {
-        kube: store.clone(),
-        queue: store.clone(),
-        copier: internal.copier.clone(),
         target_host: internal.host.clone(),
         target_prefix: internal.prefix.clone(),
     };
-    let import_runner = Arc::new(
-        Runner::new(store.clone(), imports, config.clone())
-            .register(IMPORT_JOB, ImportHandler)
+    // One runner for every job type, so that `concurrency` bounds them all together.
+    let runner = Arc::new(
+        Runner::new(store.clone(), ctx, config)
+            .register::<ImportHandler>()
+            .register::<SyncHandler>()
             .with_waker(waker.clone()),
-    );
-    let sync_config = RunnerConfig { worker_id: format!("{}-sync", config.worker_id), ..config };
-    let sync_runner = Arc::new(
-        Runner::new(store.clone(), syncs, sync_config).register(SYNC_JOB, SyncHandler).with_waker(waker.clone()),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -348,8 +341,7 @@ pub async fn run_worker(
     };
     let every = Duration::from_secs(args.scheduler_interval_secs.max(1));
     tokio::join!(
-        import_runner.run(stopped(stop_rx.clone())),
-        sync_runner.run(stopped(stop_rx.clone())),
+        runner.run(stopped(stop_rx.clone())),
         sync_worker::schedule_syncs(store, every, waker, stopped(stop_rx)),
         async move {
             shutdown.await;

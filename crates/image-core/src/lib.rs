@@ -7,6 +7,7 @@ mod digest;
 mod error;
 pub mod event;
 pub mod import;
+pub mod job;
 pub mod kube;
 mod reference;
 pub mod store;

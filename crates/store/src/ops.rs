@@ -36,6 +36,7 @@ use image_core::{
         Artifact, AttemptOutcome, EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, ImportState,
         LayerProgress, LayerState, NewImport, validate_phase,
     },
+    job::{ImportPayload, JobPayload, SyncPayload},
     kube::{
         NewRegistrySecret, NewRepository, RegistrySecret, Repository, Secret, SyncStatus, SyncedManifest, VerifyStatus,
     },
@@ -48,7 +49,6 @@ use super::{
     lock_registry_secret, lock_repository, lock_request, notify_job_queued, share_registry_secret,
 };
 use crate::{
-    IMPORT_JOB_TYPE, SYNC_JOB_TYPE,
     crypto::Sealer,
     error::{DbError, DbResult, is_unique_violation, on_unique},
     import_kind, kube_kind,
@@ -917,8 +917,8 @@ async fn insert_import(conn: &mut Conn, import: &NewImport, actor: &str) -> DbRe
     };
     let created: ImportRow =
         diesel::insert_into(imports::table).values(row).returning(ImportRow::as_returning()).get_result(conn).await?;
-    let payload = json!({ "import_id": created.id });
-    let job = enqueue_job(conn, IMPORT_JOB_TYPE, &payload, 0, now, import.max_attempts).await?;
+    let payload = json!(ImportPayload { import_id: created.id });
+    let job = enqueue_job(conn, ImportPayload::NAME, &payload, 0, now, import.max_attempts).await?;
     diesel::update(imports::table.find(created.id)).set(imports::job_id.eq(job)).execute(conn).await?;
     let created = created.into_domain()?;
     record(conn, import_kind::QUEUED, actor, now, Subject::default(), import_details(&created)).await?;
@@ -1738,8 +1738,8 @@ fn after_interval(at: Micros, interval_secs: i64) -> Micros {
 /// repository's job, with the next sync due at `next_sync_at`.
 async fn queue_sync(conn: &mut Conn, row: &RepositoryRow, next_sync_at: Micros) -> DbResult<JobId> {
     let now = now_micros();
-    let payload = json!({ "repository_id": row.id });
-    let job = enqueue_job(conn, SYNC_JOB_TYPE, &payload, 0, now, row.retry_count.saturating_add(1)).await?;
+    let payload = json!(SyncPayload { repository_id: row.id });
+    let job = enqueue_job(conn, SyncPayload::NAME, &payload, 0, now, row.retry_count.saturating_add(1)).await?;
     diesel::update(repositories::table.find(row.id))
         .set((
             repositories::job_id.eq(job),

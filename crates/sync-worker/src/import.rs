@@ -6,83 +6,37 @@ use std::{
 use async_trait::async_trait;
 use image_core::{
     Digest,
-    copy::{CopyErrorKind, CopyProgress, CopyRequest, ImageCopier},
+    copy::{CopyErrorKind, CopyProgress, CopyRequest},
     import::{Artifact, AttemptOutcome, LayerProgress},
-    store::{ClaimedJob, ImportStore, JobQueue, KubeStore},
+    job::ImportPayload,
+    store::ImportStore,
 };
-use time::OffsetDateTime;
 
-use crate::{JobHandler, Lease};
-
-/// The job type of imports.
-pub const IMPORT_JOB: &str = "import";
-
-/// What the import handler needs.
-pub struct ImportContext {
-    pub imports: Arc<dyn ImportStore>,
-    pub queue: Arc<dyn JobQueue>,
-    pub copier: Arc<dyn ImageCopier>,
-    /// Stored registry credentials, looked up for the source before each attempt, so that a secret
-    /// created after this worker started is used.
-    pub credentials: Option<Arc<dyn KubeStore>>,
-    /// At most one progress write per import in this interval.
-    pub progress_interval: Duration,
-}
-
-impl std::fmt::Debug for ImportContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImportContext").field("progress_interval", &self.progress_interval).finish_non_exhaustive()
-    }
-}
+use crate::{Claimed, Job, Outcome, Verdict, WorkerContext};
 
 /// Runs `import` jobs: one attempt at copying an image into the internal registry.
 #[derive(Debug, Default)]
 pub struct ImportHandler;
 
-/// The delay before attempt `attempt + 1`: 5 s doubling per attempt, at most 10 minutes, ± 25 %, and never
-/// shorter than what the registry asked for.
-pub fn backoff(attempt: i32, retry_after: Option<Duration>) -> Duration {
-    let exp = 5u64.saturating_mul(1u64 << (attempt.max(1) - 1).min(16) as u32);
-    let base = Duration::from_secs(exp.min(600));
-    let jittered = base.mul_f64(0.75 + rand::random::<f64>() * 0.5);
-    jittered.max(retry_after.unwrap_or_default())
-}
-
 #[async_trait]
-impl JobHandler<ImportContext> for ImportHandler {
-    async fn run(&self, ctx: &ImportContext, job: &ClaimedJob, lease: &Lease) {
-        let Some(import_id) = job.payload.get("import_id").and_then(|v| v.as_i64()) else {
-            tracing::error!(payload = %job.payload, "import job without an import_id: removing it");
-            let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
-            return;
-        };
+impl Job for ImportHandler {
+    type Payload = ImportPayload;
+    type Context = WorkerContext;
+    /// The digest copied and its artifacts.
+    type Output = (Digest, Vec<Artifact>);
+
+    async fn run(ctx: &WorkerContext, job: &Claimed<ImportPayload>) -> image_core::Result<Outcome<Self::Output>> {
+        let import_id = job.payload.import_id;
+        let lease = &job.lease;
         let import = match ctx.imports.get_import(import_id).await {
             Ok(import) => import,
             Err(image_core::Error::NotFound { .. }) => {
-                tracing::warn!(import_id, "the import of this job is gone: removing the job");
-                let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
-                return;
+                return Ok(Outcome::Obsolete { reason: format!("import {import_id} is gone") });
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read the import; the job returns to the queue with its lease");
-                return;
-            }
+            Err(err) => return Err(err),
         };
-        if job.attempts > job.max_attempts {
-            // Claims count attempts; a job whose workers kept dying mid-copy ends here, not in a loop.
-            let error =
-                format!("gave up after {} attempts: the workers running it stopped before it ended", job.max_attempts);
-            let outcome = AttemptOutcome::Failed { error };
-            let _ = ctx.imports.finish_import_attempt(import_id, job.id, &lease.worker, outcome).await;
-            return;
-        }
-        match ctx.imports.start_import_attempt(import_id, job.id, &lease.worker, job.attempts).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot mark the import started");
-                return;
-            }
+        if !ctx.imports.start_import_attempt(import_id, job.id, &lease.worker, job.attempt).await? {
+            return Ok(Outcome::Obsolete { reason: format!("import {import_id} is no longer queued for this job") });
         }
         tracing::info!(import_id, source = %import.source, destination = %import.target, "import attempt started");
         if let Some(kube) = &ctx.credentials {
@@ -123,8 +77,7 @@ impl JobHandler<ImportContext> for ImportHandler {
         drop(flusher);
         recorder.flush(ctx.imports.as_ref(), import_id).await;
 
-        let now = OffsetDateTime::now_utc();
-        let outcome = match result {
+        Ok(match result {
             Ok(Ok(done)) => {
                 tracing::info!(
                     import_id,
@@ -135,30 +88,31 @@ impl JobHandler<ImportContext> for ImportHandler {
                     mounted = done.blobs_mounted,
                     "import succeeded"
                 );
-                AttemptOutcome::Succeeded { digest: done.digest, artifacts: done.artifacts }
+                Outcome::Done((done.digest, done.artifacts))
             }
             Ok(Err(err)) if err.kind == CopyErrorKind::Transient => {
-                let delay = backoff(job.attempts, err.retry_after_secs.map(Duration::from_secs));
-                tracing::warn!(import_id, error = %err, retry_in = ?delay, "import attempt failed; will retry");
-                AttemptOutcome::Retry { error: err.message, retry_at: now + delay }
+                Outcome::Retry { error: err.message, retry_after: err.retry_after_secs.map(Duration::from_secs) }
             }
-            Ok(Err(err)) => {
-                tracing::warn!(import_id, error = %err, "import failed");
-                AttemptOutcome::Failed { error: err.message }
-            }
-            Err(_) => {
-                let error = format!("the attempt timed out after {}s", timeout.as_secs());
-                tracing::warn!(import_id, %error, "import attempt timed out; will retry");
-                AttemptOutcome::Retry { error, retry_at: now + backoff(job.attempts, None) }
-            }
+            Ok(Err(err)) => Outcome::Fail { error: err.message },
+            Err(_) => Outcome::Retry {
+                error: format!("the attempt timed out after {}s", timeout.as_secs()),
+                retry_after: None,
+            },
+        })
+    }
+
+    /// One transaction: the import's state and the job's removal or requeue.
+    async fn finish(
+        ctx: &WorkerContext,
+        job: &Claimed<ImportPayload>,
+        verdict: Verdict<Self::Output>,
+    ) -> image_core::Result<bool> {
+        let outcome = match verdict {
+            Verdict::Succeeded((digest, artifacts)) => AttemptOutcome::Succeeded { digest, artifacts },
+            Verdict::Retry { error, run_at } => AttemptOutcome::Retry { error, retry_at: run_at },
+            Verdict::Failed { error } => AttemptOutcome::Failed { error },
         };
-        match ctx.imports.finish_import_attempt(import_id, job.id, &lease.worker, outcome).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(import_id, "lease lost before the outcome was written; another worker owns it"),
-            Err(err) => {
-                tracing::error!(import_id, error = %err, "cannot write the import's outcome; it will be retried")
-            }
-        }
+        ctx.imports.finish_import_attempt(job.payload.import_id, job.id, &job.lease.worker, outcome).await
     }
 }
 
@@ -216,20 +170,5 @@ async fn flush_periodically(recorder: Arc<Recorder>, store: Arc<dyn ImportStore>
     loop {
         tokio::time::sleep(every).await;
         recorder.flush(store.as_ref(), import_id).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let secs = |a| backoff(a, None).as_secs_f64();
-        assert!((3.75..=6.25).contains(&secs(1)), "{}", secs(1));
-        assert!((7.5..=12.5).contains(&secs(2)));
-        assert!((450.0..=750.0).contains(&secs(30)), "capped at 10 minutes ± 25%");
-        assert!(backoff(1, Some(Duration::from_secs(120))) >= Duration::from_secs(120), "Retry-After wins");
-        assert!(backoff(0, None) > Duration::ZERO);
     }
 }

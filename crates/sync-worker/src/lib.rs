@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+mod context;
 mod import;
 mod runner;
 mod sync;
 
-pub use import::{IMPORT_JOB, ImportContext, ImportHandler, backoff};
-pub use runner::{JobHandler, Lease, Runner, RunnerConfig, wake};
-pub use sync::{SYNC_JOB, SyncContext, SyncHandler, schedule_syncs};
+pub use context::WorkerContext;
+pub use import::ImportHandler;
+pub use runner::{Claimed, Job, Lease, Outcome, Runner, RunnerConfig, Verdict, backoff, wake};
+pub use sync::{SyncHandler, schedule_syncs};

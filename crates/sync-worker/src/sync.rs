@@ -7,47 +7,19 @@ use std::{
 use async_trait::async_trait;
 use image_core::{
     Digest, Reference,
-    copy::{CopyErrorKind, CopyProgress, CopyRequest, ImageCopier},
+    copy::{CopyErrorKind, CopyProgress, CopyRequest},
     import::{Artifact, LayerProgress},
+    job::SyncPayload,
     kube::{SyncStatus, SyncedManifest},
-    store::{ClaimedJob, JobQueue, KubeStore},
+    store::KubeStore,
 };
 use time::OffsetDateTime;
 
-use crate::{JobHandler, Lease, backoff};
-
-/// The job type of repository syncs.
-pub const SYNC_JOB: &str = "sync";
-
-/// What the sync handler needs.
-pub struct SyncContext {
-    pub kube: Arc<dyn KubeStore>,
-    pub queue: Arc<dyn JobQueue>,
-    pub copier: Arc<dyn ImageCopier>,
-    /// `host[:port]` of the internal registry syncs copy into.
-    pub target_host: String,
-    /// Path in front of every synced repository; empty for none.
-    pub target_prefix: String,
-}
-
-impl std::fmt::Debug for SyncContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncContext").field("target_host", &self.target_host).finish_non_exhaustive()
-    }
-}
-
-impl SyncContext {
-    fn target(&self, repository: &str, tag: &str) -> Result<Reference, image_core::ReferenceError> {
-        let path = match self.target_prefix.trim_matches('/') {
-            "" => repository.to_owned(),
-            prefix => format!("{prefix}/{repository}"),
-        };
-        Reference::new(&self.target_host, &path, Some(tag), None)
-    }
-}
+use crate::{Claimed, Job, Outcome, Verdict, WorkerContext};
 
 /// Runs `sync` jobs: copies a repository's tag from its registry secret's registry into the internal
 /// registry. An unchanged upstream costs a manifest HEAD; the copy engine skips what the target has.
+/// The job's attempts are the repository's `retryCount` + 1, set when the store queues it.
 #[derive(Debug, Default)]
 pub struct SyncHandler;
 
@@ -67,54 +39,41 @@ impl CopyProgress for Layers {
 }
 
 #[async_trait]
-impl JobHandler<SyncContext> for SyncHandler {
-    async fn run(&self, ctx: &SyncContext, job: &ClaimedJob, lease: &Lease) {
-        let Some(id) = job.payload.get("repository_id").and_then(|v| v.as_i64()) else {
-            tracing::error!(payload = %job.payload, "sync job without a repository_id: removing it");
-            let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
-            return;
-        };
+impl Job for SyncHandler {
+    type Payload = SyncPayload;
+    type Context = WorkerContext;
+    type Output = SyncedManifest;
+
+    async fn run(ctx: &WorkerContext, job: &Claimed<SyncPayload>) -> image_core::Result<Outcome<SyncedManifest>> {
+        let id = job.payload.repository_id;
+        let lease = &job.lease;
         let (repository, secret) = match ctx.kube.repository_by_id(id).await {
             Ok(found) => found,
             Err(image_core::Error::NotFound { .. }) => {
-                tracing::info!(repository_id = id, "the repository of this sync is gone: removing the job");
-                let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
-                return;
+                return Ok(Outcome::Obsolete { reason: format!("the repository of this sync ({id}) is gone") });
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read the repository; the job returns to the queue with its lease");
-                return;
-            }
+            Err(err) => return Err(err),
         };
         let name = format!("{}/{}", repository.namespace, repository.name);
-        // Records where the sync stands; the final outcomes also complete the job. Nothing changes when
-        // this worker's lease was taken over meanwhile: the other worker records its own outcome.
-        let finish = |status: SyncStatus, message: Option<String>, manifest: Option<SyncedManifest>| async move {
-            match ctx.kube.record_sync(id, job.id, &lease.worker, status, message.as_deref(), manifest.as_ref()).await {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!(repository_id = id, "another worker holds this sync's job now"),
-                Err(image_core::Error::NotFound { .. }) => {
-                    tracing::info!(repository_id = id, "the repository of this sync is gone: removing the job");
-                    let _ = ctx.queue.complete_job(job.id, &lease.worker).await;
-                }
-                Err(err) => tracing::warn!(error = %err, "cannot record the sync's outcome"),
-            }
-        };
-        if job.attempts > job.max_attempts {
-            finish(SyncStatus::Failed, Some(format!("gave up after {} attempts", job.max_attempts)), None).await;
-            return;
-        }
         let references = Reference::new(&secret.domain, &repository.repository, Some(&repository.tag), None)
-            .and_then(|source| Ok((source, ctx.target(&repository.repository, &repository.tag)?)));
+            .and_then(|source| Ok((source, ctx.sync_target(&repository.repository, &repository.tag)?)));
         let (source, target) = match references {
             Ok(pair) => pair,
-            Err(err) => {
-                finish(SyncStatus::Failed, Some(format!("cannot name the image to sync: {err}")), None).await;
-                return;
-            }
+            Err(err) => return Ok(Outcome::Fail { error: format!("cannot name the image to sync: {err}") }),
         };
-        finish(SyncStatus::Syncing, None, None).await;
-        tracing::info!(repository = %name, %source, destination = %target, attempt = job.attempts, "sync started");
+        // Nothing changes when this worker's lease was taken over meanwhile: the other worker records its own
+        // outcome.
+        match ctx.kube.record_sync(id, job.id, &lease.worker, SyncStatus::Syncing, None, None).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Ok(Outcome::Obsolete { reason: format!("repository {name} has moved on from this job") });
+            }
+            Err(image_core::Error::NotFound { .. }) => {
+                return Ok(Outcome::Obsolete { reason: format!("the repository of this sync ({id}) is gone") });
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot record the sync's start"),
+        }
+        tracing::info!(repository = %name, %source, destination = %target, attempt = job.attempt, "sync started");
         ctx.copier.use_credentials(
             &secret.domain,
             Some((secret.username.clone(), secret.password.clone())),
@@ -123,7 +82,7 @@ impl JobHandler<SyncContext> for SyncHandler {
         let layers = Layers::default();
         let request = CopyRequest { source, target, platforms: Vec::new() };
         let result = tokio::time::timeout(repository.sync_timeout, ctx.copier.copy_image(&request, &layers)).await;
-        let (error, transient, retry_after) = match result {
+        Ok(match result {
             Ok(Ok(outcome)) => {
                 let first = outcome.artifacts.first();
                 let manifest = SyncedManifest {
@@ -135,25 +94,45 @@ impl JobHandler<SyncContext> for SyncHandler {
                     layers: layers.0.lock().unwrap().iter().map(ToString::to_string).collect(),
                 };
                 tracing::info!(repository = %name, digest = %outcome.digest, copied = outcome.blobs_copied, "sync succeeded");
-                finish(SyncStatus::Success, None, Some(manifest)).await;
-                return;
+                Outcome::Done(manifest)
             }
-            Ok(Err(err)) => (err.message, err.kind == CopyErrorKind::Transient, err.retry_after_secs),
-            Err(_) => (
-                format!("the sync timed out after {}", image_core::kube::format_go_duration(repository.sync_timeout)),
-                true,
-                None,
-            ),
-        };
-        if transient && job.attempts < job.max_attempts {
-            let delay = backoff(job.attempts, retry_after.map(Duration::from_secs));
-            tracing::warn!(repository = %name, %error, retry_in = ?delay, "sync attempt failed; will retry");
-            finish(SyncStatus::Syncing, Some(format!("attempt {} failed: {error}; retrying", job.attempts)), None)
-                .await;
-            let _ = ctx.queue.retry_job(job.id, &lease.worker, &error, OffsetDateTime::now_utc() + delay).await;
-        } else {
-            tracing::warn!(repository = %name, %error, "sync failed");
-            finish(SyncStatus::Failed, Some(error), None).await;
+            Ok(Err(err)) if err.kind == CopyErrorKind::Transient => {
+                Outcome::Retry { error: err.message, retry_after: err.retry_after_secs.map(Duration::from_secs) }
+            }
+            Ok(Err(err)) => Outcome::Fail { error: err.message },
+            Err(_) => Outcome::Retry {
+                error: format!(
+                    "the sync timed out after {}",
+                    image_core::kube::format_go_duration(repository.sync_timeout)
+                ),
+                retry_after: None,
+            },
+        })
+    }
+
+    /// The final outcomes and the job's removal are one transaction (`record_sync`). A retry is two: the
+    /// repository's status, then the job's requeue, because the store has no method that does both; a
+    /// worker that dies between them leaves the job to return when its lease lapses.
+    async fn finish(
+        ctx: &WorkerContext,
+        job: &Claimed<SyncPayload>,
+        verdict: Verdict<SyncedManifest>,
+    ) -> image_core::Result<bool> {
+        let (id, worker) = (job.payload.repository_id, &job.lease.worker);
+        match verdict {
+            Verdict::Succeeded(manifest) => {
+                ctx.kube.record_sync(id, job.id, worker, SyncStatus::Success, None, Some(&manifest)).await
+            }
+            Verdict::Retry { error, run_at } => {
+                let message = format!("attempt {} failed: {error}; retrying", job.attempt);
+                if !ctx.kube.record_sync(id, job.id, worker, SyncStatus::Syncing, Some(&message), None).await? {
+                    return Ok(false);
+                }
+                job.requeue(&error, run_at).await
+            }
+            Verdict::Failed { error } => {
+                ctx.kube.record_sync(id, job.id, worker, SyncStatus::Failed, Some(&error), None).await
+            }
         }
     }
 }

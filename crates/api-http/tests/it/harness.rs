@@ -26,9 +26,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     admin_token: String,
     _dir: Arc<tempfile::TempDir>,
-    /// With an internal registry: the job runners, driven by [`TestApp::run_jobs`].
-    runner: Option<Arc<sync_worker::Runner<sync_worker::ImportContext>>>,
-    sync_runner: Option<Arc<sync_worker::Runner<sync_worker::SyncContext>>>,
+    /// With an internal registry: the job runner, driven by [`TestApp::run_jobs`].
+    runner: Option<Arc<sync_worker::Runner<sync_worker::WorkerContext>>>,
 }
 
 impl TestApp {
@@ -72,36 +71,26 @@ impl TestApp {
         auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
         let mut state = AppState::new(store.clone());
         let mut runner = None;
-        let mut sync_runner = None;
         if let Some(internal) = internal {
-            let sync = sync_worker::SyncContext {
-                kube: store.clone(),
-                queue: store.clone(),
-                copier: internal.copier.clone(),
-                target_host: internal.host.clone(),
-                target_prefix: internal.prefix.clone(),
-            };
-            let config = sync_worker::RunnerConfig { worker_id: "test-sync-worker".into(), ..Default::default() };
-            sync_runner = Some(Arc::new(
-                sync_worker::Runner::new(store.clone(), sync, config)
-                    .register(sync_worker::SYNC_JOB, sync_worker::SyncHandler),
-            ));
-            let ctx = sync_worker::ImportContext {
+            let ctx = sync_worker::WorkerContext {
                 imports: store.clone(),
-                queue: store.clone(),
+                kube: store.clone(),
                 copier: internal.copier.clone(),
                 credentials: Some(store.clone()),
                 progress_interval: std::time::Duration::from_millis(50),
+                target_host: internal.host.clone(),
+                target_prefix: internal.prefix.clone(),
             };
             let config = sync_worker::RunnerConfig { worker_id: "test-worker".into(), ..Default::default() };
             runner = Some(Arc::new(
                 sync_worker::Runner::new(store.clone(), ctx, config)
-                    .register(sync_worker::IMPORT_JOB, sync_worker::ImportHandler),
+                    .register::<sync_worker::ImportHandler>()
+                    .register::<sync_worker::SyncHandler>(),
             ));
             state = state.with_internal_registry(internal);
         }
         let router = api_http::router(state);
-        let mut app = TestApp { router, store, admin_token: String::new(), _dir: Arc::new(dir), runner, sync_runner };
+        let mut app = TestApp { router, store, admin_token: String::new(), _dir: Arc::new(dir), runner };
         let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
         let (status, response) = app.send("POST", "/api/v1/auth/token", Some(body), None).await;
         assert_eq!(status, StatusCode::OK, "{response}");
@@ -112,11 +101,9 @@ impl TestApp {
     /// Runs due jobs (imports and syncs) until none is left; returns how many ran.
     pub async fn run_jobs(&self) -> usize {
         let runner = self.runner.as_ref().expect("an app with an internal registry");
-        let sync_runner = self.sync_runner.as_ref().expect("an app with an internal registry");
         let mut ran = 0;
         loop {
-            let progressed = runner.run_once().await.unwrap() | sync_runner.run_once().await.unwrap();
-            if !progressed {
+            if !runner.run_once().await.unwrap() {
                 return ran;
             }
             ran += 1;

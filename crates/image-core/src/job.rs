@@ -1,0 +1,63 @@
+//! The payloads of queued jobs.
+//!
+//! The store queues a job in the same transaction as the domain change that calls for it, so the payloads
+//! live here, where both the store and the worker see them.
+//! A payload is stored as JSON next to its job type's [`JobPayload::NAME`]; both are a wire format that
+//! jobs queued by an older version must still match, so renaming a field or a type strands queued jobs.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::import::ImportId;
+
+/// The payload of one job type.
+pub trait JobPayload: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The job type in the queue, unique across job types.
+    const NAME: &'static str;
+}
+
+/// Run the next attempt of an import: `{"import_id": …}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportPayload {
+    pub import_id: ImportId,
+}
+
+impl JobPayload for ImportPayload {
+    const NAME: &'static str = "import";
+}
+
+/// Sync a kube-style repository (by its id) from its registry: `{"repository_id": …}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPayload {
+    pub repository_id: i64,
+}
+
+impl JobPayload for SyncPayload {
+    const NAME: &'static str = "sync";
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Jobs queued before the payloads were typed hold exactly this JSON under these names.
+    #[test]
+    fn the_wire_format_of_queued_jobs_is_kept() {
+        assert_eq!(ImportPayload::NAME, "import");
+        assert_eq!(SyncPayload::NAME, "sync");
+        assert_eq!(serde_json::to_value(ImportPayload { import_id: 7 }).unwrap(), json!({"import_id": 7}));
+        assert_eq!(serde_json::to_value(SyncPayload { repository_id: 9 }).unwrap(), json!({"repository_id": 9}));
+        let old: ImportPayload = serde_json::from_value(json!({"import_id": 7})).unwrap();
+        assert_eq!(old, ImportPayload { import_id: 7 });
+        let old: SyncPayload = serde_json::from_value(json!({"repository_id": 9})).unwrap();
+        assert_eq!(old, SyncPayload { repository_id: 9 });
+    }
+
+    #[test]
+    fn a_payload_of_another_shape_does_not_decode() {
+        assert!(serde_json::from_value::<ImportPayload>(json!({"repository_id": 9})).is_err());
+        assert!(serde_json::from_value::<ImportPayload>(json!({"import_id": "7"})).is_err());
+        assert!(serde_json::from_value::<SyncPayload>(json!(null)).is_err());
+    }
+}

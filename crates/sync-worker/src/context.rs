@@ -1,0 +1,45 @@
+use std::{sync::Arc, time::Duration};
+
+use image_core::{
+    Reference,
+    copy::ImageCopier,
+    store::{ImportStore, KubeStore},
+};
+
+/// What every job type of a worker shares; the one context its [`crate::Runner`] runs them with.
+pub struct WorkerContext {
+    pub imports: Arc<dyn ImportStore>,
+    pub kube: Arc<dyn KubeStore>,
+    /// Copies images into the internal registry.
+    pub copier: Arc<dyn ImageCopier>,
+    /// Stored registry credentials, looked up for an import's source before each attempt, so that a secret
+    /// created after this worker started is used; `None` for only those the copier already knows.
+    pub credentials: Option<Arc<dyn KubeStore>>,
+    /// At most one progress write per import in this interval.
+    pub progress_interval: Duration,
+    /// `host[:port]` of the internal registry syncs copy into.
+    pub target_host: String,
+    /// Path in front of every synced repository; empty for none.
+    pub target_prefix: String,
+}
+
+impl std::fmt::Debug for WorkerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerContext")
+            .field("progress_interval", &self.progress_interval)
+            .field("target_host", &self.target_host)
+            .field("target_prefix", &self.target_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerContext {
+    /// Where a sync of `repository:tag` goes in the internal registry.
+    pub(crate) fn sync_target(&self, repository: &str, tag: &str) -> Result<Reference, image_core::ReferenceError> {
+        let path = match self.target_prefix.trim_matches('/') {
+            "" => repository.to_owned(),
+            prefix => format!("{prefix}/{repository}"),
+        };
+        Reference::new(&self.target_host, &path, Some(tag), None)
+    }
+}
