@@ -50,15 +50,9 @@ impl std::fmt::Debug for InternalRegistry {
 }
 
 impl InternalRegistry {
-    /// Where an import of `source` lands: the source's path under the prefix, with the source's tag
-    /// (`docker.io/pytorch/pytorch:2.0` → `<host>/<prefix>/pytorch/pytorch:2.0`).
+    /// Where an import of `source` lands (see [`image_core::import::internal_target`]).
     pub fn target_for(&self, source: &Reference) -> Result<Reference, image_core::ReferenceError> {
-        let repository = match self.prefix.trim_matches('/') {
-            "" => source.repository().to_owned(),
-            prefix => format!("{prefix}/{}", source.repository()),
-        };
-        let tag = source.tag().unwrap_or("latest");
-        Reference::new(&self.host, &repository, Some(tag), None)
+        image_core::import::internal_target(&self.host, &self.prefix, source)
     }
 
     /// The repository as a client of this registry names it, without the prefix.

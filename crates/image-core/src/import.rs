@@ -284,6 +284,31 @@ pub struct ExportRecord {
 pub const EXPORT_PHASES: [&str; 4] = ["Pending", "Running", "Succeeded", "Failed"];
 
 /// Checks an export phase.
+/// Where an import or a sync of `source` lands in the internal registry at `host`, under `prefix` (a
+/// Harbor project, say; empty for none).
+///
+/// The internal path is derived from the whole source reference, so that two different sources never
+/// land in one internal repository: Docker Hub's images keep their path (`docker.io/pytorch/pytorch:2.0` →
+/// `<prefix>/pytorch/pytorch:2.0`), every other registry's are put under its host, with a port's `:`
+/// written `_` (`ghcr.io/acme/app:1` → `<prefix>/ghcr.io/acme/app:1`, `127.0.0.1:5000/app:1` →
+/// `<prefix>/127.0.0.1_5000/app:1`). Docker Hub's namespaces never hold a `.` or `_` and hosts always
+/// hold a `.` or a port (or are `localhost`), so the two forms cannot meet. The tag is the source's, or
+/// `latest` for a source given by digest alone.
+pub fn internal_target(host: &str, prefix: &str, source: &Reference) -> Result<Reference, crate::ReferenceError> {
+    let mut path = String::new();
+    let prefix = prefix.trim_matches('/');
+    if !prefix.is_empty() {
+        path.push_str(prefix);
+        path.push('/');
+    }
+    if source.registry() != crate::DEFAULT_REGISTRY {
+        path.push_str(&source.registry().replace(':', "_"));
+        path.push('/');
+    }
+    path.push_str(source.repository());
+    Reference::new(host, &path, Some(source.tag().unwrap_or("latest")), None)
+}
+
 pub fn validate_phase(phase: &str) -> Result<()> {
     if EXPORT_PHASES.contains(&phase) {
         Ok(())
@@ -295,6 +320,22 @@ pub fn validate_phase(phase: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_targets_keep_sources_apart() {
+        let place = |prefix: &str, source: &str| {
+            internal_target("reg.internal:5000", prefix, &Reference::parse(source).unwrap()).unwrap().to_string()
+        };
+        assert_eq!(place("", "pytorch/pytorch:2.0"), "reg.internal:5000/pytorch/pytorch:2.0");
+        assert_eq!(place("mirror", "redis"), "reg.internal:5000/mirror/library/redis:latest");
+        assert_eq!(place("/mirror/", "ghcr.io/acme/app:1"), "reg.internal:5000/mirror/ghcr.io/acme/app:1");
+        assert_eq!(place("", "127.0.0.1:5000/library/app:1"), "reg.internal:5000/127.0.0.1_5000/library/app:1");
+        assert_eq!(place("", "localhost/app:1"), "reg.internal:5000/localhost/app:1");
+        let digest = format!("quay.io/x/y@sha256:{}", "a".repeat(64));
+        assert_eq!(place("", &digest), "reg.internal:5000/quay.io/x/y:latest");
+        // The same path on two registries never lands in one repository.
+        assert_ne!(place("", "docker.io/library/app:1"), place("", "quay.io/library/app:1"));
+    }
 
     #[test]
     fn platforms_parse_and_print() {

@@ -34,12 +34,8 @@ impl std::fmt::Debug for WorkerContext {
 }
 
 impl WorkerContext {
-    /// Where a sync of `repository:tag` goes in the internal registry.
-    pub(crate) fn sync_target(&self, repository: &str, tag: &str) -> Result<Reference, image_core::ReferenceError> {
-        let path = match self.target_prefix.trim_matches('/') {
-            "" => repository.to_owned(),
-            prefix => format!("{prefix}/{repository}"),
-        };
-        Reference::new(&self.target_host, &path, Some(tag), None)
+    /// Where a sync of `source` goes in the internal registry (see [`image_core::import::internal_target`]).
+    pub(crate) fn sync_target(&self, source: &Reference) -> Result<Reference, image_core::ReferenceError> {
+        image_core::import::internal_target(&self.target_host, &self.target_prefix, source)
     }
 }

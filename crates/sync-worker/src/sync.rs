@@ -56,7 +56,8 @@ impl Job for SyncHandler {
         };
         let name = format!("{}/{}", repository.namespace, repository.name);
         let references = Reference::new(&secret.domain, &repository.repository, Some(&repository.tag), None)
-            .and_then(|source| Ok((source, ctx.sync_target(&repository.repository, &repository.tag)?)));
+            .and_then(|source| Ok((ctx.sync_target(&source)?, source)))
+            .map(|(target, source)| (source, target));
         let (source, target) = match references {
             Ok(pair) => pair,
             Err(err) => return Ok(Outcome::Fail { error: format!("cannot name the image to sync: {err}") }),
