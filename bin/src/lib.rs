@@ -9,7 +9,6 @@ use std::{
 use anyhow::{Context, bail};
 use api_http::InternalRegistry;
 use clap::ValueEnum;
-use image_core::{copy::ImageCopier, store::Store};
 use registry_client::{ClientConfig, CopyConfig, CopyEngine, Credential, RegistryClient};
 use sync_worker::{IMPORT_JOB, ImportContext, ImportHandler, Runner, RunnerConfig, SYNC_JOB, SyncContext, SyncHandler};
 
@@ -213,21 +212,6 @@ pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
         copier: copier.clone(),
     });
     Ok(Registries { copier, internal })
-}
-
-/// Hands every stored registry secret's credentials to the copier; the newest secret wins for a registry
-/// named by several. Secrets created later reach a worker through its sync jobs and import attempts.
-pub async fn apply_stored_credentials(store: &dyn Store, copier: &dyn ImageCopier) -> anyhow::Result<usize> {
-    let mut secrets = store.all_registry_secrets().await.context("cannot read the registry secrets")?;
-    secrets.sort_by_key(|s| s.created_at);
-    for secret in &secrets {
-        copier.use_credentials(
-            &secret.domain,
-            Some((secret.username.clone(), secret.password.clone())),
-            secret.insecure,
-        );
-    }
-    Ok(secrets.len())
 }
 
 /// How the job runner runs; shared by the server's embedded worker and `imagegate-worker`.

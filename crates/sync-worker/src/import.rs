@@ -6,8 +6,8 @@ use std::{
 use async_trait::async_trait;
 use image_core::{
     Digest,
-    copy::{CopyErrorKind, CopyProgress, CopyRequest, ImageCopier},
-    import::{Artifact, AttemptOutcome, LayerProgress},
+    copy::{CopyErrorKind, CopyProgress, CopyRequest, ImageCopier, RegistryAccess, access_for_import},
+    import::{Artifact, AttemptOutcome, ImportJob, LayerProgress},
     store::{ClaimedJob, ImportStore, JobQueue, KubeStore},
 };
 use time::OffsetDateTime;
@@ -22,8 +22,8 @@ pub struct ImportContext {
     pub imports: Arc<dyn ImportStore>,
     pub queue: Arc<dyn JobQueue>,
     pub copier: Arc<dyn ImageCopier>,
-    /// Stored registry credentials, looked up for the source before each attempt, so that a secret
-    /// created after this worker started is used.
+    /// The registry secrets an import may name, read again at each attempt, so that a changed password
+    /// applies; imports that name one fail without it.
     pub credentials: Option<Arc<dyn KubeStore>>,
     /// At most one progress write per import in this interval.
     pub progress_interval: Duration,
@@ -85,24 +85,13 @@ impl JobHandler<ImportContext> for ImportHandler {
             }
         }
         tracing::info!(import_id, source = %import.source, destination = %import.target, "import attempt started");
-        if let Some(kube) = &ctx.credentials {
-            match kube.all_registry_secrets().await {
-                Ok(secrets) => {
-                    let newest = secrets
-                        .into_iter()
-                        .filter(|s| s.domain == import.source.registry())
-                        .max_by_key(|s| s.created_at);
-                    if let Some(secret) = newest {
-                        ctx.copier.use_credentials(
-                            &secret.domain,
-                            Some((secret.username, secret.password)),
-                            secret.insecure,
-                        );
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "cannot read stored credentials; using those already known"),
+        let source_access = match source_access(ctx, &import).await {
+            Ok(access) => access,
+            Err(outcome) => {
+                finish(ctx, import_id, job, lease, outcome).await;
+                return;
             }
-        }
+        };
 
         let recorder = Arc::new(Recorder::new(import.layers.clone()));
         // Dropped with this attempt, also when the attempt itself is dropped (lease lost, shutdown), so that no
@@ -115,6 +104,7 @@ impl JobHandler<ImportContext> for ImportHandler {
         )));
         let request = CopyRequest {
             source: import.source.clone(),
+            source_access,
             target: import.target.clone(),
             platforms: import.platforms.clone(),
         };
@@ -152,12 +142,44 @@ impl JobHandler<ImportContext> for ImportHandler {
                 AttemptOutcome::Retry { error, retry_at: now + backoff(job.attempts, None) }
             }
         };
-        match ctx.imports.finish_import_attempt(import_id, job.id, &lease.worker, outcome).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(import_id, "lease lost before the outcome was written; another worker owns it"),
-            Err(err) => {
-                tracing::error!(import_id, error = %err, "cannot write the import's outcome; it will be retried")
+        finish(ctx, import_id, job, lease, outcome).await;
+    }
+}
+
+/// How this attempt reads the source: by [`access_for_import`], with the secret the import names as it is
+/// stored now. A secret that is gone or does not fit fails the import; a store that cannot be read retries.
+async fn source_access(ctx: &ImportContext, import: &ImportJob) -> Result<RegistryAccess, AttemptOutcome> {
+    let secret = match (&import.registry_secret, &ctx.credentials) {
+        (None, _) => None,
+        (Some(named), None) => {
+            return Err(AttemptOutcome::Failed {
+                error: format!("the registry secret {}/{} cannot be read by this worker", named.namespace, named.name),
+            });
+        }
+        (Some(named), Some(kube)) => match kube.get_registry_secret(&named.namespace, &named.name).await {
+            Ok(secret) => Some(secret),
+            Err(image_core::Error::NotFound { .. }) => {
+                return Err(AttemptOutcome::Failed {
+                    error: format!("the registry secret {}/{} no longer exists", named.namespace, named.name),
+                });
             }
+            Err(err) => {
+                let error = format!("cannot read the registry secret {}/{}: {err}", named.namespace, named.name);
+                tracing::warn!(import_id = import.id, %error, "will retry");
+                let retry_at = OffsetDateTime::now_utc() + backoff(import.attempts.max(1), None);
+                return Err(AttemptOutcome::Retry { error, retry_at });
+            }
+        },
+    };
+    access_for_import(secret.as_ref(), &import.source).map_err(|e| AttemptOutcome::Failed { error: e.to_string() })
+}
+
+async fn finish(ctx: &ImportContext, import_id: i64, job: &ClaimedJob, lease: &Lease, outcome: AttemptOutcome) {
+    match ctx.imports.finish_import_attempt(import_id, job.id, &lease.worker, outcome).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(import_id, "lease lost before the outcome was written; another worker owns it"),
+        Err(err) => {
+            tracing::error!(import_id, error = %err, "cannot write the import's outcome; it will be retried")
         }
     }
 }

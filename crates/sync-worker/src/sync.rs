@@ -7,7 +7,7 @@ use std::{
 use async_trait::async_trait;
 use image_core::{
     Digest, Reference,
-    copy::{CopyErrorKind, CopyProgress, CopyRequest, ImageCopier},
+    copy::{CopyErrorKind, CopyProgress, CopyRequest, ImageCopier, access_for_repository},
     import::{Artifact, LayerProgress},
     kube::{SyncStatus, SyncedManifest},
     store::{ClaimedJob, JobQueue, KubeStore},
@@ -113,15 +113,18 @@ impl JobHandler<SyncContext> for SyncHandler {
                 return;
             }
         };
+        // The repository's own registryRef secret, as stored now, and nothing else.
+        let source_access = match access_for_repository(&repository, &secret) {
+            Ok(access) => access,
+            Err(err) => {
+                finish(SyncStatus::Failed, Some(err.to_string()), None).await;
+                return;
+            }
+        };
         finish(SyncStatus::Syncing, None, None).await;
         tracing::info!(repository = %name, %source, destination = %target, attempt = job.attempts, "sync started");
-        ctx.copier.use_credentials(
-            &secret.domain,
-            Some((secret.username.clone(), secret.password.clone())),
-            secret.insecure,
-        );
         let layers = Layers::default();
-        let request = CopyRequest { source, target, platforms: Vec::new() };
+        let request = CopyRequest { source, source_access, target, platforms: Vec::new() };
         let result = tokio::time::timeout(repository.sync_timeout, ctx.copier.copy_image(&request, &layers)).await;
         let (error, transient, retry_after) = match result {
             Ok(Ok(outcome)) => {
@@ -131,7 +134,7 @@ impl JobHandler<SyncContext> for SyncHandler {
                     architecture: first.and_then(|a| a.architecture.clone()),
                     os: first.and_then(|a| a.os.clone()),
                     size: first.map(|a| a.size),
-                    created: None,
+                    created: outcome.created.clone(),
                     layers: layers.0.lock().unwrap().iter().map(ToString::to_string).collect(),
                 };
                 tracing::info!(repository = %name, digest = %outcome.digest, copied = outcome.blobs_copied, "sync succeeded");
