@@ -505,7 +505,6 @@ async fn a_separate_worker_starts_a_job_queued_elsewhere_without_waiting_for_its
 async fn concurrent_syncs_use_each_their_own_namespace_secret() {
     let source = Distribution::start_with_basic_auth("puller", "right-password").await;
     let setup = Setup::with_source(source).await;
-    let image = images::push_image(&setup.source, "team/app", "1", &[64 * 1024, 1024]).await;
     let (mut server, base) = setup.server(true).await;
     // The scheduler looks once, at start, before the repositories exist: only the test triggers syncs.
     let mut worker = setup.worker("worker", &["--scheduler-interval-secs", "3600", "--worker-concurrency", "2"]).await;
@@ -548,7 +547,12 @@ async fn concurrent_syncs_use_each_their_own_namespace_secret() {
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
     };
 
+    // Each round moves the tag to a new image whose layer downloads take a quarter of a second, so that the
+    // two syncs overlap: a credential shared between them would show.
+    setup.src.throttle(256 * 1024);
+    let mut image = None;
     for round in 1..=10 {
+        let pushed = images::push_image(&setup.source, "team/app", "1", &[64 * 1024, 1024]).await;
         let ((s1, right), (s2, wrong)) = tokio::join!(
             post(format!("{kube}/team-right/repositories/app/sync"), json!({})),
             post(format!("{kube}/team-wrong/repositories/app/sync"), json!({})),
@@ -568,13 +572,16 @@ async fn concurrent_syncs_use_each_their_own_namespace_secret() {
         }
         let (right, wrong) = tokio::join!(repository("team-right"), repository("team-wrong"));
         assert_eq!(right["status"]["syncStatus"], "Success", "round {round}: {right}");
-        assert_eq!(right["status"]["manifest"]["digest"], image.digest, "round {round}");
+        assert_eq!(right["status"]["manifest"]["digest"], pushed.digest, "round {round}");
         assert_eq!(wrong["status"]["syncStatus"], "Failed", "round {round}: {wrong}");
         let message = wrong["status"]["message"].as_str().unwrap_or_default();
         assert!(message.contains("refused the credentials for user puller"), "round {round}: {message}");
         assert!(!message.contains("wrong-password"), "round {round}: {message}");
+        image = Some(pushed);
     }
+    let image = image.unwrap();
     assert_eq!(setup.target_manifest("team/app", "1").await.as_deref(), Some(image.digest.as_str()));
+    setup.src.throttle(0);
 
     // A platform import uses the secret it names, and nothing else: no secret (anonymous here), a wrong
     // one, a missing one and one of another registry are refused at once; the right one imports.
