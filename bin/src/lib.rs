@@ -11,7 +11,6 @@ use std::{
 use anyhow::{Context, bail};
 use api_http::InternalRegistry;
 use clap::ValueEnum;
-use image_core::{copy::ImageCopier, store::Store};
 use registry_client::{ClientConfig, CopyConfig, CopyEngine, Credential, RegistryClient};
 use sync_worker::{ImportHandler, Runner, RunnerConfig, SyncHandler, WorkerContext};
 
@@ -255,21 +254,6 @@ pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
     Ok(Registries { copier, internal })
 }
 
-/// Hands every stored registry secret's credentials to the copier; the newest secret wins for a registry
-/// named by several. Secrets created later reach a worker through its sync jobs and import attempts.
-pub async fn apply_stored_credentials(store: &dyn Store, copier: &dyn ImageCopier) -> anyhow::Result<usize> {
-    let mut secrets = store.all_registry_secrets().await.context("cannot read the registry secrets")?;
-    secrets.sort_by_key(|s| s.created_at);
-    for secret in &secrets {
-        copier.use_credentials(
-            &secret.domain,
-            Some((secret.username.clone(), secret.password.clone())),
-            secret.insecure,
-        );
-    }
-    Ok(secrets.len())
-}
-
 /// How the job runner runs; shared by the server's embedded worker and `imagegate-worker`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -323,7 +307,6 @@ pub async fn run_worker(
         imports: store.clone(),
         kube: store.clone(),
         copier: internal.copier.clone(),
-        credentials: Some(store.clone()),
         progress_interval: Duration::from_millis(500),
         target_host: internal.host.clone(),
         target_prefix: internal.prefix.clone(),

@@ -15,7 +15,7 @@ use std::{
 
 use image_core::{
     import::{ImportJob, ImportState},
-    store::ImportStore,
+    store::{ImportStore, JobQueue},
 };
 use serde_json::{Value, json};
 use test_support::{Distribution, images, proxy::Proxy};
@@ -129,8 +129,12 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
-        let (db_url, source, target) =
-            tokio::join!(test_support::postgres_url(), Distribution::start(), Distribution::start());
+        Setup::with_source(Distribution::start().await).await
+    }
+
+    /// A setting whose source registry is `source` (one that requires credentials, say).
+    async fn with_source(source: Distribution) -> Setup {
+        let (db_url, target) = tokio::join!(test_support::postgres_url(), Distribution::start());
         let (src, dst) = (Proxy::start(&source.url()).await, Proxy::start(&target.url()).await);
         Setup {
             db_url,
@@ -264,8 +268,15 @@ impl Setup {
         }
     }
 
-    /// The digest of the target's manifest `repo:reference`, asked of the target itself; None when absent.
+    /// Where the source's `repo` lands in the internal registry: under the source's host.
+    fn internal(&self, repo: &str) -> String {
+        format!("{}/{repo}", self.src.host().replace(':', "_"))
+    }
+
+    /// The digest of the target's copy of the source's `repo:reference`, asked of the target itself; None
+    /// when absent.
     async fn target_manifest(&self, repo: &str, reference: &str) -> Option<String> {
+        let repo = self.internal(repo);
         let resp = self
             .http
             .head(format!("{}/v2/{repo}/manifests/{reference}", self.target.url()))
@@ -282,6 +293,7 @@ impl Setup {
 
     /// Whether the target holds the blob in `repo`, asked of the target itself.
     async fn target_has_blob(&self, repo: &str, digest: &str) -> bool {
+        let repo = self.internal(repo);
         let resp = self.http.head(format!("{}/v2/{repo}/blobs/{digest}", self.target.url())).send().await.unwrap();
         match resp.status().as_u16() {
             200 => true,
@@ -373,7 +385,7 @@ async fn two_workers_share_the_queue_without_taking_a_job_twice() {
             .dst
             .requests()
             .iter()
-            .filter(|r| r.method == "PUT" && r.path == format!("/v2/{repo}/manifests/1"))
+            .filter(|r| r.method == "PUT" && r.path == format!("/v2/{}/manifests/1", setup.internal(&repo)))
             .map(|r| r.status)
             .collect();
         assert_eq!(puts, [201], "manifest PUTs of {repo}:1");
@@ -491,4 +503,115 @@ async fn a_separate_worker_starts_a_job_queued_elsewhere_without_waiting_for_its
         eprintln!("team/app:{tag} imported {:?} after the POST", started.elapsed());
         assert_eq!(setup.target_manifest("team/app", tag).await.as_deref(), Some(image.digest.as_str()));
     }
+}
+
+/// Two namespaces hold a secret for one registry, one with the right password and one with a wrong one, and a
+/// Repository each that uses it. Synced at the same moment by one worker, again and again, each sync uses its
+/// own namespace's secret: the right one always succeeds and the wrong one always fails. (With credentials
+/// kept per registry host for the whole process, whichever secret was handed over last served both.)
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_syncs_use_each_their_own_namespace_secret() {
+    let source = Distribution::start_with_basic_auth("puller", "right-password").await;
+    let setup = Setup::with_source(source).await;
+    let (mut server, base) = setup.server(true).await;
+    // The scheduler looks once, at start, before the repositories exist: only the test triggers syncs.
+    let mut worker = setup.worker("worker", &["--scheduler-interval-secs", "3600", "--worker-concurrency", "2"]).await;
+    let kube = format!("{base}/oapis/image.theriseunion.io/v1alpha1/namespaces");
+    let post = |url: String, body: Value| {
+        let request = setup.http.post(url).basic_auth("admin", Some(ADMIN_PASSWORD)).json(&body);
+        async move {
+            let resp = request.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for (namespace, password) in [("team-right", "right-password"), ("team-wrong", "wrong-password")] {
+        let secret = json!({
+            "apiVersion": "image.theriseunion.io/v1alpha1",
+            "kind": "RegistrySecret",
+            "metadata": { "name": "pull", "namespace": namespace },
+            "spec": { "domain": setup.src.host(), "username": "puller", "password": password, "provider": "other" }
+        });
+        let (status, body) = post(format!("{kube}/{namespace}/registry-secrets"), secret).await;
+        assert_eq!(status, 201, "{body}");
+        let repository = json!({
+            "apiVersion": "image.theriseunion.io/v1alpha1",
+            "kind": "Repository",
+            "metadata": { "name": "app", "namespace": namespace },
+            "spec": {
+                "repository": "team/app",
+                "tag": "1",
+                "registryRef": { "name": "pull", "namespace": namespace },
+                "syncInterval": "24h"
+            }
+        });
+        let (status, body) = post(format!("{kube}/{namespace}/repositories"), repository).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let store = setup.store().await;
+    let repository = |namespace: &'static str| {
+        let request =
+            setup.http.get(format!("{kube}/{namespace}/repositories/app")).basic_auth("admin", Some(ADMIN_PASSWORD));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+
+    // Each round moves the tag to a new image whose layer downloads take a quarter of a second, so that the
+    // two syncs overlap: a credential shared between them would show.
+    setup.src.throttle(256 * 1024);
+    let mut image = None;
+    for round in 1..=10 {
+        let pushed = images::push_image(&setup.source, "team/app", "1", &[64 * 1024, 1024]).await;
+        let ((s1, right), (s2, wrong)) = tokio::join!(
+            post(format!("{kube}/team-right/repositories/app/sync"), json!({})),
+            post(format!("{kube}/team-wrong/repositories/app/sync"), json!({})),
+        );
+        assert_eq!((s1, s2), (200, 200), "round {round}: {right} {wrong}");
+        assert_eq!(
+            (right["message"].as_str(), wrong["message"].as_str()),
+            (Some("Sync task submitted"), Some("Sync task submitted"))
+        );
+        // A sync's final outcome and the removal of its job are one transaction: no job left, both ended.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while store.job_types().await.unwrap().iter().any(|(kind, n)| kind == "sync" && *n > 0) {
+            server.assert_running();
+            worker.assert_running();
+            assert!(Instant::now() < deadline, "round {round}: the syncs did not end");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (right, wrong) = tokio::join!(repository("team-right"), repository("team-wrong"));
+        assert_eq!(right["status"]["syncStatus"], "Success", "round {round}: {right}");
+        assert_eq!(right["status"]["manifest"]["digest"], pushed.digest, "round {round}");
+        assert_eq!(wrong["status"]["syncStatus"], "Failed", "round {round}: {wrong}");
+        let message = wrong["status"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("refused the credentials for user puller"), "round {round}: {message}");
+        assert!(!message.contains("wrong-password"), "round {round}: {message}");
+        image = Some(pushed);
+    }
+    let image = image.unwrap();
+    assert_eq!(setup.target_manifest("team/app", "1").await.as_deref(), Some(image.digest.as_str()));
+    setup.src.throttle(0);
+
+    // A platform import uses the secret it names, and nothing else: no secret (anonymous here), a wrong
+    // one, a missing one and one of another registry are refused at once; the right one imports.
+    let import = |body: Value| post(format!("{base}/api/v1/images:import"), body);
+    let source = setup.source_ref("team/app:1");
+    let (status, body) = import(json!({ "source": source })).await;
+    assert_eq!(status, 422, "a source that cannot be read now: {body}");
+    assert!(body["message"].as_str().unwrap().contains("refused anonymous access"), "{body}");
+    let named = |namespace: &str, name: &str| json!({ "source": source, "registrySecret": { "namespace": namespace, "name": name } });
+    let (status, body) = import(named("team-wrong", "pull")).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("refused the credentials for user puller"), "{body}");
+    let (status, body) = import(named("team-right", "absent")).await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("registry secret team-right/absent not found")));
+    let (status, body) = import(json!({ "source": "docker.io/library/nginx:1", "registrySecret": { "namespace": "team-right", "name": "pull" } })).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("not for docker.io"), "{body}");
+    let (status, body) = import(named("team-right", "pull")).await;
+    assert_eq!((status, body["state"].as_i64()), (200, Some(1)), "{body}");
+    let id = body["alreadyImageId"].as_i64().unwrap();
+    let status = setup.finished(&base, id, Duration::from_secs(30), &mut [&mut server, &mut worker]).await;
+    assert_eq!(status, "ready");
+    let record = import_record(&store, id).await;
+    assert_eq!(record.registry_secret.map(|r| (r.namespace, r.name)), Some(("team-right".into(), "pull".into())));
 }

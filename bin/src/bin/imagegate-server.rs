@@ -51,8 +51,6 @@ async fn run() -> anyhow::Result<()> {
 
     let store = Arc::new(store);
     let registries = imagegate::registries(&args.registries)?;
-    let applied = imagegate::apply_stored_credentials(store.as_ref(), registries.copier.as_ref()).await?;
-    tracing::info!(registries = applied, "stored registry credentials in use");
     let waker = Arc::new(tokio::sync::Notify::new());
     let mut state =
         api_http::AppState::new(store.clone()).with_copier(registries.copier.clone()).with_job_waker(waker.clone());

@@ -33,8 +33,6 @@ async fn run() -> anyhow::Result<()> {
     let Some(internal) = registries.internal else {
         bail!("a worker needs --internal-registry (or IMAGEGATE_INTERNAL_REGISTRY): where imports land");
     };
-    let applied = imagegate::apply_stored_credentials(&store, registries.copier.as_ref()).await?;
-    tracing::info!(registries = applied, "stored registry credentials in use");
     // Jobs come from other processes here: on PostgreSQL they announce them, elsewhere this worker polls.
     let waker = Arc::new(tokio::sync::Notify::new());
     imagegate::run_worker(Arc::new(store), &internal, &args.worker, waker, shutdown_signal()).await;

@@ -183,6 +183,16 @@ pub struct ImportJob {
     pub digest: Option<Digest>,
     pub artifacts: Vec<Artifact>,
     pub layers: Vec<LayerProgress>,
+    /// The registry secret whose credentials read the source; none for the configured credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_secret: Option<SecretRef>,
+}
+
+/// A registry secret, by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretRef {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// A new import, validated.
@@ -195,6 +205,9 @@ pub struct NewImport {
     pub max_attempts: i32,
     /// Seconds one attempt may take before it is abandoned.
     pub timeout_secs: i64,
+    /// The registry secret to read the source with, read again at each attempt; none for the configured
+    /// credentials (see [`crate::copy::access_for_import`]).
+    pub registry_secret: Option<SecretRef>,
 }
 
 impl NewImport {

@@ -161,24 +161,21 @@ impl Token {
     }
 }
 
-/// One slot per (registry, scope set); each slot has its own async lock, so that concurrent
-/// requests needing the same token wait for one fetch instead of each fetching.
+/// One slot per (registry, account, scope set); each slot has its own async lock, so that
+/// concurrent requests needing the same token wait for one fetch instead of each fetching.
 pub(crate) type TokenSlot = Arc<tokio::sync::Mutex<Option<Token>>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache {
-    slots: Mutex<HashMap<(String, String), TokenSlot>>,
+    slots: Mutex<HashMap<(String, String, String), TokenSlot>>,
 }
 
 impl TokenCache {
-    /// Drops every token of `registry`, after its credentials changed.
-    pub fn forget(&self, registry: &str) {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|(r, _), _| r != registry);
-    }
-
-    pub fn slot(&self, registry: &str, scope_key: &str) -> TokenSlot {
+    /// The slot of one registry, account (a key that identifies the credentials without holding
+    /// them; empty for anonymous access) and scope set: two accounts never share a token.
+    pub fn slot(&self, registry: &str, account: &str, scope_key: &str) -> TokenSlot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.entry((registry.to_owned(), scope_key.to_owned())).or_default().clone()
+        slots.entry((registry.to_owned(), account.to_owned(), scope_key.to_owned())).or_default().clone()
     }
 }
 

@@ -8,8 +8,10 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use image_core::Digest;
+use image_core::copy::RegistryAccess;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode, Url};
+use sha2::Digest as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::{Scope, Token, TokenCache, TokenResponse, parse_challenges};
@@ -35,21 +37,37 @@ const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 /// Cheap to clone (clones share connections, tokens, request slots and what was learnt about
 /// each registry); build one per process.
 ///
+/// It authenticates with the configured credentials of each registry (none: anonymous), which
+/// never change. An operation that must use other credentials for one registry takes a view
+/// with [`RegistryClient::with_access`]: the view carries them, and nothing else sees them.
+///
 /// Every request goes through one path that bounds the requests in flight per registry,
-/// authenticates (anonymous, basic, or bearer tokens cached per scope set),
+/// authenticates (anonymous, basic, or bearer tokens cached per registry, account and scope set),
 /// retries transient failures of replayable requests with exponential backoff and jitter
 /// (honouring `Retry-After`), and records Docker Hub's rate-limit headers.
 #[derive(Clone)]
 pub struct RegistryClient {
     inner: Arc<Inner>,
+    /// Credentials of this view for one registry, in place of the configured ones there.
+    scoped: Option<Arc<ScopedAccess>>,
+}
+
+/// The credentials a view of the client uses for one registry.
+struct ScopedAccess {
+    registry: String,
+    credential: Option<Credential>,
+    insecure: bool,
 }
 
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
-    /// By normalised registry name; changed at run time by [`RegistryClient::set_credentials`].
-    credentials: Mutex<HashMap<String, Credential>>,
-    insecure: Mutex<HashSet<String>>,
+    /// The configured credentials, by normalised registry name.
+    credentials: HashMap<String, Credential>,
+    insecure: HashSet<String>,
+    /// Mixed into the account keys of the token cache, so that they reveal nothing of a password
+    /// even to someone who reads this process's memory and guesses passwords.
+    account_salt: [u8; 16],
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// What each registry's challenges asked for; absent until a registry first answers 401.
     auth_modes: Mutex<HashMap<String, AuthMode>>,
@@ -114,11 +132,12 @@ enum PutFailure {
 
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut with_credentials: Vec<String> = lock(&self.inner.credentials).keys().cloned().collect();
+        let mut with_credentials: Vec<&String> = self.inner.credentials.keys().collect();
         with_credentials.sort();
         f.debug_struct("RegistryClient")
             .field("insecure_registries", &self.inner.config.insecure_registries)
             .field("registries_with_credentials", &with_credentials)
+            .field("scoped_registry", &self.scoped.as_ref().map(|s| &s.registry))
             .finish_non_exhaustive()
     }
 }
@@ -162,52 +181,63 @@ impl RegistryClient {
             inner: Arc::new(Inner {
                 http,
                 config,
-                credentials: Mutex::new(credentials),
-                insecure: Mutex::new(insecure),
+                credentials,
+                insecure,
+                account_salt: rand::random(),
                 slots: Mutex::default(),
                 auth_modes: Mutex::default(),
                 tokens: TokenCache::default(),
                 rate_limits: Mutex::default(),
                 chunked_only: Mutex::default(),
             }),
+            scoped: None,
         })
     }
 
-    /// Uses `credential` (or anonymous access, for `None`) for `registry` from now on, over plain HTTP when
-    /// `insecure`; tokens and challenges learnt with the earlier credentials are forgotten.
-    pub fn set_credentials(&self, registry: &str, credential: Option<Credential>, insecure: bool) {
+    /// A view of this client that authenticates to `registry` with `access` (the configured
+    /// credentials, none, or an account of its own, over plain HTTP when the account says so), and to
+    /// every other registry as this client does. It shares connections, request slots and tokens;
+    /// tokens are kept per account, so the view never uses one obtained with other credentials.
+    pub fn with_access(&self, registry: &str, access: &RegistryAccess) -> RegistryClient {
         let registry = normalize_registry(registry);
-        {
-            let mut credentials = lock(&self.inner.credentials);
-            if credentials.get(&registry) == credential.as_ref()
-                && lock(&self.inner.insecure).contains(&registry) == insecure
-            {
-                return;
-            }
-            match credential {
-                Some(c) => credentials.insert(registry.clone(), c),
-                None => credentials.remove(&registry),
-            };
-        }
-        {
-            let mut hosts = lock(&self.inner.insecure);
-            if insecure {
-                hosts.insert(registry.clone());
-            } else {
-                hosts.remove(&registry);
-            }
-        }
-        lock(&self.inner.auth_modes).remove(&registry);
-        self.inner.tokens.forget(&registry);
+        let scoped = match access {
+            RegistryAccess::Configured => None,
+            RegistryAccess::Anonymous => Some(ScopedAccess { registry, credential: None, insecure: false }),
+            RegistryAccess::Login { username, password, insecure } => Some(ScopedAccess {
+                registry,
+                credential: Some(Credential::new(username.clone(), password.expose())),
+                insecure: *insecure,
+            }),
+        };
+        RegistryClient { inner: self.inner.clone(), scoped: scoped.map(Arc::new) }
     }
 
-    /// The configuration this client was made with (credentials as configured then).
+    /// The configuration this client was made with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
     }
 
     fn credential(&self, registry: &str) -> Option<Credential> {
-        lock(&self.inner.credentials).get(registry).cloned()
+        match self.scoped.as_deref() {
+            Some(scoped) if scoped.registry == registry => scoped.credential.clone(),
+            _ => self.inner.credentials.get(registry).cloned(),
+        }
+    }
+
+    /// Who the credentials for `registry` are, for the token cache: empty for anonymous access, else
+    /// the user name and a salted hash of the password (never the password itself).
+    fn account_key(&self, registry: &str) -> String {
+        let Some(credential) = self.credential(registry) else {
+            return String::new();
+        };
+        let mut hash = sha2::Sha256::new();
+        hash.update(self.inner.account_salt);
+        hash.update(credential.username.as_bytes());
+        hash.update([0]);
+        hash.update(credential.password.as_bytes());
+        let hash = hash.finalize();
+        let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        format!("{}#{hex}", credential.username)
     }
 
     /// `GET /v2/`, authenticating as for any other request: verifies that `registry` is an OCI
@@ -663,6 +693,12 @@ impl RegistryClient {
             if retryable && attempt < max_attempts {
                 let asked = header_str(resp.headers(), header::RETRY_AFTER.as_str())
                     .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                if status == StatusCode::TOO_MANY_REQUESTS && asked.is_some_and(|d| d > policy.max_delay) {
+                    // Retrying sooner than the registry asked would only spend quota: the caller's job
+                    // waits out the registry's delay instead.
+                    tracing::debug!(%registry, operation = req.operation, ?asked, "rate limited for longer than a retry waits");
+                    return Err(Error::RateLimited { registry: registry.to_owned(), retry_after: asked });
+                }
                 let delay = asked.map_or_else(|| policy.backoff(attempt), |d| policy.retry_after(d));
                 tracing::debug!(%registry, operation = req.operation, attempt, %status, ?delay, "retrying");
                 drop(resp);
@@ -787,7 +823,7 @@ impl RegistryClient {
         rejected: Option<&str>,
     ) -> Result<String> {
         let mut scopes = scope.to_strings();
-        let slot = self.inner.tokens.slot(registry, &scopes.join(" "));
+        let slot = self.inner.tokens.slot(registry, &self.account_key(registry), &scopes.join(" "));
         let mut cached = slot.lock().await;
         if let Some(token) = cached.as_ref() {
             if token.is_fresh(Instant::now()) && Some(token.value.as_str()) != rejected {
@@ -868,8 +904,12 @@ impl RegistryClient {
                 return Ok(Token::new(value, parsed.expires_in, Instant::now()));
             }
             if matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504) && attempt < policy.max_attempts {
-                tokio::time::sleep(policy.backoff(attempt)).await;
-                continue;
+                let asked = header_str(resp.headers(), header::RETRY_AFTER.as_str())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                if !(status == StatusCode::TOO_MANY_REQUESTS && asked.is_some_and(|d| d > policy.max_delay)) {
+                    tokio::time::sleep(asked.map_or_else(|| policy.backoff(attempt), |d| policy.retry_after(d))).await;
+                    continue;
+                }
             }
             return Err(self.error_from(registry, None, "GET token", None, resp).await);
         }
@@ -1060,7 +1100,9 @@ impl RegistryClient {
     }
 
     fn plain_http_allowed(&self, host: &str) -> bool {
-        is_loopback(host) || lock(&self.inner.insecure).contains(host)
+        is_loopback(host)
+            || self.inner.insecure.contains(host)
+            || self.scoped.as_deref().is_some_and(|s| s.insecure && s.registry == host)
     }
 
     /// Whether `url` is on the registry's own scheme, host and port: only there does our

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
-use image_core::copy::{CopyError, CopyErrorKind, CopyOutcome, CopyProgress, CopyRequest, ImageCopier};
+use image_core::copy::{CopyError, CopyErrorKind, CopyOutcome, CopyProgress, CopyRequest, ImageCopier, RegistryAccess};
 use image_core::import::{Artifact, LayerProgress, LayerState, Platform};
 use image_core::kube::Secret;
 use image_core::{Digest, Reference};
@@ -135,9 +135,10 @@ impl ImageCopier for CopyEngine {
         Job::new(self, request, progress).run().await
     }
 
-    async fn check_source(&self, source: &Reference) -> Result<(), CopyError> {
+    async fn check_source(&self, source: &Reference, access: &RegistryAccess) -> Result<(), CopyError> {
         let repo = Repo::from(source);
-        match self.client.head_manifest(&repo, &ManifestRef::of(source)).await {
+        let client = self.client.with_access(repo.registry(), access);
+        match client.head_manifest(&repo, &ManifestRef::of(source)).await {
             Ok(Some(head)) if media_type::is_schema1(&head.media_type) => {
                 Err(schema1_error(Side::Source, source, &head.media_type))
             }
@@ -145,11 +146,6 @@ impl ImageCopier for CopyEngine {
             Ok(None) => Err(CopyError::permanent(format!("source {source} not found"))),
             Err(e) => Err(copy_error(Side::Source, source, None, e)),
         }
-    }
-
-    fn use_credentials(&self, registry: &str, credentials: Option<(String, Secret)>, insecure: bool) {
-        let credential = credentials.map(|(user, password)| Credential::new(user, password.expose()));
-        self.client.set_credentials(registry, credential, insecure);
     }
 
     async fn verify_credentials(
@@ -205,6 +201,9 @@ impl ImageCopier for CopyEngine {
 /// One run of [`ImageCopier::copy_image`].
 struct Job<'a> {
     engine: &'a CopyEngine,
+    /// Reads the source with the request's access.
+    source_client: RegistryClient,
+    /// Reads and writes the target with the configured credentials.
     client: &'a RegistryClient,
     request: &'a CopyRequest,
     progress: &'a dyn CopyProgress,
@@ -220,8 +219,11 @@ struct Plan {
     top: Node,
     children: Vec<Node>,
     artifacts: Vec<Artifact>,
-    /// Blobs already read whole (the config of a single manifest): uploaded from memory.
+    /// Blobs already read whole (the config of a single manifest, or of an index's first platform):
+    /// uploaded from memory.
     in_memory: HashMap<Digest, Bytes>,
+    /// The `created` of the image config read: the image's, or the first platform's.
+    created: Option<String>,
 }
 
 /// A manifest to copy, with its exact bytes.
@@ -229,6 +231,8 @@ struct Node {
     manifest: Manifest,
     /// The blobs it refers to (none for an index).
     blobs: Vec<BlobRef>,
+    /// Its image config, among `blobs` (none for an index).
+    config: Option<BlobRef>,
     /// Whether the target repository holds this manifest, and therefore every blob it refers to
     /// (registries check that on push).
     in_target: bool,
@@ -272,6 +276,7 @@ impl<'a> Job<'a> {
         let same_registry = source.registry() == target.registry();
         Job {
             engine,
+            source_client: engine.client.with_access(source.registry(), &request.source_access),
             client: &engine.client,
             request,
             progress,
@@ -300,7 +305,7 @@ impl<'a> Job<'a> {
         }
         // HEAD first: Docker Hub counts manifest GETs against its pull limit, HEADs not.
         let head = self
-            .client
+            .source_client
             .head_manifest(&self.source, &ManifestRef::of(source_ref))
             .await
             .map_err(|e| self.source_error(None, e))?
@@ -335,6 +340,7 @@ impl<'a> Job<'a> {
             bytes_copied: 0,
             blobs_skipped: 0,
             blobs_mounted: 0,
+            created: plan.created.clone(),
         };
         self.copy_blobs(&plan, &mut outcome).await?;
 
@@ -432,7 +438,9 @@ impl<'a> Job<'a> {
                 let prefer_target = index_in_target || at_target == Some(&digest);
                 let (manifest, in_target) = self.fetch_manifest(&digest, prefer_target).await?;
                 match parse_manifest(&manifest).map_err(|reason| self.invalid_manifest(&digest, &reason))? {
-                    Parsed::Image(blobs) => Ok(Node { manifest, blobs: blobs.all(), in_target }),
+                    Parsed::Image(blobs) => {
+                        Ok(Node { manifest, config: blobs.config.clone(), blobs: blobs.all(), in_target })
+                    }
                     Parsed::Index(_) => Err(CopyError::permanent(format!(
                         "source {}: child {} of the index is itself an index; nested indexes are not supported",
                         self.request.source, digest
@@ -455,17 +463,31 @@ impl<'a> Job<'a> {
                 size: node.blobs.iter().map(|b| b.size).sum(),
             })
             .collect();
-        let in_memory = HashMap::new();
+        // The first platform's config says when the image was created; it is small, and read here
+        // it is not downloaded again.
+        let mut in_memory = HashMap::new();
+        let mut created = None;
+        let first = chosen.iter().zip(&nodes).find(|(entry, _)| !entry.is_attestation()).map(|(_, node)| node);
+        if let Some(node) = first {
+            if let Some(config) = node.config.as_ref().filter(|c| c.size <= MAX_CONFIG_SIZE && !c.foreign) {
+                let bytes = self.read_config(config, node.in_target).await?;
+                created = config_created(&bytes);
+                if !node.in_target {
+                    in_memory.insert(config.digest.clone(), bytes);
+                }
+            }
+        }
         match selected {
             Selection::One(_) => {
                 let top = nodes.into_iter().next().unwrap_or_else(|| unreachable!("one entry was chosen"));
-                Ok(Plan { top, children: Vec::new(), artifacts, in_memory })
+                Ok(Plan { top, children: Vec::new(), artifacts, in_memory, created })
             }
             Selection::All => Ok(Plan {
-                top: Node { manifest: index, blobs: Vec::new(), in_target: index_in_target },
+                top: Node { manifest: index, blobs: Vec::new(), config: None, in_target: index_in_target },
                 children: nodes,
                 artifacts,
                 in_memory,
+                created,
             }),
         }
     }
@@ -473,9 +495,11 @@ impl<'a> Job<'a> {
     async fn plan_image(&self, manifest: Manifest, in_target: bool, blobs: ImageBlobs) -> Result<Plan, CopyError> {
         let mut in_memory = HashMap::new();
         let mut platform = None;
+        let mut created = None;
         if let Some(config) = blobs.config.as_ref().filter(|c| c.size <= MAX_CONFIG_SIZE && !c.foreign) {
             let bytes = self.read_config(config, in_target).await?;
             platform = config_platform(&bytes);
+            created = config_created(&bytes);
             if !in_target {
                 in_memory.insert(config.digest.clone(), bytes);
             }
@@ -490,6 +514,7 @@ impl<'a> Job<'a> {
                 )));
             }
         }
+        let config = blobs.config.clone();
         let blobs = blobs.all();
         let artifacts = vec![Artifact {
             digest: manifest.digest.clone(),
@@ -499,7 +524,13 @@ impl<'a> Job<'a> {
             variant: platform.and_then(|p| p.variant),
             size: blobs.iter().map(|b| b.size).sum(),
         }];
-        Ok(Plan { top: Node { manifest, blobs, in_target }, children: Vec::new(), artifacts, in_memory })
+        Ok(Plan {
+            top: Node { manifest, blobs, config, in_target },
+            children: Vec::new(),
+            artifacts,
+            in_memory,
+            created,
+        })
     }
 
     /// A manifest by digest: from the target when `prefer_target` and it has it, else from the
@@ -514,7 +545,7 @@ impl<'a> Job<'a> {
             }
         }
         let manifest = self
-            .client
+            .source_client
             .get_manifest(&self.source, &ManifestRef::from(digest))
             .await
             .map_err(|e| self.source_error(Some(&object), e))?;
@@ -523,11 +554,15 @@ impl<'a> Job<'a> {
 
     /// The whole (small) config blob, verified, from the target when it has it.
     async fn read_config(&self, config: &BlobRef, in_target: bool) -> Result<Bytes, CopyError> {
-        let (repo, side) = if in_target { (&self.target, Side::Target) } else { (&self.source, Side::Source) };
+        let (client, repo, side) = if in_target {
+            (self.client, &self.target, Side::Target)
+        } else {
+            (&self.source_client, &self.source, Side::Source)
+        };
         let reference = if in_target { &self.request.target } else { &self.request.source };
         let object = format!("config {}", config.digest);
         let fail = |e| copy_error(side, reference, Some(&object), e);
-        let download = self.client.get_blob(repo, &config.digest, 0).await.map_err(fail)?;
+        let download = client.get_blob(repo, &config.digest, 0).await.map_err(fail)?;
         let mut verified = Box::pin(verify_digest(download.stream, config.digest.clone()));
         let mut bytes = BytesMut::new();
         while let Some(chunk) = verified.try_next().await.map_err(fail)? {
@@ -658,10 +693,12 @@ impl<'a> Job<'a> {
         // Open the upload while the download starts: one round trip less per blob.
         let (download, upload) = match (in_memory, upload) {
             (Some(_), upload) => (None, upload),
-            (None, Some(upload)) => (Some(self.client.get_blob(&self.source, &blob.digest, 0).await), Some(upload)),
+            (None, Some(upload)) => {
+                (Some(self.source_client.get_blob(&self.source, &blob.digest, 0).await), Some(upload))
+            }
             (None, None) => {
                 let (download, upload) = tokio::join!(
-                    self.client.get_blob(&self.source, &blob.digest, 0),
+                    self.source_client.get_blob(&self.source, &blob.digest, 0),
                     self.client.start_upload(&self.target)
                 );
                 match upload {
@@ -915,6 +952,18 @@ fn parse_digest(s: &str) -> Result<Digest, String> {
 fn config_platform(bytes: &[u8]) -> Option<Platform> {
     let config: ConfigJson = serde_json::from_slice(bytes).ok()?;
     Some(Platform { os: config.os?, architecture: config.architecture?, variant: config.variant })
+}
+
+/// An image config's `created`, when it is an RFC 3339 time (it is optional, and reproducible builds
+/// set it to the epoch, which is still a time).
+fn config_created(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Created {
+        created: Option<String>,
+    }
+    let created = serde_json::from_slice::<Created>(bytes).ok()?.created?;
+    time::OffsetDateTime::parse(&created, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(created)
 }
 
 /// Which children of an index a copy takes.

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{TryStreamExt as _, stream};
+use image_core::copy::RegistryAccess;
 use registry_client::{
     ClientConfig, Credential, Error, ManifestRef, Missing, MountOutcome, RegistryClient, Repo, RetryPolicy, media_type,
     verify_digest,
@@ -705,7 +706,7 @@ async fn transient_failures_are_retried_within_bounds_but_uploads_are_not_replay
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(950), "retried after {waited:?}");
 
-    // Retry-After is capped by max_delay.
+    // Retry-After is capped by max_delay for a 503.
     let impatient = RegistryClient::new(ClientConfig {
         retry: RetryPolicy {
             max_attempts: 3,
@@ -715,10 +716,30 @@ async fn transient_failures_are_retried_within_bounds_but_uploads_are_not_replay
         ..config()
     })
     .unwrap();
-    proxy.fault(None, 429, Some("3600"));
+    proxy.fault(None, 503, Some("3600"));
     let started = Instant::now();
     assert_eq!(impatient.head_blob(&app, &blob.digest).await.unwrap(), Some(1000));
     assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+
+    // A 429 asking for longer than a retry may wait is not retried sooner, which would spend quota:
+    // it is returned at once with the registry's delay, for the job to wait out.
+    proxy.clear_log();
+    proxy.fault(None, 429, Some("3600"));
+    let started = Instant::now();
+    let err = impatient.head_blob(&app, &blob.digest).await.unwrap_err();
+    assert!(
+        matches!(err, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(3600)),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert_eq!(proxy.count(Method::HEAD, "/blobs/"), 1, "one request, no retry");
+    assert!(started.elapsed() < Duration::from_secs(1), "waited {:?}", started.elapsed());
+    // With the default policy too (30 s at most): a minute is returned at once.
+    proxy.clear_log();
+    proxy.fault(None, 429, Some("60"));
+    let err = client.head_blob(&app, &blob.digest).await.unwrap_err();
+    assert!(matches!(err, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(60)), "{err:?}");
+    assert_eq!(proxy.count(Method::HEAD, "/blobs/"), 1);
 
     // ... and attempts are bounded.
     proxy.clear_log();
@@ -827,6 +848,30 @@ async fn bearer_tokens_are_fetched_once_per_scope_and_stay_off_storage_hosts() {
     let err = wrong.ping(&host).await.unwrap_err();
     assert!(matches!(&err, Error::Unauthorized { username: Some(u), .. } if u == "bob"), "{err:?}");
     assert!(!err.to_string().contains("wrong"), "{err}");
+
+    // Tokens are kept per account: a view with other credentials (or none) never gets the token the
+    // configured account holds for the same scope, and the configured client is untouched by views.
+    let login = |password: &str| RegistryAccess::Login {
+        username: "bob".into(),
+        password: image_core::kube::Secret::new(password),
+        insecure: false,
+    };
+    let tag: registry_client::ManifestRef = "1".parse().unwrap();
+    let intruder = client.with_access(&host, &login("wrong"));
+    let err = intruder.get_manifest(&app, &tag).await.unwrap_err();
+    assert!(matches!(&err, Error::Unauthorized { username: Some(u), .. } if u == "bob"), "{err:?}");
+    let err = client.with_access(&host, &RegistryAccess::Anonymous).head_manifest(&app, &tag).await.unwrap_err();
+    assert!(matches!(&err, Error::Unauthorized { username: None, .. }), "{err:?}");
+    assert_eq!(client.get_manifest(&app, &tag).await.unwrap().bytes, image.manifest.bytes);
+    // The same account through a view shares its tokens: no new fetch.
+    let same = client.with_access(&host, &login("builder"));
+    assert_eq!(same.get_manifest(&app, &tag).await.unwrap().bytes, image.manifest.bytes);
+    assert_eq!(tokens.state.hits_for(&[pull]), 1, "hits: {:?}", tokens.state.hits());
+    // A view's credentials stay in the view: the client it came from is still anonymous afterwards.
+    let anonymous = self::client();
+    let found = anonymous.with_access(&host, &login("builder")).head_manifest(&app, &tag).await;
+    assert!(found.unwrap().is_some());
+    assert!(anonymous.head_manifest(&app, &tag).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,7 +12,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _, stream};
-use image_core::copy::{CopyErrorKind, CopyOutcome, CopyProgress, CopyRequest, ImageCopier};
+use image_core::copy::{CopyErrorKind, CopyOutcome, CopyProgress, CopyRequest, ImageCopier, RegistryAccess};
 use image_core::import::{Artifact, LayerProgress, LayerState};
 use image_core::{Digest, Reference};
 use registry_client::{
@@ -58,6 +58,7 @@ fn reference(s: &str) -> Reference {
 fn request(source: &str, target: &str, platforms: &[&str]) -> CopyRequest {
     CopyRequest {
         source: reference(source),
+        source_access: RegistryAccess::Configured,
         target: reference(target),
         platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
     }
@@ -334,6 +335,7 @@ async fn an_index_is_copied_whole_with_shared_layers_once_and_its_digest_kept() 
     let outcome = engine(&client, 4).copy_image(&req, &recorder).await.unwrap();
 
     assert_eq!(outcome.digest, index.digest);
+    assert_eq!(outcome.created.as_deref(), Some(common::CREATED), "the first platform's config says when");
     // 3 configs, the shared layer once, 2 platform layers, 1 attestation layer.
     assert_eq!(counts(&outcome), (7, 0, 0));
     let target = repo(&dst.host(), "mirror/multi");
@@ -540,12 +542,12 @@ async fn a_warm_re_copy_skips_everything_with_a_handful_of_requests() {
     };
 
     for (tag, platforms, blobs, target_requests) in [
-        // HEAD at the source; HEAD, GET index, GET 2 children at the target.
-        ("v1", &[][..], 5, 4),
+        // HEAD at the source; HEAD, GET index, GET 2 children, GET the first one's config at the target.
+        ("v1", &[][..], 5, 5),
         // HEAD; HEAD, GET manifest, GET config.
         ("single", &[], 3, 3),
-        // HEAD; HEAD, GET child: the engine remembers the index from the first copy.
-        ("arm", &["linux/arm64"], 2, 2),
+        // HEAD; HEAD, GET child, GET config: the engine remembers the index from the first copy.
+        ("arm", &["linux/arm64"], 2, 3),
     ] {
         let first = engine.copy_image(&copy(tag, platforms), &Recorder::default()).await.unwrap();
         assert_eq!(first.blobs_copied + first.blobs_skipped + first.blobs_mounted, blobs, "{tag}");
@@ -676,7 +678,7 @@ async fn missing_and_unsupported_sources_fail_with_clear_messages() {
     let target = format!("{}/mirror/x:1", registry.host());
 
     let missing = reference(&format!("{}/nope:1", registry.host()));
-    let err = engine.check_source(&missing).await.unwrap_err();
+    let err = engine.check_source(&missing, &RegistryAccess::Configured).await.unwrap_err();
     assert_eq!(
         (err.kind, err.message.as_str()),
         (CopyErrorKind::Permanent, format!("source {missing} not found").as_str())
@@ -688,7 +690,10 @@ async fn missing_and_unsupported_sources_fail_with_clear_messages() {
     let err = engine.copy_image(&request(&old, &target, &[]), &Recorder::default()).await.unwrap_err();
     assert_eq!(err.kind, CopyErrorKind::Permanent);
     assert!(err.message.starts_with(&format!("source {old} is a Docker schema 1 manifest")), "{}", err.message);
-    assert_eq!(engine.check_source(&reference(&old)).await.unwrap_err().kind, CopyErrorKind::Permanent);
+    assert_eq!(
+        engine.check_source(&reference(&old), &RegistryAccess::Configured).await.unwrap_err().kind,
+        CopyErrorKind::Permanent
+    );
 
     // Nothing listens there: worth retrying later.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
@@ -703,7 +708,10 @@ async fn missing_and_unsupported_sources_fail_with_clear_messages() {
         })
         .unwrap(),
     );
-    let err = self::engine(&impatient, 4).check_source(&reference(&format!("{closed}/team/app:1"))).await.unwrap_err();
+    let err = self::engine(&impatient, 4)
+        .check_source(&reference(&format!("{closed}/team/app:1")), &RegistryAccess::Configured)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, CopyErrorKind::Transient, "{}", err.message);
     assert!(err.message.contains(&format!("source {closed}/team/app:1")), "{}", err.message);
 }
@@ -762,14 +770,10 @@ async fn delete_image_removes_the_tagged_manifest_and_is_idempotent() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn credentials_are_verified_and_changed_at_run_time() {
-    let (src, dst) = tokio::join!(Distribution::start(), Distribution::start_with_basic_auth("alice", "s3cret-pw"));
-    let image = Image::random("amd64", &[1000]);
-    image.push(&client(), &repo(&src.host(), "team/app"), Some("1")).await;
-    let req = request(&format!("{}/team/app:1", src.host()), &format!("{}/mirror/app:1", dst.host()), &[]);
+async fn credentials_are_verified_without_being_kept() {
+    let dst = Distribution::start_with_basic_auth("alice", "s3cret-pw").await;
     let shared = client();
     let engine = engine(&shared, 4);
-
     let secret = |s: &str| image_core::kube::Secret::new(s);
     engine.verify_credentials(&dst.host(), "alice", &secret("s3cret-pw"), false).await.unwrap();
     let err = engine.verify_credentials(&dst.host(), "alice", &secret("nope"), false).await.unwrap_err();
@@ -777,15 +781,59 @@ async fn credentials_are_verified_and_changed_at_run_time() {
     assert_eq!(err.message, format!("the registry {} refused the credentials for user alice", dst.host()));
     let err = engine.verify_credentials("127.0.0.1:1", "alice", &secret("x"), false).await.unwrap_err();
     assert_eq!(err.kind, CopyErrorKind::Transient, "{}", err.message);
+    // Verifying hands the credentials to nobody: the configured access is still anonymous.
+    let source = reference(&format!("{}/team/app:1", dst.host()));
+    let err = engine.check_source(&source, &RegistryAccess::Configured).await.unwrap_err();
+    assert!(err.message.contains("refused anonymous access"), "{}", err.message);
+}
 
-    // Verifying does not hand the credentials to the engine: a copy is still anonymous.
-    assert!(engine.copy_image(&req, &Recorder::default()).await.is_err());
-    engine.use_credentials(&dst.host(), Some(("alice".into(), secret("s3cret-pw"))), false);
-    engine.copy_image(&req, &Recorder::default()).await.unwrap();
-    // Wrong credentials replace right ones, and cached tokens and challenges go with them.
-    engine.use_credentials(&dst.host(), Some(("alice".into(), secret("wrong"))), false);
-    let req2 = request(&format!("{}/team/app:1", src.host()), &format!("{}/other/app:1", dst.host()), &[]);
-    assert!(engine.copy_image(&req2, &Recorder::default()).await.is_err());
-    engine.use_credentials(&dst.host(), Some(("alice".into(), secret("s3cret-pw"))), false);
-    engine.copy_image(&req2, &Recorder::default()).await.unwrap();
+#[tokio::test(flavor = "multi_thread")]
+async fn each_copy_reads_its_source_with_its_own_credentials() {
+    let (src, dst) = tokio::join!(Distribution::start_with_basic_auth("alice", "s3cret-pw"), Distribution::start());
+    let image = Image::random("amd64", &[1000, 2000]);
+    let mut config = config();
+    config.credentials.insert(src.host(), Credential::new("alice", "s3cret-pw"));
+    let owner = Arc::new(RegistryClient::new(config).unwrap());
+    image.push(&owner, &repo(&src.host(), "team/app"), Some("1")).await;
+
+    // One engine, no configured credentials for the source: each request brings its own.
+    let shared = client();
+    let engine = engine(&shared, 4);
+    let login = |password: &str| RegistryAccess::Login {
+        username: "alice".into(),
+        password: image_core::kube::Secret::new(password),
+        insecure: false,
+    };
+    let source = format!("{}/team/app:1", src.host());
+    let copy = |target: &str, access: RegistryAccess| CopyRequest {
+        source_access: access,
+        ..request(&source, &format!("{}/{target}:1", dst.host()), &[])
+    };
+    for round in 0..5 {
+        let right = copy(&format!("right/r{round}"), login("s3cret-pw"));
+        let wrong = copy(&format!("wrong/r{round}"), login("wrong"));
+        let anonymous = copy(&format!("anonymous/r{round}"), RegistryAccess::Anonymous);
+        let recorder = Recorder::default();
+        let (right, wrong, anonymous) = tokio::join!(
+            engine.copy_image(&right, &recorder),
+            engine.copy_image(&wrong, &recorder),
+            engine.copy_image(&anonymous, &recorder),
+        );
+        assert_eq!(right.unwrap().digest, image.manifest.digest, "round {round}");
+        let wrong = wrong.unwrap_err();
+        assert_eq!(wrong.kind, CopyErrorKind::Permanent);
+        assert!(wrong.message.contains("refused the credentials for user alice"), "{}", wrong.message);
+        assert!(!wrong.message.contains("wrong"), "{}", wrong.message);
+        assert!(anonymous.unwrap_err().message.contains("refused anonymous access"), "round {round}");
+    }
+    engine.check_source(&reference(&source), &login("s3cret-pw")).await.unwrap();
+    assert!(engine.check_source(&reference(&source), &login("wrong")).await.is_err());
+    assert!(engine.check_source(&reference(&source), &RegistryAccess::Configured).await.is_err());
+    // The configured credentials serve `Configured`, and `Anonymous` does without them.
+    let configured = self::engine(&owner, 4);
+    configured.check_source(&reference(&source), &RegistryAccess::Configured).await.unwrap();
+    assert!(configured.check_source(&reference(&source), &RegistryAccess::Anonymous).await.is_err());
+    let request = copy("configured/app", RegistryAccess::Configured);
+    let outcome = configured.copy_image(&request, &Recorder::default()).await.unwrap();
+    assert_eq!(outcome.created.as_deref(), Some(common::CREATED));
 }

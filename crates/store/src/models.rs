@@ -8,7 +8,7 @@ use image_core::{
     auth::{Role, User},
     catalog::{ApprovalRequest, ApprovalStatus, CatalogImage, Tag},
     event::AuditEvent,
-    import::{ExportRecord, ImportJob},
+    import::{ExportRecord, ImportJob, SecretRef},
     kube::{Provider, RegistrySecret, Repository, Secret, SyncStatus, VerifyStatus},
     store::ClaimedJob,
 };
@@ -454,6 +454,8 @@ pub(crate) struct ImportRow {
     pub artifacts: String,
     pub layers: String,
     pub job_id: Option<i64>,
+    pub registry_secret_namespace: Option<String>,
+    pub registry_secret_name: Option<String>,
 }
 
 impl ImportRow {
@@ -482,6 +484,10 @@ impl ImportRow {
             digest,
             artifacts: json_column("import", id, "artifacts", &self.artifacts)?,
             layers: json_column("import", id, "layers", &self.layers)?,
+            registry_secret: match (self.registry_secret_namespace, self.registry_secret_name) {
+                (Some(namespace), Some(name)) => Some(SecretRef { namespace, name }),
+                _ => None,
+            },
         })
     }
 }
@@ -504,6 +510,8 @@ pub(crate) struct NewImportRow<'a> {
     pub created_by: &'a str,
     pub created_at: Micros,
     pub updated_at: Micros,
+    pub registry_secret_namespace: Option<&'a str>,
+    pub registry_secret_name: Option<&'a str>,
 }
 
 #[derive(Debug, Queryable, Selectable)]

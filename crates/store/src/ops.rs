@@ -914,6 +914,8 @@ async fn insert_import(conn: &mut Conn, import: &NewImport, actor: &str) -> DbRe
         created_by: actor,
         created_at: now,
         updated_at: now,
+        registry_secret_namespace: import.registry_secret.as_ref().map(|r| r.namespace.as_str()),
+        registry_secret_name: import.registry_secret.as_ref().map(|r| r.name.as_str()),
     };
     let created: ImportRow =
         diesel::insert_into(imports::table).values(row).returning(ImportRow::as_returning()).get_result(conn).await?;

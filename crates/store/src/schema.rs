@@ -134,6 +134,8 @@ diesel::table! {
         artifacts -> Text,
         layers -> Text,
         job_id -> Nullable<BigInt>,
+        registry_secret_namespace -> Nullable<Text>,
+        registry_secret_name -> Nullable<Text>,
     }
 }
 

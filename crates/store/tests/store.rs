@@ -102,6 +102,7 @@ on_both_backends!(
     expired_tokens_are_ignored,
     migrations_are_idempotent,
     imports_are_queued_once,
+    an_import_keeps_the_registry_secret_it_names,
     concurrent_enqueues_queue_one_import,
     a_claimed_job_is_not_claimed_again,
     concurrent_workers_claim_each_job_once,
@@ -871,6 +872,7 @@ fn new_import(source: &str, target: &str) -> NewImport {
         description: Some(format!("mirror {source}")),
         max_attempts: 3,
         timeout_secs: 600,
+        registry_secret: None,
     }
 }
 
@@ -991,6 +993,22 @@ async fn imports_are_queued_once(db: TestDb) {
     assert_invalid(store.enqueue_import(no_time, "carol").await, "timeout_secs");
     assert_eq!(event_count(store).await, events);
     assert_not_found(store.get_import(42_000).await, "import", 42_000);
+}
+
+async fn an_import_keeps_the_registry_secret_it_names(db: TestDb) {
+    let store = &db.store;
+    let named = image_core::import::SecretRef { namespace: "team-b".into(), name: "pull".into() };
+    let import = NewImport {
+        registry_secret: Some(named.clone()),
+        ..new_import("registry.example:5000/team/app:1", "harbor.example.com/m/app:1")
+    };
+    let EnqueueOutcome::Started(created) = store.enqueue_import(import, "carol").await.unwrap() else {
+        panic!("a new import is started");
+    };
+    assert_eq!(created.registry_secret.as_ref(), Some(&named));
+    assert_eq!(store.get_import(created.id).await.unwrap().registry_secret, Some(named));
+    let plain = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    assert_eq!(store.get_import(plain.id).await.unwrap().registry_secret, None);
 }
 
 async fn concurrent_enqueues_queue_one_import(db: TestDb) {

@@ -9,12 +9,11 @@ use image_core::{
 /// What every job type of a worker shares; the one context its [`crate::Runner`] runs them with.
 pub struct WorkerContext {
     pub imports: Arc<dyn ImportStore>,
+    /// Repositories and registry secrets: a sync's `registryRef`, and the secret an import names, are read
+    /// from here at each attempt, so that a changed password applies.
     pub kube: Arc<dyn KubeStore>,
     /// Copies images into the internal registry.
     pub copier: Arc<dyn ImageCopier>,
-    /// Stored registry credentials, looked up for an import's source before each attempt, so that a secret
-    /// created after this worker started is used; `None` for only those the copier already knows.
-    pub credentials: Option<Arc<dyn KubeStore>>,
     /// At most one progress write per import in this interval.
     pub progress_interval: Duration,
     /// `host[:port]` of the internal registry syncs copy into.

@@ -6,8 +6,8 @@ use std::{
 use async_trait::async_trait;
 use image_core::{
     Digest,
-    copy::{CopyErrorKind, CopyProgress, CopyRequest},
-    import::{Artifact, AttemptOutcome, LayerProgress},
+    copy::{CopyErrorKind, CopyProgress, CopyRequest, RegistryAccess, access_for_import},
+    import::{Artifact, AttemptOutcome, ImportJob, LayerProgress},
     job::ImportPayload,
     store::ImportStore,
 };
@@ -39,24 +39,10 @@ impl Job for ImportHandler {
             return Ok(Outcome::Obsolete { reason: format!("import {import_id} is no longer queued for this job") });
         }
         tracing::info!(import_id, source = %import.source, destination = %import.target, "import attempt started");
-        if let Some(kube) = &ctx.credentials {
-            match kube.all_registry_secrets().await {
-                Ok(secrets) => {
-                    let newest = secrets
-                        .into_iter()
-                        .filter(|s| s.domain == import.source.registry())
-                        .max_by_key(|s| s.created_at);
-                    if let Some(secret) = newest {
-                        ctx.copier.use_credentials(
-                            &secret.domain,
-                            Some((secret.username, secret.password)),
-                            secret.insecure,
-                        );
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "cannot read stored credentials; using those already known"),
-            }
-        }
+        let source_access = match source_access(ctx, &import).await? {
+            Ok(access) => access,
+            Err(outcome) => return Ok(outcome),
+        };
 
         let recorder = Arc::new(Recorder::new(import.layers.clone()));
         // Dropped with this attempt, also when the attempt itself is dropped (lease lost, shutdown), so that no
@@ -71,6 +57,7 @@ impl Job for ImportHandler {
             source: import.source.clone(),
             target: import.target.clone(),
             platforms: import.platforms.clone(),
+            source_access,
         };
         let timeout = Duration::from_secs(import.timeout_secs.max(1) as u64);
         let result = tokio::time::timeout(timeout, ctx.copier.copy_image(&request, recorder.as_ref())).await;
@@ -114,6 +101,27 @@ impl Job for ImportHandler {
         };
         ctx.imports.finish_import_attempt(job.payload.import_id, job.id, &job.lease.worker, outcome).await
     }
+}
+
+/// How this attempt reads the source: by [`access_for_import`], with the secret the import names as it is
+/// stored now (so that a changed password applies). A secret that is gone or does not fit fails the import;
+/// a store that cannot be read is retried by the runner.
+async fn source_access(
+    ctx: &WorkerContext,
+    import: &ImportJob,
+) -> image_core::Result<Result<RegistryAccess, Outcome<(Digest, Vec<Artifact>)>>> {
+    let secret = match &import.registry_secret {
+        None => None,
+        Some(named) => match ctx.kube.get_registry_secret(&named.namespace, &named.name).await {
+            Ok(secret) => Some(secret),
+            Err(image_core::Error::NotFound { .. }) => {
+                let error = format!("the registry secret {}/{} no longer exists", named.namespace, named.name);
+                return Ok(Err(Outcome::Fail { error }));
+            }
+            Err(err) => return Err(err),
+        },
+    };
+    Ok(access_for_import(secret.as_ref(), &import.source).map_err(|e| Outcome::Fail { error: e.to_string() }))
 }
 
 /// Collects progress as the copy reports it; written to the store by [`flush_periodically`].

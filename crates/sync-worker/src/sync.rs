@@ -7,7 +7,7 @@ use std::{
 use async_trait::async_trait;
 use image_core::{
     Digest, Reference,
-    copy::{CopyErrorKind, CopyProgress, CopyRequest},
+    copy::{CopyErrorKind, CopyProgress, CopyRequest, access_for_repository},
     import::{Artifact, LayerProgress},
     job::SyncPayload,
     kube::{SyncStatus, SyncedManifest},
@@ -62,6 +62,11 @@ impl Job for SyncHandler {
             Ok(pair) => pair,
             Err(err) => return Ok(Outcome::Fail { error: format!("cannot name the image to sync: {err}") }),
         };
+        // The repository's own registryRef secret, as stored now, and nothing else.
+        let source_access = match access_for_repository(&repository, &secret) {
+            Ok(access) => access,
+            Err(err) => return Ok(Outcome::Fail { error: err.to_string() }),
+        };
         // Nothing changes when this worker's lease was taken over meanwhile: the other worker records its own
         // outcome.
         match ctx.kube.record_sync(id, job.id, &lease.worker, SyncStatus::Syncing, None, None).await {
@@ -75,13 +80,8 @@ impl Job for SyncHandler {
             Err(err) => tracing::warn!(error = %err, "cannot record the sync's start"),
         }
         tracing::info!(repository = %name, %source, destination = %target, attempt = job.attempt, "sync started");
-        ctx.copier.use_credentials(
-            &secret.domain,
-            Some((secret.username.clone(), secret.password.clone())),
-            secret.insecure,
-        );
         let layers = Layers::default();
-        let request = CopyRequest { source, target, platforms: Vec::new() };
+        let request = CopyRequest { source, target, platforms: Vec::new(), source_access };
         let result = tokio::time::timeout(repository.sync_timeout, ctx.copier.copy_image(&request, &layers)).await;
         Ok(match result {
             Ok(Ok(outcome)) => {
@@ -91,7 +91,7 @@ impl Job for SyncHandler {
                     architecture: first.and_then(|a| a.architecture.clone()),
                     os: first.and_then(|a| a.os.clone()),
                     size: first.map(|a| a.size),
-                    created: None,
+                    created: outcome.created.clone(),
                     layers: layers.0.lock().unwrap().iter().map(ToString::to_string).collect(),
                 };
                 tracing::info!(repository = %name, digest = %outcome.digest, copied = outcome.blobs_copied, "sync succeeded");

@@ -277,13 +277,6 @@ async fn create_secret(
         .create_registry_secret(new, &admin.user.username)
         .await
         .map_err(about("registrysecrets", &name_hint))?;
-    if let Some(copier) = &s.copier {
-        copier.use_credentials(
-            &secret.domain,
-            Some((secret.username.clone(), secret.password.clone())),
-            secret.insecure,
-        );
-    }
     Ok((StatusCode::CREATED, Json(secret_object(&secret))))
 }
 
@@ -293,21 +286,10 @@ async fn delete_secret(
     PathParams((namespace, name), _): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     single_namespace(&namespace).map_err(about("registrysecrets", &name))?;
-    let deleted = s
-        .store
+    s.store
         .delete_registry_secret(&namespace, &name, &admin.user.username)
         .await
         .map_err(about("registrysecrets", &name))?;
-    // Other secrets may name the same registry; the newest of them takes over, else access is anonymous.
-    if let Some(copier) = &s.copier {
-        let others = s.store.all_registry_secrets().await?;
-        let replacement = others.iter().filter(|o| o.domain == deleted.domain).max_by_key(|o| o.created_at);
-        copier.use_credentials(
-            &deleted.domain,
-            replacement.map(|r| (r.username.clone(), r.password.clone())),
-            replacement.is_some_and(|r| r.insecure),
-        );
-    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -361,9 +343,10 @@ async fn verify_secret(
 
 // ---- repositories --------------------------------------------------------------------------------
 
-/// `142MB`, as the seed shows sizes.
+/// `142MB`, as the seed shows sizes: decimal units as `docker images` prints them (1 MB = 1000 × 1000 bytes),
+/// one decimal below 100 of a unit, whole units from 100 on.
 fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1000.0 && unit < UNITS.len() - 1 {
@@ -413,6 +396,7 @@ fn repository_object(r: &Repository) -> Value {
         }
         if let Some(v) = m.size {
             manifest.insert("size".into(), human_size(v).into());
+            manifest.insert("sizeBytes".into(), v.into());
         }
         if let Some(v) = &m.created {
             manifest.insert("created".into(), v.clone().into());
@@ -590,6 +574,9 @@ mod tests {
         assert_eq!(human_size(4_200_000), "4.2MB");
         assert_eq!(human_size(512), "512B");
         assert_eq!(human_size(1_500_000_000), "1.5GB");
+        assert_eq!(human_size(1_234_567_890), "1.2GB");
+        assert_eq!(human_size(5_600), "5.6kB");
+        assert_eq!(human_size(999), "999B");
     }
 
     #[test]

@@ -17,10 +17,10 @@ use axum::{
 use image_core::{
     Error, Reference,
     catalog::Page,
-    copy::CopyErrorKind,
+    copy::{CopyErrorKind, access_for_import},
     import::{
         EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, ImportState, LayerProgress, LayerState,
-        NewImport, Platform,
+        NewImport, Platform, SecretRef,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -269,6 +269,16 @@ struct ImportBody {
     #[serde(default)]
     platforms: Vec<String>,
     description: Option<String>,
+    /// The registry secret whose credentials read the source; absent: the server's configured credentials
+    /// for the source's registry, else anonymous.
+    registry_secret: Option<SecretName>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretName {
+    name: String,
+    namespace: String,
 }
 
 #[derive(Serialize)]
@@ -336,7 +346,33 @@ async fn import_image(
             ));
         }
     };
-    if let Err(e) = internal.copier.check_source(&source).await {
+    let (access, registry_secret) = match &b.registry_secret {
+        None => (access_for_import(None, &source), None),
+        Some(named) => {
+            let valid = image_core::kube::validate_dns_label("registrySecret.namespace", &named.namespace)
+                .and_then(|()| image_core::kube::validate_dns_label("registrySecret.name", &named.name));
+            if let Err(e) = valid {
+                return Ok(refused(StatusCode::BAD_REQUEST, e.to_string()));
+            }
+            let secret = match s.store.get_registry_secret(&named.namespace, &named.name).await {
+                Ok(secret) => secret,
+                Err(Error::NotFound { .. }) => {
+                    return Ok(refused(
+                        StatusCode::BAD_REQUEST,
+                        format!("registry secret {}/{} not found", named.namespace, named.name),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let named = SecretRef { namespace: named.namespace.clone(), name: named.name.clone() };
+            (access_for_import(Some(&secret), &source), Some(named))
+        }
+    };
+    let access = match access {
+        Ok(access) => access,
+        Err(e) => return Ok(refused(StatusCode::BAD_REQUEST, e.to_string())),
+    };
+    if let Err(e) = internal.copier.check_source(&source, &access).await {
         // The request was well formed but names a source that cannot be imported now (unknown, refused,
         // unreachable): the seed's clients read `state`, and a 5xx would read as a fault of this server.
         let retry = if e.kind == CopyErrorKind::Transient { "; try again later" } else { "" };
@@ -349,6 +385,7 @@ async fn import_image(
         description: b.description,
         max_attempts: NewImport::DEFAULT_MAX_ATTEMPTS,
         timeout_secs: NewImport::DEFAULT_TIMEOUT_SECS,
+        registry_secret,
     };
     let answer = match s.store.enqueue_import(import, &user.user.username).await? {
         EnqueueOutcome::Started(job) => {

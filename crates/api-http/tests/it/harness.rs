@@ -76,7 +76,6 @@ impl TestApp {
                 imports: store.clone(),
                 kube: store.clone(),
                 copier: internal.copier.clone(),
-                credentials: Some(store.clone()),
                 progress_interval: std::time::Duration::from_millis(50),
                 target_host: internal.host.clone(),
                 target_prefix: internal.prefix.clone(),
@@ -251,6 +250,22 @@ pub fn redact(value: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        // A test registry's port, as it appears in internal repository paths (`127.0.0.1_38209/team/app`).
+        Value::String(text) => Value::String(redact_ports(text)),
         other => other.clone(),
     }
+}
+
+fn redact_ports(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("127.0.0.1_") {
+        let (before, after) = rest.split_at(at + "127.0.0.1_".len());
+        out.push_str(before);
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(if digits > 0 { "[port]" } else { "" });
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -49,7 +49,6 @@ fn redact(value: &Value) -> Value {
                         "domain" | "theriseunion.io/domain" => Some("[registry]"),
                         "digest" => Some("[digest]"),
                         "layers" => Some("[layers]"),
-                        "size" => Some("[size]"),
                         "message" if v.as_str().is_some_and(|m| m.contains("127.0.0.1")) => Some("[message]"),
                         _ => None,
                     };
@@ -105,8 +104,13 @@ async fn runs_the_seeds_complete_flow(postgres: bool) {
     assert_eq!(body["status"]["manifest"]["digest"], pushed.digest);
     assert_eq!(body["status"]["manifest"]["architecture"], "amd64");
     assert_eq!(body["status"]["manifest"]["layers"].as_array().unwrap().len(), 3);
+    // The image config's `created`, and the size as the seed prints it, with the bytes beside it.
+    assert_eq!(body["status"]["manifest"]["created"], "2025-01-15T10:00:00Z");
+    assert_eq!(body["status"]["manifest"]["sizeBytes"], pushed.manifests[0].size);
+    assert!(pushed.manifests[0].size > 3000 && pushed.manifests[0].size < 3500);
+    assert_eq!(body["status"]["manifest"]["size"], format!("{:.1}kB", pushed.manifests[0].size as f64 / 1000.0));
     let head = reqwest::Client::new()
-        .head(format!("{}/v2/myapp/myapp/manifests/v1.0.0", target.url()))
+        .head(format!("{}/v2/{}/myapp/myapp/manifests/v1.0.0", target.url(), source.host().replace(':', "_")))
         .header("accept", images::OCI_MANIFEST)
         .send()
         .await
@@ -321,7 +325,7 @@ async fn syncs_a_moved_tag_and_survives_a_registry_outage(postgres: bool) {
     let (_, second) = app.get(&format!("{BASE}/default/repositories/app")).await;
     assert_eq!(second["status"]["manifest"]["digest"], moved.digest, "{second}");
     let head = reqwest::Client::new()
-        .head(format!("{}/v2/mirror/team/app/manifests/stable", target.url()))
+        .head(format!("{}/v2/mirror/{}/team/app/manifests/stable", target.url(), source.host().replace(':', "_")))
         .header("accept", images::OCI_MANIFEST)
         .send()
         .await

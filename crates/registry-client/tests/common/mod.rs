@@ -58,6 +58,9 @@ pub struct Image {
     pub media_type: &'static str,
 }
 
+/// The `created` of every generated image's config.
+pub const CREATED: &str = "2024-05-06T07:08:09.123456789Z";
+
 impl Image {
     pub fn random(arch: &str, layer_sizes: &[usize]) -> Image {
         let layers: Vec<Blob> = layer_sizes.iter().map(|&n| Blob::random(n)).collect();
@@ -69,6 +72,7 @@ impl Image {
             serde_json::to_vec(&json!({
                 "architecture": arch,
                 "os": os,
+                "created": CREATED,
                 "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.digest.as_str()).collect::<Vec<_>>()},
                 "config": {"Env": [format!("NONCE={}", rand::random::<u64>())]},
             }))

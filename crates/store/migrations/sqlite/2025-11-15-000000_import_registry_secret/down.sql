@@ -1,0 +1,2 @@
+ALTER TABLE imports DROP COLUMN registry_secret_name;
+ALTER TABLE imports DROP COLUMN registry_secret_namespace;
