@@ -50,10 +50,10 @@ async fn start_with_args(extra_env: &[(&str, &str)], args: &[&str]) -> Server {
     let server = Server { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await {
-            if r.status().is_success() {
-                return server;
-            }
+        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
+            && r.status().is_success()
+        {
+            return server;
         }
         assert!(Instant::now() < deadline, "server did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -186,10 +186,10 @@ impl Setup {
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.http.get(format!("{base}/readyz")).send().await {
-                if r.status().is_success() {
-                    return (server, base);
-                }
+            if let Ok(r) = self.http.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return (server, base);
             }
             server.assert_running();
             assert!(Instant::now() < deadline, "the server did not start:\n{}", server.log());

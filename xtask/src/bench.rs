@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
-use rand::{RngCore, SeedableRng, rngs::StdRng};
+use rand::{Rng as _, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use test_support::Distribution;
@@ -966,7 +966,7 @@ async fn run_imagegate(
             bail!("the import failed; the worker's log ends with:\n{}", worker.log_tail());
         }
         polls += 1;
-        if polls % 25 == 0 {
+        if polls.is_multiple_of(25) {
             worker.check()?;
             if let Some(server) = server.as_mut() {
                 server.check()?;
@@ -1168,10 +1168,10 @@ async fn wait_ready(http: &reqwest::Client, proc: &mut Proc, url: &str) -> Resul
         if interrupted() {
             bail!("interrupted");
         }
-        if let Ok(resp) = http.get(url).timeout(Duration::from_secs(2)).send().await {
-            if resp.status().is_success() {
-                return Ok(());
-            }
+        if let Ok(resp) = http.get(url).timeout(Duration::from_secs(2)).send().await
+            && resp.status().is_success()
+        {
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("{} did not answer {url} within {START_TIMEOUT:?}; its log:\n{}", proc.name, proc.log_tail());
@@ -1672,7 +1672,7 @@ fn mib(kib: u64) -> String {
 fn human_bytes(b: u64) -> String {
     const GIB: u64 = 1 << 30;
     let whole_or = |unit: u64, name: &str, digits: usize| {
-        if b % unit == 0 {
+        if b.is_multiple_of(unit) {
             format!("{} {name}", b / unit)
         } else {
             format!("{:.*} {name}", digits, b as f64 / unit as f64)

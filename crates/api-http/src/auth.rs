@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::routes::Routes;
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use axum::{
     Json,
     extract::{ConnectInfo, FromRequestParts, State},
@@ -23,7 +23,7 @@ use image_core::{
     auth::{NewUser, Role, User, validate_username},
     store::Store,
 };
-use rand::RngCore;
+use rand::Rng as _;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -43,9 +43,8 @@ pub async fn hash_password(password: String) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
-        let salt = SaltString::encode_b64(&salt).map_err(|e| Error::storage(e.to_string()))?;
         Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
+            .hash_password_with_salt(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| Error::storage(e.to_string()))
     })

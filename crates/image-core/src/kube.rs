@@ -270,10 +270,10 @@ impl NewRegistrySecret {
                 validate::text(t, 1000).map_err(|e| Error::invalid(format!("metadata.annotations.{field}"), e))?;
             }
         }
-        if let Some(ca) = &self.ca_bundle {
-            if !ca.contains("-----BEGIN CERTIFICATE-----") || ca.len() > 1 << 20 {
-                return Err(Error::invalid("spec.caBundle", "must be PEM certificates (at most 1 MiB)"));
-            }
+        if let Some(ca) = &self.ca_bundle
+            && (!ca.contains("-----BEGIN CERTIFICATE-----") || ca.len() > 1 << 20)
+        {
+            return Err(Error::invalid("spec.caBundle", "must be PEM certificates (at most 1 MiB)"));
         }
         Ok(NewRegistrySecret { domain, ..self })
     }

@@ -101,14 +101,13 @@ pub fn registry_host(s: &str) -> Result<(), String> {
             None => (Some(s), None),
         }
     };
-    if let Some(port) = port {
-        if port.is_empty()
+    if let Some(port) = port
+        && (port.is_empty()
             || port.len() > 5
             || !port.bytes().all(|c| c.is_ascii_digit())
-            || port.parse::<u32>().map_or(true, |p| p == 0 || p > 65535)
-        {
-            return Err(format!("`{s}` has an invalid port"));
-        }
+            || port.parse::<u32>().map_or(true, |p| p == 0 || p > 65535))
+    {
+        return Err(format!("`{s}` has an invalid port"));
     }
     if let Some(host) = host {
         for label in host.split('.') {

@@ -654,10 +654,10 @@ impl RegistryClient {
                 None => self.authorization(registry, &req.scope).await?,
             };
             let mut builder = self.inner.http.request(req.method.clone(), req.url.clone()).headers(req.headers.clone());
-            if let Some(auth) = &auth {
-                if self.is_registry_origin(registry, &req.url) {
-                    builder = builder.header(header::AUTHORIZATION, auth.clone());
-                }
+            if let Some(auth) = &auth
+                && self.is_registry_origin(registry, &req.url)
+            {
+                builder = builder.header(header::AUTHORIZATION, auth.clone());
             }
             if let Some(body) = &req.body {
                 builder = builder.body(body.clone());
@@ -717,10 +717,10 @@ impl RegistryClient {
         let permit = self.acquire(registry).await;
         let scope = Scope::Push(repo.repository().to_owned());
         let mut builder = self.inner.http.put(url.clone()).headers(headers).body(body);
-        if let Some(auth) = self.authorization(registry, &scope).await? {
-            if self.is_registry_origin(registry, &url) {
-                builder = builder.header(header::AUTHORIZATION, auth);
-            }
+        if let Some(auth) = self.authorization(registry, &scope).await?
+            && self.is_registry_origin(registry, &url)
+        {
+            builder = builder.header(header::AUTHORIZATION, auth);
         }
         match builder.send().await {
             Ok(resp) => {
@@ -802,10 +802,10 @@ impl RegistryClient {
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             lock(&self.inner.auth_modes).insert(registry.to_owned(), AuthMode::Basic);
-            if let Some(header) = self.credential(registry).as_ref().map(basic_header) {
-                if sent != Some(&header) {
-                    return Ok(Some(header));
-                }
+            if let Some(header) = self.credential(registry).as_ref().map(basic_header)
+                && sent != Some(&header)
+            {
+                return Ok(Some(header));
             }
         }
         Ok(None)
@@ -825,10 +825,11 @@ impl RegistryClient {
         let mut scopes = scope.to_strings();
         let slot = self.inner.tokens.slot(registry, &self.account_key(registry), &scopes.join(" "));
         let mut cached = slot.lock().await;
-        if let Some(token) = cached.as_ref() {
-            if token.is_fresh(Instant::now()) && Some(token.value.as_str()) != rejected {
-                return Ok(token.value.clone());
-            }
+        if let Some(token) = cached.as_ref()
+            && token.is_fresh(Instant::now())
+            && Some(token.value.as_str()) != rejected
+        {
+            return Ok(token.value.clone());
         }
         for extra in extra_scopes {
             if !scopes.contains(extra) {

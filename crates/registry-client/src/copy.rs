@@ -323,13 +323,13 @@ impl<'a> Job<'a> {
 
         let plan = self.plan(&head.digest, at_target.as_ref()).await?;
         let top_digest = plan.top.manifest.digest.clone();
-        if let Some(pinned) = self.request.target.digest() {
-            if pinned != &top_digest {
-                return Err(CopyError::permanent(format!(
-                    "target {} pins digest {pinned}, but source {source_ref} resolves to {top_digest}",
-                    self.request.target
-                )));
-            }
+        if let Some(pinned) = self.request.target.digest()
+            && pinned != &top_digest
+        {
+            return Err(CopyError::permanent(format!(
+                "target {} pins digest {pinned}, but source {source_ref} resolves to {top_digest}",
+                self.request.target
+            )));
         }
         self.progress.resolved(&top_digest, &plan.artifacts);
 
@@ -468,13 +468,13 @@ impl<'a> Job<'a> {
         let mut in_memory = HashMap::new();
         let mut created = None;
         let first = chosen.iter().zip(&nodes).find(|(entry, _)| !entry.is_attestation()).map(|(_, node)| node);
-        if let Some(node) = first {
-            if let Some(config) = node.config.as_ref().filter(|c| c.size <= MAX_CONFIG_SIZE && !c.foreign) {
-                let bytes = self.read_config(config, node.in_target).await?;
-                created = config_created(&bytes);
-                if !node.in_target {
-                    in_memory.insert(config.digest.clone(), bytes);
-                }
+        if let Some(node) = first
+            && let Some(config) = node.config.as_ref().filter(|c| c.size <= MAX_CONFIG_SIZE && !c.foreign)
+        {
+            let bytes = self.read_config(config, node.in_target).await?;
+            created = config_created(&bytes);
+            if !node.in_target {
+                in_memory.insert(config.digest.clone(), bytes);
             }
         }
         match selected {
@@ -504,15 +504,16 @@ impl<'a> Job<'a> {
                 in_memory.insert(config.digest.clone(), bytes);
             }
         }
-        if let Some(p) = &platform {
-            if !self.request.platforms.is_empty() && !self.request.platforms.iter().any(|w| platform_matches(w, p)) {
-                return Err(CopyError::permanent(format!(
-                    "source {} is a single-platform image for {}, not {}",
-                    self.request.source,
-                    p,
-                    list(&self.request.platforms)
-                )));
-            }
+        if let Some(p) = &platform
+            && !self.request.platforms.is_empty()
+            && !self.request.platforms.iter().any(|w| platform_matches(w, p))
+        {
+            return Err(CopyError::permanent(format!(
+                "source {} is a single-platform image for {}, not {}",
+                self.request.source,
+                p,
+                list(&self.request.platforms)
+            )));
         }
         let config = blobs.config.clone();
         let blobs = blobs.all();
@@ -762,10 +763,10 @@ impl<'a> Job<'a> {
     }
 
     async fn cancel(&self, upload: Option<UploadLocation>) {
-        if let Some(upload) = upload {
-            if let Err(e) = self.client.cancel_upload(&upload).await {
-                tracing::debug!(error = %e, "could not cancel a blob upload");
-            }
+        if let Some(upload) = upload
+            && let Err(e) = self.client.cancel_upload(&upload).await
+        {
+            tracing::debug!(error = %e, "could not cancel a blob upload");
         }
     }
 

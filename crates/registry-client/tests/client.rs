@@ -217,10 +217,11 @@ async fn proxy_handler(State(st): State<Arc<ProxyState>>, req: Request) -> Respo
         return (StatusCode::PAYLOAD_TOO_LARGE, "request entity too large").into_response();
     }
 
-    if let Some(storage) = &st.options.redirect_blobs_to {
-        if method == Method::GET && path.contains("/blobs/sha256:") {
-            return (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, format!("{storage}{path}"))]).into_response();
-        }
+    if let Some(storage) = &st.options.redirect_blobs_to
+        && method == Method::GET
+        && path.contains("/blobs/sha256:")
+    {
+        return (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, format!("{storage}{path}"))]).into_response();
     }
 
     if st.options.paginate_tags && method == Method::GET && path.ends_with("/tags/list") {

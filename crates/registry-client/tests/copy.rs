@@ -208,12 +208,13 @@ async fn proxy_handler(State(st): State<Arc<ProxyState>>, req: Request) -> Respo
     let blob_get = |digest: &Digest| method == Method::GET && path.ends_with(&format!("/blobs/{digest}"));
     {
         let mut fail = st.fail_blob.lock().unwrap();
-        if let Some((digest, left)) = fail.as_mut() {
-            if *left > 0 && blob_get(digest) {
-                *left -= 1;
-                return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], "{}")
-                    .into_response();
-            }
+        if let Some((digest, left)) = fail.as_mut()
+            && *left > 0
+            && blob_get(digest)
+        {
+            *left -= 1;
+            return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], "{}")
+                .into_response();
         }
     }
     let corrupt = st.options.corrupt.as_ref().is_some_and(blob_get);
@@ -223,12 +224,12 @@ async fn proxy_handler(State(st): State<Arc<ProxyState>>, req: Request) -> Respo
 async fn forward(st: &ProxyState, req: Request, corrupt: bool) -> Response {
     let (parts, body) = req.into_parts();
     let mut path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    if st.options.refuse_mounts && parts.method == Method::POST {
-        if let Some((path, query)) = path_and_query.split_once('?') {
-            if query.contains("mount=") {
-                path_and_query = path.to_owned();
-            }
-        }
+    if st.options.refuse_mounts
+        && parts.method == Method::POST
+        && let Some((path, query)) = path_and_query.split_once('?')
+        && query.contains("mount=")
+    {
+        path_and_query = path.to_owned();
     }
     let url = format!("{}{path_and_query}", st.upstream);
     let mut builder = st.http.request(parts.method.clone(), url);

@@ -14,8 +14,8 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chacha20poly1305::{
-    AeadCore, KeyInit, XChaCha20Poly1305, XNonce,
-    aead::{Aead, OsRng, Payload},
+    KeyInit, XChaCha20Poly1305, XNonce,
+    aead::{Aead, Payload},
 };
 use image_core::{Error, Result, kube::Secret};
 use zeroize::Zeroizing;
@@ -170,8 +170,8 @@ fn create_private_dir_all(dir: &Path) -> io::Result<()> {
 }
 
 fn fill_random(out: &mut [u8]) {
-    use chacha20poly1305::aead::rand_core::RngCore;
-    OsRng.fill_bytes(out);
+    // The operating system's random source; failing it, nothing can be sealed safely.
+    getrandom::fill(out).expect("the operating system's random source failed");
 }
 
 /// Seals and opens passwords with the store's key, if it has one. Cheap to clone.
@@ -191,7 +191,7 @@ fn associated_data(namespace: &str, name: &str) -> Vec<u8> {
 
 impl Sealer {
     pub(crate) fn new(key: Option<&SecretKey>) -> Sealer {
-        Sealer(key.map(|key| Arc::new(XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key.0[..])))))
+        Sealer(key.map(|key| Arc::new(XChaCha20Poly1305::new(&chacha20poly1305::Key::from(*key.0)))))
     }
 
     pub(crate) fn has_key(&self) -> bool {
@@ -206,7 +206,8 @@ impl Sealer {
                  (StoreOptions::secret_key) to create registry secrets",
             ));
         };
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut nonce = XNonce::default();
+        fill_random(&mut nonce[..]);
         let aad = associated_data(namespace, name);
         let ciphertext =
             cipher.encrypt(&nonce, Payload { msg: password.expose().as_bytes(), aad: &aad }).map_err(|_| {
@@ -234,8 +235,12 @@ impl Sealer {
             })?;
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
         let aad = associated_data(namespace, name);
-        let plaintext =
-            cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad }).map_err(|_| {
+        let plaintext = cipher
+            .decrypt(
+                &XNonce::try_from(nonce).expect("the nonce is NONCE_LEN bytes"),
+                Payload { msg: ciphertext, aad: &aad },
+            )
+            .map_err(|_| {
                 tracing::error!(namespace, name, "a stored registry password does not decrypt with this store's key");
                 Error::storage(format!(
                     "{}: the secret key is not the one it was encrypted with, or the stored value was altered",

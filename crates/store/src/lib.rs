@@ -386,10 +386,10 @@ impl UserStore for DbStore {
         let found = with_conn!(self, |conn| ops::find_token(conn, &token_hash, now).await)?;
         let Some((token_id, last_used_at, user)) = found else { return Ok(None) };
         let resolution = TOKEN_USE_RESOLUTION.as_micros() as Micros;
-        if last_used_at.is_none_or(|at| now.saturating_sub(at) >= resolution) {
-            if let Err(e) = in_transaction!(self, |conn| ops::touch_token(conn, token_id, now).await) {
-                tracing::warn!(error = %e, token_id, "could not note when an API token was last used");
-            }
+        if last_used_at.is_none_or(|at| now.saturating_sub(at) >= resolution)
+            && let Err(e) = in_transaction!(self, |conn| ops::touch_token(conn, token_id, now).await)
+        {
+            tracing::warn!(error = %e, token_id, "could not note when an API token was last used");
         }
         Ok(Some(user))
     }

@@ -1781,10 +1781,10 @@ pub(crate) async fn trigger_sync(conn: &mut Conn, namespace: &str, name: &str) -
     let row = lock_repository(conn, namespace, name)
         .await?
         .ok_or_else(|| Error::not_found("repository", kube_id(namespace, name)))?;
-    if let Some(job) = row.job_id {
-        if !existing_jobs(conn, &[job]).await?.is_empty() {
-            return Ok(false);
-        }
+    if let Some(job) = row.job_id
+        && !existing_jobs(conn, &[job]).await?.is_empty()
+    {
+        return Ok(false);
     }
     queue_sync(conn, &row, after_interval(now_micros(), row.sync_interval_secs)).await?;
     Ok(true)

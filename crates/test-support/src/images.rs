@@ -1,7 +1,7 @@
 //! Random test images, pushed into a registry with plain HTTP calls (monolithic uploads), so that tests
 //! of imagegate's own client and copy engine do not check that code with itself.
 
-use rand::RngCore;
+use rand::Rng as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 

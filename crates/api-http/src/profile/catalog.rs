@@ -75,10 +75,10 @@ async fn list_images(
     extract::Query(q, _): Query<ListQuery>,
 ) -> ApiResult<Json<ImageList>> {
     let search = param::non_empty(q.search);
-    if let Some(term) = &search {
-        if term.chars().count() > 200 {
-            return Err(Error::invalid("search", "at most 200 characters are allowed").into());
-        }
+    if let Some(term) = &search
+        && term.chars().count() > 200
+    {
+        return Err(Error::invalid("search", "at most 200 characters are allowed").into());
     }
     let filter = ImageFilter {
         status: status(q.status)?,

@@ -125,23 +125,23 @@ fn check_object(
     metadata: &MetadataIn,
     namespace: &str,
 ) -> Result<String, Error> {
-    if let Some(v) = api_version {
-        if v != API_VERSION {
-            return Err(Error::invalid("apiVersion", format!("`{v}` is not {API_VERSION}")));
-        }
+    if let Some(v) = api_version
+        && v != API_VERSION
+    {
+        return Err(Error::invalid("apiVersion", format!("`{v}` is not {API_VERSION}")));
     }
-    if let Some(k) = body_kind {
-        if k != kind {
-            return Err(Error::invalid("kind", format!("`{k}` is not {kind}")));
-        }
+    if let Some(k) = body_kind
+        && k != kind
+    {
+        return Err(Error::invalid("kind", format!("`{k}` is not {kind}")));
     }
-    if let Some(ns) = &metadata.namespace {
-        if ns != namespace {
-            return Err(Error::invalid(
-                "metadata.namespace",
-                format!("`{ns}` does not match the namespace in the path, `{namespace}`"),
-            ));
-        }
+    if let Some(ns) = &metadata.namespace
+        && ns != namespace
+    {
+        return Err(Error::invalid(
+            "metadata.namespace",
+            format!("`{ns}` does not match the namespace in the path, `{namespace}`"),
+        ));
     }
     let name = metadata.name.clone().ok_or_else(|| Error::invalid("metadata.name", "is required"))?;
     validate_resource_name("metadata.name", &name)?;

@@ -313,17 +313,17 @@ async fn import_image(
         Ok(r) => r,
         Err(e) => return Ok(refused(StatusCode::BAD_REQUEST, format!("invalid source `{}`: {e}", b.source))),
     };
-    if let Some(registry) = b.source_registry.as_deref().filter(|r| !r.is_empty()) {
-        if image_core::catalog::normalise_registry(registry) != source.registry() {
-            return Ok(refused(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "sourceRegistry `{registry}` does not match the registry of `{}` ({})",
-                    b.source,
-                    source.registry()
-                ),
-            ));
-        }
+    if let Some(registry) = b.source_registry.as_deref().filter(|r| !r.is_empty())
+        && image_core::catalog::normalise_registry(registry) != source.registry()
+    {
+        return Ok(refused(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "sourceRegistry `{registry}` does not match the registry of `{}` ({})",
+                b.source,
+                source.registry()
+            ),
+        ));
     }
     let mut platforms = Vec::new();
     for p in &b.platforms {
@@ -332,10 +332,10 @@ async fn import_image(
             Err(e) => return Ok(refused(StatusCode::BAD_REQUEST, e.to_string())),
         }
     }
-    if let Some(d) = &b.description {
-        if let Err(e) = image_core::validate::text(d, 2000) {
-            return Ok(refused(StatusCode::BAD_REQUEST, format!("invalid description: {e}")));
-        }
+    if let Some(d) = &b.description
+        && let Err(e) = image_core::validate::text(d, 2000)
+    {
+        return Ok(refused(StatusCode::BAD_REQUEST, format!("invalid description: {e}")));
     }
     let target = match internal.target_for(&source) {
         Ok(t) => t,

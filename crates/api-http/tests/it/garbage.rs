@@ -8,7 +8,7 @@
 //! drawn from a fixed list of unreachable or invalid ones, so that the test needs no network.
 
 use axum::http::StatusCode;
-use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
+use rand::{RngExt as _, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::{Map, Value, json};
 use test_support::Distribution;
 
