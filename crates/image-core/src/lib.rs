@@ -9,6 +9,7 @@ pub mod event;
 pub mod import;
 pub mod kube;
 mod reference;
+pub mod rules;
 pub mod store;
 pub mod time_fmt;
 pub mod validate;
