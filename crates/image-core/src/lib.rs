@@ -10,6 +10,7 @@ pub mod import;
 pub mod job;
 pub mod kube;
 mod reference;
+pub mod rules;
 pub mod store;
 pub mod time_fmt;
 pub mod validate;

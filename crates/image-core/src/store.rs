@@ -122,6 +122,9 @@ pub trait ImportStore: Send + Sync {
     async fn enqueue_import(&self, import: NewImport, actor: &str) -> Result<EnqueueOutcome>;
     async fn get_import(&self, id: ImportId) -> Result<ImportJob>;
     async fn list_imports(&self, filter: &ImportFilter) -> Result<Listing<ImportJob>>;
+    /// The oldest queued or running import into `target_repository` (the target's repository path, without
+    /// its registry) with the tag `target_tag`, if any.
+    async fn find_active_import(&self, target_repository: &str, target_tag: &str) -> Result<Option<ImportJob>>;
     /// Marks the import running (attempt `attempt`, started now) for the worker holding `job`.
     async fn start_import_attempt(&self, id: ImportId, job: JobId, worker: &str, attempt: i32) -> Result<bool>;
     /// Records progress: the resolved digest and artifacts once known, and every blob's state.

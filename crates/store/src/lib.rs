@@ -448,6 +448,12 @@ impl ImportStore for DbStore {
         with_conn!(self, |conn| ops::list_imports(conn, &filter).await)
     }
 
+    /// One indexed lookup (`imports_active_target`).
+    async fn find_active_import(&self, target_repository: &str, target_tag: &str) -> Result<Option<ImportJob>> {
+        let (repository, tag) = (target_repository.to_owned(), target_tag.to_owned());
+        with_conn!(self, |conn| ops::find_active_import(conn, &repository, &tag).await)
+    }
+
     /// Sets the state to running, the attempt number, `started_at` (on the first attempt only), and clears
     /// the error. False, changing nothing, unless the import is queued or running, `job` is its job, and
     /// `worker` holds that job's lease.

@@ -40,6 +40,7 @@ use image_core::{
     kube::{
         NewRegistrySecret, NewRepository, RegistrySecret, Repository, Secret, SyncStatus, SyncedManifest, VerifyStatus,
     },
+    rules,
     store::{ClaimedJob, JobId, Listing},
 };
 use serde_json::{Value, json};
@@ -435,15 +436,8 @@ async fn unrecommend_others(
     actor: &str,
     now: Micros,
 ) -> DbResult<()> {
-    let rows: Vec<TagRow> = image_tags::table
-        .filter(image_tags::image_id.eq(image_id))
-        .filter(image_tags::is_recommended.eq(true))
-        .filter(image_tags::id.ne(keep.unwrap_or(-1)))
-        .select(TagRow::as_select())
-        .load(conn)
-        .await?;
-    for row in rows {
-        let before = row.into_domain()?;
+    let tags = load_tags(conn, image_id).await?;
+    for before in rules::superseded_recommendations(&tags, keep) {
         let after = Tag { is_recommended: false, updated_at: from_micros(now)?, ..before.clone() };
         diesel::update(image_tags::table.find(before.id)).set(TagChanges::of(&after)).execute(conn).await?;
         let subject = Subject { image: Some(image_id), tag: Some(before.id), ..Subject::default() };
@@ -466,7 +460,7 @@ async fn insert_tag(
     now: Micros,
     request: Option<i64>,
 ) -> DbResult<Tag> {
-    if tag.is_recommended {
+    if rules::becomes_recommended(None, tag.is_recommended) {
         unrecommend_others(conn, image_id, None, actor, now).await?;
     }
     let row = NewTagRow {
@@ -542,7 +536,7 @@ pub(crate) async fn update_tag(
 
 /// Writes a changed tag of a locked image and records `image.tag.updated`.
 async fn store_tag_update(conn: &mut Conn, before: &Tag, after: &Tag, actor: &str, now: Micros) -> DbResult<()> {
-    if after.is_recommended && !before.is_recommended {
+    if rules::becomes_recommended(Some(before), after.is_recommended) {
         unrecommend_others(conn, after.image_id, Some(after.id), actor, now).await?;
     }
     diesel::update(image_tags::table.find(after.id)).set(TagChanges::of(after)).execute(conn).await?;
@@ -693,7 +687,7 @@ async fn approve_image(
                 namespace: request.namespace.clone(),
                 description: description.clone(),
                 category: category.clone(),
-                is_official: request.registry == image_core::DEFAULT_REGISTRY && request.namespace == "library",
+                is_official: rules::is_official(&request.registry, &request.namespace),
                 approval_status: ApprovalStatus::Approved,
             };
             insert_image(conn, &new, actor, now, Some(request.id)).await?
@@ -962,6 +956,24 @@ pub(crate) async fn list_imports(conn: &mut Conn, filter: &ImportFilter) -> DbRe
     Ok(Listing { items, total })
 }
 
+/// The oldest active import into `target_repository` with the tag `target_tag`.
+pub(crate) async fn find_active_import(
+    conn: &mut Conn,
+    target_repository: &str,
+    target_tag: &str,
+) -> DbResult<Option<ImportJob>> {
+    let row: Option<ImportRow> = imports::table
+        .filter(imports::target_repository.eq(target_repository))
+        .filter(imports::target_tag.eq(target_tag))
+        .filter(imports::state.eq_any(ACTIVE_STATES))
+        .select(ImportRow::as_select())
+        .order(imports::id.asc())
+        .first(conn)
+        .await
+        .optional()?;
+    row.map(ImportRow::into_domain).transpose()
+}
+
 /// The import, locked, and its job, locked, when the import is active and `worker` holds that job.
 async fn lock_held_import(conn: &mut Conn, id: i64, job: JobId, worker: &str) -> DbResult<Option<(ImportRow, JobRow)>> {
     let Some(import) = lock_import(conn, id).await? else { return Ok(None) };
@@ -1103,15 +1115,7 @@ async fn add_to_catalog(
     let image = match lock_image_named(conn, registry, namespace, name).await? {
         Some(row) => row.into_domain()?,
         None => {
-            let new = NewImage {
-                image_name: name.to_owned(),
-                registry: registry.to_owned(),
-                namespace: namespace.to_owned(),
-                description: None,
-                category: None,
-                is_official: registry == image_core::DEFAULT_REGISTRY && namespace == "library",
-                approval_status: ApprovalStatus::Pending,
-            };
+            let new = rules::imported_image(source);
             // In a savepoint: a concurrent import may add the same image first (PostgreSQL), and then
             // that one is used.
             match conn.transaction(async |conn| insert_image(conn, &new, actor, now, None).await).await {
@@ -1126,16 +1130,12 @@ async fn add_to_catalog(
             }
         }
     };
-    let Some(tag_name) = import.target.tag().or(source.tag()) else { return Ok((image, None)) };
-    // The first artifact speaks for an index: it is the one listed first, usually linux/amd64.
-    let first = artifacts.first();
-    let size_bytes = first.map(|a| i64::try_from(a.size).unwrap_or(i64::MAX));
-    let architecture = first.and_then(|a| a.architecture.clone());
-    let os = first.and_then(|a| a.os.clone());
-    let pushed_at = from_micros(now)?;
+    let Some(copied) = rules::imported_tag(source, &import.target, digest, artifacts, from_micros(now)?) else {
+        return Ok((image, None));
+    };
     let existing: Option<TagRow> = image_tags::table
         .filter(image_tags::image_id.eq(image.id))
-        .filter(image_tags::tag.eq(tag_name))
+        .filter(image_tags::tag.eq(&copied.tag))
         .select(TagRow::as_select())
         .first(conn)
         .await
@@ -1143,30 +1143,11 @@ async fn add_to_catalog(
     let tag = match existing {
         Some(row) => {
             let before = row.into_domain()?;
-            let after = Tag {
-                digest: Some(digest.clone()),
-                size_bytes,
-                architecture,
-                os,
-                pushed_at: Some(pushed_at),
-                updated_at: pushed_at,
-                ..before.clone()
-            };
+            let after = copied.applied_to(&before);
             store_tag_update(conn, &before, &after, actor, now).await?;
             after
         }
-        None => {
-            let new = NewTag {
-                tag: tag_name.to_owned(),
-                digest: Some(digest.clone()),
-                size_bytes,
-                architecture,
-                os,
-                pushed_at: Some(pushed_at),
-                ..NewTag::default()
-            };
-            insert_tag(conn, image.id, &new, actor, now, None).await?
-        }
+        None => insert_tag(conn, image.id, &copied.new_tag(), actor, now, None).await?,
     };
     Ok((image, Some(tag)))
 }

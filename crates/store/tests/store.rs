@@ -113,6 +113,7 @@ on_both_backends!(
     concurrent_successes_add_one_catalog_image,
     progress_round_trips,
     canceling_removes_the_job,
+    active_imports_are_found_by_target,
     an_active_import_is_not_deleted,
     a_catalog_image_with_an_active_import_is_not_deleted,
     imports_are_filtered_ordered_and_paged,
@@ -907,6 +908,46 @@ async fn claim(store: &DbStore, worker: &str, import: &ImportJob) -> ClaimedJob 
     let job = store.claim_job(worker, IMPORT, LEASE).await.unwrap().expect("a due job");
     assert_eq!(job.payload, json!({ "import_id": import.id }));
     job
+}
+
+async fn active_imports_are_found_by_target(db: TestDb) {
+    let store = &db.store;
+    assert_eq!(store.find_active_import("mirror/redis", "7").await.unwrap(), None);
+    let EnqueueOutcome::Started(first) =
+        store.enqueue_import(new_import("redis:7", "harbor.example.com/mirror/redis:7"), "carol").await.unwrap()
+    else {
+        panic!("a new import starts")
+    };
+    // Another source into the same target: the older import is the one found.
+    let EnqueueOutcome::Started(second) = store
+        .enqueue_import(new_import("quay.io/x/redis:7", "harbor.example.com/mirror/redis:7"), "carol")
+        .await
+        .unwrap()
+    else {
+        panic!("a new import starts")
+    };
+    let EnqueueOutcome::Started(other_tag) =
+        store.enqueue_import(new_import("redis:8", "harbor.example.com/mirror/redis:8"), "carol").await.unwrap()
+    else {
+        panic!("a new import starts")
+    };
+    let found = |repository: &'static str, tag: &'static str| async move {
+        store.find_active_import(repository, tag).await.unwrap().map(|i| i.id)
+    };
+    assert_eq!(found("mirror/redis", "7").await, Some(first.id));
+    assert_eq!(found("mirror/redis", "8").await, Some(other_tag.id));
+    // Neither the short name nor another tag nor a prefix matches: the whole repository path does.
+    assert_eq!(found("redis", "7").await, None);
+    assert_eq!(found("mirror/redis", "9").await, None);
+    assert_eq!(found("mirror/red", "7").await, None);
+    // A running import is active; a canceled or succeeded one is not.
+    start(store, "w", &first).await;
+    assert_eq!(found("mirror/redis", "7").await, Some(first.id));
+    store.cancel_import(first.id, "carol").await.unwrap();
+    assert_eq!(found("mirror/redis", "7").await, Some(second.id));
+    succeed(store, &second, digest(1), Vec::new()).await;
+    assert_eq!(found("mirror/redis", "7").await, None);
+    assert_eq!(found("mirror/redis", "8").await, Some(other_tag.id));
 }
 
 /// Claims `import`'s job and starts an attempt.

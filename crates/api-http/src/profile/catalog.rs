@@ -13,6 +13,7 @@ use image_core::{
         ImageUpdate, NewApprovalRequest, NewImage, NewTag, Page, Tag, TagUpdate,
     },
     event::{AuditEvent, EventFilter},
+    rules::{self, Admission, Refusal},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -414,38 +415,35 @@ async fn admission_check(
     let reference = Reference::parse(&b.image).map_err(|e| Error::invalid("image", e))?;
     let (namespace, name) = split_repository(reference.repository());
     let image = s.store.find_image(reference.registry(), namespace, name).await?;
-    let approved = image.as_ref().filter(|i| i.approval_status == ApprovalStatus::Approved);
-    let Some(image) = approved else {
-        let mut message = "This image must be approved before deployment".to_owned();
-        if b.request_approval {
-            let request = NewApprovalRequest::new(
-                name,
-                Some(reference.registry()),
-                Some(namespace),
-                reference.tag().map(str::to_owned),
-                Some(format!("requested by the admission check for {reference}")),
-            )?;
-            let request = s.store.create_approval_request(request, &user.user.username).await?;
-            message = format!("{message}; approval request {} was filed", request.id);
+    let tags = match &image {
+        Some(image) => s.store.list_tags(image.id).await?,
+        None => Vec::new(),
+    };
+    match rules::admit(image.as_ref(), &tags, &reference) {
+        Admission::Allowed { image, tag, warnings } => {
+            let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+            Ok(Json(json!({ "allowed": true, "image": image, "tag": tag, "warnings": warnings })))
         }
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "Image not approved", message).into());
-    };
-    let tags = s.store.list_tags(image.id).await?;
-    let tag = match (reference.tag(), reference.digest()) {
-        (Some(t), _) => tags.into_iter().find(|x| x.tag == t),
-        (None, Some(d)) => tags.into_iter().find(|x| x.digest.as_ref() == Some(d)),
-        (None, None) => None,
-    };
-    let Some(tag) = tag else {
-        return Err(
-            ApiError::new(StatusCode::NOT_FOUND, "Tag not found", "This tag is not in the approved tags list").into()
-        );
-    };
-    let mut warnings = Vec::new();
-    if tag.is_deprecated {
-        warnings.push(format!("tag {} is deprecated", tag.tag));
+        Admission::Refused(Refusal::NotApproved) => {
+            let mut message = "This image must be approved before deployment".to_owned();
+            if b.request_approval {
+                let request = NewApprovalRequest::new(
+                    name,
+                    Some(reference.registry()),
+                    Some(namespace),
+                    reference.tag().map(str::to_owned),
+                    Some(format!("requested by the admission check for {reference}")),
+                )?;
+                let request = s.store.create_approval_request(request, &user.user.username).await?;
+                message = format!("{message}; approval request {} was filed", request.id);
+            }
+            Err(ApiError::new(StatusCode::FORBIDDEN, "Image not approved", message).into())
+        }
+        Admission::Refused(Refusal::TagNotListed) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "Tag not found", "This tag is not in the approved tags list")
+                .into())
+        }
     }
-    Ok(Json(json!({ "allowed": true, "image": image, "tag": tag, "warnings": warnings })))
 }
 
 /// `library/redis` → (`library`, `redis`); `app` → (``, `app`).

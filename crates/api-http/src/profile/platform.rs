@@ -520,22 +520,20 @@ async fn find_import_by_name(s: &AppState, name: &str) -> Result<ImportJob, ApiE
     }
     let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
     image_core::validate::tag(tag).map_err(|e| Error::invalid("name", e))?;
-    let filter = ImportFilter {
-        tag: Some(tag.to_owned()),
-        page: Page::new(Some(Page::MAX_LIMIT), None)?,
-        ..ImportFilter::default()
-    };
-    let listing = s.store.list_imports(&filter).await?;
-    listing
-        .items
-        .into_iter()
-        .filter(|i| i.state.is_active())
-        .find(|i| {
-            let short =
-                s.internal.as_ref().map_or(i.target.repository(), |r| r.short_repository(i.target.repository()));
-            short == repo || i.target.repository() == repo
-        })
-        .ok_or_else(|| ApiError::not_found(format!("no image named `{name}` is being imported")))
+    // The name is the repository as clients of the internal registry know it (without its prefix), or
+    // the whole repository path.
+    let prefixed = s
+        .internal
+        .as_ref()
+        .map(|r| r.prefix.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{p}/{repo}"));
+    for repository in prefixed.iter().map(String::as_str).chain([repo]) {
+        if let Some(import) = s.store.find_active_import(repository, tag).await? {
+            return Ok(import);
+        }
+    }
+    Err(ApiError::not_found(format!("no image named `{name}` is being imported")))
 }
 
 #[derive(Deserialize)]
