@@ -322,9 +322,23 @@ async fn verify_secret(
         }
         None => stored.domain.clone(),
     };
-    let username = b.username.filter(|u| !u.is_empty()).unwrap_or_else(|| stored.username.clone());
-    let password = b.password.filter(|p| !p.is_empty()).map(Secret::new).unwrap_or_else(|| stored.password.clone());
     let insecure = b.insecure.unwrap_or(stored.insecure);
+    let given_password = b.password.filter(|p| !p.is_empty()).map(Secret::new);
+    // The stored password goes only where it was stored for, over the transport stored with it: another
+    // domain, or plain HTTP for a secret stored for HTTPS, must come with credentials of its own.
+    if given_password.is_none() && (domain != stored.domain || insecure != stored.insecure) {
+        return Err(about("registrysecrets", &name)(Error::invalid(
+            "password",
+            format!(
+                "the stored credentials are for {}{}; to verify against {domain}{} send its username and password",
+                stored.domain,
+                if stored.insecure { " over plain HTTP" } else { "" },
+                if insecure { " over plain HTTP" } else { "" },
+            ),
+        )));
+    }
+    let username = b.username.filter(|u| !u.is_empty()).unwrap_or_else(|| stored.username.clone());
+    let password = given_password.unwrap_or_else(|| stored.password.clone());
     let copier = s.copier.as_ref().ok_or_else(|| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "No registry client", "this server has no registry client")
     })?;

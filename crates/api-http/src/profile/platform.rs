@@ -252,6 +252,10 @@ async fn cancel_import(
     Ok(Json(json!({ "message": "Image import canceled", "id": import.id, "status": import.state.platform_status() })))
 }
 
+/// How long an import request waits for its source's manifest HEAD before answering; the copy itself has
+/// its own, longer timeouts in the worker.
+const SOURCE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn no_internal_registry() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -372,7 +376,13 @@ async fn import_image(
         Ok(access) => access,
         Err(e) => return Ok(refused(StatusCode::BAD_REQUEST, e.to_string())),
     };
-    if let Err(e) = internal.copier.check_source(&source, &access).await {
+    let check = tokio::time::timeout(SOURCE_CHECK_TIMEOUT, internal.copier.check_source(&source, &access)).await;
+    let Ok(check) = check else {
+        let secs = SOURCE_CHECK_TIMEOUT.as_secs();
+        let message = format!("cannot import {source}: its registry did not answer within {secs} s; try again later");
+        return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, message));
+    };
+    if let Err(e) = check {
         // The request was well formed but names a source that cannot be imported now (unknown, refused,
         // unreachable): the seed's clients read `state`, and a 5xx would read as a fault of this server.
         let retry = if e.kind == CopyErrorKind::Transient { "; try again later" } else { "" };

@@ -171,8 +171,25 @@ async fn manages_registry_secrets_without_showing_passwords(postgres: bool) {
     let (_, stored) = app.get(&format!("{BASE}/default/registry-secrets/lab")).await;
     assert_eq!(stored["metadata"]["annotations"]["theriseunion.io/verify-status"], "failed");
 
-    let (_, unreachable) =
-        app.post(&format!("{BASE}/default/registry-secrets/lab/verify"), &json!({ "domain": "127.0.0.1:1" })).await;
+    // The stored password never goes to another domain, nor over plain HTTP when stored for HTTPS: such a
+    // check must bring its own credentials.
+    for body in [json!({ "domain": "127.0.0.1:1" }), json!({ "domain": "other.example", "username": "alice" })] {
+        let (status, refused) = app.post(&format!("{BASE}/default/registry-secrets/lab/verify"), &body).await;
+        assert_eq!((status, refused["reason"].as_str()), (StatusCode::BAD_REQUEST, Some("Invalid")), "{refused}");
+        assert!(refused["message"].as_str().unwrap().contains("send its username and password"), "{refused}");
+    }
+    let (status, _) =
+        app.post(&format!("{BASE}/default/registry-secrets"), &secret("tls", "registry.example", "pw")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) =
+        app.post(&format!("{BASE}/default/registry-secrets/tls/verify"), &json!({ "insecure": true })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "plain HTTP with a password stored for HTTPS");
+    let (_, unreachable) = app
+        .post(
+            &format!("{BASE}/default/registry-secrets/lab/verify"),
+            &json!({ "domain": "127.0.0.1:1", "username": "u", "password": "its-own" }),
+        )
+        .await;
     assert_eq!(unreachable["success"], false);
 
     let (status, body) =

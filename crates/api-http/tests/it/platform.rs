@@ -186,6 +186,24 @@ async fn refuses_bad_imports_and_records_nothing(postgres: bool) {
     let (_, listing) = app.get("/api/v1/images").await;
     assert_eq!(listing, json!({ "totalCount": 0, "images": [] }));
 
+    // A source that accepts connections and never answers: the request is answered within the check's
+    // bound, not after the registry client's read timeout and retries.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_host = silent.local_addr().unwrap().to_string();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let started = std::time::Instant::now();
+    let (status, answer) =
+        app.post("/api/v1/images:import", &json!({ "source": format!("{silent_host}/slow/app:1") })).await;
+    assert_eq!((status, answer["state"].as_i64()), (StatusCode::UNPROCESSABLE_ENTITY, Some(0)), "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("did not answer within 5 s"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
+    holder.abort();
+
     // Without an internal registry, imports are refused in the same shape.
     let bare = TestApp::sqlite().await;
     let (status, answer) = bare.post("/api/v1/images:import", &json!({ "source": "redis" })).await;
