@@ -341,6 +341,11 @@ async fn import_image(
     {
         return Ok(refused(StatusCode::BAD_REQUEST, format!("invalid description: {e}")));
     }
+    if user.user.role != image_core::auth::Role::Admin
+        && let Some(answer) = refuse_unapproved(&s, &user.user.username, &source, b.registry_secret.is_some()).await?
+    {
+        return Ok(answer);
+    }
     let target = match internal.target_for(&source) {
         Ok(t) => t,
         Err(e) => {
@@ -413,6 +418,46 @@ async fn import_image(
         },
     };
     Ok(Json(answer).into_response())
+}
+
+/// Users who are not admins import only what the catalog approves (the one admission decision,
+/// `image_core::rules::admit`), from the registry the catalog names, with the server's own credentials:
+/// anything else is a 403, and an approval request is filed for it. None when the import may go ahead.
+async fn refuse_unapproved(
+    s: &AppState,
+    username: &str,
+    source: &Reference,
+    names_secret: bool,
+) -> ApiResult<Option<Response>> {
+    if names_secret {
+        return Ok(Some(refused(StatusCode::FORBIDDEN, "naming a registry secret for an import needs the admin role")));
+    }
+    let (namespace, name) = source.repository().rsplit_once('/').unwrap_or(("", source.repository()));
+    let image = s.store.find_image(source.registry(), namespace, name).await?;
+    let tags = match &image {
+        Some(image) => s.store.list_tags(image.id).await?,
+        None => Vec::new(),
+    };
+    let why = match image_core::rules::admit(image.as_ref(), &tags, source) {
+        image_core::rules::Admission::Allowed { .. } => return Ok(None),
+        image_core::rules::Admission::Refused(image_core::rules::Refusal::NotApproved) => {
+            "the catalog does not approve this image"
+        }
+        image_core::rules::Admission::Refused(image_core::rules::Refusal::TagNotListed) => {
+            "this tag is not in the image's approved tags"
+        }
+    };
+    let request = image_core::catalog::NewApprovalRequest::new(
+        name,
+        Some(source.registry()),
+        Some(namespace),
+        source.tag().map(str::to_owned),
+        Some(format!("requested by an import of {source}")),
+    )?;
+    let request = s.store.create_approval_request(request, username).await?;
+    let message =
+        format!("cannot import {source}: {why}; approval request {} was filed for an admin to decide", request.id);
+    Ok(Some(refused(StatusCode::FORBIDDEN, message)))
 }
 
 /// Whether the first path component of a reference names a registry, by Docker's rule.

@@ -16,7 +16,44 @@ on_both_backends!(
     records_exported_images,
     takes_progress_from_external_reporters,
     fails_an_import_whose_source_vanished,
+    users_import_only_what_the_catalog_approves,
 );
+
+/// A user (not an admin) imports only approved images and tags, and never names a secret; anything else is
+/// a 403 that files an approval request, and the server does not even contact the source.
+async fn users_import_only_what_the_catalog_approves(postgres: bool) {
+    let source = Distribution::start().await;
+    let target = Distribution::start().await;
+    let app = TestApp::with_registry(postgres, &target, "").await;
+    images::push_image(&source, "team/app", "1.0", &[100]).await;
+    let user = app.user_token("carol").await;
+    let reference = format!("{}/team/app:1.0", source.host());
+
+    let (status, answer) = app.post_as(&user, "/api/v1/images:import", &json!({ "source": reference })).await;
+    assert_eq!((status, answer["state"].as_i64()), (StatusCode::FORBIDDEN, Some(0)), "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("does not approve this image"), "{answer}");
+    let (_, requests) = app.get("/catalog/api/v1/approval-requests?status=pending").await;
+    let filed = requests["requests"].as_array().unwrap().iter().find(|r| r["image_name"] == "app").cloned();
+    let filed = filed.expect("an approval request was filed");
+    assert_eq!((filed["tag"].as_str(), filed["requested_by"].as_str()), (Some("1.0"), Some("carol")), "{filed}");
+    // Nobody asked the source anything for the refused request.
+    let named = json!({ "source": reference, "registrySecret": { "namespace": "default", "name": "x" } });
+    let (status, _) = app.post_as(&user, "/api/v1/images:import", &named).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "users never name secrets");
+
+    // Approved (by the admin deciding the request), the image and tag import.
+    let (status, decided) = app
+        .post(&format!("/catalog/api/v1/approval-requests/{}/approve", filed["id"]), &json!({ "category": "app" }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let (status, answer) = app.post_as(&user, "/api/v1/images:import", &json!({ "source": reference })).await;
+    assert_eq!((status, answer["state"].as_i64()), (StatusCode::OK, Some(1)), "{answer}");
+    // Another tag of the approved image is not approved.
+    let other = format!("{}/team/app:2.0", source.host());
+    let (status, answer) = app.post_as(&user, "/api/v1/images:import", &json!({ "source": other })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("not in the image's approved tags"), "{answer}");
+}
 
 /// Replaces what differs between runs (times, ports, random digests and sizes) with markers.
 fn redact(value: &Value) -> Value {
