@@ -143,11 +143,13 @@ impl Error {
     }
 }
 
-/// The first `errors[]` entry of a registry's error body, as `(code, message)`.
+/// The error code of a registry's error body and our own words for it, as `(code, reason)`.
 ///
 /// The OCI distribution specification's error body is
-/// `{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "…", "detail": …}]}`;
-/// anything else is summarised as text.
+/// `{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "…", "detail": …}]}`. Only a code the
+/// specification (or Docker's registry) defines is kept, and it is described in fixed words: nothing the
+/// upstream wrote, its messages or an HTML error page, ever reaches an error, because an error reaches
+/// users and a request may have been aimed at a server that is no registry at all.
 pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
     #[derive(serde::Deserialize)]
     struct Body {
@@ -156,22 +158,42 @@ pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) 
     #[derive(serde::Deserialize)]
     struct Entry {
         code: Option<String>,
-        message: Option<String>,
     }
-    if let Ok(parsed) = serde_json::from_slice::<Body>(body) {
-        let code = parsed.errors.iter().find_map(|e| e.code.clone());
-        let messages: Vec<&str> = parsed.errors.iter().filter_map(|e| e.message.as_deref()).collect();
-        let message = (!messages.is_empty()).then(|| messages.join("; "));
-        return (code, message);
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
+    let Ok(parsed) = serde_json::from_slice::<Body>(body) else {
         return (None, None);
-    }
-    // A proxy's HTML error page or similar: a short, single-line excerpt is enough.
-    let excerpt: String = text.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();
-    (None, Some(excerpt))
+    };
+    parsed
+        .errors
+        .iter()
+        .filter_map(|e| e.code.as_deref())
+        .find_map(|code| known_code(code).map(|(code, reason)| (Some(code.to_owned()), Some(reason.to_owned()))))
+        .unwrap_or((None, None))
+}
+
+/// The error codes of the OCI distribution specification, with what each means.
+fn known_code(code: &str) -> Option<(&'static str, &'static str)> {
+    const CODES: &[(&str, &str)] = &[
+        ("BLOB_UNKNOWN", "blob unknown to registry"),
+        ("BLOB_UPLOAD_INVALID", "blob upload invalid"),
+        ("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry"),
+        ("DIGEST_INVALID", "provided digest did not match uploaded content"),
+        ("MANIFEST_BLOB_UNKNOWN", "manifest references a manifest or blob unknown to registry"),
+        ("MANIFEST_INVALID", "manifest invalid"),
+        ("MANIFEST_UNKNOWN", "manifest unknown to registry"),
+        ("NAME_INVALID", "invalid repository name"),
+        ("NAME_UNKNOWN", "repository name not known to registry"),
+        ("SIZE_INVALID", "provided length did not match content length"),
+        ("UNAUTHORIZED", "authentication required"),
+        ("DENIED", "requested access to the resource is denied"),
+        ("UNSUPPORTED", "the operation is unsupported"),
+        ("TOOMANYREQUESTS", "too many requests"),
+        ("TAG_INVALID", "manifest tag did not match URI"),
+        ("MANIFEST_UNVERIFIED", "manifest failed signature verification"),
+        ("BLOB_UPLOAD_DENIED", "blob upload denied"),
+        ("PAGINATION_NUMBER_INVALID", "invalid number of results requested"),
+        ("RANGE_INVALID", "invalid content range"),
+    ];
+    CODES.iter().copied().find(|(known, _)| *known == code)
 }
 
 #[cfg(test)]
@@ -187,16 +209,23 @@ mod tests {
         check(
             r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#,
             Some("MANIFEST_UNKNOWN"),
-            Some("manifest unknown"),
+            Some("manifest unknown to registry"),
         );
         check(
             r#"{"errors":[{"code":"DENIED","message":"a"},{"code":"X","message":"b"}]}"#,
             Some("DENIED"),
-            Some("a; b"),
+            Some("requested access to the resource is denied"),
+        );
+        // Nothing the upstream wrote survives: its messages, unknown codes, pages.
+        check(r#"{"errors":[{"code":"SECRET-123","message":"the admin password is hunter2"}]}"#, None, None);
+        check(
+            r#"{"errors":[{"code":"NAME_UNKNOWN","message":"hunter2"}]}"#,
+            Some("NAME_UNKNOWN"),
+            Some("repository name not known to registry"),
         );
         check(r#"{"errors":[]}"#, None, None);
         check("", None, None);
-        check("<html>\n<b>502</b></html>", None, Some("<html> <b>502</b></html>"));
+        check("<html>\n<b>502</b> secret-token-abc</html>", None, None);
     }
 
     #[test]

@@ -241,6 +241,29 @@ async fn refuses_bad_imports_and_records_nothing(postgres: bool) {
     assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
     holder.abort();
 
+    // A server that is no registry and answers with a page holding a secret: the answer says what
+    // happened in our words, and nothing of the page reaches the client.
+    let leaky = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let leaky_host = leaky.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut stream, _)) = leaky.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let page = r#"{"errors":[{"code":"X","message":"admin password is hunter2"}]} <b>hunter2</b>"#;
+            let answer = format!(
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let (status, answer) = app.post("/api/v1/images:import", &json!({ "source": format!("{leaky_host}/x/y:1") })).await;
+    assert_eq!((status, answer["state"].as_i64()), (StatusCode::UNPROCESSABLE_ENTITY, Some(0)), "{answer}");
+    assert!(!answer.to_string().contains("hunter2"), "an upstream body leaked: {answer}");
+    assert!(answer["message"].as_str().unwrap().contains("500"), "the status is named: {answer}");
+    server.abort();
+
     // Without an internal registry, imports are refused in the same shape.
     let bare = TestApp::sqlite().await;
     let (status, answer) = bare.post("/api/v1/images:import", &json!({ "source": "redis" })).await;
