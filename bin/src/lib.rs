@@ -110,6 +110,30 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Fails when the key file is missing but the database holds registry passwords sealed with a key: a new
+/// key could not open them, and making one would hide the loss until the passwords are needed.
+async fn refuse_a_lost_key(url: &str, key_path: &Path) -> anyhow::Result<()> {
+    use image_core::store::KubeStore as _;
+    let probe = store::DbStore::connect_with(url, store::StoreOptions { secret_key: None })
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+    let page = image_core::catalog::Page::new(Some(1), None)?;
+    let sealed = match probe.list_registry_secrets(None, None, page).await {
+        Ok(listing) => listing.total > 0,
+        // Secrets there, and none readable without the key.
+        Err(_) => true,
+    };
+    if sealed {
+        bail!(
+            "the secret key file {} is missing, but the database holds registry passwords sealed with it: \
+             restore the file from a backup (or point --secret-key-file at it); a new key cannot open them, \
+             so none was made",
+            key_path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Hides the password of a database URL, for logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -149,6 +173,9 @@ impl CommonArgs {
         init_logging(self.log_format);
         let url = database_url(&self.data_dir, self.database_url.as_deref())?;
         let key_path = self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"));
+        if !key_path.exists() {
+            refuse_a_lost_key(&url, &key_path).await?;
+        }
         let key = store::SecretKey::load_or_create(&key_path)
             .with_context(|| format!("cannot load the secret key {}", key_path.display()))?;
         let options = store::StoreOptions { secret_key: Some(key) };

@@ -259,3 +259,42 @@ async fn a_sign_in_flood_keeps_memory_bounded() {
     let right = http.post(&url).json(&json!({"username": "admin", "password": "s3cret-enough"})).send().await.unwrap();
     assert_eq!(right.status().as_u16(), 429);
 }
+
+/// A deleted key file while the database holds sealed registry passwords is a refusal to start that names
+/// the file, and no new key is made in its place.
+#[tokio::test]
+async fn a_lost_secret_key_is_a_refusal_to_start() {
+    let mut server = start(&[("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough")]).await;
+    let http = reqwest::Client::new();
+    let secret = json!({
+        "apiVersion": "image.theriseunion.io/v1alpha1", "kind": "RegistrySecret",
+        "metadata": {"name": "lab", "namespace": "default"},
+        "spec": {"domain": "registry.example", "username": "u", "password": "sealed-pw", "provider": "other"}
+    });
+    let created = http
+        .post(format!("{}/oapis/image.theriseunion.io/v1alpha1/namespaces/default/registry-secrets", server.base))
+        .basic_auth("admin", Some("s3cret-enough"))
+        .json(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+
+    let data = server._dir.path().join("data");
+    std::fs::remove_file(data.join("secret.key")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("IMAGEGATE_DATABASE_URL")
+        .env("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the server started without its key: {stderr}");
+    assert!(stderr.contains("secret.key is missing") && stderr.contains("restore"), "{stderr}");
+    assert!(!data.join("secret.key").exists(), "no new key was made");
+}
