@@ -413,12 +413,7 @@ async fn admission_check(
     extract::Body(b, _): Body<AdmissionBody>,
 ) -> ApiResult<Json<Value>> {
     let reference = Reference::parse(&b.image).map_err(|e| Error::invalid("image", e))?;
-    let (namespace, name) = split_repository(reference.repository());
-    let image = s.store.find_image(reference.registry(), namespace, name).await?;
-    let tags = match &image {
-        Some(image) => s.store.list_tags(image.id).await?,
-        None => Vec::new(),
-    };
+    let (image, tags) = super::catalog_entry(s.store.as_ref(), &reference).await?;
     match rules::admit(image.as_ref(), &tags, &reference) {
         Admission::Allowed { image, tag, warnings } => {
             let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
@@ -427,14 +422,8 @@ async fn admission_check(
         Admission::Refused(Refusal::NotApproved) => {
             let mut message = "This image must be approved before deployment".to_owned();
             if b.request_approval {
-                let request = NewApprovalRequest::new(
-                    name,
-                    Some(reference.registry()),
-                    Some(namespace),
-                    reference.tag().map(str::to_owned),
-                    Some(format!("requested by the admission check for {reference}")),
-                )?;
-                let request = s.store.create_approval_request(request, &user.user.username).await?;
+                let notes = format!("requested by the admission check for {reference}");
+                let request = super::request_approval(s.store.as_ref(), &reference, notes, &user.user.username).await?;
                 message = format!("{message}; approval request {} was filed", request.id);
             }
             Err(ApiError::new(StatusCode::FORBIDDEN, "Image not approved", message).into())
@@ -444,9 +433,4 @@ async fn admission_check(
                 .into())
         }
     }
-}
-
-/// `library/redis` → (`library`, `redis`); `app` → (``, `app`).
-fn split_repository(repository: &str) -> (&str, &str) {
-    repository.rsplit_once('/').unwrap_or(("", repository))
 }

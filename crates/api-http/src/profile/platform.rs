@@ -432,12 +432,7 @@ async fn refuse_unapproved(
     if names_secret {
         return Ok(Some(refused(StatusCode::FORBIDDEN, "naming a registry secret for an import needs the admin role")));
     }
-    let (namespace, name) = source.repository().rsplit_once('/').unwrap_or(("", source.repository()));
-    let image = s.store.find_image(source.registry(), namespace, name).await?;
-    let tags = match &image {
-        Some(image) => s.store.list_tags(image.id).await?,
-        None => Vec::new(),
-    };
+    let (image, tags) = super::catalog_entry(s.store.as_ref(), source).await?;
     let why = match image_core::rules::admit(image.as_ref(), &tags, source) {
         image_core::rules::Admission::Allowed { .. } => return Ok(None),
         image_core::rules::Admission::Refused(image_core::rules::Refusal::NotApproved) => {
@@ -447,14 +442,9 @@ async fn refuse_unapproved(
             "this tag is not in the image's approved tags"
         }
     };
-    let request = image_core::catalog::NewApprovalRequest::new(
-        name,
-        Some(source.registry()),
-        Some(namespace),
-        source.tag().map(str::to_owned),
-        Some(format!("requested by an import of {source}")),
-    )?;
-    let request = s.store.create_approval_request(request, username).await?;
+    let request =
+        super::request_approval(s.store.as_ref(), source, format!("requested by an import of {source}"), username)
+            .await?;
     let message =
         format!("cannot import {source}: {why}; approval request {} was filed for an admin to decide", request.id);
     Ok(Some(refused(StatusCode::FORBIDDEN, message)))
