@@ -329,10 +329,20 @@ async fn lists_with_the_seeds_parameters(postgres: bool) {
     }
     let user = app.user_token("carol").await;
     images::push_image(&source, "list/other", "z", &[10]).await;
+    // A user imports only what the catalog approves: the admin lists the image and its tag first.
+    let (status, image) = app
+        .post(
+            "/catalog/api/v1/images",
+            &json!({ "image_name": "other", "namespace": "list", "registry": source.host() }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{image}");
+    let (status, _) = app.post(&format!("/catalog/api/v1/images/{}/tags", image["id"]), &json!({ "tag": "z" })).await;
+    assert_eq!(status, StatusCode::CREATED);
     let (_, answer) = app
         .post_as(&user, "/api/v1/images:import", &json!({ "source": format!("{}/list/other:z", source.host()) }))
         .await;
-    assert_eq!(answer["state"], 1);
+    assert_eq!(answer["state"], 1, "{answer}");
     app.run_jobs().await;
 
     let tags = |body: &Value| -> Vec<String> {
