@@ -17,6 +17,7 @@ pub mod kind {
     pub const APPROVAL_REQUESTED: &str = "image.approval.requested";
     pub const APPROVAL_APPROVED: &str = "image.approval.approved";
     pub const APPROVAL_REJECTED: &str = "image.approval.rejected";
+    pub const EXPORT_UPDATED: &str = "image.export.updated";
 }
 
 /// One recorded change.

@@ -151,7 +151,15 @@ pub trait ImportStore: Send + Sync {
     async fn delete_import(&self, id: ImportId, actor: &str) -> Result<ImportJob>;
 
     async fn create_export(&self, export: ExportRecord) -> Result<ExportRecord>;
-    async fn set_export_phase(&self, id: ExportId, phase: &str) -> Result<ExportRecord>;
+    /// Sets an export record's phase, with an audit event, when `actor` recorded it or `actor_is_admin`;
+    /// `Forbidden`, changing nothing, for anyone else.
+    async fn set_export_phase(
+        &self,
+        id: ExportId,
+        phase: &str,
+        actor: &str,
+        actor_is_admin: bool,
+    ) -> Result<ExportRecord>;
     /// Export records, newest first; `ready` keeps only `Succeeded` ones.
     async fn list_exports(
         &self,

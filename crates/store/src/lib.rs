@@ -504,9 +504,15 @@ impl ImportStore for DbStore {
         in_transaction!(self, |conn| ops::create_export(conn, &export).await)
     }
 
-    async fn set_export_phase(&self, id: ExportId, phase: &str) -> Result<ExportRecord> {
-        let phase = phase.to_owned();
-        in_transaction!(self, |conn| ops::set_export_phase(conn, id, &phase).await)
+    async fn set_export_phase(
+        &self,
+        id: ExportId,
+        phase: &str,
+        actor: &str,
+        actor_is_admin: bool,
+    ) -> Result<ExportRecord> {
+        let (phase, actor) = (phase.to_owned(), actor.to_owned());
+        in_transaction!(self, |conn| ops::set_export_phase(conn, id, &phase, &actor, actor_is_admin).await)
     }
 
     /// `ready: Some(false)` keeps the records that have not succeeded.

@@ -1233,8 +1233,29 @@ pub(crate) async fn create_export(conn: &mut Conn, export: &ExportRecord) -> DbR
         .into_domain()
 }
 
-pub(crate) async fn set_export_phase(conn: &mut Conn, id: i64, phase: &str) -> DbResult<ExportRecord> {
+pub(crate) async fn set_export_phase(
+    conn: &mut Conn,
+    id: i64,
+    phase: &str,
+    actor: &str,
+    actor_is_admin: bool,
+) -> DbResult<ExportRecord> {
     validate_phase(phase)?;
+    let before: ExportRow = exports::table
+        .find(id)
+        .select(ExportRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| Error::not_found("export", id))?;
+    if !actor_is_admin && before.created_by != actor {
+        return Err(Error::forbidden(format!(
+            "export {id} was recorded by someone else; only they or an admin may change it"
+        ))
+        .into());
+    }
+    let details = json!({ "export_id": id, "before": { "phase": before.phase }, "after": { "phase": phase } });
+    record(conn, kind::EXPORT_UPDATED, actor, now_micros(), Subject::default(), details).await?;
     let row: Option<ExportRow> = diesel::update(exports::table.find(id))
         .set(exports::phase.eq(phase))
         .returning(ExportRow::as_returning())

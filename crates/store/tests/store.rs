@@ -1570,10 +1570,10 @@ async fn exports_are_recorded_and_listed(db: TestDb) {
     let third = store.create_export(record("v3", "carol", "Succeeded")).await.unwrap();
     assert_invalid(store.create_export(record("v4", "carol", "done")).await, "phase");
 
-    let first = store.set_export_phase(first.id, "Succeeded").await.unwrap();
+    let first = store.set_export_phase(first.id, "Succeeded", ADMIN, true).await.unwrap();
     assert_eq!(first.phase, "Succeeded");
-    assert_invalid(store.set_export_phase(first.id, "succeeded").await, "phase");
-    assert_not_found(store.set_export_phase(42_000, "Failed").await, "export", 42_000);
+    assert_invalid(store.set_export_phase(first.id, "succeeded", ADMIN, true).await, "phase");
+    assert_not_found(store.set_export_phase(42_000, "Failed", ADMIN, true).await, "export", 42_000);
 
     let list = |ready: Option<bool>, by: Option<&'static str>, page: Page| async move {
         let listing = store.list_exports(ready, by, page).await.unwrap();

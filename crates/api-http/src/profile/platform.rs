@@ -686,12 +686,13 @@ struct UpdateExport {
 
 async fn update_export(
     State(s): State<AppState>,
-    _: User,
+    user: User,
     PathParams(id, _): Path<i64>,
     extract::Body(b, _): Body<UpdateExport>,
 ) -> ApiResult<Json<ExportRecord>> {
     image_core::import::validate_phase(&b.status)?;
-    Ok(Json(s.store.set_export_phase(id, &b.status).await?))
+    let admin = user.user.role == image_core::auth::Role::Admin;
+    Ok(Json(s.store.set_export_phase(id, &b.status, &user.user.username, admin).await?))
 }
 
 #[cfg(test)]

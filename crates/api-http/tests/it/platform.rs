@@ -416,6 +416,21 @@ async fn records_exported_images(postgres: bool) {
         let (status, answer) = app.send(method, path, Some(body.to_string()), app.admin_token()).await;
         assert!(status.is_client_error(), "{method} {path} {body}: {status} {answer}");
     }
+
+    // A record is changed only by whoever recorded it, or an admin; every change is an audit event.
+    let (dave, erin) = (app.user_token("dave").await, app.user_token("erin").await);
+    let (status, mine) = app.post_as(&dave, "/api/v1/images/custom", &json!({ "target": "dave/app:1" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{mine}");
+    let path = format!("/api/v1/images/custom/{}", mine["id"]);
+    let change = json!({ "status": "Failed" }).to_string();
+    let (status, answer) = app.send("PUT", &path, Some(change.clone()), Some(&erin)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let (status, answer) = app.send("PUT", &path, Some(change), Some(&dave)).await;
+    assert_eq!((status, answer["phase"].as_str()), (StatusCode::OK, Some("Failed")), "{answer}");
+    let (_, events) = app.get("/catalog/api/v1/events?event_type=image.export.updated").await;
+    let actors: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["actor"].as_str().unwrap()).collect();
+    assert_eq!(actors, ["dave", "admin"], "newest first: {events}");
+    assert_eq!(events["events"][0]["details"]["after"]["phase"], "Failed");
 }
 
 async fn takes_progress_from_external_reporters(postgres: bool) {
