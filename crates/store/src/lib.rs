@@ -68,8 +68,8 @@ impl fmt::Debug for DbStore {
     }
 }
 
-/// The job type of imports; the job's payload is `{"import_id": …}`.
-pub const IMPORT_JOB_TYPE: &str = "import";
+/// The job type of imports (`image_core::job::ImportPayload`).
+pub const IMPORT_JOB_TYPE: &str = <image_core::job::ImportPayload as image_core::job::JobPayload>::NAME;
 
 /// The audit event kinds of imports, next to the catalog's in `image_core::event::kind`.
 pub mod import_kind {
@@ -84,9 +84,9 @@ pub mod import_kind {
     pub const DELETED: &str = "image.import.deleted";
 }
 
-/// The job type of repository syncs; the job's payload is `{"repository_id": …}`, its `max_attempts` the
+/// The job type of repository syncs (`image_core::job::SyncPayload`); its `max_attempts` is the
 /// repository's `retry_count + 1`.
-pub const SYNC_JOB_TYPE: &str = "sync";
+pub const SYNC_JOB_TYPE: &str = <image_core::job::SyncPayload as image_core::job::JobPayload>::NAME;
 
 /// The audit event kinds of the kube-style resources. Their details never hold a password.
 pub mod kube_kind {
