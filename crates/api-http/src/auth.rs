@@ -9,7 +9,7 @@ use std::{
     time::Instant,
 };
 
-use crate::routes::Routes;
+use crate::routes::{Access, Routes};
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use axum::{
     Json,
@@ -298,7 +298,7 @@ impl<F: ErrorFormat> FromRequestParts<AppState> for Admin<F> {
 }
 
 pub(crate) fn routes() -> Routes {
-    Routes::new("/api/v1").post("/auth/token", issue_token)
+    Routes::new("/api/v1").post("/auth/token", Access::Anyone, issue_token)
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ pub mod profile;
 mod routes;
 mod signin;
 
-pub use routes::Route;
+pub use routes::{Access, Route};
 
 use std::sync::Arc;
 
@@ -114,8 +114,8 @@ impl AppState {
 /// Every route of every profile, sign-in and the health probes.
 fn all_routes() -> routes::Routes {
     routes::Routes::new("")
-        .get("/healthz", healthz)
-        .get("/readyz", readyz)
+        .get("/healthz", routes::Access::Anyone, healthz)
+        .get("/readyz", routes::Access::Anyone, readyz)
         .merge(auth::routes())
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())

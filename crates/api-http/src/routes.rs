@@ -13,11 +13,40 @@ use axum::{
 
 use crate::AppState;
 
-/// One route: its method and its path template, with axum's `{name}` parameters.
+/// Who may call a route: its line in the authorization table (the README's table is rendered from these).
+///
+/// The handler's extractors enforce it (`Authenticated`, `Admin`); the authorization test walks every route
+/// as anonymous, user and admin and checks that they do what the route declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Anyone,
+    /// Any signed-in user.
+    SignedIn,
+    /// Any signed-in user, within the limit the text names; admins without it.
+    Limited(&'static str),
+    /// Admins only; a user is answered 403.
+    Admin,
+}
+
+impl Access {
+    /// The role column of the authorization table.
+    pub fn describe(self) -> String {
+        match self {
+            Access::Anyone => "anyone".into(),
+            Access::SignedIn => "user, admin".into(),
+            Access::Limited(limit) => format!("user ({limit}), admin"),
+            Access::Admin => "admin".into(),
+        }
+    }
+}
+
+/// One route: its method, its path template (with axum's `{name}` parameters) and who may call it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Route {
     pub method: &'static str,
     pub path: String,
+    pub access: Access,
 }
 
 impl Route {
@@ -48,20 +77,20 @@ impl Routes {
         Routes { prefix, router: Router::new(), table: Vec::new() }
     }
 
-    pub(crate) fn get<H: Handler<T, AppState>, T: 'static>(self, path: &str, handler: H) -> Routes {
-        self.on("GET", MethodFilter::GET, path, handler)
+    pub(crate) fn get<H: Handler<T, AppState>, T: 'static>(self, path: &str, access: Access, handler: H) -> Routes {
+        self.on("GET", MethodFilter::GET, path, access, handler)
     }
 
-    pub(crate) fn post<H: Handler<T, AppState>, T: 'static>(self, path: &str, handler: H) -> Routes {
-        self.on("POST", MethodFilter::POST, path, handler)
+    pub(crate) fn post<H: Handler<T, AppState>, T: 'static>(self, path: &str, access: Access, handler: H) -> Routes {
+        self.on("POST", MethodFilter::POST, path, access, handler)
     }
 
-    pub(crate) fn put<H: Handler<T, AppState>, T: 'static>(self, path: &str, handler: H) -> Routes {
-        self.on("PUT", MethodFilter::PUT, path, handler)
+    pub(crate) fn put<H: Handler<T, AppState>, T: 'static>(self, path: &str, access: Access, handler: H) -> Routes {
+        self.on("PUT", MethodFilter::PUT, path, access, handler)
     }
 
-    pub(crate) fn delete<H: Handler<T, AppState>, T: 'static>(self, path: &str, handler: H) -> Routes {
-        self.on("DELETE", MethodFilter::DELETE, path, handler)
+    pub(crate) fn delete<H: Handler<T, AppState>, T: 'static>(self, path: &str, access: Access, handler: H) -> Routes {
+        self.on("DELETE", MethodFilter::DELETE, path, access, handler)
     }
 
     fn on<H: Handler<T, AppState>, T: 'static>(
@@ -69,12 +98,13 @@ impl Routes {
         method: &'static str,
         filter: MethodFilter,
         path: &str,
+        access: Access,
         handler: H,
     ) -> Routes {
         let path = format!("{}{path}", self.prefix);
         // axum merges the method routers of one path, and panics on the same method twice.
         self.router = self.router.route(&path, on(filter, handler));
-        self.table.push(Route { method, path });
+        self.table.push(Route { method, path, access });
         self
     }
 
@@ -95,9 +125,9 @@ mod tests {
 
     #[test]
     fn fills_parameters() {
-        let route = Route { method: "GET", path: "/a/{id}/b/{tag_id}".into() };
+        let route = Route { method: "GET", path: "/a/{id}/b/{tag_id}".into(), access: Access::Admin };
         assert_eq!(route.fill(|name| format!("<{name}>")), "/a/<id>/b/<tag_id>");
-        let plain = Route { method: "GET", path: "/healthz".into() };
+        let plain = Route { method: "GET", path: "/healthz".into(), access: Access::Anyone };
         assert_eq!(plain.fill(|_| unreachable!()), "/healthz");
     }
 }

@@ -4,7 +4,7 @@
 //! Errors are `{"error": …, "message": …}`. Reads need a signed-in user; changes need an admin, except
 //! asking for an approval, which any user may do.
 
-use crate::routes::Routes;
+use crate::routes::{Access, Routes};
 use axum::{Json, extract::State, http::StatusCode};
 use image_core::{
     Error, Reference,
@@ -28,22 +28,22 @@ use super::plain::{AdminUser, ApiResult, Body, Path, Query, User};
 
 pub(crate) fn routes() -> Routes {
     Routes::new("/catalog/api/v1")
-        .get("/images", list_images)
-        .post("/images", create_image)
-        .get("/images/categories", categories)
-        .get("/images/{id}", get_image)
-        .put("/images/{id}", update_image)
-        .delete("/images/{id}", delete_image)
-        .post("/images/{id}/tags", create_tag)
-        .put("/images/{id}/tags/{tag_id}", update_tag)
-        .delete("/images/{id}/tags/{tag_id}", delete_tag)
-        .get("/approval-requests", list_requests)
-        .post("/approval-requests", create_request)
-        .get("/approval-requests/{id}", get_request)
-        .post("/approval-requests/{id}/approve", approve_request)
-        .post("/approval-requests/{id}/reject", reject_request)
-        .get("/events", list_events)
-        .post("/admission/check", admission_check)
+        .get("/images", Access::SignedIn, list_images)
+        .post("/images", Access::Admin, create_image)
+        .get("/images/categories", Access::SignedIn, categories)
+        .get("/images/{id}", Access::SignedIn, get_image)
+        .put("/images/{id}", Access::Admin, update_image)
+        .delete("/images/{id}", Access::Admin, delete_image)
+        .post("/images/{id}/tags", Access::Admin, create_tag)
+        .put("/images/{id}/tags/{tag_id}", Access::Admin, update_tag)
+        .delete("/images/{id}/tags/{tag_id}", Access::Admin, delete_tag)
+        .get("/approval-requests", Access::SignedIn, list_requests)
+        .post("/approval-requests", Access::SignedIn, create_request)
+        .get("/approval-requests/{id}", Access::SignedIn, get_request)
+        .post("/approval-requests/{id}/approve", Access::Admin, approve_request)
+        .post("/approval-requests/{id}/reject", Access::Admin, reject_request)
+        .get("/events", Access::SignedIn, list_events)
+        .post("/admission/check", Access::SignedIn, admission_check)
 }
 
 /// Query parameters arrive as text so that a bad value gets a message naming its parameter.

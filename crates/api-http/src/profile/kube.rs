@@ -7,7 +7,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use crate::routes::Routes;
+use crate::routes::{Access, Routes};
 use axum::{Json, extract::State, http::StatusCode};
 use image_core::{
     Error,
@@ -41,16 +41,16 @@ type ApiResult<T> = Result<T, ProfileError<KubeStatus>>;
 
 pub(crate) fn routes() -> Routes {
     Routes::new("/oapis/image.theriseunion.io/v1alpha1/namespaces/{namespace}")
-        .get("/registry-secrets", list_secrets)
-        .post("/registry-secrets", create_secret)
-        .get("/registry-secrets/{name}", get_secret)
-        .delete("/registry-secrets/{name}", delete_secret)
-        .post("/registry-secrets/{name}/verify", verify_secret)
-        .get("/repositories", list_repositories)
-        .post("/repositories", create_repository)
-        .get("/repositories/{name}", get_repository)
-        .delete("/repositories/{name}", delete_repository)
-        .post("/repositories/{name}/sync", sync_repository)
+        .get("/registry-secrets", Access::SignedIn, list_secrets)
+        .post("/registry-secrets", Access::Admin, create_secret)
+        .get("/registry-secrets/{name}", Access::SignedIn, get_secret)
+        .delete("/registry-secrets/{name}", Access::Admin, delete_secret)
+        .post("/registry-secrets/{name}/verify", Access::Admin, verify_secret)
+        .get("/repositories", Access::SignedIn, list_repositories)
+        .post("/repositories", Access::Admin, create_repository)
+        .get("/repositories/{name}", Access::SignedIn, get_repository)
+        .delete("/repositories/{name}", Access::Admin, delete_repository)
+        .post("/repositories/{name}/sync", Access::Admin, sync_repository)
 }
 
 /// Errors about one resource name its kind and name in the `Status` details.

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::routes::Routes;
+use crate::routes::{Access, Routes};
 use axum::{
     Json,
     extract::State,
@@ -35,17 +35,22 @@ use crate::{
 
 use super::plain::{AdminUser, ApiResult, Body, Path, Query, User};
 
+/// What a user may import; the rest is refused with 403 and files an approval request.
+const APPROVED_ONLY: &str = "images and tags the catalog approves, with no registry secret";
+/// Whose export records a user may change.
+const OWN_EXPORTS: &str = "the records they created";
+
 pub(crate) fn routes() -> Routes {
     Routes::new("/api/v1")
-        .get("/images", list_images)
-        .get("/images/custom", list_exports)
-        .post("/images/custom", create_export)
-        .put("/images/custom/{id}", update_export)
-        .delete("/images/{id}", delete_image)
-        .get("/images/{id}/importing-details", importing_details)
-        .post("/images/{id}/cancel", cancel_import)
-        .post("/images:import", import_image)
-        .put("/images:import/{name}/progress", report_progress)
+        .get("/images", Access::SignedIn, list_images)
+        .get("/images/custom", Access::SignedIn, list_exports)
+        .post("/images/custom", Access::SignedIn, create_export)
+        .put("/images/custom/{id}", Access::Limited(OWN_EXPORTS), update_export)
+        .delete("/images/{id}", Access::Admin, delete_image)
+        .get("/images/{id}/importing-details", Access::SignedIn, importing_details)
+        .post("/images/{id}/cancel", Access::Admin, cancel_import)
+        .post("/images:import", Access::Limited(APPROVED_ONLY), import_image)
+        .put("/images:import/{name}/progress", Access::Admin, report_progress)
 }
 
 #[derive(Deserialize)]

@@ -238,18 +238,25 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
     let routes = api_http::routes();
     assert!(routes.len() >= 30, "the route table looks empty: {routes:?}");
     let mut visited = std::collections::BTreeSet::new();
+    let mut visited_as_user = std::collections::BTreeSet::new();
     for i in 0..1500 {
-        let route = if i < routes.len() { &routes[i] } else { routes.choose(&mut rng).unwrap() };
+        // The first two passes visit every route as an admin, then as a user; then routes and callers mix.
+        let route = if i < 2 * routes.len() { &routes[i % routes.len()] } else { routes.choose(&mut rng).unwrap() };
         visited.insert(route.clone());
         let method = route.method;
         let mut path = route.fill(|_| path_param(&mut rng));
         path.push_str(&query(&mut rng));
         let body = if method == "GET" || method == "DELETE" { None } else { Some(body(&mut rng)) };
         let token = match rng.random_range(0..8) {
-            0 => Some(user.as_str()),
-            1 => Some("igt_not-a-token"),
+            _ if i < routes.len() => app.admin_token(),
+            _ if i < 2 * routes.len() => Some(user.as_str()),
+            0..=1 => Some(user.as_str()),
+            2 => Some("igt_not-a-token"),
             _ => app.admin_token(),
         };
+        if token == Some(user.as_str()) {
+            visited_as_user.insert(route.clone());
+        }
         let before = fingerprint(&app).await;
         let (status, answer) = app.send(method, &path, body.clone(), token).await;
         let described = format!(
@@ -264,6 +271,7 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
         answered[(status.as_u16() / 100) as usize] += 1;
     }
     assert_eq!(visited.len(), routes.len(), "every route gets garbage");
+    assert_eq!(visited_as_user.len(), routes.len(), "every route gets garbage from a user too");
     eprintln!("1500 requests: 2xx {}, 4xx {}, 502 {}", answered[2], answered[4], answered[5]);
     assert!(answered[4] > 1000, "the generator should mostly make bad requests: {answered:?}");
     // The fingerprint does see changes: some generated requests were good enough to make one.

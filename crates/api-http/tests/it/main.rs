@@ -15,6 +15,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod authorization;
 mod catalog;
 mod garbage;
 mod harness;
