@@ -298,3 +298,74 @@ async fn a_lost_secret_key_is_a_refusal_to_start() {
     assert!(stderr.contains("secret.key is missing") && stderr.contains("restore"), "{stderr}");
     assert!(!data.join("secret.key").exists(), "no new key was made");
 }
+
+/// A key file replaced by another key: the server starts, reads and changes the catalog as before, fails
+/// only what needs the stored registry passwords (503, saying to restore the key), and `/readyz` shows it.
+#[tokio::test]
+async fn a_wrong_secret_key_fails_only_what_needs_it_and_shows_in_readyz() {
+    let mut server = start(&[("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough")]).await;
+    let http = reqwest::Client::new();
+    let secrets = format!("{}/oapis/image.theriseunion.io/v1alpha1/namespaces/default/registry-secrets", server.base);
+    let secret = json!({
+        "apiVersion": "image.theriseunion.io/v1alpha1", "kind": "RegistrySecret",
+        "metadata": {"name": "lab", "namespace": "default"},
+        "spec": {"domain": "registry.example", "username": "u", "password": "sealed-pw", "provider": "other"}
+    });
+    let created = http.post(&secrets).basic_auth("admin", Some("s3cret-enough")).json(&secret).send().await.unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let ready = http.get(format!("{}/readyz", server.base)).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200, "ready with the right key");
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+
+    let data = server._dir.path().join("data");
+    std::fs::write(data.join("secret.key"), "ab".repeat(32)).unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("IMAGEGATE_DATABASE_URL")
+        .env("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let restarted = Server { child, base: base.clone(), _dir: tempfile::tempdir().unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reqwest::get(format!("{base}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "the server did not start with another key");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("secret key"), "{body}");
+
+    let catalog = http
+        .get(format!("{base}/catalog/api/v1/images"))
+        .basic_auth("admin", Some("s3cret-enough"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(catalog.status().as_u16(), 200, "the catalog does not need the key");
+
+    let secrets = secrets.replace(&server.base, &base);
+    let verify = http
+        .post(format!("{secrets}/lab/verify"))
+        .basic_auth("admin", Some("s3cret-enough"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verify.status().as_u16(), 503);
+    let body: Value = verify.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("secret key") && message.contains("restore"), "{body}");
+    assert!(!message.contains("sealed-pw"), "{body}");
+    drop(restarted);
+}

@@ -79,6 +79,7 @@ impl From<ErrorCode> for Code {
             ErrorCode::Unauthorized => Code::Unauthorized,
             ErrorCode::RateLimited => Code::RateLimited,
             ErrorCode::UpstreamUnavailable => Code::UpstreamUnavailable,
+            ErrorCode::Unavailable => Code::Unavailable,
             ErrorCode::Internal => Code::Internal,
         }
     }
@@ -329,6 +330,7 @@ mod tests {
                 "Unauthorized 401 Unauthorized \"Unauthorized\"",
                 "RateLimited 429 TooManyRequests \"Too many requests\"",
                 "UpstreamUnavailable 502 InternalError \"Registry error\"",
+                "Unavailable 503 ServiceUnavailable \"Service unavailable\"",
                 "Internal 500 InternalError \"Internal error\"",
             ]
         );

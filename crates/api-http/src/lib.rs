@@ -144,15 +144,29 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Ready when the database answers and the secret key opens the stored registry passwords; a key that
+/// does not is shown here (and fails only what needs those passwords), so a deployment with the wrong key
+/// file never becomes ready.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
+    if let Err(err) = state.store.ping().await {
+        tracing::warn!(error = %err, "readiness check failed: database unreachable");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable", "message": "database unreachable" })),
+        );
+    }
+    match state.store.check_secret_key().await {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ready" }))),
         Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "unavailable", "message": "database unreachable" })),
-            )
+            tracing::warn!(error = %err, "readiness check failed: the secret key does not open the stored registry passwords");
+            let message = match err.code() {
+                image_core::ErrorCode::Unavailable => {
+                    "the secret key does not open the stored registry passwords: restore the key file they were \
+                     sealed with (--secret-key-file); operations that need them fail until then"
+                }
+                _ => "the stored registry secrets cannot be read",
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "unavailable", "message": message })))
         }
     }
 }

@@ -25,13 +25,15 @@ pub enum ErrorCode {
     RateLimited,
     /// A registry or other system this operation needs cannot be used now.
     UpstreamUnavailable,
+    /// This server cannot do it as configured (no internal registry, a secret key that does not fit).
+    Unavailable,
     /// The storage backend failed for a reason the caller cannot fix.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for tables and the tests that check them.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::Invalid,
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
@@ -41,6 +43,7 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::RateLimited,
         ErrorCode::UpstreamUnavailable,
+        ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
 }
@@ -78,6 +81,9 @@ pub enum Error {
     /// A registry or other outside system cannot be used now; the message says which and why, in our words.
     #[error("{0}")]
     UpstreamUnavailable(String),
+    /// This server is not set up to do it now; the message says what an operator must change.
+    #[error("{0}")]
+    Unavailable(String),
     /// The storage backend failed for a reason the caller cannot fix.
     #[error("storage failure: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -120,6 +126,10 @@ impl Error {
         Error::UpstreamUnavailable(message.into())
     }
 
+    pub fn unavailable(message: impl Into<String>) -> Error {
+        Error::Unavailable(message.into())
+    }
+
     pub fn storage(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         Error::Storage(err.into())
     }
@@ -136,6 +146,7 @@ impl Error {
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::UpstreamUnavailable(_) => ErrorCode::UpstreamUnavailable,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Storage(_) => ErrorCode::Internal,
         }
     }
@@ -159,6 +170,7 @@ mod tests {
             Error::unauthorized("x"),
             Error::rate_limited("x", Some(3)),
             Error::upstream_unavailable("x"),
+            Error::unavailable("x"),
             Error::storage("x"),
         ];
         let codes: Vec<ErrorCode> = errors.iter().map(Error::code).collect();

@@ -14,6 +14,7 @@ pub mod rules;
 pub mod store;
 pub mod time_fmt;
 pub mod validate;
+pub mod workflow;
 
 pub use digest::{Digest, DigestError};
 pub use error::{Error, ErrorCode, Result};

@@ -246,7 +246,11 @@ pub trait KubeStore: Send + Sync {
 /// Liveness of the storage backend, for readiness probes.
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
+    /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Whether the store's secret key opens the registry passwords it holds (`Unavailable` when it does
+    /// not: the server then runs, and only what needs those passwords fails).
+    async fn check_secret_key(&self) -> Result<()>;
 }
 
 /// Everything the HTTP layer needs from storage, as one object.

@@ -223,7 +223,7 @@ impl Sealer {
     pub(crate) fn open(&self, namespace: &str, name: &str, sealed: &str) -> Result<Secret> {
         let what = || format!("cannot decrypt the password of registry secret {namespace}/{name}");
         let Some(cipher) = &self.0 else {
-            return Err(Error::storage(format!("{}: no secret key configured", what())));
+            return Err(Error::unavailable(format!("{}: no secret key configured", what())));
         };
         let bytes = sealed
             .strip_prefix(FORMAT)
@@ -242,8 +242,10 @@ impl Sealer {
             )
             .map_err(|_| {
                 tracing::error!(namespace, name, "a stored registry password does not decrypt with this store's key");
-                Error::storage(format!(
-                    "{}: the secret key is not the one it was encrypted with, or the stored value was altered",
+                Error::unavailable(format!(
+                    "{}: the secret key in use is not the one it was sealed with, or the stored value was altered; \
+                     restore the key file it was sealed with (--secret-key-file), or delete the secret and create \
+                     it again",
                     what()
                 ))
             })?;
@@ -273,7 +275,11 @@ mod tests {
         let moved = message(sealer.open("default", "harbor-prod2", &sealed));
         assert!(moved.contains("registry secret default/harbor-prod2") && moved.contains("altered"), "{moved}");
         let other = message(Sealer::new(Some(&SecretKey::generate())).open("default", "harbor-prod", &sealed));
-        assert!(other.contains("not the one it was encrypted with"), "{other}");
+        assert!(other.contains("not the one it was sealed with"), "{other}");
+        assert_eq!(
+            Sealer::new(Some(&SecretKey::generate())).open("default", "harbor-prod", &sealed).unwrap_err().code(),
+            image_core::ErrorCode::Unavailable
+        );
         let mangled = message(sealer.open("default", "harbor-prod", "v1:AAAA"));
         assert!(mangled.contains("not in the sealed format"), "{mangled}");
         let none = message(Sealer::default().open("default", "harbor-prod", &sealed));

@@ -400,6 +400,12 @@ impl HealthCheck for DbStore {
     async fn ping(&self) -> Result<()> {
         with_conn!(self, |conn| ops::ping(conn).await)
     }
+
+    /// Opens one stored password: a key that opens one was the key they were sealed with.
+    async fn check_secret_key(&self) -> Result<()> {
+        let page = Page::new(Some(1), None)?;
+        self.list_registry_secrets(None, None, page).await.map(drop)
+    }
 }
 
 #[async_trait]

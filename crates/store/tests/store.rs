@@ -1671,12 +1671,13 @@ fn assert_missing(result: Result<impl std::fmt::Debug, Error>, kind: &str, id: &
 #[track_caller]
 fn storage_message(result: Result<impl std::fmt::Debug, Error>) -> String {
     match result {
-        Err(e @ Error::Storage(_)) => {
+        // A key that does not fit is `Unavailable` (an operator must act), other failures are storage errors.
+        Err(e @ (Error::Storage(_) | Error::Unavailable(_))) => {
             let message = e.to_string();
             assert!(!message.contains(PASSWORD), "{message}");
             message
         }
-        other => panic!("expected a storage error, got {other:?}"),
+        other => panic!("expected a storage or key error, got {other:?}"),
     }
 }
 
@@ -2102,7 +2103,7 @@ async fn passwords_are_sealed_at_rest(db: TestDb) {
     let other = db.reconnect(StoreOptions { secret_key: Some(SecretKey::generate()) }).await;
     let message = storage_message(other.get_registry_secret("default", "harbor-prod").await);
     assert!(message.contains("cannot decrypt the password of registry secret default/harbor-prod"), "{message}");
-    assert!(message.contains("not the one it was encrypted with"), "{message}");
+    assert!(message.contains("not the one it was sealed with"), "{message}");
     storage_message(other.all_registry_secrets().await);
     storage_message(other.list_registry_secrets(None, None, Page::default()).await);
     // The same key, given again, does.
@@ -2177,7 +2178,8 @@ async fn a_key_file_is_private_and_reused(db: TestDb) {
     // A key file that others may read is refused.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     match SecretKey::load_or_create(&path) {
-        Err(e @ Error::Storage(_)) => {
+        // A key that does not fit is `Unavailable` (an operator must act), other failures are storage errors.
+        Err(e @ (Error::Storage(_) | Error::Unavailable(_))) => {
             let message = e.to_string();
             assert!(message.contains("0644") && message.contains("chmod 600"), "{message}");
             assert!(message.contains(&path.display().to_string()), "{message}");

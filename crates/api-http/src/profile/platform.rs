@@ -19,8 +19,8 @@ use image_core::{
     catalog::Page,
     copy::{CopyErrorKind, access_for_import},
     import::{
-        EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, ImportState, LayerProgress, LayerState,
-        NewImport, Platform, SecretRef,
+        EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, LayerProgress, LayerState, NewImport,
+        Platform, SecretRef,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -226,23 +226,8 @@ async fn delete_image(
     admin: AdminUser,
     PathParams(id, _): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    let import = s.store.get_import(id).await?;
-    if import.state.is_active() {
-        return Err(Error::conflict(format!("image {id} is still being imported; cancel or wait for it first")).into());
-    }
-    if import.state == ImportState::Succeeded {
-        let internal = s.internal.as_ref().ok_or_else(no_internal_registry)?;
-        // The registry first: a record without an artifact can be deleted again, an artifact without a record
-        // would be invisible.
-        internal.copier.delete_image(&import.target).await.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "Registry error",
-                format!("cannot delete {} from the registry: {e}", import.target),
-            )
-        })?;
-    }
-    s.store.delete_import(id, &admin.user.username).await?;
+    let registry = s.internal.as_ref().map(|internal| internal.copier.as_ref() as &dyn image_core::copy::ImageCopier);
+    image_core::workflow::delete_import(s.store.as_ref(), registry, id, &admin.user.username).await?;
     Ok(StatusCode::OK)
 }
 
