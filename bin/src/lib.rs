@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context, bail};
 use api_http::InternalRegistry;
 use clap::ValueEnum;
-use registry_client::{ClientConfig, CopyConfig, CopyEngine, Credential, RegistryClient};
+use registry_client::{Cidr, ClientConfig, CopyConfig, CopyEngine, Credential, EgressPolicy, RegistryClient};
 use sync_worker::{ImportHandler, Runner, RunnerConfig, SyncHandler, WorkerContext};
 
 /// Makes the C library's allocator give large blocks back to the system as soon as they are freed.
@@ -218,6 +218,21 @@ pub struct RegistryArgs {
     /// Blobs one import copies at once.
     #[arg(long, env = "IMAGEGATE_COPY_CONCURRENCY", default_value_t = 4)]
     pub copy_concurrency: usize,
+    /// Addresses no registry connection may go to (a CIDR such as `10.0.0.0/8`, checked after name
+    /// resolution, for registries, token services and redirects alike); repeatable. Giving any replaces
+    /// the default, the link-local ranges where cloud metadata services answer.
+    #[arg(
+        long = "egress-deny",
+        env = "IMAGEGATE_EGRESS_DENY",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        default_values = EgressPolicy::DEFAULT_DENY
+    )]
+    pub egress_deny: Vec<Cidr>,
+    /// An exception to `--egress-deny` (a CIDR; allow wins), such as an internal registry's address in a
+    /// denied range; repeatable.
+    #[arg(long = "egress-allow", env = "IMAGEGATE_EGRESS_ALLOW", value_name = "CIDR", value_delimiter = ',')]
+    pub egress_allow: Vec<Cidr>,
 }
 
 /// The engine that talks to registries, and the internal registry when one is configured.
@@ -234,7 +249,11 @@ impl std::fmt::Debug for Registries {
 
 /// The registry client and copy engine, and the internal registry, from the options.
 pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
-    let mut config = ClientConfig { insecure_registries: args.insecure_registries.clone(), ..ClientConfig::default() };
+    let mut config = ClientConfig {
+        insecure_registries: args.insecure_registries.clone(),
+        egress: EgressPolicy::new(args.egress_deny.clone(), args.egress_allow.clone()),
+        ..ClientConfig::default()
+    };
     let mut internal_host = None;
     if let Some(url) = args.internal_registry.as_deref().filter(|u| !u.is_empty()) {
         let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -17,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::auth::{Scope, Token, TokenCache, TokenResponse, parse_challenges};
 use crate::blob::{BlobStream, SharedSource, SourceBody, UploadSource, digest_of, read_chunk};
 use crate::config::{ClientConfig, Credential, DOCKER_HUB, DOCKER_HUB_API, is_loopback, normalize_registry};
+use crate::egress::{EgressPolicy, EgressRefusal, EgressResolver};
 use crate::error::{Error, Missing, Result, parse_error_body};
 use crate::headers::{ContentRange, RateLimit, next_link, parse_content_range, parse_retry_after, rate_limit};
 use crate::types::{Manifest, ManifestHead, ManifestRef, MountOutcome, Repo, UploadLocation, media_type};
@@ -60,7 +62,12 @@ struct ScopedAccess {
 }
 
 struct Inner {
+    /// Follows no redirect: a 3xx is an error for every request but a blob read.
     http: reqwest::Client,
+    /// Follows redirects, for blob reads only (`HEAD` and `GET …/blobs/<digest>`), which
+    /// registries send on to storage backends.
+    blob_http: reqwest::Client,
+    egress: Arc<EgressPolicy>,
     config: ClientConfig,
     /// The configured credentials, by normalised registry name.
     credentials: HashMap<String, Credential>,
@@ -93,12 +100,28 @@ struct Req {
     /// Whether transport failures and 5xx/429 answers are retried. Upload steps are not: their
     /// effect after a failure is unknown, and the caller retries the whole blob.
     retry: bool,
+    /// Whether redirects are followed: blob reads only.
+    follow_redirects: bool,
     operation: &'static str,
 }
 
 impl Req {
     fn new(method: Method, url: Url, scope: Scope, operation: &'static str) -> Req {
-        Req { method, url, headers: HeaderMap::new(), body: None, scope, retry: true, operation }
+        Req {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            scope,
+            retry: true,
+            follow_redirects: false,
+            operation,
+        }
+    }
+
+    fn follow_redirects(mut self) -> Req {
+        self.follow_redirects = true;
+        self
     }
 
     fn header(mut self, name: header::HeaderName, value: HeaderValue) -> Req {
@@ -144,42 +167,58 @@ impl fmt::Debug for RegistryClient {
 
 impl RegistryClient {
     pub fn new(config: ClientConfig) -> Result<RegistryClient> {
-        let mut builder = reqwest::Client::builder();
+        let mut certificates = Vec::new();
         for pem in &config.ca_certificates_pem {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            let bundle = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| Error::InvalidConfig(format!("a CA bundle is not valid PEM: {}", error_chain(&e))))?;
-            if certificates.is_empty() {
+            if bundle.is_empty() {
                 return Err(Error::InvalidConfig("a CA bundle holds no certificate".into()));
             }
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
+            certificates.extend(bundle);
         }
-        let http = builder
-            .user_agent(config.user_agent.clone())
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            // Redirects lead blob downloads to storage backends; reqwest drops `Authorization`
-            // when one leaves the registry's host. A downgrade from https to http is refused.
-            .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                if attempt.previous().len() >= 10 {
-                    attempt.error("more than 10 redirects")
-                } else if attempt.previous().last().is_some_and(|p| p.scheme() == "https")
-                    && attempt.url().scheme() == "http"
-                    && !attempt.url().host_str().is_some_and(is_loopback)
-                {
-                    attempt.error("refusing a redirect from https to http")
-                } else {
-                    attempt.follow()
-                }
-            }))
-            .build()
-            .map_err(|e| Error::InvalidConfig(error_chain(&e)))?;
+        let egress = Arc::new(config.egress.clone());
+        let build = |redirect: reqwest::redirect::Policy| {
+            let mut builder = reqwest::Client::builder();
+            for certificate in &certificates {
+                builder = builder.add_root_certificate(certificate.clone());
+            }
+            builder
+                .user_agent(config.user_agent.clone())
+                .connect_timeout(config.connect_timeout)
+                .read_timeout(config.read_timeout)
+                // Every host name is resolved through the egress policy; IP literals are checked
+                // before each request (`check_egress`) and each redirect.
+                .dns_resolver(Arc::new(EgressResolver { policy: egress.clone() }))
+                .redirect(redirect)
+                .build()
+                .map_err(|e| Error::InvalidConfig(error_chain(&e)))
+        };
+        let http = build(reqwest::redirect::Policy::none())?;
+        // Blob reads follow redirects to storage backends; reqwest drops `Authorization` when one
+        // leaves the registry's host or port. A downgrade from https to http is refused, and so is
+        // a target the egress policy refuses.
+        let policy = egress.clone();
+        let blob_http = build(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if attempt.previous().last().is_some_and(|p| p.scheme() == "https")
+                && attempt.url().scheme() == "http"
+                && !attempt.url().host_str().is_some_and(is_loopback)
+            {
+                attempt.error("refusing a redirect from https to http")
+            } else if let Some(refusal) = literal_refusal(&policy, attempt.url()) {
+                attempt.error(refusal)
+            } else {
+                attempt.follow()
+            }
+        }))?;
         let credentials = config.credentials.iter().map(|(k, v)| (normalize_registry(k), v.clone())).collect();
         let insecure = config.insecure_registries.iter().map(|r| normalize_registry(r)).collect();
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 http,
+                blob_http,
+                egress,
                 config,
                 credentials,
                 insecure,
@@ -393,7 +432,10 @@ impl RegistryClient {
         let registry = repo.registry();
         let url = self.repo_url(repo, &format!("blobs/{digest}"))?;
         let sent = self
-            .send(registry, &Req::new(Method::HEAD, url, Scope::Pull(repo.repository().to_owned()), "HEAD blob"))
+            .send(
+                registry,
+                &Req::new(Method::HEAD, url, Scope::Pull(repo.repository().to_owned()), "HEAD blob").follow_redirects(),
+            )
             .await?;
         match sent.resp.status().as_u16() {
             200 => {
@@ -415,7 +457,8 @@ impl RegistryClient {
     pub async fn get_blob(&self, repo: &Repo, digest: &Digest, offset: u64) -> Result<BlobStream> {
         let registry = repo.registry().to_owned();
         let url = self.repo_url(repo, &format!("blobs/{digest}"))?;
-        let mut req = Req::new(Method::GET, url, Scope::Pull(repo.repository().to_owned()), "GET blob");
+        let mut req =
+            Req::new(Method::GET, url, Scope::Pull(repo.repository().to_owned()), "GET blob").follow_redirects();
         if offset > 0 {
             req = req.header(header::RANGE, header_value(&format!("bytes={offset}-"))?);
         }
@@ -646,6 +689,7 @@ impl RegistryClient {
         let mut attempt = 0;
         let mut challenged = false;
         let mut auth_override: Option<HeaderValue> = None;
+        self.check_egress(registry, &req.url)?;
         loop {
             attempt += 1;
             let permit = self.acquire(registry).await;
@@ -653,7 +697,8 @@ impl RegistryClient {
                 Some(auth) => Some(auth),
                 None => self.authorization(registry, &req.scope).await?,
             };
-            let mut builder = self.inner.http.request(req.method.clone(), req.url.clone()).headers(req.headers.clone());
+            let http = if req.follow_redirects { &self.inner.blob_http } else { &self.inner.http };
+            let mut builder = http.request(req.method.clone(), req.url.clone()).headers(req.headers.clone());
             if let Some(auth) = &auth
                 && self.is_registry_origin(registry, &req.url)
             {
@@ -665,6 +710,9 @@ impl RegistryClient {
             let resp = match builder.send().await {
                 Ok(resp) => resp,
                 Err(e) => {
+                    if let Some(denied) = egress_denial(registry, &e) {
+                        return Err(denied);
+                    }
                     let retryable = !e.is_builder() && !e.is_redirect();
                     if retryable && attempt < max_attempts {
                         let delay = policy.backoff(attempt);
@@ -679,6 +727,9 @@ impl RegistryClient {
             self.observe(registry, resp.headers());
             let status = resp.status();
             tracing::debug!(%registry, operation = req.operation, path = req.url.path(), %status, attempt, "registry answered");
+            if is_redirect(status) && !req.follow_redirects {
+                return Err(redirect_refused(registry, req.operation, status));
+            }
             if status == StatusCode::UNAUTHORIZED && !challenged {
                 challenged = true;
                 if let Some(answer) = self.answer_challenge(registry, &req.scope, resp.headers(), auth.as_ref()).await?
@@ -714,6 +765,7 @@ impl RegistryClient {
     /// Authentication must already be settled (the upload's `POST` did that).
     async fn send_stream(&self, repo: &Repo, url: Url, headers: HeaderMap, body: reqwest::Body) -> Result<Sent> {
         let registry = repo.registry();
+        self.check_egress(registry, &url)?;
         let permit = self.acquire(registry).await;
         let scope = Scope::Push(repo.repository().to_owned());
         let mut builder = self.inner.http.put(url.clone()).headers(headers).body(body);
@@ -726,12 +778,16 @@ impl RegistryClient {
             Ok(resp) => {
                 self.observe(registry, resp.headers());
                 tracing::debug!(%registry, operation = "PUT blob", path = url.path(), status = %resp.status(), "registry answered");
+                if is_redirect(resp.status()) {
+                    return Err(redirect_refused(registry, "PUT blob", resp.status()));
+                }
                 Ok(Sent { resp, permit })
             }
-            Err(e) if e.is_connect() => {
-                Err(Error::Unreachable { registry: registry.to_owned(), cause: error_chain(&e) })
-            }
-            Err(e) => Err(Error::Interrupted { registry: registry.to_owned(), cause: error_chain(&e) }),
+            Err(e) => Err(match egress_denial(registry, &e) {
+                Some(denied) => denied,
+                None if e.is_connect() => Error::Unreachable { registry: registry.to_owned(), cause: error_chain(&e) },
+                None => Error::Interrupted { registry: registry.to_owned(), cause: error_chain(&e) },
+            }),
         }
     }
 
@@ -870,6 +926,7 @@ impl RegistryClient {
                 &format!("refusing to send credentials to the plain-http token endpoint {realm_host}"),
             ));
         }
+        self.check_egress(registry, &url)?;
         let policy = &self.inner.config.retry;
         let mut attempt = 0;
         loop {
@@ -880,20 +937,23 @@ impl RegistryClient {
             }
             let resp = match builder.send().await {
                 Ok(resp) => resp,
-                Err(e) if attempt < policy.max_attempts => {
+                Err(e) if attempt < policy.max_attempts && egress_denial(registry, &e).is_none() => {
                     tracing::debug!(%registry, attempt, error = %error_chain(&e), "retrying token request");
                     tokio::time::sleep(policy.backoff(attempt)).await;
                     continue;
                 }
                 Err(e) => {
-                    return Err(Error::Unreachable {
+                    return Err(egress_denial(registry, &e).unwrap_or_else(|| Error::Unreachable {
                         registry: format!("{registry} (token endpoint {realm_host})"),
                         cause: error_chain(&e),
-                    });
+                    }));
                 }
             };
             let status = resp.status();
             tracing::debug!(%registry, %status, realm = %realm_host, "token endpoint answered");
+            if is_redirect(status) {
+                return Err(redirect_refused(registry, "GET token", status));
+            }
             if status == StatusCode::OK {
                 let body = read_body(registry, resp, MAX_ERROR_BODY, "GET token").await?;
                 let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
@@ -1106,6 +1166,15 @@ impl RegistryClient {
             || self.scoped.as_deref().is_some_and(|s| s.insecure && s.registry == host)
     }
 
+    /// Refuses a URL whose host is an IP address the egress policy refuses. Host names are
+    /// checked after resolution, by the resolver; IP literals never reach it.
+    fn check_egress(&self, registry: &str, url: &Url) -> Result<()> {
+        match literal_refusal(&self.inner.egress, url) {
+            Some(refusal) => Err(refusal.into_error(registry)),
+            None => Ok(()),
+        }
+    }
+
     /// Whether `url` is on the registry's own scheme, host and port: only there does our
     /// `Authorization` go.
     fn is_registry_origin(&self, registry: &str, url: &Url) -> bool {
@@ -1250,6 +1319,34 @@ fn host_port(url: &Url) -> String {
         (Some(host), None) => host.to_owned(),
         _ => String::new(),
     }
+}
+
+/// The refusal of a URL whose host is an IP address the policy refuses.
+fn literal_refusal(policy: &EgressPolicy, url: &Url) -> Option<EgressRefusal> {
+    let host = url.host_str()?;
+    let ip: IpAddr = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()?;
+    policy.refuses(ip).then(|| EgressRefusal { host: ip.to_string(), addr: None })
+}
+
+/// The egress policy's refusal, when that is what made a request fail (in the resolver or in the
+/// redirect policy).
+fn egress_denial(registry: &str, error: &reqwest::Error) -> Option<Error> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refusal) = cause.downcast_ref::<EgressRefusal>() {
+            return Some(refusal.clone().into_error(registry));
+        }
+        source = cause.source();
+    }
+    None
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn redirect_refused(registry: &str, operation: &str, status: StatusCode) -> Error {
+    protocol(registry, operation, status.as_u16(), "redirects are followed only for blob downloads")
 }
 
 /// What went wrong, from the error's causes, without the URL reqwest puts in its own message

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use crate::egress::EgressPolicy;
 use crate::error::{Error, Result};
 
 /// A user name and password for one registry.
@@ -91,6 +92,9 @@ pub struct ClientConfig {
     /// The size of a `PATCH` in chunked uploads (raised to what the registry's
     /// `OCI-Chunk-Min-Length` demands). Each upload holds at most one chunk in memory.
     pub upload_chunk_size: usize,
+    /// Which addresses connections may go to, after name resolution (default: all but the
+    /// link-local ranges, where cloud metadata services answer).
+    pub egress: EgressPolicy,
 }
 
 impl Default for ClientConfig {
@@ -105,6 +109,7 @@ impl Default for ClientConfig {
             read_timeout: Duration::from_secs(300),
             ca_certificates_pem: Vec::new(),
             upload_chunk_size: 8 * 1024 * 1024,
+            egress: EgressPolicy::default(),
         }
     }
 }

@@ -163,6 +163,7 @@ impl ImageCopier for CopyEngine {
             retry: RetryPolicy { max_attempts: 2, ..base.retry.clone() },
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            egress: base.egress.clone(),
             ..ClientConfig::default()
         };
         config.credentials.insert(registry.to_owned(), Credential::new(username, password.expose()));
@@ -1248,6 +1249,7 @@ fn error_registry(error: &Error) -> Option<&str> {
         | Error::Unreachable { registry, .. }
         | Error::Interrupted { registry, .. }
         | Error::NotARegistry { registry, .. }
+        | Error::EgressDenied { registry, .. }
         | Error::Protocol { registry, .. } => Some(registry),
         _ => None,
     }

@@ -61,6 +61,16 @@ pub enum Error {
     #[error("transfer with {registry} interrupted: {cause}")]
     Interrupted { registry: String, cause: String },
 
+    /// The egress policy refuses every address of the host a request (or a redirect, or a token
+    /// service) would connect to, for a request to `registry`; `addr` is the first address refused
+    /// when `host` is a name.
+    /// Never retried: the policy does not change while the client runs.
+    #[error("the egress policy refuses connections to {host}{}", match addr {
+        Some(addr) => format!(" ({addr})"),
+        None => String::new(),
+    })]
+    EgressDenied { registry: String, host: String, addr: Option<std::net::IpAddr> },
+
     /// Something answers at that address, but not the OCI distribution API.
     #[error("{registry} is not an OCI registry: {reason}")]
     NotARegistry { registry: String, reason: String },

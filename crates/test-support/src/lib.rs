@@ -4,7 +4,7 @@
 //!   that `cargo xtask test` (or `cargo xtask pg`) started, and a URL whose connections
 //!   all land in it — migrations included.
 //! * [`Distribution`]: a real CNCF Distribution registry (`docker-registry`) on a free
-//!   port on 127.0.0.1, with or without basic auth, killed and cleaned up on drop.
+//!   port on 127.0.0.1 (or another loopback address), with or without basic auth, killed and cleaned up on drop.
 //!
 //! * [`images`]: random test images (single-platform manifests and multi-platform indexes)
 //!   pushed into such a registry with plain HTTP calls, independent of imagegate's own client.

@@ -1,7 +1,7 @@
 //! A real CNCF Distribution registry (`docker-registry`) for tests.
 
 use std::fs;
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -16,12 +16,13 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many ports to try when another process takes the one we picked first.
 const START_ATTEMPTS: usize = 3;
 
-/// A running CNCF Distribution registry on `127.0.0.1:<free port>`, storing into a
-/// temporary directory, with deletes enabled. Dropping it kills the process and removes
-/// the directory.
+/// A running CNCF Distribution registry on `127.0.0.1:<free port>` (or another loopback
+/// address: [`Distribution::start_on`]), storing into a temporary directory, with deletes
+/// enabled. Dropping it kills the process and removes the directory.
 #[derive(Debug)]
 pub struct Distribution {
     child: tokio::process::Child,
+    ip: IpAddr,
     port: u16,
     credentials: Option<(String, String)>,
     /// Dropped (removed) after `child` is killed.
@@ -51,6 +52,18 @@ impl Distribution {
         Self::try_start(None).await.unwrap_or_else(|e| panic!("test-support: cannot start docker-registry: {e:#}"))
     }
 
+    /// Starts a registry without auth on `ip` (any of `127.0.0.0/8` on Linux), so that a test can
+    /// tell registries apart by address.
+    ///
+    /// # Panics
+    ///
+    /// See [`Distribution::start`].
+    pub async fn start_on(ip: IpAddr) -> Self {
+        Self::try_start_at(&std::env::temp_dir(), ip, None)
+            .await
+            .unwrap_or_else(|e| panic!("test-support: cannot start docker-registry on {ip}: {e:#}"))
+    }
+
     /// Starts a registry that requires HTTP basic auth (`htpasswd`) as `user`/`password`.
     ///
     /// # Panics
@@ -70,6 +83,11 @@ impl Distribution {
     /// Like [`Distribution::try_start`], with its storage, config and log in a new directory under `parent`
     /// (the benchmarks put it in memory, on a tmpfs).
     pub async fn try_start_in(parent: &Path, credentials: Option<(&str, &str)>) -> anyhow::Result<Self> {
+        Self::try_start_at(parent, IpAddr::V4(Ipv4Addr::LOCALHOST), credentials).await
+    }
+
+    /// Like [`Distribution::try_start_in`], listening on `ip`.
+    pub async fn try_start_at(parent: &Path, ip: IpAddr, credentials: Option<(&str, &str)>) -> anyhow::Result<Self> {
         let binary = binary()?;
         let dir = tempfile::Builder::new()
             .prefix("imagegate-registry-")
@@ -92,14 +110,15 @@ impl Distribution {
 
         let mut attempt = 1;
         loop {
-            let port = free_port()?;
-            fs::write(&config_path, config_yaml(binary, port, &storage, htpasswd.as_deref()))
+            let port = free_port(ip)?;
+            fs::write(&config_path, config_yaml(binary, ip, port, &storage, htpasswd.as_deref()))
                 .context("writing config.yml")?;
             let mut child = spawn(binary, &config_path, &log_path)?;
-            match wait_until_ready(&mut child, port).await {
+            match wait_until_ready(&mut child, ip, port).await {
                 Ok(()) => {
                     return Ok(Self {
                         child,
+                        ip,
                         port,
                         credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
                         dir,
@@ -124,9 +143,14 @@ impl Distribution {
         }
     }
 
-    /// `127.0.0.1:PORT`
+    /// `127.0.0.1:PORT` (the address it listens on, and its port)
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        std::net::SocketAddr::new(self.ip, self.port).to_string()
+    }
+
+    /// The address it listens on.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
     }
 
     /// `http://127.0.0.1:PORT`
@@ -162,10 +186,10 @@ impl Drop for Distribution {
 }
 
 /// Polls `GET /v2/` until it answers 200 (or 401 with auth).
-async fn wait_until_ready(child: &mut tokio::process::Child, port: u16) -> anyhow::Result<()> {
+async fn wait_until_ready(child: &mut tokio::process::Child, ip: IpAddr, port: u16) -> anyhow::Result<()> {
     let client =
         reqwest::Client::builder().timeout(Duration::from_secs(2)).build().context("building an HTTP client")?;
-    let probe = format!("http://127.0.0.1:{port}/v2/");
+    let probe = format!("http://{}/v2/", std::net::SocketAddr::new(ip, port));
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Some(status) = child.try_wait().context("checking on the registry")? {
@@ -247,9 +271,10 @@ fn parse_major(version_line: &str) -> Option<u32> {
     })
 }
 
-fn config_yaml(binary: &Binary, port: u16, storage: &Path, htpasswd: Option<&Path>) -> String {
+fn config_yaml(binary: &Binary, ip: IpAddr, port: u16, storage: &Path, htpasswd: Option<&Path>) -> String {
     // The same keys serve 2.x and 3.x (3.x only dropped options we do not use); what
     // differs by version (3.x's OpenTelemetry export) is handled in `spawn`.
+    let addr = std::net::SocketAddr::new(ip, port);
     let mut yaml = format!(
         "version: 0.1
 log:
@@ -267,7 +292,7 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: 127.0.0.1:{port}
+  addr: {addr}
   secret: imagegate-test-secret
 ",
     );
@@ -308,9 +333,9 @@ fn spawn(binary: &Binary, config: &Path, log_path: &Path) -> anyhow::Result<toki
     cmd.spawn().with_context(|| format!("spawning {}", binary.path.display()))
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0")?;
+/// A port on `ip` that was free a moment ago.
+fn free_port(ip: IpAddr) -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((ip, 0)).with_context(|| format!("binding {ip}:0"))?;
     Ok(listener.local_addr()?.port())
 }
 
