@@ -20,3 +20,4 @@ mod garbage;
 mod harness;
 mod kube;
 mod platform;
+mod users;
