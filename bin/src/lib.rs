@@ -1,6 +1,7 @@
 //! Shared start-up code of imagegate's programs: configuration, logging and the database.
 
 pub mod serve;
+pub mod users;
 
 use std::{
     path::{Path, PathBuf},
@@ -51,8 +52,13 @@ pub enum LogFormat {
 
 /// Sets up logging; `RUST_LOG` overrides the default level (`info`).
 pub fn init_logging(format: LogFormat) {
+    init_logging_at(format, "info,tower_http=info");
+}
+
+/// Sets up logging at `default` (an `EnvFilter` directive) unless `RUST_LOG` says otherwise.
+fn init_logging_at(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -148,22 +154,24 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Where the database is and how to log; shared by the server and the worker.
+/// Where the database is and how to log; shared by the server, its subcommands and the worker.
+///
+/// The options are global: a subcommand takes them before or after its name.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// Directory for the embedded database and keys.
-    #[arg(long, env = "IMAGEGATE_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "IMAGEGATE_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
     /// Database URL: `postgres://…` for PostgreSQL; default SQLite in the data directory.
-    #[arg(long, env = "IMAGEGATE_DATABASE_URL")]
+    #[arg(long, env = "IMAGEGATE_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
     /// Log format.
-    #[arg(long, env = "IMAGEGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, env = "IMAGEGATE_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
     /// The key that encrypts registry passwords at rest: a file of 32 bytes or 64 hex digits, created
     /// with mode 0600 when missing [default: <data-dir>/secret.key]. Every server and worker sharing a
     /// database needs the same key.
-    #[arg(long, env = "IMAGEGATE_SECRET_KEY_FILE")]
+    #[arg(long, env = "IMAGEGATE_SECRET_KEY_FILE", global = true)]
     pub secret_key_file: Option<PathBuf>,
 }
 
@@ -185,6 +193,50 @@ impl CommonArgs {
         tracing::info!(database = %redact_url(&url), backend = store.backend_name(), "database ready");
         Ok(store)
     }
+}
+
+impl CommonArgs {
+    /// Opens (and migrates) the database for a command that reads no registry password, without the
+    /// secret key, logging warnings only unless `RUST_LOG` says otherwise; says on standard error which
+    /// database it opened.
+    pub async fn open_store_for_command(&self) -> anyhow::Result<store::DbStore> {
+        init_logging_at(self.log_format, "warn");
+        let url = database_url(&self.data_dir, self.database_url.as_deref())?;
+        let store = store::DbStore::connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database at {}", redact_url(&url)))?;
+        eprintln!("database: {}", redact_url(&url));
+        Ok(store)
+    }
+}
+
+/// How long tokens work: a Go duration (`720h`, `90m`) or whole days (`30d`, or `7d12h` with a Go duration
+/// after them); more than zero and at most [`api_http::auth::MAX_TOKEN_TTL`] (365 days), so every token
+/// ends.
+pub fn parse_token_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (days, rest) = match text.split_once('d') {
+        Some((days, rest)) if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) => {
+            let days: u64 = days.parse().map_err(|_| format!("`{text}` has too many days"))?;
+            (days, rest)
+        }
+        _ => (0, text),
+    };
+    let rest = if rest.is_empty() {
+        Duration::ZERO
+    } else {
+        image_core::kube::parse_go_duration(rest)
+            .map_err(|e| format!("{e}; write a duration such as 30d, 720h or 90m"))?
+    };
+    let ttl = Duration::from_secs(days.saturating_mul(24 * 3600)).saturating_add(rest);
+    let max = api_http::auth::MAX_TOKEN_TTL;
+    if ttl.is_zero() {
+        return Err(format!("`{text}`: tokens must expire after some time; the longest is 365d"));
+    }
+    if ttl > max {
+        return Err(format!("`{text}` is longer than the longest token lifetime, 365d"));
+    }
+    Ok(ttl)
 }
 
 /// Where imports land, and how registries are reached; shared by the server and the worker.
@@ -407,6 +459,23 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_lifetimes() {
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(parse_token_ttl("30d"), Ok(30 * day));
+        assert_eq!(parse_token_ttl("720h"), Ok(30 * day));
+        assert_eq!(parse_token_ttl("7d12h"), Ok(7 * day + 12 * Duration::from_secs(3600)));
+        assert_eq!(parse_token_ttl("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_token_ttl("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_token_ttl("365d"), Ok(365 * day));
+        for never in ["0", "0s", "0d", "never", "", "d", "-1h", "30 days", "1y"] {
+            assert!(parse_token_ttl(never).is_err(), "{never}");
+        }
+        assert!(parse_token_ttl("366d").unwrap_err().contains("longest"));
+        assert!(parse_token_ttl("8785h").is_err());
+        assert!(parse_token_ttl("99999999999999999999d").is_err());
+    }
 
     #[test]
     fn redacts_passwords_only() {

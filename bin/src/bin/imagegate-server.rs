@@ -1,10 +1,10 @@
 //! `imagegate-server`: every API profile over one database, with an embedded worker.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use clap::Parser;
-use imagegate::{CommonArgs, RegistryArgs, WorkerArgs, shutdown_signal};
+use clap::{Parser, Subcommand};
+use imagegate::{CommonArgs, RegistryArgs, WorkerArgs, shutdown_signal, users::UserCommand};
 use tokio::sync::watch;
 use tower_http::{
     LatencyUnit,
@@ -14,6 +14,9 @@ use tower_http::{
 #[derive(Debug, Parser)]
 #[command(name = "imagegate-server", version, about = "Serves imagegate's APIs over one database.")]
 struct Args {
+    /// Without a command: serve.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "IMAGEGATE_LISTEN", default_value = "127.0.0.1:5375")]
     listen: SocketAddr,
@@ -22,6 +25,9 @@ struct Args {
     /// Password of the `admin` account created on first start; generated and printed once when unset.
     #[arg(long = "admin-password", env = "IMAGEGATE_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
+    /// How long an API token works: `30d`, `720h`, `90m`; at most 365 days.
+    #[arg(long, env = "IMAGEGATE_TOKEN_TTL", default_value = "30d", value_parser = imagegate::parse_token_ttl)]
+    token_ttl: Duration,
     /// Do not run jobs in this process; run `imagegate-worker` against the same database instead.
     #[arg(long, env = "IMAGEGATE_NO_WORKER")]
     no_worker: bool,
@@ -33,6 +39,13 @@ struct Args {
     connections: imagegate::serve::ConnectionLimits,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Adds users, sets passwords and lists users, in the database the server uses, running or not.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
 fn main() -> anyhow::Result<()> {
     imagegate::tune_allocator();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
@@ -40,6 +53,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::User(command)) = args.command {
+        let store = args.common.open_store_for_command().await?;
+        return imagegate::users::run(&store, command).await;
+    }
     let store = args.common.open_store().await?;
 
     if let Some(password) = api_http::auth::ensure_admin(&store, args.admin_password).await? {
@@ -52,8 +69,10 @@ async fn run() -> anyhow::Result<()> {
     let store = Arc::new(store);
     let registries = imagegate::registries(&args.registries)?;
     let waker = Arc::new(tokio::sync::Notify::new());
-    let mut state =
-        api_http::AppState::new(store.clone()).with_copier(registries.copier.clone()).with_job_waker(waker.clone());
+    let mut state = api_http::AppState::new(store.clone())
+        .with_copier(registries.copier.clone())
+        .with_job_waker(waker.clone())
+        .with_token_ttl(args.token_ttl);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {

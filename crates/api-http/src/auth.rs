@@ -6,7 +6,7 @@
 use std::{
     marker::PhantomData,
     net::{IpAddr, SocketAddr},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use crate::routes::{Access, Routes};
@@ -14,13 +14,14 @@ use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use axum::{
     Json,
     extract::{ConnectInfo, FromRequestParts, State},
-    http::{header, request::Parts},
+    http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use base64::Engine;
 use image_core::{
-    Error,
-    auth::{NewUser, Role, User, validate_username},
+    Error, Timestamp,
+    auth::{ApiToken, NewUser, Role, TokenId, User, validate_password, validate_username},
+    format_rfc3339_millis,
     store::Store,
 };
 use rand::Rng as _;
@@ -30,13 +31,16 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     AppState,
     error::{ApiError, ErrorFormat, Plain, ProfileError},
-    extract::Body,
+    extract::{Body, PathParams, Query},
 };
 
 /// Prefix of every API token, so that a leaked one is easy to recognise in logs and scanners.
 const TOKEN_PREFIX: &str = "igt_";
 
-pub const MIN_PASSWORD_LEN: usize = 8;
+/// How long a token works when the server is not told otherwise.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest a token may work: every token ends, and a stolen one within a year at most.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Hashes a password with Argon2id and a random salt, off the async runtime.
 pub async fn hash_password(password: String) -> Result<String, Error> {
@@ -75,6 +79,9 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The actor of the changes the server makes on its own, as the audit trail names it.
+pub const SYSTEM_ACTOR: &str = "system";
+
 /// Creates the first admin account when there are no users at all.
 ///
 /// Uses `password` when given; otherwise generates one and returns it, for the caller to show once.
@@ -83,12 +90,9 @@ pub async fn ensure_admin(store: &dyn Store, password: Option<String>) -> Result
         return Ok(None);
     }
     let (password, generated) = match password {
-        Some(p) if p.chars().count() >= MIN_PASSWORD_LEN => (p, false),
-        Some(_) => {
-            return Err(Error::invalid(
-                "IMAGEGATE_ADMIN_PASSWORD",
-                format!("must be at least {MIN_PASSWORD_LEN} characters"),
-            ));
+        Some(p) => {
+            validate_password("IMAGEGATE_ADMIN_PASSWORD", &p)?;
+            (p, false)
         }
         None => {
             let mut bytes = [0u8; 18];
@@ -98,7 +102,7 @@ pub async fn ensure_admin(store: &dyn Store, password: Option<String>) -> Result
     };
     let user =
         NewUser { username: "admin".into(), password_hash: hash_password(password.clone()).await?, role: Role::Admin };
-    match store.create_user(user).await {
+    match store.create_user(user, SYSTEM_ACTOR).await {
         Ok(_) => Ok(generated.then_some(password)),
         // Another server sharing the database created it first.
         Err(Error::AlreadyExists(_)) => Ok(None),
@@ -108,7 +112,7 @@ pub async fn ensure_admin(store: &dyn Store, password: Option<String>) -> Result
 
 /// Signs a user in with a password, or returns None; refuses with 429 or 503 when sign-in limits say so
 /// (see [`crate::signin`]).
-async fn check_password(
+pub(crate) async fn check_password(
     state: &AppState,
     username: &str,
     password: &str,
@@ -145,6 +149,13 @@ async fn check_password(
             Ok(None)
         }
     }
+}
+
+/// Hashes a new password taken from a request, as one of the password checks [`crate::signin`] limits:
+/// hashing costs what checking does.
+pub(crate) async fn hash_new_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    let _slot = state.sign_in.slot().await?;
+    Ok(hash_password(password).await?)
 }
 
 /// The client's address, where the server recorded it (`ConnectInfo`); absent in tests that call the
@@ -230,6 +241,8 @@ const DUMMY_HASH: &str =
 #[derive(Debug)]
 pub struct Authenticated<F> {
     pub user: User,
+    /// The token the request was made with; `None` with HTTP Basic.
+    pub token: Option<TokenId>,
     format: PhantomData<fn() -> F>,
 }
 
@@ -247,8 +260,8 @@ impl<F: ErrorFormat> FromRequestParts<AppState> for Authenticated<F> {
             .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
         let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
         let value = value.trim();
-        let user = if scheme.eq_ignore_ascii_case("bearer") {
-            state.store.find_user_by_token(&token_hash(value)).await?
+        let found = if scheme.eq_ignore_ascii_case("bearer") {
+            state.store.find_user_by_token(&token_hash(value)).await?.map(|(token, user)| (user, Some(token)))
         } else if scheme.eq_ignore_ascii_case("basic") {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(value)
@@ -260,15 +273,15 @@ impl<F: ErrorFormat> FromRequestParts<AppState> for Authenticated<F> {
             let (username, password) = decoded
                 .split_once(':')
                 .ok_or_else(|| ApiError::unauthorized("the Basic credentials are not of the form `user:password`"))?;
-            check_password(state, username, password, client_addr(parts)).await?
+            check_password(state, username, password, client_addr(parts)).await?.map(|user| (user, None))
         } else {
             return Err(ApiError::unauthorized(format!(
                 "unsupported authorization scheme `{scheme}`; use Bearer or Basic"
             ))
             .into());
         };
-        match user {
-            Some(user) => Ok(Authenticated { user, format: PhantomData }),
+        match found {
+            Some((user, token)) => Ok(Authenticated { user, token, format: PhantomData }),
             None => Err(ApiError::unauthorized("invalid credentials").into()),
         }
     }
@@ -297,8 +310,15 @@ impl<F: ErrorFormat> FromRequestParts<AppState> for Admin<F> {
     }
 }
 
+/// Whose tokens a user may list and revoke.
+const OTHERS_TOKENS: &str = "their own tokens; another's is not found";
+
 pub(crate) fn routes() -> Routes {
-    Routes::new("/api/v1").post("/auth/token", Access::Anyone, issue_token)
+    Routes::new("/api/v1")
+        .post("/auth/token", Access::Anyone, issue_token)
+        .delete("/auth/token", Access::SignedIn, revoke_current_token)
+        .get("/auth/tokens", Access::Limited(OTHERS_TOKENS), list_tokens)
+        .delete("/auth/tokens/{id}", Access::Limited(OTHERS_TOKENS), revoke_token)
 }
 
 #[derive(Deserialize)]
@@ -311,7 +331,8 @@ struct TokenRequest {
     name: Option<String>,
 }
 
-/// `POST /api/v1/auth/token`: trades a user name and password for an API token.
+/// `POST /api/v1/auth/token`: trades a user name and password for an API token, which works for the
+/// server's token lifetime (`--token-ttl`).
 async fn issue_token(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -326,10 +347,82 @@ async fn issue_token(
         .await?
         .ok_or_else(|| ApiError::unauthorized("invalid username or password"))?;
     let (token, hash) = new_token();
-    state.store.create_token(user.id, &hash, &name).await?;
-    tracing::info!(user = %user.username, token_name = %name, "issued an API token");
+    let expires_at = Timestamp::now_utc() + state.token_ttl;
+    let issued = state.store.create_token(user.id, &hash, &name, Some(expires_at)).await?;
+    tracing::info!(user = %user.username, token_name = %name, token_id = issued.id, "issued an API token");
+    let body = serde_json::json!({ "token": token, "expiresAt": issued.expires_at.map(format_rfc3339_millis) });
     // A token is a password: no cache may keep the answer that carries it.
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(serde_json::json!({ "token": token }))).into_response())
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// A token as the API lists it: never the token itself.
+fn token_json(token: &ApiToken, current: Option<TokenId>) -> serde_json::Value {
+    serde_json::json!({
+        "id": token.id,
+        "name": token.name,
+        "createdAt": format_rfc3339_millis(token.created_at),
+        "lastUsedAt": token.last_used_at.map(format_rfc3339_millis),
+        "expiresAt": token.expires_at.map(format_rfc3339_millis),
+        "current": current == Some(token.id),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TokensQuery {
+    user: Option<String>,
+}
+
+/// `GET /api/v1/auth/tokens`: the caller's live tokens, oldest first, the one in use marked `current`;
+/// `?user=NAME` lists another user's, for admins.
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Authenticated<Plain>,
+    Query(query, _): Query<TokensQuery, Plain>,
+) -> Result<Response, ProfileError<Plain>> {
+    let user = match query.user.filter(|name| !name.is_empty() && *name != caller.user.username) {
+        None => caller.user.clone(),
+        Some(_) if caller.user.role != Role::Admin => {
+            return Err(ApiError::forbidden("listing another user's tokens needs the admin role").into());
+        }
+        Some(name) => {
+            validate_username(&name)?;
+            state.store.find_credentials(&name).await?.ok_or_else(|| Error::not_found("user", &name))?.user
+        }
+    };
+    let tokens = state.store.list_tokens(user.id).await?;
+    let tokens: Vec<_> = tokens.iter().map(|t| token_json(t, caller.token)).collect();
+    Ok(Json(serde_json::json!({ "username": user.username, "tokens": tokens })).into_response())
+}
+
+/// `DELETE /api/v1/auth/token`: revokes the token this request is made with.
+async fn revoke_current_token(
+    State(state): State<AppState>,
+    caller: Authenticated<Plain>,
+) -> Result<StatusCode, ProfileError<Plain>> {
+    let Some(token) = caller.token else {
+        return Err(ApiError::bad_request(
+            "this request signed in with HTTP Basic, not a token, so there is no token to revoke; \
+             send the token to revoke as `Authorization: Bearer <token>`, or use DELETE /api/v1/auth/tokens/{id}",
+        )
+        .into());
+    };
+    state.store.revoke_token(token, Some(caller.user.id), &caller.user.username).await?;
+    tracing::info!(user = %caller.user.username, token_id = token, "revoked an API token");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/auth/tokens/{id}`: revokes one of the caller's tokens, or anyone's for an admin. A token
+/// of someone else is, for a user, not found, as one that does not exist is.
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Authenticated<Plain>,
+    PathParams(id, _): PathParams<TokenId, Plain>,
+) -> Result<StatusCode, ProfileError<Plain>> {
+    let owner = (caller.user.role != Role::Admin).then_some(caller.user.id);
+    let token = state.store.revoke_token(id, owner, &caller.user.username).await?;
+    tracing::info!(user = %caller.user.username, token_id = id, owner = token.user_id, "revoked an API token");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

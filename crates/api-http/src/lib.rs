@@ -6,6 +6,7 @@ pub mod extract;
 pub mod profile;
 mod routes;
 mod signin;
+mod users;
 
 pub use routes::{Access, Route};
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub(crate) passwords: Arc<auth::VerifiedPasswords>,
     /// Limits on password checks (see [`signin`]).
     pub(crate) sign_in: Arc<signin::SignInGuard>,
+    /// How long an issued token works.
+    pub(crate) token_ttl: std::time::Duration,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -79,7 +82,15 @@ impl AppState {
             job_waker: None,
             passwords: Arc::default(),
             sign_in: Arc::default(),
+            token_ttl: auth::DEFAULT_TOKEN_TTL,
         }
+    }
+
+    /// Issues tokens that work for `ttl` ([`auth::DEFAULT_TOKEN_TTL`] otherwise), at most
+    /// [`auth::MAX_TOKEN_TTL`].
+    pub fn with_token_ttl(mut self, ttl: std::time::Duration) -> AppState {
+        self.token_ttl = ttl.min(auth::MAX_TOKEN_TTL);
+        self
     }
 
     /// Imports land in `internal`, and its copier is the one that talks to registries.
@@ -117,6 +128,7 @@ fn all_routes() -> routes::Routes {
         .get("/healthz", routes::Access::Anyone, healthz)
         .get("/readyz", routes::Access::Anyone, readyz)
         .merge(auth::routes())
+        .merge(users::routes())
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())
         .merge(profile::kube::routes())

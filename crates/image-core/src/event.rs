@@ -18,6 +18,16 @@ pub mod kind {
     pub const APPROVAL_APPROVED: &str = "image.approval.approved";
     pub const APPROVAL_REJECTED: &str = "image.approval.rejected";
     pub const EXPORT_UPDATED: &str = "image.export.updated";
+    /// Details: `id`, `username`, `role`.
+    pub const USER_CREATED: &str = "user.created";
+    /// Details: `id`, `username`, `role`, `tokens_revoked`.
+    pub const USER_DELETED: &str = "user.deleted";
+    /// Details: `id`, `username`, `before`, `after` (the roles).
+    pub const USER_ROLE_CHANGED: &str = "user.role.changed";
+    /// Details: `id`, `username`, `tokens_revoked`; never the password or its hash.
+    pub const USER_PASSWORD_CHANGED: &str = "user.password.changed";
+    /// Details: the token's `id` and `name`, its owner's `user_id` and `username`; never the token or its hash.
+    pub const TOKEN_REVOKED: &str = "user.token.revoked";
 }
 
 /// One recorded change.

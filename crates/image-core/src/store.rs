@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 
 use crate::{
-    Result,
-    auth::{Credentials, NewUser, User, UserId},
+    Result, Timestamp,
+    auth::{ApiToken, Credentials, NewUser, TokenId, User, UserId, UserUpdate},
     catalog::{
         ApprovalRequest, ApprovalRequestFilter, ApprovalRequestId, CatalogImage, Decision, ImageFilter, ImageId,
         ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Tag, TagId, TagUpdate,
@@ -64,16 +64,45 @@ pub trait CatalogStore: Send + Sync {
     async fn list_events(&self, filter: &EventFilter) -> Result<Listing<AuditEvent>>;
 }
 
+/// Users and their API tokens.
+///
+/// A user's tokens end, in the same transaction, when the user's password changes or the user is deleted;
+/// a role change keeps them, and since a token is looked up with its user on every request, the new role
+/// applies at once. Changes write audit events (`user.*`), whose details never hold a password, a hash or
+/// a token.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn count_users(&self) -> Result<i64>;
-    /// Fails with `Conflict` when the name is taken.
-    async fn create_user(&self, user: NewUser) -> Result<User>;
+    /// Fails with `AlreadyExists` when the name is taken.
+    async fn create_user(&self, user: NewUser, actor: &str) -> Result<User>;
     async fn find_credentials(&self, username: &str) -> Result<Option<Credentials>>;
-    /// Stores the hash of a new API token for a user.
-    async fn create_token(&self, user_id: UserId, token_hash: &str, name: &str) -> Result<()>;
-    /// The user a token hash belongs to, if the token exists and has not expired.
-    async fn find_user_by_token(&self, token_hash: &str) -> Result<Option<User>>;
+    /// Every user, ordered by name.
+    async fn list_users(&self) -> Result<Vec<User>>;
+    /// Changes a user's role, password, or both (an empty update changes nothing and records nothing).
+    /// A new password ends every token of the user. Fails with `NotFound` when there is no such user, and
+    /// with `Conflict` when it would demote the last admin: the count is taken with every admin's row
+    /// locked, so two concurrent demotions cannot both pass.
+    async fn update_user(&self, username: &str, update: UserUpdate, actor: &str) -> Result<User>;
+    /// Deletes a user and their tokens; the audit trail keeps their name as an actor. Fails with `NotFound`,
+    /// and with `Conflict` for the last admin (checked as in [`UserStore::update_user`]).
+    async fn delete_user(&self, username: &str, actor: &str) -> Result<User>;
+
+    /// Stores the hash of a new API token for a user, which stops working at `expires_at` (never, when
+    /// `None`), and forgets that user's expired tokens. Fails with `NotFound` when there is no such user.
+    async fn create_token(
+        &self,
+        user_id: UserId,
+        token_hash: &str,
+        name: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<ApiToken>;
+    /// The live token with this hash and its user, if the token exists and has not expired.
+    async fn find_user_by_token(&self, token_hash: &str) -> Result<Option<(TokenId, User)>>;
+    /// A user's tokens that have not expired, oldest first.
+    async fn list_tokens(&self, user_id: UserId) -> Result<Vec<ApiToken>>;
+    /// Revokes a token; with `owner`, only a token of that user (any other is `NotFound`, as a token that
+    /// does not exist is).
+    async fn revoke_token(&self, id: TokenId, owner: Option<UserId>, actor: &str) -> Result<ApiToken>;
 }
 
 pub type JobId = i64;

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use diesel_async::AsyncConnection;
 use image_core::{
     Error, Result, Timestamp,
-    auth::{Credentials, NewUser, User, UserId},
+    auth::{ApiToken, Credentials, NewUser, TokenId, User, UserId, UserUpdate},
     catalog::{
         ApprovalRequest, ApprovalRequestFilter, ApprovalRequestId, CatalogImage, Decision, ImageFilter, ImageId,
         ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Page, Tag, TagId, TagUpdate,
@@ -230,17 +230,18 @@ impl DbStore {
         }
     }
 
-    /// Stores the hash of a new API token that stops working at `expires_at` (never, when `None`).
+    /// Stores the hash of a new API token that stops working at `expires_at` (never, when `None`), and
+    /// forgets the user's expired tokens; [`UserStore::create_token`] is this.
     ///
-    /// [`UserStore::create_token`] is this without an expiry. Fails with `NotFound` when there is no such
-    /// user and with `Conflict` when the hash is already stored.
+    /// Fails with `NotFound` when there is no such user and with `AlreadyExists` when the hash is already
+    /// stored.
     pub async fn create_token_with_expiry(
         &self,
         user_id: UserId,
         token_hash: &str,
         name: &str,
         expires_at: Option<Timestamp>,
-    ) -> Result<()> {
+    ) -> Result<ApiToken> {
         let (token_hash, name) = (token_hash.to_owned(), name.to_owned());
         let expires_at = expires_at.map(to_micros);
         in_transaction!(self, |conn| ops::create_token(conn, user_id, &token_hash, &name, expires_at).await)
@@ -365,8 +366,9 @@ impl UserStore for DbStore {
         with_conn!(self, |conn| ops::count_users(conn).await)
     }
 
-    async fn create_user(&self, user: NewUser) -> Result<User> {
-        in_transaction!(self, |conn| ops::create_user(conn, &user).await)
+    async fn create_user(&self, user: NewUser, actor: &str) -> Result<User> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::create_user(conn, &user, &actor).await)
     }
 
     async fn find_credentials(&self, username: &str) -> Result<Option<Credentials>> {
@@ -374,13 +376,35 @@ impl UserStore for DbStore {
         with_conn!(self, |conn| ops::find_credentials(conn, &username).await)
     }
 
-    async fn create_token(&self, user_id: UserId, token_hash: &str, name: &str) -> Result<()> {
-        self.create_token_with_expiry(user_id, token_hash, name, None).await
+    async fn list_users(&self) -> Result<Vec<User>> {
+        with_conn!(self, |conn| ops::list_users(conn).await)
+    }
+
+    /// The role change and the password change each record their own event.
+    async fn update_user(&self, username: &str, update: UserUpdate, actor: &str) -> Result<User> {
+        let (username, actor) = (username.to_owned(), actor.to_owned());
+        in_transaction!(self, |conn| ops::update_user(conn, &username, &update, &actor).await)
+    }
+
+    async fn delete_user(&self, username: &str, actor: &str) -> Result<User> {
+        let (username, actor) = (username.to_owned(), actor.to_owned());
+        in_transaction!(self, |conn| ops::delete_user(conn, &username, &actor).await)
+    }
+
+    /// Fails with `AlreadyExists` when the hash is already stored.
+    async fn create_token(
+        &self,
+        user_id: UserId,
+        token_hash: &str,
+        name: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<ApiToken> {
+        self.create_token_with_expiry(user_id, token_hash, name, expires_at).await
     }
 
     /// Also notes when the token was used, to within a minute, on a best-effort basis: a failure to note
     /// it is logged and does not fail the lookup.
-    async fn find_user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
+    async fn find_user_by_token(&self, token_hash: &str) -> Result<Option<(TokenId, User)>> {
         let token_hash = token_hash.to_owned();
         let now = now_micros();
         let found = with_conn!(self, |conn| ops::find_token(conn, &token_hash, now).await)?;
@@ -391,7 +415,17 @@ impl UserStore for DbStore {
         {
             tracing::warn!(error = %e, token_id, "could not note when an API token was last used");
         }
-        Ok(Some(user))
+        Ok(Some((token_id, user)))
+    }
+
+    async fn list_tokens(&self, user_id: UserId) -> Result<Vec<ApiToken>> {
+        let now = now_micros();
+        with_conn!(self, |conn| ops::list_tokens(conn, user_id, now).await)
+    }
+
+    async fn revoke_token(&self, id: TokenId, owner: Option<UserId>, actor: &str) -> Result<ApiToken> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::revoke_token(conn, id, owner, &actor).await)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use image_core::{
     Digest, Error, Reference,
-    auth::{NewUser, Role},
+    auth::{NewUser, Role, UserUpdate},
     catalog::{
         ApprovalRequestFilter, ApprovalStatus, Decision, ImageFilter, ImageUpdate, NewApprovalRequest, NewImage,
         NewTag, Page, TagUpdate,
@@ -100,6 +100,9 @@ on_both_backends!(
     events_are_filtered_and_paged_newest_first,
     users_and_tokens,
     expired_tokens_are_ignored,
+    users_are_listed_changed_and_deleted,
+    the_last_admin_stays,
+    tokens_are_listed_and_revoked,
     migrations_are_idempotent,
     imports_are_queued_once,
     an_import_keeps_the_registry_secret_it_names,
@@ -800,45 +803,213 @@ async fn events_are_filtered_and_paged_newest_first(db: TestDb) {
 async fn users_and_tokens(db: TestDb) {
     let store = &db.store;
     let alice = NewUser { username: "alice".into(), password_hash: "$argon2id$…a".into(), role: Role::Admin };
-    let created = store.create_user(alice.clone()).await.unwrap();
+    let created = store.create_user(alice.clone(), "system").await.unwrap();
     assert_eq!((created.username.as_str(), created.role), ("alice", Role::Admin));
-    assert_conflict(store.create_user(alice).await, "user alice already exists");
+    assert_conflict(store.create_user(alice, "system").await, "user alice already exists");
     let bob = NewUser { username: "bob".into(), password_hash: "$argon2id$…b".into(), role: Role::User };
-    let bob = store.create_user(bob).await.unwrap();
+    let bob = store.create_user(bob, ADMIN).await.unwrap();
     assert_eq!(store.count_users().await.unwrap(), 2);
 
     let credentials = store.find_credentials("alice").await.unwrap().unwrap();
     assert_eq!((credentials.user, credentials.password_hash.as_str()), (created.clone(), "$argon2id$…a"));
     assert!(store.find_credentials("nobody").await.unwrap().is_none());
 
-    store.create_token(created.id, "hash-1", "laptop").await.unwrap();
-    store.create_token(bob.id, "hash-2", "ci").await.unwrap();
+    let laptop = store.create_token(created.id, "hash-1", "laptop", None).await.unwrap();
+    assert_eq!(
+        (laptop.user_id, laptop.name.as_str(), laptop.expires_at, laptop.last_used_at),
+        (created.id, "laptop", None, None)
+    );
+    let ci = store.create_token(bob.id, "hash-2", "ci", None).await.unwrap();
     assert_conflict(
-        store.create_token(bob.id, "hash-1", "again").await,
+        store.create_token(bob.id, "hash-1", "again", None).await,
         "a token with this hash already exists (named again)",
     );
-    assert_not_found(store.create_token(42_000, "hash-3", "ghost").await, "user", 42_000);
+    assert_not_found(store.create_token(42_000, "hash-3", "ghost", None).await, "user", 42_000);
     assert_eq!(token_last_used_at(&db, "hash-1").await, None);
     let before = OffsetDateTime::now_utc() - Duration::milliseconds(1);
-    assert_eq!(store.find_user_by_token("hash-1").await.unwrap(), Some(created.clone()));
+    assert_eq!(store.find_user_by_token("hash-1").await.unwrap(), Some((laptop.id, created.clone())));
     let used_at = token_last_used_at(&db, "hash-1").await.unwrap();
     assert!(used_at >= before && used_at <= OffsetDateTime::now_utc(), "{used_at}");
     // Used again within the minute: last_used_at is fresh enough and is not written again.
-    assert_eq!(store.find_user_by_token("hash-1").await.unwrap(), Some(created));
+    assert_eq!(store.find_user_by_token("hash-1").await.unwrap(), Some((laptop.id, created)));
     assert_eq!(token_last_used_at(&db, "hash-1").await, Some(used_at));
-    assert_eq!(store.find_user_by_token("hash-2").await.unwrap(), Some(bob));
+    assert_eq!(store.find_user_by_token("hash-2").await.unwrap(), Some((ci.id, bob)));
     assert_eq!(store.find_user_by_token("hash-unknown").await.unwrap(), None);
+
+    // Creating users is in the audit trail, with who did it and never the hash.
+    let created_events = EventFilter { event_type: Some(kind::USER_CREATED.into()), ..EventFilter::default() };
+    let events = store.list_events(&created_events).await.unwrap().items;
+    let seen: Vec<_> = events.iter().map(|e| (e.actor.as_str(), e.details["username"].as_str().unwrap())).collect();
+    assert_eq!(seen, [(ADMIN, "bob"), ("system", "alice")]);
+    assert_eq!(events[0].details, json!({ "id": events[0].details["id"], "username": "bob", "role": "user" }));
 }
 
 async fn expired_tokens_are_ignored(db: TestDb) {
     let store = &db.store;
     let user = NewUser { username: "carol".into(), password_hash: "x".into(), role: Role::User };
-    let user = store.create_user(user).await.unwrap();
+    let user = store.create_user(user, ADMIN).await.unwrap();
     let now = OffsetDateTime::now_utc();
+    let current =
+        store.create_token_with_expiry(user.id, "current", "new", Some(now + Duration::hours(1))).await.unwrap();
     store.create_token_with_expiry(user.id, "expired", "old", Some(now - Duration::seconds(1))).await.unwrap();
-    store.create_token_with_expiry(user.id, "current", "new", Some(now + Duration::hours(1))).await.unwrap();
+    assert_about(current.expires_at.unwrap(), now + Duration::hours(1));
     assert_eq!(store.find_user_by_token("expired").await.unwrap(), None);
-    assert_eq!(store.find_user_by_token("current").await.unwrap(), Some(user));
+    assert_eq!(store.find_user_by_token("current").await.unwrap(), Some((current.id, user.clone())));
+    let names = |tokens: Vec<image_core::auth::ApiToken>| tokens.into_iter().map(|t| t.name).collect::<Vec<_>>();
+    assert_eq!(names(store.list_tokens(user.id).await.unwrap()), ["new"], "an expired token is not listed");
+    assert_eq!(raw_sql(&db, "SELECT name AS text FROM api_tokens ORDER BY id", true).await, ["new", "old"]);
+    // The next token issued forgets the expired ones.
+    store.create_token(user.id, "later", "later", None).await.unwrap();
+    assert_eq!(raw_sql(&db, "SELECT name AS text FROM api_tokens ORDER BY id", true).await, ["new", "later"]);
+}
+
+async fn new_user(store: &DbStore, name: &str, role: Role) -> image_core::auth::User {
+    let user = NewUser { username: name.into(), password_hash: format!("$argon2id$hash-of-{name}"), role };
+    store.create_user(user, ADMIN).await.unwrap()
+}
+
+async fn users_are_listed_changed_and_deleted(db: TestDb) {
+    let store = &db.store;
+    let zed = new_user(store, "zed", Role::Admin).await;
+    let amy = new_user(store, "amy", Role::User).await;
+    new_user(store, "mo", Role::User).await;
+    let listed: Vec<String> = store.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
+    assert_eq!(listed, ["amy", "mo", "zed"], "ordered by name");
+
+    store.create_token(amy.id, "amy-1", "laptop", None).await.unwrap();
+    store.create_token(amy.id, "amy-2", "ci", None).await.unwrap();
+    let zed_token = store.create_token(zed.id, "zed-1", "laptop", None).await.unwrap();
+
+    // A role change keeps the tokens, and the next lookup sees the new role.
+    let promoted = store.update_user("amy", UserUpdate { role: Some(Role::Admin), ..UserUpdate::default() }, "zed");
+    let promoted = promoted.await.unwrap();
+    assert_eq!(promoted.role, Role::Admin);
+    let (_, seen) = store.find_user_by_token("amy-1").await.unwrap().unwrap();
+    assert_eq!(seen.role, Role::Admin);
+    let changes = events_of(store, kind::USER_ROLE_CHANGED).await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].actor, "zed");
+    assert_eq!(changes[0].details, json!({ "id": amy.id, "username": "amy", "before": "user", "after": "admin" }));
+    // The same role again, or nothing at all, changes nothing and records nothing.
+    store.update_user("amy", UserUpdate { role: Some(Role::Admin), ..UserUpdate::default() }, "zed").await.unwrap();
+    store.update_user("amy", UserUpdate::default(), "zed").await.unwrap();
+    assert_eq!(events_of(store, kind::USER_ROLE_CHANGED).await.len(), 1);
+
+    // A new password ends every token of that user, and only theirs.
+    let update = UserUpdate { password_hash: Some("$argon2id$new-hash".into()), ..UserUpdate::default() };
+    store.update_user("amy", update, "amy").await.unwrap();
+    assert_eq!(store.find_credentials("amy").await.unwrap().unwrap().password_hash, "$argon2id$new-hash");
+    assert_eq!(store.find_user_by_token("amy-1").await.unwrap(), None);
+    assert_eq!(store.find_user_by_token("amy-2").await.unwrap(), None);
+    assert!(store.list_tokens(amy.id).await.unwrap().is_empty());
+    assert_eq!(store.find_user_by_token("zed-1").await.unwrap().unwrap().0, zed_token.id);
+    let changed = events_of(store, kind::USER_PASSWORD_CHANGED).await;
+    assert_eq!(changed[0].details, json!({ "id": amy.id, "username": "amy", "tokens_revoked": 2 }));
+    assert!(!changed[0].details.to_string().contains("hash"), "{}", changed[0].details);
+
+    assert_missing(store.update_user("nobody", UserUpdate::default(), "zed").await, "user", "nobody");
+    assert_missing(store.delete_user("nobody", "zed").await, "user", "nobody");
+
+    // Deleting a user ends their tokens; the audit trail keeps their name as an actor.
+    store.create_token(amy.id, "amy-3", "again", None).await.unwrap();
+    let deleted = store.delete_user("amy", "zed").await.unwrap();
+    assert_eq!((deleted.username.as_str(), deleted.role), ("amy", Role::Admin));
+    assert_eq!(store.find_user_by_token("amy-3").await.unwrap(), None);
+    assert!(store.find_credentials("amy").await.unwrap().is_none());
+    assert_eq!(
+        raw_sql(
+            &db,
+            &format!("SELECT CAST(count(*) AS TEXT) AS text FROM api_tokens WHERE user_id = {}", amy.id),
+            true
+        )
+        .await,
+        ["0"]
+    );
+    let gone = events_of(store, kind::USER_DELETED).await;
+    assert_eq!(gone[0].actor, "zed");
+    assert_eq!(gone[0].details, json!({ "id": amy.id, "username": "amy", "role": "admin", "tokens_revoked": 1 }));
+    let by_amy = EventFilter { actor: Some("amy".into()), ..EventFilter::default() };
+    assert_eq!(store.list_events(&by_amy).await.unwrap().total, 1, "her password change is still hers");
+    let listed: Vec<String> = store.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
+    assert_eq!(listed, ["mo", "zed"]);
+}
+
+async fn the_last_admin_stays(db: TestDb) {
+    let store = &db.store;
+    new_user(store, "root", Role::Admin).await;
+    new_user(store, "pat", Role::User).await;
+    let demote = || UserUpdate { role: Some(Role::User), ..UserUpdate::default() };
+    let last = "cannot demote root: it is the last admin; make another user an admin first";
+    assert_conflict(store.update_user("root", demote(), "root").await, last);
+    assert_conflict(
+        store.delete_user("root", "root").await,
+        "cannot delete root: it is the last admin; make another user an admin first",
+    );
+    // A demotion that fails changes nothing else either: the password in the same update stays.
+    let both = UserUpdate { role: Some(Role::User), password_hash: Some("$argon2id$other".into()) };
+    assert_conflict(store.update_user("root", both, "root").await, last);
+    assert_eq!(store.find_credentials("root").await.unwrap().unwrap().password_hash, "$argon2id$hash-of-root");
+    // Demoting a user, or keeping an admin an admin, is no demotion of the last admin.
+    store.update_user("pat", demote(), "root").await.unwrap();
+    store.update_user("root", UserUpdate { role: Some(Role::Admin), ..UserUpdate::default() }, "root").await.unwrap();
+    store.delete_user("pat", "root").await.unwrap();
+
+    // Two admins demoting each other at once: one wins, and an admin is left.
+    for round in 0..5 {
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        let promote = UserUpdate { role: Some(Role::Admin), ..UserUpdate::default() };
+        new_user(store, &a, Role::User).await;
+        new_user(store, &b, Role::User).await;
+        store.update_user(&a, promote.clone(), "root").await.unwrap();
+        store.update_user(&b, promote, "root").await.unwrap();
+        store.update_user("root", demote(), "root").await.unwrap();
+        let (s1, s2) = (store.clone(), store.clone());
+        let (a1, b1, a2, b2) = (a.clone(), b.clone(), a.clone(), b.clone());
+        let first = tokio::spawn(async move { s1.update_user(&a1, demote(), &b1).await });
+        let second = tokio::spawn(async move { s2.delete_user(&b2, &a2).await });
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        assert!(first.is_ok() != second.is_ok(), "exactly one passes: {first:?} {second:?}");
+        let admins: Vec<_> = store.list_users().await.unwrap().into_iter().filter(|u| u.role == Role::Admin).collect();
+        assert_eq!(admins.len(), 1, "{admins:?}");
+        // Back to root as the one admin, for the next round.
+        let survivor = admins[0].username.clone();
+        store
+            .update_user("root", UserUpdate { role: Some(Role::Admin), ..UserUpdate::default() }, &survivor)
+            .await
+            .unwrap();
+        store.update_user(&survivor, demote(), "root").await.unwrap();
+    }
+}
+
+async fn tokens_are_listed_and_revoked(db: TestDb) {
+    let store = &db.store;
+    let ann = new_user(store, "ann", Role::User).await;
+    let ben = new_user(store, "ben", Role::Admin).await;
+    let laptop = store.create_token(ann.id, "ann-1", "laptop", None).await.unwrap();
+    let expires = OffsetDateTime::now_utc() + Duration::days(30);
+    let ci = store.create_token(ann.id, "ann-2", "ci", Some(expires)).await.unwrap();
+    let bens = store.create_token(ben.id, "ben-1", "ben", None).await.unwrap();
+    assert_eq!(store.list_tokens(ann.id).await.unwrap(), [laptop.clone(), ci.clone()], "oldest first");
+    assert_about(ci.expires_at.unwrap(), expires);
+
+    // The owner's revocation: someone else's token is not found, as a token that does not exist is.
+    assert_missing(store.revoke_token(bens.id, Some(ann.id), "ann").await, "token", &bens.id.to_string());
+    assert_missing(store.revoke_token(42_000, Some(ann.id), "ann").await, "token", "42000");
+    assert!(store.find_user_by_token("ben-1").await.unwrap().is_some());
+    assert_eq!(store.revoke_token(laptop.id, Some(ann.id), "ann").await.unwrap(), laptop);
+    assert_eq!(store.find_user_by_token("ann-1").await.unwrap(), None);
+    assert_missing(store.revoke_token(laptop.id, Some(ann.id), "ann").await, "token", &laptop.id.to_string());
+    // An admin's, of anyone's token.
+    store.revoke_token(ci.id, None, "ben").await.unwrap();
+    assert!(store.list_tokens(ann.id).await.unwrap().is_empty());
+    let left = store.list_tokens(ben.id).await.unwrap();
+    assert_eq!(left.iter().map(|t| t.id).collect::<Vec<_>>(), [bens.id]);
+    assert!(left[0].last_used_at.is_some(), "its use is listed");
+
+    let revoked = events_of(store, kind::TOKEN_REVOKED).await;
+    let seen: Vec<_> = revoked.iter().map(|e| (e.actor.as_str(), e.details["name"].as_str().unwrap())).collect();
+    assert_eq!(seen, [("ben", "ci"), ("ann", "laptop")]);
+    assert_eq!(revoked[1].details, json!({ "id": laptop.id, "name": "laptop", "user_id": ann.id, "username": "ann" }));
 }
 
 async fn migrations_are_idempotent(db: TestDb) {

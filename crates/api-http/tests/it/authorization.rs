@@ -65,7 +65,7 @@ enum Caller {
 async fn fresh_token(app: &TestApp, username: &str) -> String {
     let user = app.store.find_credentials(username).await.unwrap().expect("the user exists").user;
     let (token, hash) = auth::new_token();
-    app.store.create_token(user.id, &hash, "authorization test").await.unwrap();
+    app.store.create_token(user.id, &hash, "authorization test", None).await.unwrap();
     token
 }
 

@@ -61,6 +61,9 @@ const FIELDS: &[&str] = &[
     "annotations",
     "labels",
     "id",
+    "role",
+    "currentPassword",
+    "newPassword",
 ];
 
 /// What a source, a domain or a registry may be: nothing reachable, nothing that needs DNS.
@@ -123,6 +126,7 @@ fn query(rng: &mut StdRng) -> String {
         "userName",
         "flat",
         "labelSelector",
+        "user",
         "x",
     ];
     let values: &[&str] = &[
@@ -210,14 +214,32 @@ fn body(rng: &mut StdRng) -> String {
     }
 }
 
-/// What any accepted change shows in: the audit trail (every catalog and kube change writes an event), the
-/// job queue, the imports and the exports.
-async fn fingerprint(app: &TestApp) -> Value {
-    let (_, events) = app.get("/catalog/api/v1/events?limit=1").await;
-    let (_, imports) = app.get("/api/v1/images?page_size=1").await;
-    let (_, exports) = app.get("/api/v1/images/custom?page_size=1").await;
+/// What any accepted change shows in: the audit trail (every catalog, kube and user change writes an
+/// event), the job queue, the imports, the exports and the users; read with `observer`, a token that no
+/// generated request uses.
+async fn fingerprint(app: &TestApp, observer: &str) -> Value {
+    let get = |path: &'static str| app.send("GET", path, None, Some(observer));
+    let (_, events) = get("/catalog/api/v1/events?limit=1").await;
+    let (_, imports) = get("/api/v1/images?page_size=1").await;
+    let (_, exports) = get("/api/v1/images/custom?page_size=1").await;
+    let (_, users) = get("/api/v1/users").await;
     let jobs = app.store.job_types().await.unwrap();
-    json!([events["total"], imports["totalCount"], exports["totalCount"], format!("{jobs:?}")])
+    let fingerprint =
+        json!([events["total"], imports["totalCount"], exports["totalCount"], users["users"], format!("{jobs:?}")]);
+    assert!(events["total"].is_number() && users["users"].is_array(), "the observer cannot read: {fingerprint}");
+    fingerprint
+}
+
+/// A token of `username`: `token` while it still works (a generated request may revoke it), a new one
+/// otherwise.
+async fn live_token(app: &TestApp, username: &str, token: &mut String) {
+    if app.store.find_user_by_token(&api_http::auth::token_hash(token)).await.unwrap().is_some() {
+        return;
+    }
+    let user = app.store.find_credentials(username).await.unwrap().expect("the user is still there").user;
+    let (new, hash) = api_http::auth::new_token();
+    app.store.create_token(user.id, &hash, "garbage", None).await.unwrap();
+    *token = new;
 }
 
 async fn garbage_never_gets_a_5xx(postgres: bool) {
@@ -230,9 +252,19 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
     // A fixed seed, so that CI runs the same requests every time; set IMAGEGATE_GARBAGE_SEED to explore others.
     let seed: u64 = std::env::var("IMAGEGATE_GARBAGE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x1a9e_ca7e);
     let mut rng = StdRng::seed_from_u64(seed);
-    let user = app.user_token("mallory").await;
+    let mut user = app.user_token("mallory").await;
+    let mut admin = app.admin_token().unwrap().to_owned();
+    // Token ids 1 and 2 are the admin's and mallory's, which generated paths name now and then; the
+    // observer's is 3, which they never do.
+    let observer = {
+        let (token, hash) = api_http::auth::new_token();
+        let admin_id = app.store.find_credentials("admin").await.unwrap().unwrap().user.id;
+        let issued = app.store.create_token(admin_id, &hash, "observer", None).await.unwrap();
+        assert_eq!(issued.id, 3);
+        token
+    };
     let mut answered = [0usize; 6];
-    let initially = fingerprint(&app).await;
+    let initially = fingerprint(&app, &observer).await;
     // The router's own table: a route added to a profile is covered without a change here, and the first
     // pass visits every route at least once.
     let routes = api_http::routes();
@@ -247,17 +279,19 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
         let mut path = route.fill(|_| path_param(&mut rng));
         path.push_str(&query(&mut rng));
         let body = if method == "GET" || method == "DELETE" { None } else { Some(body(&mut rng)) };
+        live_token(&app, "mallory", &mut user).await;
+        live_token(&app, "admin", &mut admin).await;
         let token = match rng.random_range(0..8) {
-            _ if i < routes.len() => app.admin_token(),
+            _ if i < routes.len() => Some(admin.as_str()),
             _ if i < 2 * routes.len() => Some(user.as_str()),
             0..=1 => Some(user.as_str()),
             2 => Some("igt_not-a-token"),
-            _ => app.admin_token(),
+            _ => Some(admin.as_str()),
         };
         if token == Some(user.as_str()) {
             visited_as_user.insert(route.clone());
         }
-        let before = fingerprint(&app).await;
+        let before = fingerprint(&app, &observer).await;
         let (status, answer) = app.send(method, &path, body.clone(), token).await;
         let described = format!(
             "request {i} of seed {seed:#x}: {method} {path} with {} → {status} {answer}",
@@ -266,7 +300,7 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
         assert!(status.as_u16() < 500 || status == StatusCode::BAD_GATEWAY, "{described}");
         if status.is_client_error() {
             assert!(answer["message"].is_string(), "an error without a message: {described}");
-            assert_eq!(fingerprint(&app).await, before, "a refused request changed something: {described}");
+            assert_eq!(fingerprint(&app, &observer).await, before, "a refused request changed something: {described}");
         }
         answered[(status.as_u16() / 100) as usize] += 1;
     }
@@ -275,7 +309,7 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
     eprintln!("1500 requests: 2xx {}, 4xx {}, 502 {}", answered[2], answered[4], answered[5]);
     assert!(answered[4] > 1000, "the generator should mostly make bad requests: {answered:?}");
     // The fingerprint does see changes: some generated requests were good enough to make one.
-    assert_ne!(fingerprint(&app).await, initially, "nothing accepted changed the fingerprint");
+    assert_ne!(fingerprint(&app, &observer).await, initially, "nothing accepted changed the fingerprint");
     let (status, _) = app.send("GET", "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK);
 }

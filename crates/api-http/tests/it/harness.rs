@@ -134,10 +134,10 @@ impl TestApp {
     /// A token of a new user with the `user` role.
     pub async fn user_token(&self, name: &str) -> String {
         let password_hash = auth::hash_password("user-password".into()).await.unwrap();
-        let user =
-            self.store.create_user(NewUser { username: name.into(), password_hash, role: Role::User }).await.unwrap();
+        let user = NewUser { username: name.into(), password_hash, role: Role::User };
+        let user = self.store.create_user(user, "admin").await.unwrap();
         let (token, hash) = auth::new_token();
-        self.store.create_token(user.id, &hash, "test").await.unwrap();
+        self.store.create_token(user.id, &hash, "test", None).await.unwrap();
         token
     }
 
@@ -178,8 +178,23 @@ impl TestApp {
     }
 
     pub async fn get_with_header(&self, path: &str, authorization: &str) -> (StatusCode, Value) {
-        let req = Request::get(path).header(header::AUTHORIZATION, authorization).body(Body::empty()).unwrap();
-        self.call(req).await
+        self.send_with_header("GET", path, None, authorization).await
+    }
+
+    /// A request with this `Authorization` header, and a JSON body when given.
+    pub async fn send_with_header(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        authorization: &str,
+    ) -> (StatusCode, Value) {
+        let req = Request::builder().method(method).uri(path).header(header::AUTHORIZATION, authorization);
+        let req = match body {
+            Some(body) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.call(req.unwrap()).await
     }
 
     async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {

@@ -21,3 +21,4 @@ mod garbage;
 mod harness;
 mod kube;
 mod platform;
+mod users;
