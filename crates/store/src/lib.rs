@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod conn;
 mod crypto;
 mod error;
 mod models;
+mod ops;
 mod postgres;
 mod schema;
 mod sqlite;
@@ -10,7 +12,6 @@ mod sqlite;
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use diesel_async::AsyncConnection;
 use image_core::{
     Error, Result, Timestamp,
     auth::{Credentials, NewUser, User, UserId},
@@ -29,6 +30,7 @@ use image_core::{
 
 pub use crate::crypto::{KEY_LEN, SecretKey};
 use crate::{
+    conn::{Conn, PgConn, SqliteConn},
     crypto::Sealer,
     error::DbResult,
     models::{Micros, now_micros, to_micros},
@@ -123,27 +125,34 @@ fn pool_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::storage(e)
 }
 
-/// Runs `$body` with `$conn` bound to a pooled connection of the store's backend, with that backend's
-/// `ops` in scope: the body is written once and compiled once per backend. `$body` is a
-/// `DbResult<T>`; the macro's value is a `Result<T>`.
+/// A connection taken from the store's pool; it goes back when dropped.
+#[expect(clippy::large_enum_variant, reason = "one lives per operation, inside the operation's task")]
+enum Pooled {
+    Sqlite(diesel_async::pooled_connection::deadpool::Object<SqliteConn>),
+    Postgres(diesel_async::pooled_connection::deadpool::Object<PgConn>),
+}
+
+impl Pooled {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Sqlite(conn) => Conn::Sqlite(conn),
+            Pooled::Postgres(conn) => Conn::Postgres(conn),
+        }
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection (`&mut Conn`), on a task of its own (`detach`).
+/// `$body` is a `DbResult<T>`; the macro's value is a `Result<T>`.
 macro_rules! with_conn {
     ($store:expr, |$conn:ident| $body:expr) => {{
         let store: DbStore = $store.clone();
         detach(async move {
-            let result: DbResult<_> = match &*store.backend {
-                Backend::Sqlite(db) => {
-                    use $crate::sqlite::ops;
-                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
-                    let $conn = &mut *pooled;
-                    $body
-                }
-                Backend::Postgres(db) => {
-                    use $crate::postgres::ops;
-                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
-                    let $conn = &mut *pooled;
-                    $body
-                }
-            };
+            let result: DbResult<_> = async {
+                let mut pooled = store.pooled().await?;
+                let $conn = &mut pooled.conn();
+                $body
+            }
+            .await;
             result.map_err(Error::from)
         })
         .await
@@ -157,19 +166,12 @@ macro_rules! in_transaction {
     ($store:expr, |$conn:ident| $body:expr) => {{
         let store: DbStore = $store.clone();
         detach(async move {
-            let result: DbResult<_> = match &*store.backend {
-                Backend::Sqlite(db) => {
-                    use $crate::sqlite::ops;
-                    let _writer = db.writer.lock().await;
-                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
-                    pooled.immediate_transaction(async |$conn| $body).await
-                }
-                Backend::Postgres(db) => {
-                    use $crate::postgres::ops;
-                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
-                    pooled.transaction(async |$conn| $body).await
-                }
-            };
+            let result: DbResult<_> = async {
+                let _writer = store.lock_writer().await;
+                let mut pooled = store.pooled().await?;
+                pooled.conn().write_transaction(async |$conn| $body).await
+            }
+            .await;
             result.map_err(Error::from)
         })
         .await
@@ -219,6 +221,21 @@ impl DbStore {
         match &*self.backend {
             Backend::Sqlite(_) => None,
             Backend::Postgres(db) => Some(tokio::spawn(crate::postgres::watch_job_queue(db.url.clone(), on_queued))),
+        }
+    }
+
+    async fn pooled(&self) -> Result<Pooled> {
+        Ok(match &*self.backend {
+            Backend::Sqlite(db) => Pooled::Sqlite(db.pool.get().await.map_err(pool_error)?),
+            Backend::Postgres(db) => Pooled::Postgres(db.pool.get().await.map_err(pool_error)?),
+        })
+    }
+
+    /// The writer lock that every SQLite write transaction holds throughout; none on PostgreSQL.
+    async fn lock_writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &*self.backend {
+            Backend::Sqlite(db) => Some(db.writer.lock().await),
+            Backend::Postgres(_) => None,
         }
     }
 

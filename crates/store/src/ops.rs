@@ -1,10 +1,7 @@
-//! The store's operations, written once and compiled once per backend.
+//! The store's operations, written once and compiled once, on a [`Conn`] of either backend.
 //!
-//! `sqlite.rs` and `postgres.rs` each include this file as their `ops` module; `super` is then that
-//! backend's module, which provides `Conn` (its connection type), `Db` (its diesel backend) and the
-//! row-locking reads (`lock_image`, `lock_image_named`, `lock_request`, `lock_import`, `lock_held_job`,
-//! `lock_next_due_job`, `lock_registry_secret`, `share_registry_secret`, `lock_repository`,
-//! `lock_due_repositories`), the only queries that differ.
+//! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
+//! whose SQL differs (the row-locking reads, the job channel) go through `conn.dialect()`.
 //!
 //! Import operations that touch both an import and its job lock the import first, then the job; claims
 //! and the queue's own operations lock only the job. So two transactions never wait on each other in
@@ -23,7 +20,6 @@ use diesel::{
     prelude::*,
     sql_types::{Nullable, Text},
 };
-use diesel_async::{AsyncConnection, RunQueryDsl};
 use image_core::{
     Digest, Error,
     auth::{Credentials, NewUser, User, UserId},
@@ -45,11 +41,8 @@ use image_core::{
 };
 use serde_json::{Value, json};
 
-use super::{
-    Conn, Db, lock_due_repositories, lock_held_job, lock_image, lock_image_named, lock_import, lock_next_due_job,
-    lock_registry_secret, lock_repository, lock_request, notify_job_queued, share_registry_secret,
-};
 use crate::{
+    conn::{Condition, Conn, Ordering, RunQueryDsl, columns},
     crypto::Sealer,
     error::{DbError, DbResult, is_unique_violation, on_unique},
     import_kind, kube_kind,
@@ -75,7 +68,7 @@ diesel::define_sql_function! {
     fn lower_nullable(x: Nullable<Text>) -> Nullable<Text>;
 }
 
-pub(crate) async fn ping(conn: &mut Conn) -> DbResult<()> {
+pub(crate) async fn ping(conn: &mut Conn<'_>) -> DbResult<()> {
     diesel::sql_query("SELECT 1").execute(conn).await?;
     Ok(())
 }
@@ -92,7 +85,7 @@ struct Subject {
 }
 
 async fn record(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     event_type: &str,
     actor: &str,
     at: Micros,
@@ -128,24 +121,25 @@ fn update_details(before: Value, after: Value) -> Value {
     json!({ "before": before, "after": after, "changes": changes })
 }
 
-fn event_filter(filter: &EventFilter) -> audit_events::BoxedQuery<'_, Db> {
-    let mut query = audit_events::table.into_boxed();
+fn event_filter(filter: &EventFilter) -> Condition<'_, audit_events::table> {
+    let mut condition = Condition::new();
     if let Some(event_type) = &filter.event_type {
-        query = query.filter(audit_events::event_type.eq(event_type));
+        condition.push(audit_events::event_type.eq(event_type));
     }
     if let Some(image_id) = filter.image_id {
-        query = query.filter(audit_events::image_id.eq(image_id));
+        condition.push(audit_events::image_id.eq(image_id));
     }
     if let Some(actor) = &filter.actor {
-        query = query.filter(audit_events::actor.eq(actor));
+        condition.push(audit_events::actor.eq(actor));
     }
-    query
+    condition
 }
 
-pub(crate) async fn list_events(conn: &mut Conn, filter: &EventFilter) -> DbResult<Listing<AuditEvent>> {
-    let total = event_filter(filter).count().get_result(conn).await?;
-    let rows: Vec<EventRow> = event_filter(filter)
-        .select(EventRow::as_select())
+pub(crate) async fn list_events(conn: &mut Conn<'_>, filter: &EventFilter) -> DbResult<Listing<AuditEvent>> {
+    let total = audit_events::table.filter(event_filter(filter)).count().get_result(conn).await?;
+    let rows: Vec<EventRow> = audit_events::table
+        .filter(event_filter(filter))
+        .select(columns::<EventRow>())
         .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
         .limit(filter.page.limit)
         .offset(filter.page.offset)
@@ -166,13 +160,13 @@ fn image_label(registry: &str, namespace: &str, image_name: &str) -> String {
     }
 }
 
-pub(crate) async fn get_image(conn: &mut Conn, id: ImageId) -> DbResult<CatalogImage> {
-    let row = images::table.find(id).select(ImageRow::as_select()).first(conn).await.optional()?;
+pub(crate) async fn get_image(conn: &mut Conn<'_>, id: ImageId) -> DbResult<CatalogImage> {
+    let row: Option<ImageRow> = images::table.find(id).select(columns::<ImageRow>()).first(conn).await.optional()?;
     row.ok_or_else(|| Error::not_found("image", id))?.into_domain()
 }
 
 pub(crate) async fn find_image(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     registry: &str,
     namespace: &str,
     image_name: &str,
@@ -181,21 +175,21 @@ pub(crate) async fn find_image(
         .filter(images::registry.eq(registry))
         .filter(images::namespace.eq(namespace))
         .filter(images::image_name.eq(image_name))
-        .select(ImageRow::as_select())
+        .select(columns::<ImageRow>())
         .first(conn)
         .await
         .optional()?;
     row.map(ImageRow::into_domain).transpose()
 }
 
-async fn ensure_image_exists(conn: &mut Conn, id: ImageId) -> DbResult<()> {
+async fn ensure_image_exists(conn: &mut Conn<'_>, id: ImageId) -> DbResult<()> {
     let found: Option<i64> = images::table.find(id).select(images::id).first(conn).await.optional()?;
     found.map(|_| ()).ok_or_else(|| Error::not_found("image", id).into())
 }
 
 /// Locks the image for the rest of the transaction (PostgreSQL), or fails with `NotFound`.
-async fn lock_existing_image(conn: &mut Conn, id: ImageId) -> DbResult<CatalogImage> {
-    lock_image(conn, id).await?.ok_or_else(|| Error::not_found("image", id))?.into_domain()
+async fn lock_existing_image(conn: &mut Conn<'_>, id: ImageId) -> DbResult<CatalogImage> {
+    conn.dialect().lock_image(id).await?.ok_or_else(|| Error::not_found("image", id))?.into_domain()
 }
 
 /// `%`, `_` and the escape character itself match literally.
@@ -210,27 +204,28 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-fn image_filter(filter: &ImageFilter) -> images::BoxedQuery<'_, Db> {
-    let mut query = images::table.into_boxed();
+fn image_filter(filter: &ImageFilter) -> Condition<'_, images::table> {
+    let mut condition = Condition::new();
     if let Some(status) = filter.status {
-        query = query.filter(images::approval_status.eq(status.as_str()));
+        condition.push(images::approval_status.eq(status.as_str()));
     }
     if let Some(category) = &filter.category {
-        query = query.filter(images::category.eq(category));
+        condition.push(images::category.eq(category));
     }
     if let Some(search) = &filter.search {
         let pattern = format!("%{}%", escape_like(search));
         let in_name = lower(images::image_name).like(lower(pattern.clone())).escape('\\');
         let in_description = lower_nullable(images::description).like(lower_nullable(Some(pattern))).escape('\\');
-        query = query.filter(in_name.nullable().or(in_description));
+        condition.push(in_name.nullable().or(in_description));
     }
-    query
+    condition
 }
 
-pub(crate) async fn list_images(conn: &mut Conn, filter: &ImageFilter) -> DbResult<Listing<ImageSummary>> {
-    let total = image_filter(filter).count().get_result(conn).await?;
-    let rows: Vec<ImageRow> = image_filter(filter)
-        .select(ImageRow::as_select())
+pub(crate) async fn list_images(conn: &mut Conn<'_>, filter: &ImageFilter) -> DbResult<Listing<ImageSummary>> {
+    let total = images::table.filter(image_filter(filter)).count().get_result(conn).await?;
+    let rows: Vec<ImageRow> = images::table
+        .filter(image_filter(filter))
+        .select(columns::<ImageRow>())
         .order(images::id.asc())
         .limit(filter.page.limit)
         .offset(filter.page.offset)
@@ -255,7 +250,7 @@ pub(crate) async fn list_images(conn: &mut Conn, filter: &ImageFilter) -> DbResu
     Ok(Listing { items, total })
 }
 
-pub(crate) async fn categories(conn: &mut Conn) -> DbResult<Vec<(String, i64)>> {
+pub(crate) async fn categories(conn: &mut Conn<'_>) -> DbResult<Vec<(String, i64)>> {
     let rows: Vec<(Option<String>, i64)> = images::table
         .filter(images::category.is_not_null())
         .group_by(images::category)
@@ -266,13 +261,13 @@ pub(crate) async fn categories(conn: &mut Conn) -> DbResult<Vec<(String, i64)>> 
     Ok(rows.into_iter().filter_map(|(category, count)| Some((category?, count))).collect())
 }
 
-pub(crate) async fn create_image(conn: &mut Conn, image: &NewImage, actor: &str) -> DbResult<CatalogImage> {
+pub(crate) async fn create_image(conn: &mut Conn<'_>, image: &NewImage, actor: &str) -> DbResult<CatalogImage> {
     insert_image(conn, image, actor, now_micros(), None).await
 }
 
 /// Inserts an image and records `image.registry.added`; `request` is the approval request behind it.
 async fn insert_image(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     image: &NewImage,
     actor: &str,
     now: Micros,
@@ -294,8 +289,8 @@ async fn insert_image(
     };
     let created = diesel::insert_into(images::table)
         .values(row)
-        .returning(ImageRow::as_returning())
-        .get_result(conn)
+        .returning(columns::<ImageRow>())
+        .get_result::<ImageRow>(conn)
         .await
         .map_err(on_unique(|| {
             format!("image {} already exists", image_label(&image.registry, &image.namespace, &image.image_name))
@@ -307,7 +302,7 @@ async fn insert_image(
 }
 
 pub(crate) async fn update_image(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     id: ImageId,
     update: &ImageUpdate,
     actor: &str,
@@ -320,7 +315,7 @@ pub(crate) async fn update_image(
 /// approved records who approved and when; moving away from approved clears both. Changes nothing and
 /// records nothing when the update leaves every field as it is.
 async fn apply_image_update(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     before: CatalogImage,
     update: &ImageUpdate,
     actor: &str,
@@ -363,7 +358,7 @@ async fn apply_image_update(
 /// import, inside the deleting transaction and before anything is deleted. Sync subscriptions will too.
 /// An import queued while the image is being deleted is no harm: it comes after the deletion, and its
 /// success adds the image again.
-async fn ensure_image_unused(conn: &mut Conn, image: &CatalogImage) -> DbResult<()> {
+async fn ensure_image_unused(conn: &mut Conn<'_>, image: &CatalogImage) -> DbResult<()> {
     let active: Option<i64> = imports::table
         .filter(imports::source_registry.eq(&image.registry))
         .filter(imports::source_repository.eq(image.repository()))
@@ -383,7 +378,7 @@ async fn ensure_image_unused(conn: &mut Conn, image: &CatalogImage) -> DbResult<
     }
 }
 
-pub(crate) async fn delete_image(conn: &mut Conn, id: ImageId, actor: &str) -> DbResult<CatalogImage> {
+pub(crate) async fn delete_image(conn: &mut Conn<'_>, id: ImageId, actor: &str) -> DbResult<CatalogImage> {
     let image = lock_existing_image(conn, id).await?;
     ensure_image_unused(conn, &image).await?;
     let tags = load_tags(conn, id).await?;
@@ -399,27 +394,27 @@ pub(crate) async fn delete_image(conn: &mut Conn, id: ImageId, actor: &str) -> D
 // ---------------------------------------------------------------------------------------------------
 // Tags
 
-async fn load_tags(conn: &mut Conn, image_id: ImageId) -> DbResult<Vec<Tag>> {
+async fn load_tags(conn: &mut Conn<'_>, image_id: ImageId) -> DbResult<Vec<Tag>> {
     let rows: Vec<TagRow> = image_tags::table
         .filter(image_tags::image_id.eq(image_id))
-        .select(TagRow::as_select())
+        .select(columns::<TagRow>())
         .order((image_tags::created_at.asc(), image_tags::id.asc()))
         .load(conn)
         .await?;
     rows.into_iter().map(TagRow::into_domain).collect()
 }
 
-pub(crate) async fn list_tags(conn: &mut Conn, image_id: ImageId) -> DbResult<Vec<Tag>> {
+pub(crate) async fn list_tags(conn: &mut Conn<'_>, image_id: ImageId) -> DbResult<Vec<Tag>> {
     ensure_image_exists(conn, image_id).await?;
     load_tags(conn, image_id).await
 }
 
 /// The tag with this id, if it belongs to this image; a tag of another image is as good as missing.
-async fn image_tag(conn: &mut Conn, image_id: ImageId, tag_id: TagId) -> DbResult<Tag> {
+async fn image_tag(conn: &mut Conn<'_>, image_id: ImageId, tag_id: TagId) -> DbResult<Tag> {
     let row: Option<TagRow> = image_tags::table
         .find(tag_id)
         .filter(image_tags::image_id.eq(image_id))
-        .select(TagRow::as_select())
+        .select(columns::<TagRow>())
         .first(conn)
         .await
         .optional()?;
@@ -430,7 +425,7 @@ async fn image_tag(conn: &mut Conn, image_id: ImageId, tag_id: TagId) -> DbResul
 /// Runs with the image locked, before the new recommended tag is written, so the partial unique index
 /// never sees two.
 async fn unrecommend_others(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     image_id: ImageId,
     keep: Option<TagId>,
     actor: &str,
@@ -446,14 +441,14 @@ async fn unrecommend_others(
     Ok(())
 }
 
-pub(crate) async fn create_tag(conn: &mut Conn, image_id: ImageId, tag: &NewTag, actor: &str) -> DbResult<Tag> {
+pub(crate) async fn create_tag(conn: &mut Conn<'_>, image_id: ImageId, tag: &NewTag, actor: &str) -> DbResult<Tag> {
     lock_existing_image(conn, image_id).await?;
     insert_tag(conn, image_id, tag, actor, now_micros(), None).await
 }
 
 /// Inserts a tag of a locked image and records `image.tag.added`.
 async fn insert_tag(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     image_id: ImageId,
     tag: &NewTag,
     actor: &str,
@@ -480,8 +475,8 @@ async fn insert_tag(
     };
     let created = diesel::insert_into(image_tags::table)
         .values(row)
-        .returning(TagRow::as_returning())
-        .get_result(conn)
+        .returning(columns::<TagRow>())
+        .get_result::<TagRow>(conn)
         .await
         .map_err(on_unique(|| format!("tag {} already exists for image {image_id}", tag.tag)))?
         .into_domain()?;
@@ -492,7 +487,7 @@ async fn insert_tag(
 
 /// Changes nothing and records nothing when the update leaves every field as it is.
 pub(crate) async fn update_tag(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     image_id: ImageId,
     tag_id: TagId,
     update: &TagUpdate,
@@ -535,7 +530,7 @@ pub(crate) async fn update_tag(
 }
 
 /// Writes a changed tag of a locked image and records `image.tag.updated`.
-async fn store_tag_update(conn: &mut Conn, before: &Tag, after: &Tag, actor: &str, now: Micros) -> DbResult<()> {
+async fn store_tag_update(conn: &mut Conn<'_>, before: &Tag, after: &Tag, actor: &str, now: Micros) -> DbResult<()> {
     if rules::becomes_recommended(Some(before), after.is_recommended) {
         unrecommend_others(conn, after.image_id, Some(after.id), actor, now).await?;
     }
@@ -545,7 +540,7 @@ async fn store_tag_update(conn: &mut Conn, before: &Tag, after: &Tag, actor: &st
     Ok(())
 }
 
-pub(crate) async fn delete_tag(conn: &mut Conn, image_id: ImageId, tag_id: TagId, actor: &str) -> DbResult<Tag> {
+pub(crate) async fn delete_tag(conn: &mut Conn<'_>, image_id: ImageId, tag_id: TagId, actor: &str) -> DbResult<Tag> {
     lock_existing_image(conn, image_id).await?;
     let tag = image_tag(conn, image_id, tag_id).await?;
     diesel::delete(image_tags::table.find(tag_id)).execute(conn).await?;
@@ -558,7 +553,7 @@ pub(crate) async fn delete_tag(conn: &mut Conn, image_id: ImageId, tag_id: TagId
 // Approval requests
 
 pub(crate) async fn create_approval_request(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     request: &NewApprovalRequest,
     actor: &str,
 ) -> DbResult<ApprovalRequest> {
@@ -575,8 +570,8 @@ pub(crate) async fn create_approval_request(
     };
     let created = diesel::insert_into(image_approval_requests::table)
         .values(row)
-        .returning(RequestRow::as_returning())
-        .get_result(conn)
+        .returning(columns::<RequestRow>())
+        .get_result::<RequestRow>(conn)
         .await?
         .into_domain()?;
     let subject = Subject { request: Some(created.id), ..Subject::default() };
@@ -584,22 +579,23 @@ pub(crate) async fn create_approval_request(
     Ok(created)
 }
 
-fn request_filter(filter: &ApprovalRequestFilter) -> image_approval_requests::BoxedQuery<'_, Db> {
-    let mut query = image_approval_requests::table.into_boxed();
+fn request_filter(filter: &ApprovalRequestFilter) -> Condition<'_, image_approval_requests::table> {
+    let mut condition = Condition::new();
     if let Some(status) = filter.status {
-        query = query.filter(image_approval_requests::status.eq(status.as_str()));
+        condition.push(image_approval_requests::status.eq(status.as_str()));
     }
-    query
+    condition
 }
 
 /// Oldest first: the order in which they are reviewed.
 pub(crate) async fn list_approval_requests(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     filter: &ApprovalRequestFilter,
 ) -> DbResult<Listing<ApprovalRequest>> {
-    let total = request_filter(filter).count().get_result(conn).await?;
-    let rows: Vec<RequestRow> = request_filter(filter)
-        .select(RequestRow::as_select())
+    let total = image_approval_requests::table.filter(request_filter(filter)).count().get_result(conn).await?;
+    let rows: Vec<RequestRow> = image_approval_requests::table
+        .filter(request_filter(filter))
+        .select(columns::<RequestRow>())
         .order(image_approval_requests::id.asc())
         .limit(filter.page.limit)
         .offset(filter.page.offset)
@@ -609,9 +605,9 @@ pub(crate) async fn list_approval_requests(
     Ok(Listing { items, total })
 }
 
-pub(crate) async fn get_approval_request(conn: &mut Conn, id: i64) -> DbResult<ApprovalRequest> {
+pub(crate) async fn get_approval_request(conn: &mut Conn<'_>, id: i64) -> DbResult<ApprovalRequest> {
     let row: Option<RequestRow> =
-        image_approval_requests::table.find(id).select(RequestRow::as_select()).first(conn).await.optional()?;
+        image_approval_requests::table.find(id).select(columns::<RequestRow>()).first(conn).await.optional()?;
     row.ok_or_else(|| Error::not_found("approval request", id))?.into_domain()
 }
 
@@ -622,13 +618,17 @@ pub(crate) async fn get_approval_request(conn: &mut Conn, id: i64) -> DbResult<A
 /// decision's category and description, when given, replace the image's. The requested tag is added
 /// when the image lacks it. The decision's notes, when given, replace the request's.
 pub(crate) async fn decide_approval_request(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     id: i64,
     decision: &Decision,
     actor: &str,
 ) -> DbResult<(ApprovalRequest, Option<CatalogImage>)> {
-    let before =
-        lock_request(conn, id).await?.ok_or_else(|| Error::not_found("approval request", id))?.into_domain()?;
+    let before = conn
+        .dialect()
+        .lock_request(id)
+        .await?
+        .ok_or_else(|| Error::not_found("approval request", id))?
+        .into_domain()?;
     before.check_decidable()?;
     let now = now_micros();
     let mut after = before.clone();
@@ -662,14 +662,14 @@ pub(crate) async fn decide_approval_request(
 
 /// The approving half of a decision: the image, created or approved, with the requested tag.
 async fn approve_image(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     request: &ApprovalRequest,
     category: &Option<String>,
     description: &Option<String>,
     actor: &str,
     now: Micros,
 ) -> DbResult<CatalogImage> {
-    let existing = lock_image_named(conn, &request.registry, &request.namespace, &request.image_name).await?;
+    let existing = conn.dialect().lock_image_named(&request.registry, &request.namespace, &request.image_name).await?;
     let image = match existing {
         Some(row) => {
             let update = ImageUpdate {
@@ -718,7 +718,7 @@ fn lease_end(now: Micros, lease: Duration) -> Micros {
 }
 
 pub(crate) async fn enqueue_job(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     job_type: &str,
     payload: &Value,
     priority: i32,
@@ -732,14 +732,14 @@ pub(crate) async fn enqueue_job(
     let row = NewJobRow { job_type, payload: payload.to_string(), priority, run_at, max_attempts, created_at: now };
     let id = diesel::insert_into(jobs::table).values(row).returning(jobs::id).get_result(conn).await?;
     if run_at <= now {
-        notify_job_queued(conn).await?;
+        conn.dialect().notify_job_queued().await?;
     }
     Ok(id)
 }
 
 /// Leases the next due job of one of `job_types` to `worker`, counting the attempt.
 pub(crate) async fn claim_job(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     worker: &str,
     job_types: &[String],
     lease: Duration,
@@ -748,22 +748,22 @@ pub(crate) async fn claim_job(
         return Ok(None);
     }
     let now = now_micros();
-    let Some(id) = lock_next_due_job(conn, job_types, now).await? else { return Ok(None) };
+    let Some(id) = conn.dialect().lock_next_due_job(job_types, now).await? else { return Ok(None) };
     let row: JobRow = diesel::update(jobs::table.find(id))
         .set((
             jobs::lease_owner.eq(worker),
             jobs::lease_until.eq(lease_end(now, lease)),
             jobs::attempts.eq(jobs::attempts + 1),
         ))
-        .returning(JobRow::as_returning())
-        .get_result(conn)
+        .returning(columns::<JobRow>())
+        .get_result::<JobRow>(conn)
         .await?;
     row.into_claimed().map(Some)
 }
 
 /// Extends the lease of a job `worker` holds. A lease that ran out but that no other worker took is still
 /// the worker's: whoever claims a job becomes its `lease_owner`, so the owner check is the takeover check.
-pub(crate) async fn renew_lease(conn: &mut Conn, id: JobId, worker: &str, lease: Duration) -> DbResult<bool> {
+pub(crate) async fn renew_lease(conn: &mut Conn<'_>, id: JobId, worker: &str, lease: Duration) -> DbResult<bool> {
     let changed = diesel::update(jobs::table.find(id).filter(jobs::lease_owner.eq(worker)))
         .set(jobs::lease_until.eq(lease_end(now_micros(), lease)))
         .execute(conn)
@@ -771,7 +771,13 @@ pub(crate) async fn renew_lease(conn: &mut Conn, id: JobId, worker: &str, lease:
     Ok(changed == 1)
 }
 
-pub(crate) async fn retry_job(conn: &mut Conn, id: JobId, worker: &str, error: &str, run_at: Micros) -> DbResult<bool> {
+pub(crate) async fn retry_job(
+    conn: &mut Conn<'_>,
+    id: JobId,
+    worker: &str,
+    error: &str,
+    run_at: Micros,
+) -> DbResult<bool> {
     let changed = diesel::update(jobs::table.find(id).filter(jobs::lease_owner.eq(worker)))
         .set(requeue(error, run_at))
         .execute(conn)
@@ -798,13 +804,13 @@ fn requeue(
     )
 }
 
-pub(crate) async fn complete_job(conn: &mut Conn, id: JobId, worker: &str) -> DbResult<bool> {
+pub(crate) async fn complete_job(conn: &mut Conn<'_>, id: JobId, worker: &str) -> DbResult<bool> {
     let deleted = diesel::delete(jobs::table.find(id).filter(jobs::lease_owner.eq(worker))).execute(conn).await?;
     Ok(deleted == 1)
 }
 
 /// Every job type in the queue with its number of jobs, by name.
-pub(crate) async fn job_types(conn: &mut Conn) -> DbResult<Vec<(String, i64)>> {
+pub(crate) async fn job_types(conn: &mut Conn<'_>) -> DbResult<Vec<(String, i64)>> {
     Ok(jobs::table
         .group_by(jobs::job_type)
         .select((jobs::job_type, count_star()))
@@ -839,22 +845,22 @@ fn to_json<T: serde::Serialize>(value: &T) -> DbResult<String> {
     serde_json::to_string(value).map_err(|e| DbError::Domain(Error::storage(e)))
 }
 
-async fn find_import(conn: &mut Conn, id: i64) -> DbResult<ImportJob> {
-    let row: Option<ImportRow> = imports::table.find(id).select(ImportRow::as_select()).first(conn).await.optional()?;
+async fn find_import(conn: &mut Conn<'_>, id: i64) -> DbResult<ImportJob> {
+    let row: Option<ImportRow> = imports::table.find(id).select(columns::<ImportRow>()).first(conn).await.optional()?;
     row.ok_or_else(|| Error::not_found("import", id))?.into_domain()
 }
 
-pub(crate) async fn get_import(conn: &mut Conn, id: i64) -> DbResult<ImportJob> {
+pub(crate) async fn get_import(conn: &mut Conn<'_>, id: i64) -> DbResult<ImportJob> {
     find_import(conn, id).await
 }
 
 /// The newest import of `source` into `target` that is queued, running or succeeded.
-async fn find_duplicate(conn: &mut Conn, source: &str, target: &str) -> DbResult<Option<ImportJob>> {
+async fn find_duplicate(conn: &mut Conn<'_>, source: &str, target: &str) -> DbResult<Option<ImportJob>> {
     let row: Option<ImportRow> = imports::table
         .filter(imports::source.eq(source))
         .filter(imports::target.eq(target))
         .filter(imports::state.eq_any(DEDUPE_STATES))
-        .select(ImportRow::as_select())
+        .select(columns::<ImportRow>())
         .order(imports::id.desc())
         .first(conn)
         .await
@@ -867,7 +873,7 @@ async fn find_duplicate(conn: &mut Conn, source: &str, target: &str) -> DbResult
 /// The check and the insert are not atomic on PostgreSQL; the partial unique index on active imports
 /// catches a concurrent twin, whose import is then returned. The insert runs in a savepoint so that the
 /// transaction survives the violation.
-pub(crate) async fn enqueue_import(conn: &mut Conn, import: &NewImport, actor: &str) -> DbResult<EnqueueOutcome> {
+pub(crate) async fn enqueue_import(conn: &mut Conn<'_>, import: &NewImport, actor: &str) -> DbResult<EnqueueOutcome> {
     if import.max_attempts < 1 {
         return Err(Error::invalid("max_attempts", format!("must be at least 1, got {}", import.max_attempts)).into());
     }
@@ -890,7 +896,7 @@ pub(crate) async fn enqueue_import(conn: &mut Conn, import: &NewImport, actor: &
 }
 
 /// Inserts a queued import, its job (payload `{"import_id": …}`), and `image.import.queued`.
-async fn insert_import(conn: &mut Conn, import: &NewImport, actor: &str) -> DbResult<ImportJob> {
+async fn insert_import(conn: &mut Conn<'_>, import: &NewImport, actor: &str) -> DbResult<ImportJob> {
     let now = now_micros();
     let row = NewImportRow {
         source: import.source.to_string(),
@@ -911,8 +917,11 @@ async fn insert_import(conn: &mut Conn, import: &NewImport, actor: &str) -> DbRe
         registry_secret_namespace: import.registry_secret.as_ref().map(|r| r.namespace.as_str()),
         registry_secret_name: import.registry_secret.as_ref().map(|r| r.name.as_str()),
     };
-    let created: ImportRow =
-        diesel::insert_into(imports::table).values(row).returning(ImportRow::as_returning()).get_result(conn).await?;
+    let created: ImportRow = diesel::insert_into(imports::table)
+        .values(row)
+        .returning(columns::<ImportRow>())
+        .get_result::<ImportRow>(conn)
+        .await?;
     let payload = json!(ImportPayload { import_id: created.id });
     let job = enqueue_job(conn, ImportPayload::NAME, &payload, 0, now, import.max_attempts).await?;
     diesel::update(imports::table.find(created.id)).set(imports::job_id.eq(job)).execute(conn).await?;
@@ -921,44 +930,50 @@ async fn insert_import(conn: &mut Conn, import: &NewImport, actor: &str) -> DbRe
     Ok(created)
 }
 
-fn import_filter(filter: &ImportFilter) -> imports::BoxedQuery<'_, Db> {
-    let mut query = imports::table.into_boxed();
+fn import_filter(filter: &ImportFilter) -> Condition<'_, imports::table> {
+    let mut condition = Condition::new();
     if let Some(tag) = &filter.tag {
-        query = query.filter(imports::target_tag.eq(tag));
+        condition.push(imports::target_tag.eq(tag));
     }
     match filter.ready {
-        Some(true) => query = query.filter(imports::state.eq(ImportState::Succeeded.as_str())),
-        Some(false) => query = query.filter(imports::state.ne(ImportState::Succeeded.as_str())),
+        Some(true) => condition.push(imports::state.eq(ImportState::Succeeded.as_str())),
+        Some(false) => condition.push(imports::state.ne(ImportState::Succeeded.as_str())),
         None => {}
     }
     if let Some(created_by) = &filter.created_by {
-        query = query.filter(imports::created_by.eq(created_by));
+        condition.push(imports::created_by.eq(created_by));
     }
-    query
+    condition
 }
 
 /// Ordered by the filter's field, then by id, both ascending or both descending.
-pub(crate) async fn list_imports(conn: &mut Conn, filter: &ImportFilter) -> DbResult<Listing<ImportJob>> {
-    let total = import_filter(filter).count().get_result(conn).await?;
-    let query = import_filter(filter).select(ImportRow::as_select());
-    let query = match (filter.order_by, filter.descending) {
-        (ImportOrder::CreatedAt, false) => query.order((imports::created_at.asc(), imports::id.asc())),
-        (ImportOrder::CreatedAt, true) => query.order((imports::created_at.desc(), imports::id.desc())),
-        (ImportOrder::Id, false) => query.order(imports::id.asc()),
-        (ImportOrder::Id, true) => query.order(imports::id.desc()),
-        (ImportOrder::Repository, false) => query.order((imports::target_repository.asc(), imports::id.asc())),
-        (ImportOrder::Repository, true) => query.order((imports::target_repository.desc(), imports::id.desc())),
-        (ImportOrder::Tag, false) => query.order((imports::target_tag.asc(), imports::id.asc())),
-        (ImportOrder::Tag, true) => query.order((imports::target_tag.desc(), imports::id.desc())),
+pub(crate) async fn list_imports(conn: &mut Conn<'_>, filter: &ImportFilter) -> DbResult<Listing<ImportJob>> {
+    let total = imports::table.filter(import_filter(filter)).count().get_result(conn).await?;
+    let order = match (filter.order_by, filter.descending) {
+        (ImportOrder::CreatedAt, false) => Ordering::by((imports::created_at.asc(), imports::id.asc())),
+        (ImportOrder::CreatedAt, true) => Ordering::by((imports::created_at.desc(), imports::id.desc())),
+        (ImportOrder::Id, false) => Ordering::by(imports::id.asc()),
+        (ImportOrder::Id, true) => Ordering::by(imports::id.desc()),
+        (ImportOrder::Repository, false) => Ordering::by((imports::target_repository.asc(), imports::id.asc())),
+        (ImportOrder::Repository, true) => Ordering::by((imports::target_repository.desc(), imports::id.desc())),
+        (ImportOrder::Tag, false) => Ordering::by((imports::target_tag.asc(), imports::id.asc())),
+        (ImportOrder::Tag, true) => Ordering::by((imports::target_tag.desc(), imports::id.desc())),
     };
-    let rows: Vec<ImportRow> = query.limit(filter.page.limit).offset(filter.page.offset).load(conn).await?;
+    let rows: Vec<ImportRow> = imports::table
+        .filter(import_filter(filter))
+        .select(columns::<ImportRow>())
+        .order(order)
+        .limit(filter.page.limit)
+        .offset(filter.page.offset)
+        .load(conn)
+        .await?;
     let items = rows.into_iter().map(ImportRow::into_domain).collect::<DbResult<_>>()?;
     Ok(Listing { items, total })
 }
 
 /// The oldest active import into `target_repository` with the tag `target_tag`.
 pub(crate) async fn find_active_import(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     target_repository: &str,
     target_tag: &str,
 ) -> DbResult<Option<ImportJob>> {
@@ -966,7 +981,7 @@ pub(crate) async fn find_active_import(
         .filter(imports::target_repository.eq(target_repository))
         .filter(imports::target_tag.eq(target_tag))
         .filter(imports::state.eq_any(ACTIVE_STATES))
-        .select(ImportRow::as_select())
+        .select(columns::<ImportRow>())
         .order(imports::id.asc())
         .first(conn)
         .await
@@ -975,17 +990,22 @@ pub(crate) async fn find_active_import(
 }
 
 /// The import, locked, and its job, locked, when the import is active and `worker` holds that job.
-async fn lock_held_import(conn: &mut Conn, id: i64, job: JobId, worker: &str) -> DbResult<Option<(ImportRow, JobRow)>> {
-    let Some(import) = lock_import(conn, id).await? else { return Ok(None) };
+async fn lock_held_import(
+    conn: &mut Conn<'_>,
+    id: i64,
+    job: JobId,
+    worker: &str,
+) -> DbResult<Option<(ImportRow, JobRow)>> {
+    let Some(import) = conn.dialect().lock_import(id).await? else { return Ok(None) };
     if import.job_id != Some(job) || !parse_state(&import)?.is_active() {
         return Ok(None);
     }
-    let held = lock_held_job(conn, job, worker).await?;
+    let held = conn.dialect().lock_held_job(job, worker).await?;
     Ok(held.map(|job| (import, job)))
 }
 
 pub(crate) async fn start_import_attempt(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     id: i64,
     job: JobId,
     worker: &str,
@@ -1008,7 +1028,7 @@ pub(crate) async fn start_import_attempt(
 
 /// Writes progress of an active import; progress that arrives after the import ended is dropped.
 pub(crate) async fn record_import_progress(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     id: i64,
     digest: Option<&Digest>,
     artifacts: &[Artifact],
@@ -1031,7 +1051,7 @@ pub(crate) async fn record_import_progress(
 }
 
 pub(crate) async fn finish_import_attempt(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     id: i64,
     job: JobId,
     worker: &str,
@@ -1064,7 +1084,7 @@ pub(crate) async fn finish_import_attempt(
 
 /// Ends an import as succeeded, removes its job, and adds the image and tag to the catalog.
 async fn succeed_import(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     import: ImportJob,
     job: JobId,
     worker: &str,
@@ -1103,7 +1123,7 @@ async fn succeed_import(
 /// image (new ones pending approval) and, with the target's tag, its tag (digest, size, platform and push
 /// time of what was copied).
 async fn add_to_catalog(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     import: &ImportJob,
     digest: &Digest,
     artifacts: &[Artifact],
@@ -1112,7 +1132,7 @@ async fn add_to_catalog(
     let source = &import.source;
     let (registry, namespace, name) = (source.registry(), source.namespace().unwrap_or(""), source.name());
     let actor = import.created_by.as_str();
-    let image = match lock_image_named(conn, registry, namespace, name).await? {
+    let image = match conn.dialect().lock_image_named(registry, namespace, name).await? {
         Some(row) => row.into_domain()?,
         None => {
             let new = rules::imported_image(source);
@@ -1120,7 +1140,9 @@ async fn add_to_catalog(
             // that one is used.
             match conn.transaction(async |conn| insert_image(conn, &new, actor, now, None).await).await {
                 Ok(image) => image,
-                Err(DbError::Domain(Error::AlreadyExists(_))) => lock_image_named(conn, registry, namespace, name)
+                Err(DbError::Domain(Error::AlreadyExists(_))) => conn
+                    .dialect()
+                    .lock_image_named(registry, namespace, name)
                     .await?
                     .ok_or_else(|| {
                         Error::conflict(format!("image {} vanished", image_label(registry, namespace, name)))
@@ -1136,7 +1158,7 @@ async fn add_to_catalog(
     let existing: Option<TagRow> = image_tags::table
         .filter(image_tags::image_id.eq(image.id))
         .filter(image_tags::tag.eq(&copied.tag))
-        .select(TagRow::as_select())
+        .select(columns::<TagRow>())
         .first(conn)
         .await
         .optional()?;
@@ -1153,7 +1175,7 @@ async fn add_to_catalog(
 }
 
 /// Ends an import as failed with `error`, removes its job, and records `image.import.failed`.
-async fn fail_import(conn: &mut Conn, import: ImportJob, job: JobId, error: &str, now: Micros) -> DbResult<()> {
+async fn fail_import(conn: &mut Conn<'_>, import: ImportJob, job: JobId, error: &str, now: Micros) -> DbResult<()> {
     diesel::update(imports::table.find(import.id))
         .set((
             imports::state.eq(ImportState::Failed.as_str()),
@@ -1171,8 +1193,8 @@ async fn fail_import(conn: &mut Conn, import: ImportJob, job: JobId, error: &str
     record(conn, import_kind::FAILED, &import.created_by, now, Subject::default(), details).await
 }
 
-pub(crate) async fn cancel_import(conn: &mut Conn, id: i64, actor: &str) -> DbResult<ImportJob> {
-    let row = lock_import(conn, id).await?.ok_or_else(|| Error::not_found("import", id))?;
+pub(crate) async fn cancel_import(conn: &mut Conn<'_>, id: i64, actor: &str) -> DbResult<ImportJob> {
+    let row = conn.dialect().lock_import(id).await?.ok_or_else(|| Error::not_found("import", id))?;
     let job = row.job_id;
     let mut import = row.into_domain()?;
     if !import.state.is_active() {
@@ -1199,8 +1221,8 @@ pub(crate) async fn cancel_import(conn: &mut Conn, id: i64, actor: &str) -> DbRe
     Ok(import)
 }
 
-pub(crate) async fn delete_import(conn: &mut Conn, id: i64, actor: &str) -> DbResult<ImportJob> {
-    let import = lock_import(conn, id).await?.ok_or_else(|| Error::not_found("import", id))?.into_domain()?;
+pub(crate) async fn delete_import(conn: &mut Conn<'_>, id: i64, actor: &str) -> DbResult<ImportJob> {
+    let import = conn.dialect().lock_import(id).await?.ok_or_else(|| Error::not_found("import", id))?.into_domain()?;
     if import.state.is_active() {
         return Err(Error::conflict(format!("import {id} is {}; cancel it first", import.state)).into());
     }
@@ -1213,7 +1235,7 @@ pub(crate) async fn delete_import(conn: &mut Conn, id: i64, actor: &str) -> DbRe
 // Export records
 
 /// Stores a new record; its id and creation time are the store's.
-pub(crate) async fn create_export(conn: &mut Conn, export: &ExportRecord) -> DbResult<ExportRecord> {
+pub(crate) async fn create_export(conn: &mut Conn<'_>, export: &ExportRecord) -> DbResult<ExportRecord> {
     validate_phase(&export.phase)?;
     let row = NewExportRow {
         registry_host: &export.registry_host,
@@ -1227,14 +1249,14 @@ pub(crate) async fn create_export(conn: &mut Conn, export: &ExportRecord) -> DbR
     };
     diesel::insert_into(exports::table)
         .values(row)
-        .returning(ExportRow::as_returning())
-        .get_result(conn)
+        .returning(columns::<ExportRow>())
+        .get_result::<ExportRow>(conn)
         .await?
         .into_domain()
 }
 
 pub(crate) async fn set_export_phase(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     id: i64,
     phase: &str,
     actor: &str,
@@ -1243,7 +1265,7 @@ pub(crate) async fn set_export_phase(
     validate_phase(phase)?;
     let before: ExportRow = exports::table
         .find(id)
-        .select(ExportRow::as_select())
+        .select(columns::<ExportRow>())
         .first(conn)
         .await
         .optional()?
@@ -1258,36 +1280,37 @@ pub(crate) async fn set_export_phase(
     record(conn, kind::EXPORT_UPDATED, actor, now_micros(), Subject::default(), details).await?;
     let row: Option<ExportRow> = diesel::update(exports::table.find(id))
         .set(exports::phase.eq(phase))
-        .returning(ExportRow::as_returning())
-        .get_result(conn)
+        .returning(columns::<ExportRow>())
+        .get_result::<ExportRow>(conn)
         .await
         .optional()?;
     row.ok_or_else(|| Error::not_found("export", id))?.into_domain()
 }
 
-fn export_filter<'a>(ready: Option<bool>, created_by: Option<&'a str>) -> exports::BoxedQuery<'a, Db> {
-    let mut query = exports::table.into_boxed();
+fn export_filter(ready: Option<bool>, created_by: Option<&str>) -> Condition<'_, exports::table> {
+    let mut condition = Condition::new();
     match ready {
-        Some(true) => query = query.filter(exports::phase.eq("Succeeded")),
-        Some(false) => query = query.filter(exports::phase.ne("Succeeded")),
+        Some(true) => condition.push(exports::phase.eq("Succeeded")),
+        Some(false) => condition.push(exports::phase.ne("Succeeded")),
         None => {}
     }
     if let Some(created_by) = created_by {
-        query = query.filter(exports::created_by.eq(created_by));
+        condition.push(exports::created_by.eq(created_by));
     }
-    query
+    condition
 }
 
 /// Newest first.
 pub(crate) async fn list_exports(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     ready: Option<bool>,
     created_by: Option<&str>,
     page: Page,
 ) -> DbResult<Listing<ExportRecord>> {
-    let total = export_filter(ready, created_by).count().get_result(conn).await?;
-    let rows: Vec<ExportRow> = export_filter(ready, created_by)
-        .select(ExportRow::as_select())
+    let total = exports::table.filter(export_filter(ready, created_by)).count().get_result(conn).await?;
+    let rows: Vec<ExportRow> = exports::table
+        .filter(export_filter(ready, created_by))
+        .select(columns::<ExportRow>())
         .order((exports::created_at.desc(), exports::id.desc()))
         .limit(page.limit)
         .offset(page.offset)
@@ -1300,11 +1323,11 @@ pub(crate) async fn list_exports(
 // ---------------------------------------------------------------------------------------------------
 // Users and tokens
 
-pub(crate) async fn count_users(conn: &mut Conn) -> DbResult<i64> {
+pub(crate) async fn count_users(conn: &mut Conn<'_>) -> DbResult<i64> {
     Ok(users::table.count().get_result(conn).await?)
 }
 
-pub(crate) async fn create_user(conn: &mut Conn, user: &NewUser) -> DbResult<User> {
+pub(crate) async fn create_user(conn: &mut Conn<'_>, user: &NewUser) -> DbResult<User> {
     let row = NewUserRow {
         username: &user.username,
         password_hash: &user.password_hash,
@@ -1313,17 +1336,17 @@ pub(crate) async fn create_user(conn: &mut Conn, user: &NewUser) -> DbResult<Use
     };
     diesel::insert_into(users::table)
         .values(row)
-        .returning(UserRow::as_returning())
-        .get_result(conn)
+        .returning(columns::<UserRow>())
+        .get_result::<UserRow>(conn)
         .await
         .map_err(on_unique(|| format!("user {} already exists", user.username)))?
         .into_domain()
 }
 
-pub(crate) async fn find_credentials(conn: &mut Conn, username: &str) -> DbResult<Option<Credentials>> {
+pub(crate) async fn find_credentials(conn: &mut Conn<'_>, username: &str) -> DbResult<Option<Credentials>> {
     let found: Option<(UserRow, String)> = users::table
         .filter(users::username.eq(username))
-        .select((UserRow::as_select(), users::password_hash))
+        .select((columns::<UserRow>(), users::password_hash))
         .first(conn)
         .await
         .optional()?;
@@ -1331,7 +1354,7 @@ pub(crate) async fn find_credentials(conn: &mut Conn, username: &str) -> DbResul
 }
 
 pub(crate) async fn create_token(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     user_id: UserId,
     token_hash: &str,
     name: &str,
@@ -1352,7 +1375,7 @@ pub(crate) async fn create_token(
 
 /// A live token's id, when it was last used, and its user.
 pub(crate) async fn find_token(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     token_hash: &str,
     now: Micros,
 ) -> DbResult<Option<(i64, Option<Micros>, User)>> {
@@ -1360,14 +1383,14 @@ pub(crate) async fn find_token(
         .inner_join(users::table)
         .filter(api_tokens::token_hash.eq(token_hash))
         .filter(api_tokens::expires_at.is_null().or(api_tokens::expires_at.gt(now)))
-        .select((api_tokens::id, api_tokens::last_used_at, UserRow::as_select()))
+        .select((api_tokens::id, api_tokens::last_used_at, columns::<UserRow>()))
         .first(conn)
         .await
         .optional()?;
     found.map(|(id, last_used_at, user)| Ok((id, last_used_at, user.into_domain()?))).transpose()
 }
 
-pub(crate) async fn touch_token(conn: &mut Conn, token_id: i64, now: Micros) -> DbResult<()> {
+pub(crate) async fn touch_token(conn: &mut Conn<'_>, token_id: i64, now: Micros) -> DbResult<()> {
     diesel::update(api_tokens::table.find(token_id)).set(api_tokens::last_used_at.eq(now)).execute(conn).await?;
     Ok(())
 }
@@ -1423,7 +1446,7 @@ fn contains_pattern(text: Option<&str>) -> Option<String> {
 
 /// Stores a registry secret whose password `sealed` is already sealed for its namespace and name.
 pub(crate) async fn create_registry_secret(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     sealer: &Sealer,
     secret: &NewRegistrySecret,
     sealed: &str,
@@ -1447,8 +1470,8 @@ pub(crate) async fn create_registry_secret(
     };
     let created = diesel::insert_into(registry_secrets::table)
         .values(row)
-        .returning(RegistrySecretRow::as_returning())
-        .get_result(conn)
+        .returning(columns::<RegistrySecretRow>())
+        .get_result::<RegistrySecretRow>(conn)
         .await
         .map_err(on_unique(|| format!("registrysecret {} already exists", kube_id(&secret.namespace, &secret.name))))?
         .into_domain(sealer)?;
@@ -1456,11 +1479,11 @@ pub(crate) async fn create_registry_secret(
     Ok(created)
 }
 
-async fn find_registry_secret(conn: &mut Conn, namespace: &str, name: &str) -> DbResult<RegistrySecretRow> {
+async fn find_registry_secret(conn: &mut Conn<'_>, namespace: &str, name: &str) -> DbResult<RegistrySecretRow> {
     let row: Option<RegistrySecretRow> = registry_secrets::table
         .filter(registry_secrets::namespace.eq(namespace))
         .filter(registry_secrets::name.eq(name))
-        .select(RegistrySecretRow::as_select())
+        .select(columns::<RegistrySecretRow>())
         .first(conn)
         .await
         .optional()?;
@@ -1468,7 +1491,7 @@ async fn find_registry_secret(conn: &mut Conn, namespace: &str, name: &str) -> D
 }
 
 pub(crate) async fn get_registry_secret(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     sealer: &Sealer,
     namespace: &str,
     name: &str,
@@ -1479,32 +1502,34 @@ pub(crate) async fn get_registry_secret(
 fn registry_secret_filter<'a>(
     namespace: Option<&'a str>,
     search: Option<&'a str>,
-) -> registry_secrets::BoxedQuery<'a, Db> {
-    let mut query = registry_secrets::table.into_boxed();
+) -> Condition<'a, registry_secrets::table> {
+    let mut condition = Condition::new();
     if let Some(namespace) = namespace {
-        query = query.filter(registry_secrets::namespace.eq(namespace));
+        condition.push(registry_secrets::namespace.eq(namespace));
     }
     if let Some(pattern) = contains_pattern(search) {
         let in_name = lower(registry_secrets::name).like(lower(pattern.clone())).escape('\\');
         let in_domain = lower(registry_secrets::domain).like(lower(pattern.clone())).escape('\\');
         let in_display_name =
             lower_nullable(registry_secrets::display_name).like(lower_nullable(Some(pattern))).escape('\\');
-        query = query.filter(in_name.or(in_domain).nullable().or(in_display_name));
+        condition.push(in_name.or(in_domain).nullable().or(in_display_name));
     }
-    query
+    condition
 }
 
 /// Ordered by namespace, then name.
 pub(crate) async fn list_registry_secrets(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     sealer: &Sealer,
     namespace: Option<&str>,
     search: Option<&str>,
     page: Page,
 ) -> DbResult<Listing<RegistrySecret>> {
-    let total = registry_secret_filter(namespace, search).count().get_result(conn).await?;
-    let rows: Vec<RegistrySecretRow> = registry_secret_filter(namespace, search)
-        .select(RegistrySecretRow::as_select())
+    let total =
+        registry_secrets::table.filter(registry_secret_filter(namespace, search)).count().get_result(conn).await?;
+    let rows: Vec<RegistrySecretRow> = registry_secrets::table
+        .filter(registry_secret_filter(namespace, search))
+        .select(columns::<RegistrySecretRow>())
         .order((registry_secrets::namespace.asc(), registry_secrets::name.asc()))
         .limit(page.limit)
         .offset(page.offset)
@@ -1514,9 +1539,9 @@ pub(crate) async fn list_registry_secrets(
     Ok(Listing { items, total })
 }
 
-pub(crate) async fn all_registry_secrets(conn: &mut Conn, sealer: &Sealer) -> DbResult<Vec<RegistrySecret>> {
+pub(crate) async fn all_registry_secrets(conn: &mut Conn<'_>, sealer: &Sealer) -> DbResult<Vec<RegistrySecret>> {
     let rows: Vec<RegistrySecretRow> = registry_secrets::table
-        .select(RegistrySecretRow::as_select())
+        .select(columns::<RegistrySecretRow>())
         .order((registry_secrets::namespace.asc(), registry_secrets::name.asc()))
         .load(conn)
         .await?;
@@ -1529,15 +1554,18 @@ pub(crate) async fn all_registry_secrets(conn: &mut Conn, sealer: &Sealer) -> Db
 /// or waits and then finds no secret. A password that does not decrypt (a lost key) does not stop the
 /// deletion, which is how one recovers from that: the returned secret's password is then empty.
 pub(crate) async fn delete_registry_secret(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     sealer: &Sealer,
     namespace: &str,
     name: &str,
     actor: &str,
 ) -> DbResult<RegistrySecret> {
     let id = kube_id(namespace, name);
-    let row =
-        lock_registry_secret(conn, namespace, name).await?.ok_or_else(|| Error::not_found("registry secret", &id))?;
+    let row = conn
+        .dialect()
+        .lock_registry_secret(namespace, name)
+        .await?
+        .ok_or_else(|| Error::not_found("registry secret", &id))?;
     let dependents: Vec<(String, String)> = repositories::table
         .filter(repositories::registry_ref_namespace.eq(namespace))
         .filter(repositories::registry_ref_name.eq(name))
@@ -1565,7 +1593,7 @@ pub(crate) async fn delete_registry_secret(
 
 /// Sets the verification status, message (none when empty) and time (now).
 pub(crate) async fn record_verification(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     sealer: &Sealer,
     namespace: &str,
     name: &str,
@@ -1584,15 +1612,15 @@ pub(crate) async fn record_verification(
         registry_secrets::verify_timestamp.eq(Some(now)),
         registry_secrets::updated_at.eq(now),
     ))
-    .returning(RegistrySecretRow::as_returning())
-    .get_result(conn)
+    .returning(columns::<RegistrySecretRow>())
+    .get_result::<RegistrySecretRow>(conn)
     .await
     .optional()?;
     row.ok_or_else(|| Error::not_found("registry secret", kube_id(namespace, name)))?.into_domain(sealer)
 }
 
 /// The domain of the registry secret that `namespace/name` names, if it exists.
-async fn registry_domain(conn: &mut Conn, namespace: &str, name: &str) -> DbResult<Option<String>> {
+async fn registry_domain(conn: &mut Conn<'_>, namespace: &str, name: &str) -> DbResult<Option<String>> {
     Ok(registry_secrets::table
         .filter(registry_secrets::namespace.eq(namespace))
         .filter(registry_secrets::name.eq(name))
@@ -1602,19 +1630,21 @@ async fn registry_domain(conn: &mut Conn, namespace: &str, name: &str) -> DbResu
         .optional()?)
 }
 
-async fn repository_with_domain(conn: &mut Conn, row: RepositoryRow) -> DbResult<Repository> {
+async fn repository_with_domain(conn: &mut Conn<'_>, row: RepositoryRow) -> DbResult<Repository> {
     let domain = registry_domain(conn, &row.registry_ref_namespace, &row.registry_ref_name).await?;
     row.into_domain(domain)
 }
 
 /// Stores a repository whose first sync is due now, with its secret kept in place until the end.
 pub(crate) async fn create_repository(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     repository: &NewRepository,
     actor: &str,
 ) -> DbResult<Repository> {
     let (ref_namespace, ref_name) = (&repository.registry_ref_namespace, &repository.registry_ref_name);
-    let domain = share_registry_secret(conn, ref_namespace, ref_name)
+    let domain = conn
+        .dialect()
+        .share_registry_secret(ref_namespace, ref_name)
         .await?
         .ok_or_else(|| Error::not_found("registry secret", kube_id(ref_namespace, ref_name)))?;
     let now = now_micros();
@@ -1637,8 +1667,8 @@ pub(crate) async fn create_repository(
     };
     let created = diesel::insert_into(repositories::table)
         .values(row)
-        .returning(RepositoryRow::as_returning())
-        .get_result(conn)
+        .returning(columns::<RepositoryRow>())
+        .get_result::<RepositoryRow>(conn)
         .await
         .map_err(on_unique(|| {
             format!("repository {} already exists", kube_id(&repository.namespace, &repository.name))
@@ -1648,11 +1678,11 @@ pub(crate) async fn create_repository(
     Ok(created)
 }
 
-pub(crate) async fn get_repository(conn: &mut Conn, namespace: &str, name: &str) -> DbResult<Repository> {
+pub(crate) async fn get_repository(conn: &mut Conn<'_>, namespace: &str, name: &str) -> DbResult<Repository> {
     let row: Option<RepositoryRow> = repositories::table
         .filter(repositories::namespace.eq(namespace))
         .filter(repositories::name.eq(name))
-        .select(RepositoryRow::as_select())
+        .select(columns::<RepositoryRow>())
         .first(conn)
         .await
         .optional()?;
@@ -1660,29 +1690,30 @@ pub(crate) async fn get_repository(conn: &mut Conn, namespace: &str, name: &str)
     repository_with_domain(conn, row).await
 }
 
-fn repository_filter<'a>(namespace: Option<&'a str>, name: Option<&'a str>) -> repositories::BoxedQuery<'a, Db> {
-    let mut query = repositories::table.into_boxed();
+fn repository_filter<'a>(namespace: Option<&'a str>, name: Option<&'a str>) -> Condition<'a, repositories::table> {
+    let mut condition = Condition::new();
     if let Some(namespace) = namespace {
-        query = query.filter(repositories::namespace.eq(namespace));
+        condition.push(repositories::namespace.eq(namespace));
     }
     if let Some(pattern) = contains_pattern(name) {
         let in_name = lower(repositories::name).like(lower(pattern.clone())).escape('\\');
         let in_path = lower(repositories::repository).like(lower(pattern)).escape('\\');
-        query = query.filter(in_name.or(in_path));
+        condition.push(in_name.or(in_path));
     }
-    query
+    condition
 }
 
 /// Ordered by namespace, then name.
 pub(crate) async fn list_repositories(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     namespace: Option<&str>,
     name: Option<&str>,
     page: Page,
 ) -> DbResult<Listing<Repository>> {
-    let total = repository_filter(namespace, name).count().get_result(conn).await?;
-    let rows: Vec<RepositoryRow> = repository_filter(namespace, name)
-        .select(RepositoryRow::as_select())
+    let total = repositories::table.filter(repository_filter(namespace, name)).count().get_result(conn).await?;
+    let rows: Vec<RepositoryRow> = repositories::table
+        .filter(repository_filter(namespace, name))
+        .select(columns::<RepositoryRow>())
         .order((repositories::namespace.asc(), repositories::name.asc()))
         .limit(page.limit)
         .offset(page.offset)
@@ -1714,12 +1745,14 @@ pub(crate) async fn list_repositories(
 /// Deletes a repository and its queued or running sync job; a worker running that job loses it at its
 /// next lease renewal.
 pub(crate) async fn delete_repository(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     namespace: &str,
     name: &str,
     actor: &str,
 ) -> DbResult<Repository> {
-    let row = lock_repository(conn, namespace, name)
+    let row = conn
+        .dialect()
+        .lock_repository(namespace, name)
         .await?
         .ok_or_else(|| Error::not_found("repository", kube_id(namespace, name)))?;
     let job = row.job_id;
@@ -1740,7 +1773,7 @@ fn after_interval(at: Micros, interval_secs: i64) -> Micros {
 
 /// Queues a sync job (due now, `retry_count + 1` attempts) for a locked repository, and makes it the
 /// repository's job, with the next sync due at `next_sync_at`.
-async fn queue_sync(conn: &mut Conn, row: &RepositoryRow, next_sync_at: Micros) -> DbResult<JobId> {
+async fn queue_sync(conn: &mut Conn<'_>, row: &RepositoryRow, next_sync_at: Micros) -> DbResult<JobId> {
     let now = now_micros();
     let payload = json!(SyncPayload { repository_id: row.id });
     let job = enqueue_job(conn, SyncPayload::NAME, &payload, 0, now, row.retry_count.saturating_add(1)).await?;
@@ -1756,7 +1789,7 @@ async fn queue_sync(conn: &mut Conn, row: &RepositoryRow, next_sync_at: Micros) 
 }
 
 /// Of the jobs `ids`, those that exist.
-async fn existing_jobs(conn: &mut Conn, ids: &[JobId]) -> DbResult<HashSet<JobId>> {
+async fn existing_jobs(conn: &mut Conn<'_>, ids: &[JobId]) -> DbResult<HashSet<JobId>> {
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
@@ -1764,8 +1797,8 @@ async fn existing_jobs(conn: &mut Conn, ids: &[JobId]) -> DbResult<HashSet<JobId
 }
 
 /// Queues a sync for every repository due at `now` without a job, each due again one interval after `now`.
-pub(crate) async fn enqueue_due_syncs(conn: &mut Conn, now: Micros) -> DbResult<usize> {
-    let due = lock_due_repositories(conn, now).await?;
+pub(crate) async fn enqueue_due_syncs(conn: &mut Conn<'_>, now: Micros) -> DbResult<usize> {
+    let due = conn.dialect().lock_due_repositories(now).await?;
     // Checked again with the rows held: a job another scheduler committed just before is seen now.
     let job_ids: Vec<JobId> = due.iter().filter_map(|r| r.job_id).collect();
     let busy = existing_jobs(conn, &job_ids).await?;
@@ -1779,8 +1812,10 @@ pub(crate) async fn enqueue_due_syncs(conn: &mut Conn, now: Micros) -> DbResult<
 
 /// Queues a sync now unless the repository's job exists; the next scheduled sync then comes one interval
 /// after this one.
-pub(crate) async fn trigger_sync(conn: &mut Conn, namespace: &str, name: &str) -> DbResult<bool> {
-    let row = lock_repository(conn, namespace, name)
+pub(crate) async fn trigger_sync(conn: &mut Conn<'_>, namespace: &str, name: &str) -> DbResult<bool> {
+    let row = conn
+        .dialect()
+        .lock_repository(namespace, name)
         .await?
         .ok_or_else(|| Error::not_found("repository", kube_id(namespace, name)))?;
     if let Some(job) = row.job_id
@@ -1800,7 +1835,7 @@ pub(crate) async fn trigger_sync(conn: &mut Conn, namespace: &str, name: &str) -
 /// outcomes also complete the job (when `worker` holds it), in the same transaction.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_sync(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     id: i64,
     job: JobId,
     worker: &str,
@@ -1856,12 +1891,12 @@ pub(crate) async fn record_sync(
 
 /// The repository with this id and its registry secret, the password decrypted.
 pub(crate) async fn repository_by_id(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     sealer: &Sealer,
     id: i64,
 ) -> DbResult<(Repository, RegistrySecret)> {
     let row: Option<RepositoryRow> =
-        repositories::table.find(id).select(RepositoryRow::as_select()).first(conn).await.optional()?;
+        repositories::table.find(id).select(columns::<RepositoryRow>()).first(conn).await.optional()?;
     let row = row.ok_or_else(|| Error::not_found("repository", id))?;
     let secret = find_registry_secret(conn, &row.registry_ref_namespace, &row.registry_ref_name).await?;
     let secret = secret.into_domain(sealer)?;
