@@ -308,3 +308,43 @@ where
         QueryFragment::<DB>::walk_ast(&*self.terms, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::{debug_query, prelude::*};
+
+    use super::*;
+    use crate::schema::images;
+
+    fn sql<T: QueryFragment<Sqlite> + QueryFragment<Pg>>(query: &T) -> (String, String) {
+        (debug_query::<Sqlite, _>(query).to_string(), debug_query::<Pg, _>(query).to_string())
+    }
+
+    #[test]
+    fn an_empty_condition_holds_for_every_row() {
+        let (sqlite, pg) = sql(&images::table.select(images::id).filter(Condition::<images::table>::new()));
+        assert!(sqlite.contains("WHERE 1 = 1"), "{sqlite}");
+        assert!(pg.contains("WHERE 1 = 1"), "{pg}");
+    }
+
+    #[test]
+    fn conditions_are_grouped_and_joined_with_and() {
+        let mut condition = Condition::<images::table>::new();
+        condition.push(images::category.eq("db"));
+        condition.push(images::is_official.eq(true).or(images::approval_status.eq("approved")));
+        let (sqlite, pg) = sql(&images::table.select(images::id).filter(condition));
+        let expected = "WHERE ((`images`.`category` = ?)) AND \
+                        (((`images`.`is_official` = ?) OR (`images`.`approval_status` = ?)))";
+        assert!(sqlite.contains(expected), "{sqlite}");
+        let expected = r#"WHERE (("images"."category" = $1)) AND ((("images"."is_official" = $2) OR ("images"."approval_status" = $3)))"#;
+        assert!(pg.contains(expected), "{pg}");
+    }
+
+    #[test]
+    fn an_ordering_renders_its_terms() {
+        let query = images::table.select(images::id).order(Ordering::by((images::category.desc(), images::id.desc())));
+        let (sqlite, pg) = sql(&query);
+        assert!(sqlite.ends_with("ORDER BY `images`.`category` DESC, `images`.`id` DESC -- binds: []"), "{sqlite}");
+        assert!(pg.ends_with(r#"ORDER BY "images"."category" DESC, "images"."id" DESC -- binds: []"#), "{pg}");
+    }
+}
