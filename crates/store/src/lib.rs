@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod conn;
 mod crypto;
 mod error;
 mod models;
+mod ops;
 mod postgres;
 mod schema;
 mod sqlite;
@@ -10,7 +12,6 @@ mod sqlite;
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use diesel_async::AsyncConnection;
 use image_core::{
     Error, Result, Timestamp,
     auth::{ApiToken, Credentials, NewUser, TokenId, User, UserId, UserUpdate},
@@ -29,6 +30,7 @@ use image_core::{
 
 pub use crate::crypto::{KEY_LEN, SecretKey};
 use crate::{
+    conn::{Conn, PgConn, SqliteConn},
     crypto::Sealer,
     error::DbResult,
     models::{Micros, now_micros, to_micros},
@@ -123,27 +125,34 @@ fn pool_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::storage(e)
 }
 
-/// Runs `$body` with `$conn` bound to a pooled connection of the store's backend, with that backend's
-/// `ops` in scope: the body is written once and compiled once per backend. `$body` is a
-/// `DbResult<T>`; the macro's value is a `Result<T>`.
+/// A connection taken from the store's pool; it goes back when dropped.
+#[expect(clippy::large_enum_variant, reason = "one lives per operation, inside the operation's task")]
+enum Pooled {
+    Sqlite(diesel_async::pooled_connection::deadpool::Object<SqliteConn>),
+    Postgres(diesel_async::pooled_connection::deadpool::Object<PgConn>),
+}
+
+impl Pooled {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Sqlite(conn) => Conn::Sqlite(conn),
+            Pooled::Postgres(conn) => Conn::Postgres(conn),
+        }
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection (`&mut Conn`), on a task of its own (`detach`).
+/// `$body` is a `DbResult<T>`; the macro's value is a `Result<T>`.
 macro_rules! with_conn {
     ($store:expr, |$conn:ident| $body:expr) => {{
         let store: DbStore = $store.clone();
         detach(async move {
-            let result: DbResult<_> = match &*store.backend {
-                Backend::Sqlite(db) => {
-                    use $crate::sqlite::ops;
-                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
-                    let $conn = &mut *pooled;
-                    $body
-                }
-                Backend::Postgres(db) => {
-                    use $crate::postgres::ops;
-                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
-                    let $conn = &mut *pooled;
-                    $body
-                }
-            };
+            let result: DbResult<_> = async {
+                let mut pooled = store.pooled().await?;
+                let $conn = &mut pooled.conn();
+                $body
+            }
+            .await;
             result.map_err(Error::from)
         })
         .await
@@ -157,19 +166,12 @@ macro_rules! in_transaction {
     ($store:expr, |$conn:ident| $body:expr) => {{
         let store: DbStore = $store.clone();
         detach(async move {
-            let result: DbResult<_> = match &*store.backend {
-                Backend::Sqlite(db) => {
-                    use $crate::sqlite::ops;
-                    let _writer = db.writer.lock().await;
-                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
-                    pooled.immediate_transaction(async |$conn| $body).await
-                }
-                Backend::Postgres(db) => {
-                    use $crate::postgres::ops;
-                    let mut pooled = db.pool.get().await.map_err(pool_error)?;
-                    pooled.transaction(async |$conn| $body).await
-                }
-            };
+            let result: DbResult<_> = async {
+                let _writer = store.lock_writer().await;
+                let mut pooled = store.pooled().await?;
+                pooled.conn().write_transaction(async |$conn| $body).await
+            }
+            .await;
             result.map_err(Error::from)
         })
         .await
@@ -222,6 +224,21 @@ impl DbStore {
         }
     }
 
+    async fn pooled(&self) -> Result<Pooled> {
+        Ok(match &*self.backend {
+            Backend::Sqlite(db) => Pooled::Sqlite(db.pool.get().await.map_err(pool_error)?),
+            Backend::Postgres(db) => Pooled::Postgres(db.pool.get().await.map_err(pool_error)?),
+        })
+    }
+
+    /// The writer lock that every SQLite write transaction holds throughout; none on PostgreSQL.
+    async fn lock_writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &*self.backend {
+            Backend::Sqlite(db) => Some(db.writer.lock().await),
+            Backend::Postgres(_) => None,
+        }
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         match *self.backend {
@@ -244,7 +261,7 @@ impl DbStore {
     ) -> Result<ApiToken> {
         let (token_hash, name) = (token_hash.to_owned(), name.to_owned());
         let expires_at = expires_at.map(to_micros);
-        in_transaction!(self, |conn| ops::create_token(conn, user_id, &token_hash, &name, expires_at).await)
+        in_transaction!(self, |conn| ops::users::create_token(conn, user_id, &token_hash, &name, expires_at).await)
     }
 
     /// Queues a job of any type, due at `run_at`, for [`JobQueue::claim_job`] to hand out.
@@ -258,7 +275,8 @@ impl DbStore {
         max_attempts: i32,
     ) -> Result<JobId> {
         let (job_type, payload, run_at) = (job_type.to_owned(), payload.clone(), to_micros(run_at));
-        in_transaction!(self, |conn| ops::enqueue_job(conn, &job_type, &payload, priority, run_at, max_attempts).await)
+        in_transaction!(self, |conn| ops::queue::enqueue_job(conn, &job_type, &payload, priority, run_at, max_attempts)
+            .await)
     }
 }
 
@@ -276,72 +294,72 @@ impl CatalogStore for DbStore {
     /// Ordered by id; `tag_count` counts each image's tags.
     async fn list_images(&self, filter: &ImageFilter) -> Result<Listing<ImageSummary>> {
         let filter = filter.clone();
-        with_conn!(self, |conn| ops::list_images(conn, &filter).await)
+        with_conn!(self, |conn| ops::catalog::list_images(conn, &filter).await)
     }
 
     async fn get_image(&self, id: ImageId) -> Result<CatalogImage> {
-        with_conn!(self, |conn| ops::get_image(conn, id).await)
+        with_conn!(self, |conn| ops::catalog::get_image(conn, id).await)
     }
 
     async fn find_image(&self, registry: &str, namespace: &str, image_name: &str) -> Result<Option<CatalogImage>> {
         let (registry, namespace, image_name) = (registry.to_owned(), namespace.to_owned(), image_name.to_owned());
-        with_conn!(self, |conn| ops::find_image(conn, &registry, &namespace, &image_name).await)
+        with_conn!(self, |conn| ops::catalog::find_image(conn, &registry, &namespace, &image_name).await)
     }
 
     /// Fails with `NotFound` when there is no such image.
     async fn list_tags(&self, image_id: ImageId) -> Result<Vec<Tag>> {
-        with_conn!(self, |conn| ops::list_tags(conn, image_id).await)
+        with_conn!(self, |conn| ops::catalog::list_tags(conn, image_id).await)
     }
 
     async fn categories(&self) -> Result<Vec<(String, i64)>> {
-        with_conn!(self, |conn| ops::categories(conn).await)
+        with_conn!(self, |conn| ops::catalog::categories(conn).await)
     }
 
     async fn create_image(&self, image: NewImage, actor: &str) -> Result<CatalogImage> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::create_image(conn, &image, &actor).await)
+        in_transaction!(self, |conn| ops::catalog::create_image(conn, &image, &actor).await)
     }
 
     /// An update that changes nothing returns the image as it is and records no event.
     async fn update_image(&self, id: ImageId, update: ImageUpdate, actor: &str) -> Result<CatalogImage> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::update_image(conn, id, &update, &actor).await)
+        in_transaction!(self, |conn| ops::catalog::update_image(conn, id, &update, &actor).await)
     }
 
     async fn delete_image(&self, id: ImageId, actor: &str) -> Result<CatalogImage> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::delete_image(conn, id, &actor).await)
+        in_transaction!(self, |conn| ops::catalog::delete_image(conn, id, &actor).await)
     }
 
     async fn create_tag(&self, image_id: ImageId, tag: NewTag, actor: &str) -> Result<Tag> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::create_tag(conn, image_id, &tag, &actor).await)
+        in_transaction!(self, |conn| ops::catalog::create_tag(conn, image_id, &tag, &actor).await)
     }
 
     /// An update that changes nothing returns the tag as it is and records no event.
     async fn update_tag(&self, image_id: ImageId, tag_id: TagId, update: TagUpdate, actor: &str) -> Result<Tag> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::update_tag(conn, image_id, tag_id, &update, &actor).await)
+        in_transaction!(self, |conn| ops::catalog::update_tag(conn, image_id, tag_id, &update, &actor).await)
     }
 
     async fn delete_tag(&self, image_id: ImageId, tag_id: TagId, actor: &str) -> Result<Tag> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::delete_tag(conn, image_id, tag_id, &actor).await)
+        in_transaction!(self, |conn| ops::catalog::delete_tag(conn, image_id, tag_id, &actor).await)
     }
 
     async fn create_approval_request(&self, request: NewApprovalRequest, actor: &str) -> Result<ApprovalRequest> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::create_approval_request(conn, &request, &actor).await)
+        in_transaction!(self, |conn| ops::approvals::create_approval_request(conn, &request, &actor).await)
     }
 
     /// Oldest first.
     async fn list_approval_requests(&self, filter: &ApprovalRequestFilter) -> Result<Listing<ApprovalRequest>> {
         let filter = filter.clone();
-        with_conn!(self, |conn| ops::list_approval_requests(conn, &filter).await)
+        with_conn!(self, |conn| ops::approvals::list_approval_requests(conn, &filter).await)
     }
 
     async fn get_approval_request(&self, id: ApprovalRequestId) -> Result<ApprovalRequest> {
-        with_conn!(self, |conn| ops::get_approval_request(conn, id).await)
+        with_conn!(self, |conn| ops::approvals::get_approval_request(conn, id).await)
     }
 
     async fn decide_approval_request(
@@ -351,44 +369,44 @@ impl CatalogStore for DbStore {
         actor: &str,
     ) -> Result<(ApprovalRequest, Option<CatalogImage>)> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::decide_approval_request(conn, id, &decision, &actor).await)
+        in_transaction!(self, |conn| ops::approvals::decide_approval_request(conn, id, &decision, &actor).await)
     }
 
     async fn list_events(&self, filter: &EventFilter) -> Result<Listing<AuditEvent>> {
         let filter = filter.clone();
-        with_conn!(self, |conn| ops::list_events(conn, &filter).await)
+        with_conn!(self, |conn| ops::events::list_events(conn, &filter).await)
     }
 }
 
 #[async_trait]
 impl UserStore for DbStore {
     async fn count_users(&self) -> Result<i64> {
-        with_conn!(self, |conn| ops::count_users(conn).await)
+        with_conn!(self, |conn| ops::users::count_users(conn).await)
     }
 
     async fn create_user(&self, user: NewUser, actor: &str) -> Result<User> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::create_user(conn, &user, &actor).await)
+        in_transaction!(self, |conn| ops::users::create_user(conn, &user, &actor).await)
     }
 
     async fn find_credentials(&self, username: &str) -> Result<Option<Credentials>> {
         let username = username.to_owned();
-        with_conn!(self, |conn| ops::find_credentials(conn, &username).await)
+        with_conn!(self, |conn| ops::users::find_credentials(conn, &username).await)
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
-        with_conn!(self, |conn| ops::list_users(conn).await)
+        with_conn!(self, |conn| ops::users::list_users(conn).await)
     }
 
     /// The role change and the password change each record their own event.
     async fn update_user(&self, username: &str, update: UserUpdate, actor: &str) -> Result<User> {
         let (username, actor) = (username.to_owned(), actor.to_owned());
-        in_transaction!(self, |conn| ops::update_user(conn, &username, &update, &actor).await)
+        in_transaction!(self, |conn| ops::users::update_user(conn, &username, &update, &actor).await)
     }
 
     async fn delete_user(&self, username: &str, actor: &str) -> Result<User> {
         let (username, actor) = (username.to_owned(), actor.to_owned());
-        in_transaction!(self, |conn| ops::delete_user(conn, &username, &actor).await)
+        in_transaction!(self, |conn| ops::users::delete_user(conn, &username, &actor).await)
     }
 
     /// Fails with `AlreadyExists` when the hash is already stored.
@@ -407,11 +425,11 @@ impl UserStore for DbStore {
     async fn find_user_by_token(&self, token_hash: &str) -> Result<Option<(TokenId, User)>> {
         let token_hash = token_hash.to_owned();
         let now = now_micros();
-        let found = with_conn!(self, |conn| ops::find_token(conn, &token_hash, now).await)?;
+        let found = with_conn!(self, |conn| ops::users::find_token(conn, &token_hash, now).await)?;
         let Some((token_id, last_used_at, user)) = found else { return Ok(None) };
         let resolution = TOKEN_USE_RESOLUTION.as_micros() as Micros;
         if last_used_at.is_none_or(|at| now.saturating_sub(at) >= resolution)
-            && let Err(e) = in_transaction!(self, |conn| ops::touch_token(conn, token_id, now).await)
+            && let Err(e) = in_transaction!(self, |conn| ops::users::touch_token(conn, token_id, now).await)
         {
             tracing::warn!(error = %e, token_id, "could not note when an API token was last used");
         }
@@ -420,12 +438,12 @@ impl UserStore for DbStore {
 
     async fn list_tokens(&self, user_id: UserId) -> Result<Vec<ApiToken>> {
         let now = now_micros();
-        with_conn!(self, |conn| ops::list_tokens(conn, user_id, now).await)
+        with_conn!(self, |conn| ops::users::list_tokens(conn, user_id, now).await)
     }
 
     async fn revoke_token(&self, id: TokenId, owner: Option<UserId>, actor: &str) -> Result<ApiToken> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::revoke_token(conn, id, owner, &actor).await)
+        in_transaction!(self, |conn| ops::users::revoke_token(conn, id, owner, &actor).await)
     }
 }
 
@@ -447,27 +465,27 @@ impl JobQueue for DbStore {
     async fn claim_job(&self, worker: &str, job_types: &[&str], lease: Duration) -> Result<Option<ClaimedJob>> {
         let worker = worker.to_owned();
         let job_types: Vec<String> = job_types.iter().map(|t| (*t).to_owned()).collect();
-        in_transaction!(self, |conn| ops::claim_job(conn, &worker, &job_types, lease).await)
+        in_transaction!(self, |conn| ops::queue::claim_job(conn, &worker, &job_types, lease).await)
     }
 
     async fn renew_lease(&self, id: JobId, worker: &str, lease: Duration) -> Result<bool> {
         let worker = worker.to_owned();
-        in_transaction!(self, |conn| ops::renew_lease(conn, id, &worker, lease).await)
+        in_transaction!(self, |conn| ops::queue::renew_lease(conn, id, &worker, lease).await)
     }
 
     async fn retry_job(&self, id: JobId, worker: &str, error: &str, run_at: Timestamp) -> Result<bool> {
         let (worker, error, run_at) = (worker.to_owned(), error.to_owned(), to_micros(run_at));
-        in_transaction!(self, |conn| ops::retry_job(conn, id, &worker, &error, run_at).await)
+        in_transaction!(self, |conn| ops::queue::retry_job(conn, id, &worker, &error, run_at).await)
     }
 
     async fn complete_job(&self, id: JobId, worker: &str) -> Result<bool> {
         let worker = worker.to_owned();
-        in_transaction!(self, |conn| ops::complete_job(conn, id, &worker).await)
+        in_transaction!(self, |conn| ops::queue::complete_job(conn, id, &worker).await)
     }
 
     /// Every job type in the queue with its count, by name; the runner picks out the ones it does not know.
     async fn job_types(&self) -> Result<Vec<(String, i64)>> {
-        with_conn!(self, |conn| ops::job_types(conn).await)
+        with_conn!(self, |conn| ops::queue::job_types(conn).await)
     }
 }
 
@@ -476,22 +494,22 @@ impl ImportStore for DbStore {
     /// Fails with `Invalid` when `max_attempts` or `timeout_secs` is below 1.
     async fn enqueue_import(&self, import: NewImport, actor: &str) -> Result<EnqueueOutcome> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::enqueue_import(conn, &import, &actor).await)
+        in_transaction!(self, |conn| ops::imports::enqueue_import(conn, &import, &actor).await)
     }
 
     async fn get_import(&self, id: ImportId) -> Result<ImportJob> {
-        with_conn!(self, |conn| ops::get_import(conn, id).await)
+        with_conn!(self, |conn| ops::imports::get_import(conn, id).await)
     }
 
     async fn list_imports(&self, filter: &ImportFilter) -> Result<Listing<ImportJob>> {
         let filter = filter.clone();
-        with_conn!(self, |conn| ops::list_imports(conn, &filter).await)
+        with_conn!(self, |conn| ops::imports::list_imports(conn, &filter).await)
     }
 
     /// One indexed lookup (`imports_active_target`).
     async fn find_active_import(&self, target_repository: &str, target_tag: &str) -> Result<Option<ImportJob>> {
         let (repository, tag) = (target_repository.to_owned(), target_tag.to_owned());
-        with_conn!(self, |conn| ops::find_active_import(conn, &repository, &tag).await)
+        with_conn!(self, |conn| ops::imports::find_active_import(conn, &repository, &tag).await)
     }
 
     /// Sets the state to running, the attempt number, `started_at` (on the first attempt only), and clears
@@ -499,7 +517,7 @@ impl ImportStore for DbStore {
     /// `worker` holds that job's lease.
     async fn start_import_attempt(&self, id: ImportId, job: JobId, worker: &str, attempt: i32) -> Result<bool> {
         let worker = worker.to_owned();
-        in_transaction!(self, |conn| ops::start_import_attempt(conn, id, job, &worker, attempt).await)
+        in_transaction!(self, |conn| ops::imports::start_import_attempt(conn, id, job, &worker, attempt).await)
     }
 
     /// Checks no lease, but writes only while the import is queued or running: a late report cannot undo
@@ -512,7 +530,14 @@ impl ImportStore for DbStore {
         layers: &[LayerProgress],
     ) -> Result<()> {
         let (digest, artifacts, layers) = (digest.cloned(), artifacts.to_vec(), layers.to_vec());
-        in_transaction!(self, |conn| ops::record_import_progress(conn, id, digest.as_ref(), &artifacts, &layers).await)
+        in_transaction!(self, |conn| ops::imports::record_import_progress(
+            conn,
+            id,
+            digest.as_ref(),
+            &artifacts,
+            &layers
+        )
+        .await)
     }
 
     /// Success marks every layer completed. A retry with attempts left (the job's count against its
@@ -526,22 +551,22 @@ impl ImportStore for DbStore {
         outcome: AttemptOutcome,
     ) -> Result<bool> {
         let worker = worker.to_owned();
-        in_transaction!(self, |conn| ops::finish_import_attempt(conn, id, job, &worker, &outcome).await)
+        in_transaction!(self, |conn| ops::imports::finish_import_attempt(conn, id, job, &worker, &outcome).await)
     }
 
     async fn cancel_import(&self, id: ImportId, actor: &str) -> Result<ImportJob> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::cancel_import(conn, id, &actor).await)
+        in_transaction!(self, |conn| ops::imports::cancel_import(conn, id, &actor).await)
     }
 
     async fn delete_import(&self, id: ImportId, actor: &str) -> Result<ImportJob> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::delete_import(conn, id, &actor).await)
+        in_transaction!(self, |conn| ops::imports::delete_import(conn, id, &actor).await)
     }
 
     /// The given id and creation time are ignored: the store assigns both.
     async fn create_export(&self, export: ExportRecord) -> Result<ExportRecord> {
-        in_transaction!(self, |conn| ops::create_export(conn, &export).await)
+        in_transaction!(self, |conn| ops::exports::create_export(conn, &export).await)
     }
 
     async fn set_export_phase(
@@ -552,7 +577,7 @@ impl ImportStore for DbStore {
         actor_is_admin: bool,
     ) -> Result<ExportRecord> {
         let (phase, actor) = (phase.to_owned(), actor.to_owned());
-        in_transaction!(self, |conn| ops::set_export_phase(conn, id, &phase, &actor, actor_is_admin).await)
+        in_transaction!(self, |conn| ops::exports::set_export_phase(conn, id, &phase, &actor, actor_is_admin).await)
     }
 
     /// `ready: Some(false)` keeps the records that have not succeeded.
@@ -563,7 +588,7 @@ impl ImportStore for DbStore {
         page: image_core::catalog::Page,
     ) -> Result<Listing<ExportRecord>> {
         let created_by = created_by.map(str::to_owned);
-        with_conn!(self, |conn| ops::list_exports(conn, ready, created_by.as_deref(), page).await)
+        with_conn!(self, |conn| ops::exports::list_exports(conn, ready, created_by.as_deref(), page).await)
     }
 }
 
@@ -575,14 +600,14 @@ impl KubeStore for DbStore {
     async fn create_registry_secret(&self, secret: NewRegistrySecret, actor: &str) -> Result<RegistrySecret> {
         let sealed = self.sealer.seal(&secret.namespace, &secret.name, &secret.password)?;
         let (sealer, actor) = (self.sealer.clone(), actor.to_owned());
-        in_transaction!(self, |conn| ops::create_registry_secret(conn, &sealer, &secret, &sealed, &actor).await)
+        in_transaction!(self, |conn| ops::kube::create_registry_secret(conn, &sealer, &secret, &sealed, &actor).await)
     }
 
     /// Fails with `NotFound` (kind `registry secret`, id `namespace/name`), and with `Storage` when the
     /// password does not decrypt (no key, or another key than the one it was sealed with).
     async fn get_registry_secret(&self, namespace: &str, name: &str) -> Result<RegistrySecret> {
         let (sealer, namespace, name) = (self.sealer.clone(), namespace.to_owned(), name.to_owned());
-        with_conn!(self, |conn| ops::get_registry_secret(conn, &sealer, &namespace, &name).await)
+        with_conn!(self, |conn| ops::kube::get_registry_secret(conn, &sealer, &namespace, &name).await)
     }
 
     /// Ordered by namespace, then name; `search` is a substring (`%` and `_` match themselves).
@@ -595,7 +620,7 @@ impl KubeStore for DbStore {
         let (sealer, namespace, search) =
             (self.sealer.clone(), namespace.map(str::to_owned), search.map(str::to_owned));
         with_conn!(self, |conn| {
-            ops::list_registry_secrets(conn, &sealer, namespace.as_deref(), search.as_deref(), page).await
+            ops::kube::list_registry_secrets(conn, &sealer, namespace.as_deref(), search.as_deref(), page).await
         })
     }
 
@@ -605,7 +630,7 @@ impl KubeStore for DbStore {
     async fn delete_registry_secret(&self, namespace: &str, name: &str, actor: &str) -> Result<RegistrySecret> {
         let (sealer, namespace, name, actor) =
             (self.sealer.clone(), namespace.to_owned(), name.to_owned(), actor.to_owned());
-        in_transaction!(self, |conn| ops::delete_registry_secret(conn, &sealer, &namespace, &name, &actor).await)
+        in_transaction!(self, |conn| ops::kube::delete_registry_secret(conn, &sealer, &namespace, &name, &actor).await)
     }
 
     /// Sets the status, the message (none when empty) and the verification time (now). No audit event.
@@ -619,27 +644,27 @@ impl KubeStore for DbStore {
         let (sealer, namespace, name, message) =
             (self.sealer.clone(), namespace.to_owned(), name.to_owned(), message.to_owned());
         in_transaction!(self, |conn| {
-            ops::record_verification(conn, &sealer, &namespace, &name, status, &message).await
+            ops::kube::record_verification(conn, &sealer, &namespace, &name, status, &message).await
         })
     }
 
     /// Ordered by namespace, then name. Fails as a whole when a password does not decrypt.
     async fn all_registry_secrets(&self) -> Result<Vec<RegistrySecret>> {
         let sealer = self.sealer.clone();
-        with_conn!(self, |conn| ops::all_registry_secrets(conn, &sealer).await)
+        with_conn!(self, |conn| ops::kube::all_registry_secrets(conn, &sealer).await)
     }
 
     /// Fails with `NotFound` (kind `registry secret`, id `namespace/name`) when the referenced secret does not
     /// exist, storing nothing. Intervals and timeouts are kept in whole seconds, rounded up.
     async fn create_repository(&self, repository: NewRepository, actor: &str) -> Result<Repository> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::create_repository(conn, &repository, &actor).await)
+        in_transaction!(self, |conn| ops::kube::create_repository(conn, &repository, &actor).await)
     }
 
     /// Fails with `NotFound` (kind `repository`, id `namespace/name`).
     async fn get_repository(&self, namespace: &str, name: &str) -> Result<Repository> {
         let (namespace, name) = (namespace.to_owned(), name.to_owned());
-        with_conn!(self, |conn| ops::get_repository(conn, &namespace, &name).await)
+        with_conn!(self, |conn| ops::kube::get_repository(conn, &namespace, &name).await)
     }
 
     /// Ordered by namespace, then name; `name` is a substring (`%` and `_` match themselves).
@@ -650,13 +675,13 @@ impl KubeStore for DbStore {
         page: Page,
     ) -> Result<Listing<Repository>> {
         let (namespace, name) = (namespace.map(str::to_owned), name.map(str::to_owned));
-        with_conn!(self, |conn| ops::list_repositories(conn, namespace.as_deref(), name.as_deref(), page).await)
+        with_conn!(self, |conn| ops::kube::list_repositories(conn, namespace.as_deref(), name.as_deref(), page).await)
     }
 
     /// Also removes its queued or running sync job; a worker running it loses it at its next lease renewal.
     async fn delete_repository(&self, namespace: &str, name: &str, actor: &str) -> Result<Repository> {
         let (namespace, name, actor) = (namespace.to_owned(), name.to_owned(), actor.to_owned());
-        in_transaction!(self, |conn| ops::delete_repository(conn, &namespace, &name, &actor).await)
+        in_transaction!(self, |conn| ops::kube::delete_repository(conn, &namespace, &name, &actor).await)
     }
 
     /// Due: `next_sync_at <= now`, and no job (or a job_id whose job is gone, finished). Each queued
@@ -665,7 +690,7 @@ impl KubeStore for DbStore {
     /// writer lock serialises them.
     async fn enqueue_due_syncs(&self, now: Timestamp) -> Result<usize> {
         let now = to_micros(now);
-        in_transaction!(self, |conn| ops::enqueue_due_syncs(conn, now).await)
+        in_transaction!(self, |conn| ops::kube::enqueue_due_syncs(conn, now).await)
     }
 
     /// A repository whose job_id names a job that still exists (queued, or leased by a worker) is left
@@ -673,7 +698,7 @@ impl KubeStore for DbStore {
     /// interval from now. Fails with `NotFound` (kind `repository`, id `namespace/name`).
     async fn trigger_sync(&self, namespace: &str, name: &str) -> Result<bool> {
         let (namespace, name) = (namespace.to_owned(), name.to_owned());
-        in_transaction!(self, |conn| ops::trigger_sync(conn, &namespace, &name).await)
+        in_transaction!(self, |conn| ops::kube::trigger_sync(conn, &namespace, &name).await)
     }
 
     /// The worker's side of a sync:
@@ -700,7 +725,7 @@ impl KubeStore for DbStore {
         manifest: Option<&SyncedManifest>,
     ) -> Result<bool> {
         let (message, manifest, worker) = (message.map(str::to_owned), manifest.cloned(), worker.to_owned());
-        in_transaction!(self, |conn| ops::record_sync(
+        in_transaction!(self, |conn| ops::kube::record_sync(
             conn,
             id,
             job,
@@ -716,6 +741,6 @@ impl KubeStore for DbStore {
     /// job whose repository was deleted; and with `Storage` when the password does not decrypt.
     async fn repository_by_id(&self, id: i64) -> Result<(Repository, RegistrySecret)> {
         let sealer = self.sealer.clone();
-        with_conn!(self, |conn| ops::repository_by_id(conn, &sealer, id).await)
+        with_conn!(self, |conn| ops::kube::repository_by_id(conn, &sealer, id).await)
     }
 }

@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::{
-    AsyncPgConnection, RunQueryDsl,
+    RunQueryDsl,
     async_connection_wrapper::AsyncConnectionWrapper,
     pooled_connection::{AsyncDieselConnectionManager, deadpool::Pool},
 };
@@ -18,17 +19,10 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use image_core::Error;
 
 use crate::{
+    conn::{Dialect, PgConn},
     models::{ImageRow, ImportRow, JobRow, Micros, RegistrySecretRow, RepositoryRow, RequestRow},
     schema::{image_approval_requests, images, imports, jobs, registry_secrets, repositories},
 };
-
-pub(crate) type Conn = AsyncPgConnection;
-pub(crate) type Db = diesel::pg::Pg;
-
-// The same operations as `sqlite::ops`, compiled against this module's `Conn`.
-#[allow(clippy::duplicate_mod)]
-#[path = "ops.rs"]
-pub(crate) mod ops;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -36,7 +30,7 @@ const POOL_SIZE: usize = 10;
 
 /// The PostgreSQL side of a `DbStore`.
 pub(crate) struct PgDb {
-    pub(crate) pool: Pool<Conn>,
+    pub(crate) pool: Pool<PgConn>,
     /// For connections outside the pool (the job channel's listener).
     pub(crate) url: String,
 }
@@ -44,7 +38,7 @@ pub(crate) struct PgDb {
 impl PgDb {
     pub(crate) async fn open(url: &str) -> Result<PgDb, Error> {
         migrate(url.to_owned()).await?;
-        let pool = Pool::builder(AsyncDieselConnectionManager::<Conn>::new(url))
+        let pool = Pool::builder(AsyncDieselConnectionManager::<PgConn>::new(url))
             .max_size(POOL_SIZE)
             .runtime(deadpool::Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(30)))
@@ -61,7 +55,7 @@ impl PgDb {
 /// synchronous migration harness, so it works on any tokio runtime.
 async fn migrate(url: String) -> Result<(), Error> {
     let run = move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        let mut conn = AsyncConnectionWrapper::<PgConn>::establish(&url)?;
         let applied = conn.transaction(|conn| {
             let lock = diesel::sql_query(
                 "SELECT pg_advisory_xact_lock(hashtext('imagegate.migrations.' || current_schema()))",
@@ -79,53 +73,18 @@ async fn migrate(url: String) -> Result<(), Error> {
     })
 }
 
-pub(crate) async fn lock_image(conn: &mut Conn, id: i64) -> QueryResult<Option<ImageRow>> {
-    images::table.find(id).select(ImageRow::as_select()).for_update().first(conn).await.optional()
-}
-
-pub(crate) async fn lock_image_named(
-    conn: &mut Conn,
-    registry: &str,
-    namespace: &str,
-    image_name: &str,
-) -> QueryResult<Option<ImageRow>> {
-    images::table
-        .filter(images::registry.eq(registry))
-        .filter(images::namespace.eq(namespace))
-        .filter(images::image_name.eq(image_name))
-        .select(ImageRow::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()
-}
-
-pub(crate) async fn lock_request(conn: &mut Conn, id: i64) -> QueryResult<Option<RequestRow>> {
-    image_approval_requests::table.find(id).select(RequestRow::as_select()).for_update().first(conn).await.optional()
-}
-
-pub(crate) async fn lock_import(conn: &mut Conn, id: i64) -> QueryResult<Option<ImportRow>> {
-    imports::table.find(id).select(ImportRow::as_select()).for_update().first(conn).await.optional()
-}
-
 /// The channel on which jobs are announced: one per schema, so that deployments (and tests) sharing a
 /// database in different schemas do not wake each other; a hash keeps it within PostgreSQL's 63 bytes.
 const JOB_CHANNEL: &str = "'imagegate_jobs_' || md5(coalesce(current_schema(), ''))";
 
-/// Tells the workers listening on this schema's channel (`DbStore::watch_job_queue`) that a job is due;
-/// PostgreSQL delivers it when the transaction commits, and not at all when it rolls back.
-pub(crate) async fn notify_job_queued(conn: &mut Conn) -> QueryResult<()> {
-    diesel::sql_query(format!("SELECT pg_notify({JOB_CHANNEL}, '')")).execute(conn).await.map(drop)
-}
-
 /// A new connection that listens on this schema's job channel.
-async fn listen_for_jobs(url: &str) -> Result<Conn, Box<dyn std::error::Error + Send + Sync>> {
+async fn listen_for_jobs(url: &str) -> Result<PgConn, Box<dyn std::error::Error + Send + Sync>> {
     #[derive(QueryableByName)]
     struct Channel {
         #[diesel(sql_type = diesel::sql_types::Text)]
         channel: String,
     }
-    let mut conn = <Conn as diesel_async::AsyncConnection>::establish(url).await?;
+    let mut conn = <PgConn as diesel_async::AsyncConnection>::establish(url).await?;
     let Channel { channel } =
         diesel::sql_query(format!("SELECT {JOB_CHANNEL} AS channel")).get_result(&mut conn).await?;
     // The channel is hex behind a fixed prefix: nothing to quote.
@@ -175,92 +134,128 @@ pub(crate) async fn watch_job_queue(url: String, on_queued: impl Fn() + Send + '
     }
 }
 
-/// The job, if `worker` holds its lease.
-pub(crate) async fn lock_held_job(conn: &mut Conn, id: i64, worker: &str) -> QueryResult<Option<JobRow>> {
-    jobs::table
-        .find(id)
-        .filter(jobs::lease_owner.eq(worker))
-        .select(JobRow::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()
-}
+#[async_trait]
+impl Dialect for PgConn {
+    async fn lock_image(&mut self, id: i64) -> QueryResult<Option<ImageRow>> {
+        images::table.find(id).select(ImageRow::as_select()).for_update().first(self).await.optional()
+    }
 
-/// The id of the job a claim should take: due (queued and `run_at` passed, or leased with the lease
-/// ended), of one of `job_types`, highest priority first, then oldest. The row stays locked until the
-/// transaction ends; rows other transactions hold are skipped, so concurrent claims take different jobs.
-pub(crate) async fn lock_next_due_job(conn: &mut Conn, job_types: &[String], now: Micros) -> QueryResult<Option<i64>> {
-    let queued_and_due = jobs::lease_owner.is_null().and(jobs::run_at.le(now));
-    let lease_ended = jobs::lease_owner.is_not_null().and(jobs::lease_until.lt(now));
-    jobs::table
-        .filter(jobs::job_type.eq_any(job_types))
-        .filter(queued_and_due.or(lease_ended))
-        .order((jobs::priority.desc(), jobs::id.asc()))
-        .select(jobs::id)
-        .for_update()
-        .skip_locked()
-        .first(conn)
-        .await
-        .optional()
-}
+    async fn lock_image_named(
+        &mut self,
+        registry: &str,
+        namespace: &str,
+        image_name: &str,
+    ) -> QueryResult<Option<ImageRow>> {
+        images::table
+            .filter(images::registry.eq(registry))
+            .filter(images::namespace.eq(namespace))
+            .filter(images::image_name.eq(image_name))
+            .select(ImageRow::as_select())
+            .for_update()
+            .first(self)
+            .await
+            .optional()
+    }
 
-pub(crate) async fn lock_registry_secret(
-    conn: &mut Conn,
-    namespace: &str,
-    name: &str,
-) -> QueryResult<Option<RegistrySecretRow>> {
-    registry_secrets::table
-        .filter(registry_secrets::namespace.eq(namespace))
-        .filter(registry_secrets::name.eq(name))
-        .select(RegistrySecretRow::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()
-}
+    async fn lock_request(&mut self, id: i64) -> QueryResult<Option<RequestRow>> {
+        image_approval_requests::table
+            .find(id)
+            .select(RequestRow::as_select())
+            .for_update()
+            .first(self)
+            .await
+            .optional()
+    }
 
-/// The registry secret's domain, the secret kept from being deleted (`FOR KEY SHARE`, as a foreign key check
-/// takes) until the transaction ends; updates of its other columns, such as a verification, go on.
-pub(crate) async fn share_registry_secret(conn: &mut Conn, namespace: &str, name: &str) -> QueryResult<Option<String>> {
-    registry_secrets::table
-        .filter(registry_secrets::namespace.eq(namespace))
-        .filter(registry_secrets::name.eq(name))
-        .select(registry_secrets::domain)
-        .for_key_share()
-        .first(conn)
-        .await
-        .optional()
-}
+    async fn lock_import(&mut self, id: i64) -> QueryResult<Option<ImportRow>> {
+        imports::table.find(id).select(ImportRow::as_select()).for_update().first(self).await.optional()
+    }
 
-pub(crate) async fn lock_repository(
-    conn: &mut Conn,
-    namespace: &str,
-    name: &str,
-) -> QueryResult<Option<RepositoryRow>> {
-    repositories::table
-        .filter(repositories::namespace.eq(namespace))
-        .filter(repositories::name.eq(name))
-        .select(RepositoryRow::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()
-}
+    /// The job, if `worker` holds its lease.
+    async fn lock_held_job(&mut self, id: i64, worker: &str) -> QueryResult<Option<JobRow>> {
+        jobs::table
+            .find(id)
+            .filter(jobs::lease_owner.eq(worker))
+            .select(JobRow::as_select())
+            .for_update()
+            .first(self)
+            .await
+            .optional()
+    }
 
-/// The repositories whose sync is due at `now` and that have no job, or a job_id whose job is gone, in the
-/// order they fell due, locked until the transaction ends. Rows other schedulers hold are skipped, so
-/// concurrent schedulers take different repositories; the caller checks the job again once it holds the
-/// rows, since this statement's view of `jobs` may predate a scheduler that just committed.
-pub(crate) async fn lock_due_repositories(conn: &mut Conn, now: Micros) -> QueryResult<Vec<RepositoryRow>> {
-    let job_exists = diesel::dsl::exists(jobs::table.filter(jobs::id.nullable().eq(repositories::job_id)));
-    repositories::table
-        .filter(repositories::next_sync_at.le(now))
-        .filter(repositories::job_id.is_null().or(diesel::dsl::not(job_exists)))
-        .order((repositories::next_sync_at.asc(), repositories::id.asc()))
-        .select(RepositoryRow::as_select())
-        .for_update()
-        .skip_locked()
-        .load(conn)
-        .await
+    /// The id of the job a claim should take: due (queued and `run_at` passed, or leased with the lease
+    /// ended), of one of `job_types`, highest priority first, then oldest. The row stays locked until the
+    /// transaction ends; rows other transactions hold are skipped, so concurrent claims take different jobs.
+    async fn lock_next_due_job(&mut self, job_types: &[String], now: Micros) -> QueryResult<Option<i64>> {
+        let queued_and_due = jobs::lease_owner.is_null().and(jobs::run_at.le(now));
+        let lease_ended = jobs::lease_owner.is_not_null().and(jobs::lease_until.lt(now));
+        jobs::table
+            .filter(jobs::job_type.eq_any(job_types))
+            .filter(queued_and_due.or(lease_ended))
+            .order((jobs::priority.desc(), jobs::id.asc()))
+            .select(jobs::id)
+            .for_update()
+            .skip_locked()
+            .first(self)
+            .await
+            .optional()
+    }
+
+    /// Tells the workers listening on this schema's channel (`DbStore::watch_job_queue`) that a job is due;
+    /// PostgreSQL delivers it when the transaction commits, and not at all when it rolls back.
+    async fn notify_job_queued(&mut self) -> QueryResult<()> {
+        diesel::sql_query(format!("SELECT pg_notify({JOB_CHANNEL}, '')")).execute(self).await.map(drop)
+    }
+
+    async fn lock_registry_secret(&mut self, namespace: &str, name: &str) -> QueryResult<Option<RegistrySecretRow>> {
+        registry_secrets::table
+            .filter(registry_secrets::namespace.eq(namespace))
+            .filter(registry_secrets::name.eq(name))
+            .select(RegistrySecretRow::as_select())
+            .for_update()
+            .first(self)
+            .await
+            .optional()
+    }
+
+    /// The registry secret's domain, the secret kept from being deleted (`FOR KEY SHARE`, as a foreign key check
+    /// takes) until the transaction ends; updates of its other columns, such as a verification, go on.
+    async fn share_registry_secret(&mut self, namespace: &str, name: &str) -> QueryResult<Option<String>> {
+        registry_secrets::table
+            .filter(registry_secrets::namespace.eq(namespace))
+            .filter(registry_secrets::name.eq(name))
+            .select(registry_secrets::domain)
+            .for_key_share()
+            .first(self)
+            .await
+            .optional()
+    }
+
+    async fn lock_repository(&mut self, namespace: &str, name: &str) -> QueryResult<Option<RepositoryRow>> {
+        repositories::table
+            .filter(repositories::namespace.eq(namespace))
+            .filter(repositories::name.eq(name))
+            .select(RepositoryRow::as_select())
+            .for_update()
+            .first(self)
+            .await
+            .optional()
+    }
+
+    /// The repositories whose sync is due at `now` and that have no job, or a job_id whose job is gone, in the
+    /// order they fell due, locked until the transaction ends. Rows other schedulers hold are skipped, so
+    /// concurrent schedulers take different repositories; the caller checks the job again once it holds the
+    /// rows, since this statement's view of `jobs` may predate a scheduler that just committed.
+    async fn lock_due_repositories(&mut self, now: Micros) -> QueryResult<Vec<RepositoryRow>> {
+        let job_exists = diesel::dsl::exists(jobs::table.filter(jobs::id.nullable().eq(repositories::job_id)));
+        repositories::table
+            .filter(repositories::next_sync_at.le(now))
+            .filter(repositories::job_id.is_null().or(diesel::dsl::not(job_exists)))
+            .order((repositories::next_sync_at.asc(), repositories::id.asc()))
+            .select(RepositoryRow::as_select())
+            .for_update()
+            .skip_locked()
+            .load(self)
+            .await
+    }
 }

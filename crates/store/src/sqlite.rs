@@ -17,27 +17,20 @@ use std::{
     time::Duration,
 };
 
+use async_trait::async_trait;
 use diesel::{prelude::*, sqlite::SqliteConnection};
 use diesel_async::{
     AsyncConnection, RunQueryDsl, SimpleAsyncConnection,
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, deadpool::Pool},
-    sync_connection_wrapper::SyncConnectionWrapper,
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use image_core::Error;
 
 use crate::{
+    conn::{Dialect, SqliteConn},
     models::{ImageRow, ImportRow, JobRow, Micros, RegistrySecretRow, RepositoryRow, RequestRow},
     schema::{image_approval_requests, images, imports, jobs, registry_secrets, repositories},
 };
-
-pub(crate) type Conn = SyncConnectionWrapper<SqliteConnection>;
-pub(crate) type Db = diesel::sqlite::Sqlite;
-
-// The same operations as `postgres::ops`, compiled against this module's `Conn`.
-#[allow(clippy::duplicate_mod)]
-#[path = "ops.rs"]
-pub(crate) mod ops;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -70,7 +63,7 @@ impl Location {
 
 /// The SQLite side of a `DbStore`.
 pub(crate) struct SqliteDb {
-    pub(crate) pool: Pool<Conn>,
+    pub(crate) pool: Pool<SqliteConn>,
     /// Held by every write transaction, for the whole transaction.
     pub(crate) writer: tokio::sync::Mutex<()>,
     /// An idle connection that keeps an in-memory database alive while pool connections come and go.
@@ -96,7 +89,7 @@ impl SqliteDb {
         config.recycling_method = RecyclingMethod::Fast;
         config.custom_setup = Box::new(|url| {
             Box::pin(async move {
-                let mut conn = Conn::establish(url).await?;
+                let mut conn = SqliteConn::establish(url).await?;
                 conn.batch_execute(PRAGMAS).await.map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(conn)
             })
@@ -146,112 +139,112 @@ async fn migrate(url: String) -> Result<SqliteConnection, Error> {
     })
 }
 
-// Write transactions are immediate and serialised by `SqliteDb::writer`, so a plain read locks.
+/// Write transactions are immediate and serialised by `SqliteDb::writer`, so a plain read locks.
+#[async_trait]
+impl Dialect for SqliteConn {
+    async fn lock_image(&mut self, id: i64) -> QueryResult<Option<ImageRow>> {
+        images::table.find(id).select(ImageRow::as_select()).first(self).await.optional()
+    }
 
-pub(crate) async fn lock_image(conn: &mut Conn, id: i64) -> QueryResult<Option<ImageRow>> {
-    images::table.find(id).select(ImageRow::as_select()).first(conn).await.optional()
-}
+    async fn lock_image_named(
+        &mut self,
+        registry: &str,
+        namespace: &str,
+        image_name: &str,
+    ) -> QueryResult<Option<ImageRow>> {
+        images::table
+            .filter(images::registry.eq(registry))
+            .filter(images::namespace.eq(namespace))
+            .filter(images::image_name.eq(image_name))
+            .select(ImageRow::as_select())
+            .first(self)
+            .await
+            .optional()
+    }
 
-pub(crate) async fn lock_image_named(
-    conn: &mut Conn,
-    registry: &str,
-    namespace: &str,
-    image_name: &str,
-) -> QueryResult<Option<ImageRow>> {
-    images::table
-        .filter(images::registry.eq(registry))
-        .filter(images::namespace.eq(namespace))
-        .filter(images::image_name.eq(image_name))
-        .select(ImageRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
+    async fn lock_request(&mut self, id: i64) -> QueryResult<Option<RequestRow>> {
+        image_approval_requests::table.find(id).select(RequestRow::as_select()).first(self).await.optional()
+    }
 
-pub(crate) async fn lock_request(conn: &mut Conn, id: i64) -> QueryResult<Option<RequestRow>> {
-    image_approval_requests::table.find(id).select(RequestRow::as_select()).first(conn).await.optional()
-}
+    async fn lock_import(&mut self, id: i64) -> QueryResult<Option<ImportRow>> {
+        imports::table.find(id).select(ImportRow::as_select()).first(self).await.optional()
+    }
 
-pub(crate) async fn lock_import(conn: &mut Conn, id: i64) -> QueryResult<Option<ImportRow>> {
-    imports::table.find(id).select(ImportRow::as_select()).first(conn).await.optional()
-}
+    /// The job, if `worker` holds its lease.
+    async fn lock_held_job(&mut self, id: i64, worker: &str) -> QueryResult<Option<JobRow>> {
+        jobs::table
+            .find(id)
+            .filter(jobs::lease_owner.eq(worker))
+            .select(JobRow::as_select())
+            .first(self)
+            .await
+            .optional()
+    }
 
-/// Tells listening workers that a job is due: nothing on SQLite, whose workers share one machine and poll
-/// (the server wakes its embedded worker itself).
-pub(crate) async fn notify_job_queued(_conn: &mut Conn) -> QueryResult<()> {
-    Ok(())
-}
+    /// The id of the job a claim should take: due (queued and `run_at` passed, or leased with the lease
+    /// ended), of one of `job_types`, highest priority first, then oldest. The writer lock keeps every other
+    /// claim out until this transaction ends.
+    async fn lock_next_due_job(&mut self, job_types: &[String], now: Micros) -> QueryResult<Option<i64>> {
+        let queued_and_due = jobs::lease_owner.is_null().and(jobs::run_at.le(now));
+        let lease_ended = jobs::lease_owner.is_not_null().and(jobs::lease_until.lt(now));
+        jobs::table
+            .filter(jobs::job_type.eq_any(job_types))
+            .filter(queued_and_due.or(lease_ended))
+            .order((jobs::priority.desc(), jobs::id.asc()))
+            .select(jobs::id)
+            .first(self)
+            .await
+            .optional()
+    }
 
-/// The job, if `worker` holds its lease.
-pub(crate) async fn lock_held_job(conn: &mut Conn, id: i64, worker: &str) -> QueryResult<Option<JobRow>> {
-    jobs::table.find(id).filter(jobs::lease_owner.eq(worker)).select(JobRow::as_select()).first(conn).await.optional()
-}
+    /// Tells listening workers that a job is due: nothing on SQLite, whose workers share one machine and poll
+    /// (the server wakes its embedded worker itself).
+    async fn notify_job_queued(&mut self) -> QueryResult<()> {
+        Ok(())
+    }
 
-/// The id of the job a claim should take: due (queued and `run_at` passed, or leased with the lease
-/// ended), of one of `job_types`, highest priority first, then oldest. The writer lock keeps every other
-/// claim out until this transaction ends.
-pub(crate) async fn lock_next_due_job(conn: &mut Conn, job_types: &[String], now: Micros) -> QueryResult<Option<i64>> {
-    let queued_and_due = jobs::lease_owner.is_null().and(jobs::run_at.le(now));
-    let lease_ended = jobs::lease_owner.is_not_null().and(jobs::lease_until.lt(now));
-    jobs::table
-        .filter(jobs::job_type.eq_any(job_types))
-        .filter(queued_and_due.or(lease_ended))
-        .order((jobs::priority.desc(), jobs::id.asc()))
-        .select(jobs::id)
-        .first(conn)
-        .await
-        .optional()
-}
+    async fn lock_registry_secret(&mut self, namespace: &str, name: &str) -> QueryResult<Option<RegistrySecretRow>> {
+        registry_secrets::table
+            .filter(registry_secrets::namespace.eq(namespace))
+            .filter(registry_secrets::name.eq(name))
+            .select(RegistrySecretRow::as_select())
+            .first(self)
+            .await
+            .optional()
+    }
 
-pub(crate) async fn lock_registry_secret(
-    conn: &mut Conn,
-    namespace: &str,
-    name: &str,
-) -> QueryResult<Option<RegistrySecretRow>> {
-    registry_secrets::table
-        .filter(registry_secrets::namespace.eq(namespace))
-        .filter(registry_secrets::name.eq(name))
-        .select(RegistrySecretRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
+    /// The registry secret's domain, the secret kept from being deleted until the transaction ends; the writer
+    /// lock does that here.
+    async fn share_registry_secret(&mut self, namespace: &str, name: &str) -> QueryResult<Option<String>> {
+        registry_secrets::table
+            .filter(registry_secrets::namespace.eq(namespace))
+            .filter(registry_secrets::name.eq(name))
+            .select(registry_secrets::domain)
+            .first(self)
+            .await
+            .optional()
+    }
 
-/// The registry secret's domain, the secret kept from being deleted until the transaction ends; the writer
-/// lock does that here.
-pub(crate) async fn share_registry_secret(conn: &mut Conn, namespace: &str, name: &str) -> QueryResult<Option<String>> {
-    registry_secrets::table
-        .filter(registry_secrets::namespace.eq(namespace))
-        .filter(registry_secrets::name.eq(name))
-        .select(registry_secrets::domain)
-        .first(conn)
-        .await
-        .optional()
-}
+    async fn lock_repository(&mut self, namespace: &str, name: &str) -> QueryResult<Option<RepositoryRow>> {
+        repositories::table
+            .filter(repositories::namespace.eq(namespace))
+            .filter(repositories::name.eq(name))
+            .select(RepositoryRow::as_select())
+            .first(self)
+            .await
+            .optional()
+    }
 
-pub(crate) async fn lock_repository(
-    conn: &mut Conn,
-    namespace: &str,
-    name: &str,
-) -> QueryResult<Option<RepositoryRow>> {
-    repositories::table
-        .filter(repositories::namespace.eq(namespace))
-        .filter(repositories::name.eq(name))
-        .select(RepositoryRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// The repositories whose sync is due at `now` and that have no job, or a job_id whose job is gone, in the
-/// order they fell due. The writer lock keeps every other scheduler out until this transaction ends.
-pub(crate) async fn lock_due_repositories(conn: &mut Conn, now: Micros) -> QueryResult<Vec<RepositoryRow>> {
-    let job_exists = diesel::dsl::exists(jobs::table.filter(jobs::id.nullable().eq(repositories::job_id)));
-    repositories::table
-        .filter(repositories::next_sync_at.le(now))
-        .filter(repositories::job_id.is_null().or(diesel::dsl::not(job_exists)))
-        .order((repositories::next_sync_at.asc(), repositories::id.asc()))
-        .select(RepositoryRow::as_select())
-        .load(conn)
-        .await
+    /// The repositories whose sync is due at `now` and that have no job, or a job_id whose job is gone, in the
+    /// order they fell due. The writer lock keeps every other scheduler out until this transaction ends.
+    async fn lock_due_repositories(&mut self, now: Micros) -> QueryResult<Vec<RepositoryRow>> {
+        let job_exists = diesel::dsl::exists(jobs::table.filter(jobs::id.nullable().eq(repositories::job_id)));
+        repositories::table
+            .filter(repositories::next_sync_at.le(now))
+            .filter(repositories::job_id.is_null().or(diesel::dsl::not(job_exists)))
+            .order((repositories::next_sync_at.asc(), repositories::id.asc()))
+            .select(RepositoryRow::as_select())
+            .load(self)
+            .await
+    }
 }

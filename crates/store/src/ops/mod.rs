@@ -1,0 +1,66 @@
+//! The store's operations, one module per concern, each compiled once, on a [`Conn`] of either backend.
+//!
+//! | module | what |
+//! |---|---|
+//! | `events` | audit events: recording them, listing them |
+//! | `catalog` | images and tags |
+//! | `approvals` | approval requests and their decisions |
+//! | `queue` | the job queue: enqueue, claim, lease, retry, complete |
+//! | `imports` | imports and their jobs, and what a finished import adds to the catalog |
+//! | `exports` | export records |
+//! | `users` | users and API tokens |
+//! | `kube` | registry secrets, repositories and their scheduled syncs |
+//!
+//! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
+//! whose SQL differs (the row-locking reads, the job channel) go through `conn.dialect()` (`conn::Dialect`).
+//!
+//! Functions that change something expect to run inside a write transaction, which `DbStore` opens;
+//! they write their audit events on the same connection, so both commit or neither does.
+
+pub(crate) mod approvals;
+pub(crate) mod catalog;
+pub(crate) mod events;
+pub(crate) mod exports;
+pub(crate) mod imports;
+pub(crate) mod kube;
+pub(crate) mod queue;
+pub(crate) mod users;
+
+use diesel::sql_types::{Nullable, Text};
+use image_core::Error;
+
+use crate::{
+    conn::{Conn, RunQueryDsl},
+    error::{DbError, DbResult},
+};
+
+diesel::define_sql_function! {
+    /// SQL `lower`, the same function on both backends, so case-insensitive search behaves the same.
+    fn lower(x: Text) -> Text;
+}
+
+diesel::define_sql_function! {
+    #[sql_name = "lower"]
+    fn lower_nullable(x: Nullable<Text>) -> Nullable<Text>;
+}
+
+pub(crate) async fn ping(conn: &mut Conn<'_>) -> DbResult<()> {
+    diesel::sql_query("SELECT 1").execute(conn).await?;
+    Ok(())
+}
+
+/// `%`, `_` and the escape character itself match literally.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> DbResult<String> {
+    serde_json::to_string(value).map_err(|e| DbError::Domain(Error::storage(e)))
+}
