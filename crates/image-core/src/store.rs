@@ -268,6 +268,18 @@ pub trait KubeStore: Send + Sync {
         message: Option<&str>,
         manifest: Option<&crate::kube::SyncedManifest>,
     ) -> Result<bool>;
+    /// A failed attempt that will be retried: the repository's status (`Syncing`, with `message`) and the
+    /// job's requeue at `run_at` (with `error`), in one transaction. True when recorded; false, changing
+    /// nothing, when `worker` no longer holds `job` or it is not the repository's job.
+    async fn retry_sync(
+        &self,
+        id: i64,
+        job: JobId,
+        worker: &str,
+        message: &str,
+        error: &str,
+        run_at: Timestamp,
+    ) -> Result<bool>;
     /// The repository behind a sync job's payload, with its secret.
     async fn repository_by_id(&self, id: i64) -> Result<(crate::kube::Repository, crate::kube::RegistrySecret)>;
 }

@@ -737,6 +737,20 @@ impl KubeStore for DbStore {
         .await)
     }
 
+    async fn retry_sync(
+        &self,
+        id: i64,
+        job: JobId,
+        worker: &str,
+        message: &str,
+        error: &str,
+        run_at: Timestamp,
+    ) -> Result<bool> {
+        let (worker, message, error, run_at) =
+            (worker.to_owned(), message.to_owned(), error.to_owned(), to_micros(run_at));
+        in_transaction!(self, |conn| ops::kube::retry_sync(conn, id, job, &worker, &message, &error, run_at).await)
+    }
+
     /// Fails with `NotFound` (kind `repository`, id the number) when there is no such repository, as for a
     /// job whose repository was deleted; and with `Storage` when the password does not decrypt.
     async fn repository_by_id(&self, id: i64) -> Result<(Repository, RegistrySecret)> {

@@ -84,6 +84,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     seed_data_is_present,
+    a_sync_retry_records_its_status_and_requeues_its_job_together,
     images_are_created_read_updated_and_deleted_with_events,
     a_duplicate_image_conflicts_and_writes_nothing,
     images_are_filtered_searched_and_paged,
@@ -2499,6 +2500,35 @@ async fn a_triggered_sync_is_queued_once(db: TestDb) {
     // Deleting the repository removes its job.
     store.delete_repository("default", "app", ADMIN).await.unwrap();
     assert_eq!(store.job_types().await.unwrap(), sync_jobs(0));
+}
+
+/// `retry_sync` writes the repository's status and the job's requeue together, and only for the worker that
+/// holds the repository's job.
+async fn a_sync_retry_records_its_status_and_requeues_its_job_together(db: TestDb) {
+    let store = &db.store;
+    harbor(store).await;
+    let app = store.create_repository(new_repository("default", "app", "team/app", "1", HARBOR), ADMIN).await.unwrap();
+    assert!(store.trigger_sync("default", "app").await.unwrap());
+    let job = claim_sync(store, "w", app.id).await;
+    let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
+
+    assert!(!store.retry_sync(app.id, job.id, "other", "stale", "stale", later).await.unwrap());
+    assert!(!store.retry_sync(app.id, job.id + 1000, "w", "stale", "stale", later).await.unwrap());
+    assert_eq!(store.get_repository("default", "app").await.unwrap().sync_message, None);
+
+    let message = "attempt 1 failed: 503 Service Unavailable; retrying";
+    assert!(store.retry_sync(app.id, job.id, "w", message, "503 Service Unavailable", later).await.unwrap());
+    let repository = store.get_repository("default", "app").await.unwrap();
+    assert_eq!(
+        (repository.sync_status, repository.sync_message.as_deref()),
+        (Some(SyncStatus::Syncing), Some(message))
+    );
+    // The job is released (no lease) and not due before `later`: nobody can claim it now, and it is still
+    // the repository's, so no second sync is queued.
+    assert!(store.claim_job("w2", &[SYNC_JOB_TYPE], LEASE).await.unwrap().is_none());
+    assert!(!store.renew_lease(job.id, "w", LEASE).await.unwrap(), "the lease ended with the requeue");
+    assert!(!store.trigger_sync("default", "app").await.unwrap());
+    assert_eq!(store.job_types().await.unwrap(), sync_jobs(1));
 }
 
 async fn sync_outcomes_are_recorded(db: TestDb) {

@@ -111,9 +111,8 @@ impl Job for SyncHandler {
         })
     }
 
-    /// The final outcomes and the job's removal are one transaction (`record_sync`). A retry is two: the
-    /// repository's status, then the job's requeue, because the store has no method that does both; a
-    /// worker that dies between them leaves the job to return when its lease lapses.
+    /// Each outcome is one transaction: the final ones with the job's removal (`record_sync`), a retry with
+    /// the job's requeue (`retry_sync`).
     async fn finish(
         ctx: &WorkerContext,
         job: &Claimed<SyncPayload>,
@@ -126,10 +125,7 @@ impl Job for SyncHandler {
             }
             Verdict::Retry { error, run_at } => {
                 let message = format!("attempt {} failed: {error}; retrying", job.attempt);
-                if !ctx.kube.record_sync(id, job.id, worker, SyncStatus::Syncing, Some(&message), None).await? {
-                    return Ok(false);
-                }
-                job.requeue(&error, run_at).await
+                ctx.kube.retry_sync(id, job.id, worker, &message, &error, run_at).await
             }
             Verdict::Failed { error } => {
                 ctx.kube.record_sync(id, job.id, worker, SyncStatus::Failed, Some(&error), None).await

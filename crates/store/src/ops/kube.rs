@@ -524,6 +524,23 @@ pub(crate) async fn record_sync(
     Ok(changed == 1)
 }
 
+/// `record_sync` with `Syncing` and `message`, and the job's requeue, both or neither.
+pub(crate) async fn retry_sync(
+    conn: &mut Conn<'_>,
+    id: i64,
+    job: JobId,
+    worker: &str,
+    message: &str,
+    error: &str,
+    run_at: Micros,
+) -> DbResult<bool> {
+    if !record_sync(conn, id, job, worker, SyncStatus::Syncing, Some(message), None).await? {
+        return Ok(false);
+    }
+    // The repository's row is locked by the update above, so the job is still this worker's.
+    super::queue::retry_job(conn, job, worker, error, run_at).await
+}
+
 /// The repository with this id and its registry secret, the password decrypted.
 pub(crate) async fn repository_by_id(
     conn: &mut Conn<'_>,
