@@ -85,6 +85,8 @@ macro_rules! on_both_backends {
 on_both_backends!(
     seed_data_is_present,
     a_sync_retry_records_its_status_and_requeues_its_job_together,
+    a_target_held_by_another_source_is_refused,
+    a_sync_that_moves_a_catalog_tag_records_it,
     images_are_created_read_updated_and_deleted_with_events,
     a_duplicate_image_conflicts_and_writes_nothing,
     images_are_filtered_searched_and_paged,
@@ -1090,14 +1092,6 @@ async fn active_imports_are_found_by_target(db: TestDb) {
     else {
         panic!("a new import starts")
     };
-    // Another source into the same target: the older import is the one found.
-    let EnqueueOutcome::Started(second) = store
-        .enqueue_import(new_import("quay.io/x/redis:7", "harbor.example.com/mirror/redis:7"), "carol")
-        .await
-        .unwrap()
-    else {
-        panic!("a new import starts")
-    };
     let EnqueueOutcome::Started(other_tag) =
         store.enqueue_import(new_import("redis:8", "harbor.example.com/mirror/redis:8"), "carol").await.unwrap()
     else {
@@ -1112,14 +1106,15 @@ async fn active_imports_are_found_by_target(db: TestDb) {
     assert_eq!(found("redis", "7").await, None);
     assert_eq!(found("mirror/redis", "9").await, None);
     assert_eq!(found("mirror/red", "7").await, None);
-    // A running import is active; a canceled or succeeded one is not.
-    start(store, "w", &first).await;
+    // A running import is active; a succeeded or canceled one is not.
+    let job = start(store, "w", &first).await;
     assert_eq!(found("mirror/redis", "7").await, Some(first.id));
-    store.cancel_import(first.id, "carol").await.unwrap();
-    assert_eq!(found("mirror/redis", "7").await, Some(second.id));
-    succeed(store, &second, digest(1), Vec::new()).await;
+    let succeeded = AttemptOutcome::Succeeded { digest: digest(1), artifacts: Vec::new() };
+    assert!(store.finish_import_attempt(first.id, job.id, "w", succeeded).await.unwrap());
     assert_eq!(found("mirror/redis", "7").await, None);
     assert_eq!(found("mirror/redis", "8").await, Some(other_tag.id));
+    store.cancel_import(other_tag.id, "carol").await.unwrap();
+    assert_eq!(found("mirror/redis", "8").await, None);
 }
 
 /// Claims `import`'s job and starts an attempt.
@@ -1146,6 +1141,27 @@ fn assert_invalid(result: Result<impl std::fmt::Debug, Error>, field: &str) {
         Err(Error::Invalid { field: f, .. }) if f == field => {}
         other => panic!("expected {field} invalid, got {other:?}"),
     }
+}
+
+/// One internal repository, one source: an import whose target repository another source already holds
+/// (queued, running or succeeded) is refused, naming that source, and queues nothing; other tags of the same
+/// source are welcome, and a holder that failed or was canceled holds nothing.
+async fn a_target_held_by_another_source_is_refused(db: TestDb) {
+    let store = &db.store;
+    let held = enqueue(store, "registry.example:5000/app:1", "harbor.example.com/m/app:1", "carol").await;
+    let refused = store.enqueue_import(new_import("ghcr.io/acme/app:1", "harbor.example.com/m/app:1"), "dan").await;
+    let Err(Error::Conflict(message)) = refused else { panic!("expected a conflict, got {refused:?}") };
+    assert!(message.contains("m/app") && message.contains("registry.example:5000/app"), "{message}");
+    let other_tag = store.enqueue_import(new_import("ghcr.io/acme/app:2", "harbor.example.com/m/app:2"), "dan").await;
+    assert!(matches!(other_tag, Err(Error::Conflict(_))), "another tag of the same repository: {other_tag:?}");
+    assert_eq!(store.job_types().await.unwrap(), [("import".to_string(), 1)]);
+    // The holder's own other tags land beside it.
+    enqueue(store, "registry.example:5000/app:2", "harbor.example.com/m/app:2", "carol").await;
+    // Once the holder's imports are canceled, the repository is free.
+    let two = store.find_active_import("m/app", "2").await.unwrap().unwrap();
+    store.cancel_import(held.id, "carol").await.unwrap();
+    store.cancel_import(two.id, "carol").await.unwrap();
+    enqueue(store, "ghcr.io/acme/app:1", "harbor.example.com/m/app:1", "dan").await;
 }
 
 async fn imports_are_queued_once(db: TestDb) {
@@ -2500,6 +2516,42 @@ async fn a_triggered_sync_is_queued_once(db: TestDb) {
     // Deleting the repository removes its job.
     store.delete_repository("default", "app", ADMIN).await.unwrap();
     assert_eq!(store.job_types().await.unwrap(), sync_jobs(0));
+}
+
+/// A sync lands where an import of its source does: when the catalog lists the synced tag with another
+/// digest, the catalog's tag takes the new digest, as an audit event by the repository.
+async fn a_sync_that_moves_a_catalog_tag_records_it(db: TestDb) {
+    let store = &db.store;
+    harbor(store).await;
+    let approved =
+        NewImage::new("app", Some("harbor.example.com"), Some("team"), None, None, false, ApprovalStatus::Approved);
+    let image = store.create_image(approved.unwrap(), ADMIN).await.unwrap();
+    let tag =
+        store.create_tag(image.id, NewTag { digest: Some(digest(1)), ..new_tag("1", false) }, ADMIN).await.unwrap();
+    let app = store.create_repository(new_repository("default", "app", "team/app", "1", HARBOR), ADMIN).await.unwrap();
+    let sync = async |n: u8| {
+        assert!(store.trigger_sync("default", "app").await.unwrap());
+        let job = claim_sync(store, "w", app.id).await;
+        let manifest =
+            SyncedManifest { digest: Some(digest(n).to_string()), size: Some(4242), ..SyncedManifest::default() };
+        assert!(store.record_sync(app.id, job.id, "w", SyncStatus::Success, None, Some(&manifest)).await.unwrap());
+    };
+    let updates = async || {
+        let filter = EventFilter { event_type: Some(kind::TAG_UPDATED.into()), ..EventFilter::default() };
+        store.list_events(&filter).await.unwrap().items
+    };
+
+    sync(2).await;
+    let tags = store.list_tags(image.id).await.unwrap();
+    assert_eq!((tags[0].id, tags[0].digest.as_ref(), tags[0].size_bytes), (tag.id, Some(&digest(2)), Some(4242)));
+    let events = updates().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].actor.as_str(), events[0].tag_id), ("repository default/app", Some(tag.id)));
+    assert_eq!(events[0].details["before"]["digest"], digest(1).as_str());
+    assert_eq!(events[0].details["after"]["digest"], digest(2).as_str());
+    // The same digest again changes nothing.
+    sync(2).await;
+    assert_eq!(updates().await.len(), 1);
 }
 
 /// `retry_sync` writes the repository's status and the job's requeue together, and only for the worker that

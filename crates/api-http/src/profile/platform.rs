@@ -392,7 +392,12 @@ async fn import_image(
         timeout_secs: NewImport::DEFAULT_TIMEOUT_SECS,
         registry_secret,
     };
-    let answer = match s.store.enqueue_import(import, &user.user.username).await? {
+    let outcome = match s.store.enqueue_import(import, &user.user.username).await {
+        // Another source holds the target repository: `state: 0`, as for every refused import.
+        Err(Error::Conflict(message)) => return Ok(refused(StatusCode::CONFLICT, message)),
+        other => other?,
+    };
+    let answer = match outcome {
         EnqueueOutcome::Started(job) => {
             s.jobs_queued();
             ImportAnswer { state: 1, message: "Image import started".into(), already_image_id: job.id }

@@ -87,6 +87,14 @@ pub(crate) async fn enqueue_import(conn: &mut Conn<'_>, import: &NewImport, acto
         return Err(Error::invalid("timeout_secs", format!("must be at least 1, got {}", import.timeout_secs)).into());
     }
     let (source, target) = (import.source.to_string(), import.target.to_string());
+    if let Some(holder) = find_target_holder(conn, import).await? {
+        return Err(Error::conflict(format!(
+            "{} already holds images imported from {holder}; one internal repository takes one source, so {source} \
+             cannot be imported there",
+            import.target.repository()
+        ))
+        .into());
+    }
     if let Some(existing) = find_duplicate(conn, &source, &target).await? {
         return Ok(EnqueueOutcome::Existing(existing));
     }
@@ -99,6 +107,24 @@ pub(crate) async fn enqueue_import(conn: &mut Conn<'_>, import: &NewImport, acto
         },
         Err(e) => Err(e),
     }
+}
+
+/// Another source whose import (queued, running or succeeded) lands in the same internal repository as
+/// `import`'s target: a repository holds what one source has, so that the catalog's digests stay the ones
+/// it shows.
+async fn find_target_holder(conn: &mut Conn<'_>, import: &NewImport) -> DbResult<Option<String>> {
+    let (source_registry, source_repository) = (import.source.registry(), import.source.repository());
+    let holder: Option<(String, String)> = imports::table
+        .filter(imports::target_registry.eq(import.target.registry()))
+        .filter(imports::target_repository.eq(import.target.repository()))
+        .filter(imports::state.eq_any(DEDUPE_STATES))
+        .filter(imports::source_registry.ne(source_registry).or(imports::source_repository.ne(source_repository)))
+        .select((imports::source_registry, imports::source_repository))
+        .order(imports::id.asc())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(holder.map(|(registry, repository)| format!("{registry}/{repository}")))
 }
 
 /// Inserts a queued import, its job (payload `{"import_id": …}`), and `image.import.queued`.

@@ -8,8 +8,9 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use image_core::{
-    Error,
+    Digest, Error, Reference,
     catalog::Page,
+    catalog::Tag,
     job::{JobPayload, SyncPayload},
     kube::{
         NewRegistrySecret, NewRepository, RegistrySecret, Repository, Secret, SyncStatus, SyncedManifest, VerifyStatus,
@@ -19,6 +20,7 @@ use image_core::{
 use serde_json::{Value, json};
 
 use super::{
+    catalog::store_tag_update,
     escape_like,
     events::{Subject, record},
     lower, lower_nullable,
@@ -31,10 +33,10 @@ use crate::{
     error::{DbResult, on_unique},
     kube_kind,
     models::{
-        Micros, NewRegistrySecretRow, NewRepositoryRow, RegistrySecretRow, RepositoryRow, now_micros, sync_status_str,
-        to_secs,
+        Micros, NewRegistrySecretRow, NewRepositoryRow, RegistrySecretRow, RepositoryRow, TagRow, from_micros,
+        now_micros, sync_status_str, to_secs,
     },
-    schema::{jobs, registry_secrets, repositories},
+    schema::{image_tags, jobs, registry_secrets, repositories},
 };
 
 /// How the kube API names a resource: `namespace/name`.
@@ -517,11 +519,62 @@ pub(crate) async fn record_sync(
             return Err(Error::not_found("repository", id).into());
         }
     }
+    if changed == 1
+        && status == SyncStatus::Success
+        && let Some(digest) = manifest.and_then(|m| m.digest.as_deref())
+    {
+        record_synced_digest(conn, id, digest, manifest.and_then(|m| m.size), now).await?;
+    }
     if matches!(status, SyncStatus::Success | SyncStatus::Failed) {
         // Also when the repository has moved on to another job: this one is then an orphan.
         complete_job(conn, job, worker).await?;
     }
     Ok(changed == 1)
+}
+
+/// A sync lands where an import of the same source does, so when the catalog lists the synced tag with
+/// another digest, the catalog's tag takes the new one, as an audit event by the repository: the internal
+/// registry never serves a digest for a catalog tag that the catalog does not show.
+async fn record_synced_digest(
+    conn: &mut Conn<'_>,
+    id: i64,
+    digest: &str,
+    size: Option<u64>,
+    now: Micros,
+) -> DbResult<()> {
+    let row: RepositoryRow = repositories::table.find(id).select(columns::<RepositoryRow>()).first(conn).await?;
+    let Some(domain) = registry_domain(conn, &row.registry_ref_namespace, &row.registry_ref_name).await? else {
+        return Ok(());
+    };
+    let (Ok(source), Ok(digest)) =
+        (Reference::new(&domain, &row.repository, Some(&row.tag), None), digest.parse::<Digest>())
+    else {
+        return Ok(());
+    };
+    let (registry, namespace) = (source.registry(), source.namespace().unwrap_or(""));
+    let Some(image) = conn.dialect().lock_image_named(registry, namespace, source.name()).await? else {
+        return Ok(());
+    };
+    let found: Option<TagRow> = image_tags::table
+        .filter(image_tags::image_id.eq(image.id))
+        .filter(image_tags::tag.eq(&row.tag))
+        .select(columns::<TagRow>())
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(before) = found.map(TagRow::into_domain).transpose()? else { return Ok(()) };
+    if before.digest.as_ref() == Some(&digest) {
+        return Ok(());
+    }
+    let after = Tag {
+        digest: Some(digest),
+        size_bytes: size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)).or(before.size_bytes),
+        pushed_at: Some(from_micros(now)?),
+        updated_at: from_micros(now)?,
+        ..before.clone()
+    };
+    let actor = format!("repository {}", kube_id(&row.namespace, &row.name));
+    store_tag_update(conn, &before, &after, &actor, now).await
 }
 
 /// `record_sync` with `Syncing` and `message`, and the job's requeue, both or neither.
