@@ -1,0 +1,795 @@
+//! `imgctl`: imagegate from the command line, over the `api-client` crate.
+
+mod config;
+mod output;
+
+use std::{
+    io::{BufRead as _, IsTerminal as _},
+    process::ExitCode,
+    time::Duration,
+};
+
+use api_client::{
+    Admission, Approval, ApprovalStatus, Client, DEFAULT_SERVER, Error, ImageQuery, ImportQuery, ImportRequest,
+    NewApprovalRequest, Reference, RequestQuery,
+};
+use clap::{Parser, Subcommand, ValueEnum};
+use config::{Config, Context};
+use output::cell;
+
+/// What each kind of failure exits with; the README's table lists them.
+mod exit {
+    /// The answer is no: `check` refused the image, or an awaited import failed.
+    pub const REFUSED: u8 = 1;
+    /// The command line, or the request it made, was invalid (the server answered 400 or 422).
+    pub const USAGE: u8 = 2;
+    /// Not signed in, the token no longer works, or the role does not allow it (401, 403).
+    pub const AUTH: u8 = 3;
+    pub const NOT_FOUND: u8 = 4;
+    /// The change conflicts with what exists (409).
+    pub const CONFLICT: u8 = 5;
+    /// The server failed (5xx), could not be reached, or its answer was unreadable; or a local file could
+    /// not be read or written.
+    pub const SERVER: u8 = 6;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "imgctl",
+    version,
+    about = "imagegate from the command line: the catalog, approvals, admission checks and imports."
+)]
+struct Cli {
+    /// The server, `http://host:port`; default: the context's server, else http://127.0.0.1:5375.
+    #[arg(long, global = true, env = "IMGCTL_SERVER")]
+    server: Option<String>,
+    /// The context (a server and its token) to use instead of the current one.
+    #[arg(long, global = true, env = "IMGCTL_CONTEXT")]
+    context: Option<String>,
+    /// How to print answers: tables for people, or the API's JSON.
+    #[arg(short, long, global = true, value_enum, default_value = "table")]
+    output: Format,
+    /// Leave the header line out of tables.
+    #[arg(long, global = true)]
+    no_headers: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Signs in and keeps the token in a context.
+    #[command(after_help = "Example:\n  imgctl login http://imagegate.internal:5375 --username dana")]
+    Login {
+        /// The server; default: `--server`, the context's server, else http://127.0.0.1:5375.
+        #[arg(value_name = "SERVER")]
+        login_server: Option<String>,
+        /// The user to sign in as; default: the context's user.
+        #[arg(short, long)]
+        username: Option<String>,
+        /// Read the password from the first line of standard input instead of asking on the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The context to keep the token in; default: the server's host and port.
+        #[arg(long = "name", value_name = "CONTEXT")]
+        name: Option<String>,
+    },
+    /// Revokes the context's token on the server and forgets it.
+    #[command(after_help = "Example:\n  imgctl logout")]
+    Logout,
+    /// Lists the contexts or chooses the current one.
+    #[command(subcommand)]
+    Context(ContextCommand),
+    /// The catalog's images.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Requests to approve images, and their decisions.
+    #[command(subcommand)]
+    Approvals(ApprovalCommand),
+    /// Asks whether IMAGE may run: exit 0 when allowed, 1 when refused.
+    #[command(after_help = "Example:\n  imgctl check redis:7-alpine || echo 'not approved'")]
+    Check {
+        /// An image reference, such as `redis:7-alpine` or `ghcr.io/acme/app:1.2`.
+        image: String,
+        /// When refused because the image is not approved, file an approval request for it.
+        #[arg(long)]
+        request_approval: bool,
+    },
+    /// Imports SOURCE into the internal registry.
+    #[command(after_help = "Example:\n  imgctl import docker.io/library/alpine:3.20 --platform linux/amd64 --wait")]
+    Import {
+        /// The source image reference.
+        source: String,
+        /// Copy only this platform (`linux/arm64`); repeat for several; default: every platform.
+        #[arg(long = "platform", value_name = "OS/ARCH")]
+        platforms: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Follow the import until it ends; exit 1 when it fails.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Imports: list, show progress, cancel.
+    #[command(subcommand)]
+    Imports(ImportsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ContextCommand {
+    /// Lists the contexts; `*` marks the current one.
+    #[command(after_help = "Example:\n  imgctl context list")]
+    List,
+    /// Makes NAME the current context.
+    #[command(after_help = "Example:\n  imgctl context use prod")]
+    Use { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Lists the catalog's images.
+    #[command(after_help = "Example:\n  imgctl catalog list --status approved --search redis")]
+    List {
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Images whose name or description contains this.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        limit: Option<i64>,
+        #[arg(long)]
+        offset: Option<i64>,
+    },
+    /// Shows one image and its tags.
+    #[command(after_help = "Example:\n  imgctl catalog show 1")]
+    Show { id: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StatusArg {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl From<StatusArg> for ApprovalStatus {
+    fn from(s: StatusArg) -> ApprovalStatus {
+        match s {
+            StatusArg::Pending => ApprovalStatus::Pending,
+            StatusArg::Approved => ApprovalStatus::Approved,
+            StatusArg::Rejected => ApprovalStatus::Rejected,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ApprovalCommand {
+    /// Lists approval requests.
+    #[command(after_help = "Example:\n  imgctl approvals list --status pending")]
+    List {
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        #[arg(long)]
+        limit: Option<i64>,
+        #[arg(long)]
+        offset: Option<i64>,
+    },
+    /// Asks an admin to approve IMAGE (a reference, with or without a tag).
+    #[command(after_help = "Example:\n  imgctl approvals request traefik:v3.1 --notes 'edge proxy'")]
+    Request {
+        image: String,
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Approves request ID (admins).
+    #[command(after_help = "Example:\n  imgctl approvals approve 3 --category networking")]
+    Approve {
+        id: i64,
+        #[arg(long)]
+        notes: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Rejects request ID (admins), saying why.
+    #[command(after_help = "Example:\n  imgctl approvals reject 3 --reason 'use the official image'")]
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        notes: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportsCommand {
+    /// Lists imports, one line per platform, newest first.
+    #[command(after_help = "Example:\n  imgctl imports list --ready")]
+    List {
+        /// Only finished imports.
+        #[arg(long)]
+        ready: bool,
+        #[arg(long)]
+        tag: Option<String>,
+        /// The page, counting from 0.
+        #[arg(long)]
+        page: Option<i64>,
+        /// Imports per page, 1 to 100.
+        #[arg(long)]
+        page_size: Option<i64>,
+    },
+    /// Shows an import's status and per-layer progress.
+    #[command(after_help = "Example:\n  imgctl imports show 7")]
+    Show { id: i64 },
+    /// Stops a queued or running import (admins).
+    #[command(after_help = "Example:\n  imgctl imports cancel 7")]
+    Cancel { id: i64 },
+}
+
+/// Why a command failed, and so what it exits with.
+#[derive(Debug)]
+enum Failure {
+    Client(Error),
+    Usage(String),
+    Refused(String),
+    Local(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Client(e)
+    }
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Refused(_) => exit::REFUSED,
+            Failure::Usage(_) | Failure::Client(Error::InvalidServer(_)) => exit::USAGE,
+            Failure::Client(Error::Api(e)) => match e.status {
+                401 | 403 => exit::AUTH,
+                404 => exit::NOT_FOUND,
+                409 => exit::CONFLICT,
+                400..=499 => exit::USAGE,
+                _ => exit::SERVER,
+            },
+            Failure::Client(_) | Failure::Local(_) => exit::SERVER,
+        }
+    }
+
+    fn sentence(&self) -> String {
+        match self {
+            Failure::Client(Error::Api(e)) if e.status == 401 => {
+                format!("{e}; sign in with `imgctl login`")
+            }
+            Failure::Client(e) => e.to_string(),
+            Failure::Usage(m) | Failure::Refused(m) | Failure::Local(m) => m.clone(),
+        }
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("imgctl: cannot start: {e}");
+            return ExitCode::from(exit::SERVER);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("imgctl: {}", failure.sentence());
+            ExitCode::from(failure.code())
+        }
+    }
+}
+
+/// The server a command talks to and the context it found the token in.
+struct Target {
+    client: Client,
+    context: Option<String>,
+}
+
+fn same_server(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// `--server` (and the token of the context for that server, if any), else the context's server and
+/// token, else the default server, anonymous. `IMGCTL_TOKEN` replaces the token.
+fn target(cli: &Cli, config: &Config) -> Result<Target, Failure> {
+    let chosen = config.context(cli.context.as_deref());
+    if let Some(name) = &cli.context
+        && chosen.is_none()
+    {
+        return Err(Failure::Usage(format!("no context named `{name}`; see `imgctl context list`")));
+    }
+    let (server, context) = match (&cli.server, chosen) {
+        (Some(server), Some((name, c))) if same_server(server, &c.server) => (server.clone(), Some((name, c))),
+        (Some(server), _) => {
+            let found = config.contexts.iter().find(|(_, c)| same_server(server, &c.server));
+            (server.clone(), found.map(|(n, c)| (n.as_str(), c)))
+        }
+        (None, Some((name, c))) => (c.server.clone(), Some((name, c))),
+        (None, None) => (DEFAULT_SERVER.to_owned(), None),
+    };
+    let mut client = Client::new(&server)?;
+    let token = std::env::var("IMGCTL_TOKEN").ok().filter(|t| !t.is_empty());
+    client.set_token(token.or_else(|| context.and_then(|(_, c)| c.token.clone())));
+    Ok(Target { client, context: context.map(|(n, _)| n.to_owned()) })
+}
+
+fn load_config() -> Result<(std::path::PathBuf, Config), Failure> {
+    let path = config::path().map_err(Failure::Local)?;
+    let config = Config::load(&path).map_err(Failure::Local)?;
+    Ok((path, config))
+}
+
+async fn run(cli: Cli) -> Outcome {
+    let (path, mut config) = load_config()?;
+    match &cli.command {
+        Command::Login { login_server, username, password_stdin, name } => {
+            login(
+                &cli,
+                &path,
+                &mut config,
+                login_server.as_deref(),
+                username.as_deref(),
+                *password_stdin,
+                name.as_deref(),
+            )
+            .await
+        }
+        Command::Logout => logout(&cli, &path, &mut config).await,
+        Command::Context(command) => context(&cli, &path, &mut config, command),
+        command => {
+            let target = target(&cli, &config)?;
+            let ctl = Ctl { client: target.client, format: cli.output, no_headers: cli.no_headers };
+            ctl.run(command).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn login(
+    cli: &Cli,
+    path: &std::path::Path,
+    config: &mut Config,
+    server: Option<&str>,
+    username: Option<&str>,
+    password_stdin: bool,
+    name: Option<&str>,
+) -> Outcome {
+    let current = config.context(cli.context.as_deref()).map(|(n, c)| (n.to_owned(), c.clone()));
+    let server = server
+        .map(str::to_owned)
+        .or_else(|| cli.server.clone())
+        .or_else(|| current.as_ref().map(|(_, c)| c.server.clone()))
+        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let client = Client::new(&server)?;
+    let same = current.as_ref().filter(|(_, c)| same_server(&c.server, &server));
+    let Some(username) = username.map(str::to_owned).or_else(|| same.and_then(|(_, c)| c.username.clone())) else {
+        return Err(Failure::Usage("which user? give --username".into()));
+    };
+    let password = read_password(&username, &server, password_stdin)?;
+    let token = client.sign_in(&username, &password).await?;
+    let name = match name {
+        Some(name) => name.to_owned(),
+        None => match same {
+            Some((name, _)) => name.clone(),
+            None => {
+                let url = client.server();
+                let host = url.host_str().unwrap_or("server");
+                url.port().map_or_else(|| host.to_owned(), |port| format!("{host}:{port}"))
+            }
+        },
+    };
+    let previous = config.contexts.insert(
+        name.clone(),
+        Context {
+            server: server.trim_end_matches('/').to_owned(),
+            username: Some(username.clone()),
+            token: Some(token.token.clone()),
+        },
+    );
+    config.current_context = Some(name.clone());
+    config.save(path).map_err(Failure::Local)?;
+    // The token this login replaces is of no more use: revoke it, quietly if it already ended.
+    if let Some(old) = previous.and_then(|c| if same_server(&c.server, &server) { c.token } else { None })
+        && old != token.token
+    {
+        let _ = client.clone().with_token(old).revoke_token().await;
+    }
+    let until = token.expires_at.as_deref().map(|at| format!("; the token works until {at}")).unwrap_or_default();
+    println!("signed in to {server} as {username} (context {name}){until}");
+    Ok(())
+}
+
+fn read_password(username: &str, server: &str, from_stdin: bool) -> Result<String, Failure> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::Local(format!("cannot read the password from standard input: {e}")))?;
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        return Ok(password.strip_suffix('\r').unwrap_or(password).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage("no terminal to ask for the password on; use --password-stdin".into()));
+    }
+    rpassword::prompt_password(format!("Password for {username} at {server}: "))
+        .map_err(|e| Failure::Local(format!("cannot read the password from the terminal: {e}")))
+}
+
+async fn logout(cli: &Cli, path: &std::path::Path, config: &mut Config) -> Outcome {
+    let target = target(cli, config)?;
+    let Some(name) = target.context else {
+        return Err(Failure::Usage("no context to sign out of; see `imgctl context list`".into()));
+    };
+    if target.client.token().is_none() {
+        println!("not signed in (context {name})");
+        return Ok(());
+    }
+    match target.client.revoke_token().await {
+        Ok(()) => {}
+        // A token that no longer works is as good as revoked.
+        Err(Error::Api(e)) if e.status == 401 => {}
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(context) = config.contexts.get_mut(&name) {
+        context.token = None;
+    }
+    config.save(path).map_err(Failure::Local)?;
+    println!(
+        "signed out of {} (context {name}); the token is revoked",
+        target.client.server().as_str().trim_end_matches('/')
+    );
+    Ok(())
+}
+
+fn context(cli: &Cli, path: &std::path::Path, config: &mut Config, command: &ContextCommand) -> Outcome {
+    match command {
+        ContextCommand::List => {
+            if cli.output == Format::Json {
+                let contexts: Vec<_> = config
+                    .contexts
+                    .iter()
+                    .map(|(name, c)| {
+                        serde_json::json!({
+                            "name": name,
+                            "server": c.server,
+                            "username": c.username,
+                            "signedIn": c.token.is_some(),
+                            "current": config.current_context.as_deref() == Some(name.as_str()),
+                        })
+                    })
+                    .collect();
+                output::json(&serde_json::json!({ "contexts": contexts }));
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = config
+                .contexts
+                .iter()
+                .map(|(name, c)| {
+                    let current = if config.current_context.as_deref() == Some(name.as_str()) { "*" } else { "" };
+                    let signed_in = if c.token.is_some() { "yes" } else { "no" };
+                    vec![current.into(), name.clone(), c.server.clone(), cell(c.username.as_deref()), signed_in.into()]
+                })
+                .collect();
+            output::table(&["CURRENT", "NAME", "SERVER", "USER", "SIGNED-IN"], &rows, cli.no_headers);
+        }
+        ContextCommand::Use { name } => {
+            if !config.contexts.contains_key(name) {
+                return Err(Failure::Usage(format!("no context named `{name}`; see `imgctl context list`")));
+            }
+            config.current_context = Some(name.clone());
+            config.save(path).map_err(Failure::Local)?;
+            println!("now using context {name}");
+        }
+    }
+    Ok(())
+}
+
+/// The commands that talk to a server.
+struct Ctl {
+    client: Client,
+    format: Format,
+    no_headers: bool,
+}
+
+impl Ctl {
+    fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    async fn run(&self, command: &Command) -> Outcome {
+        match command {
+            Command::Catalog(c) => self.catalog(c).await,
+            Command::Approvals(c) => self.approvals(c).await,
+            Command::Check { image, request_approval } => self.check(image, *request_approval).await,
+            Command::Import { source, platforms, description, wait } => {
+                self.import(source, platforms, description.clone(), *wait).await
+            }
+            Command::Imports(c) => self.imports(c).await,
+            Command::Login { .. } | Command::Logout | Command::Context(_) => Ok(()),
+        }
+    }
+
+    async fn catalog(&self, command: &CatalogCommand) -> Outcome {
+        match command {
+            CatalogCommand::List { status, category, search, limit, offset } => {
+                let query = ImageQuery {
+                    status: status.map(Into::into),
+                    category: category.clone(),
+                    search: search.clone(),
+                    limit: *limit,
+                    offset: *offset,
+                };
+                let list = self.client.list_images(&query).await?;
+                if self.json() {
+                    output::json(list.json());
+                    return Ok(());
+                }
+                let rows: Vec<Vec<String>> = list
+                    .images
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            i.id.to_string(),
+                            i.full_name(),
+                            i.approval_status.as_str().to_owned(),
+                            cell(i.category.as_deref()),
+                            i.tag_count.to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "IMAGE", "STATUS", "CATEGORY", "TAGS"], &rows, self.no_headers);
+            }
+            CatalogCommand::Show { id } => {
+                let image = self.client.get_image(*id).await?;
+                if self.json() {
+                    output::json(image.json());
+                    return Ok(());
+                }
+                println!("ID:           {}", image.id);
+                println!("IMAGE:        {}/{}/{}", image.registry, image.namespace, image.image_name);
+                println!("STATUS:       {}", image.approval_status.as_str());
+                println!("CATEGORY:     {}", cell(image.category.as_deref()));
+                println!("DESCRIPTION:  {}", cell(image.description.as_deref()));
+                println!();
+                let rows: Vec<Vec<String>> = image
+                    .tags
+                    .iter()
+                    .map(|t| {
+                        let flags = [(t.is_recommended, "recommended"), (t.is_deprecated, "deprecated")]
+                            .iter()
+                            .filter(|(on, _)| *on)
+                            .map(|(_, name)| *name)
+                            .collect::<Vec<_>>()
+                            .join(",");
+                        let platform = match (&t.os, &t.architecture) {
+                            (Some(os), Some(arch)) => format!("{os}/{arch}"),
+                            _ => "-".into(),
+                        };
+                        vec![t.tag.clone(), platform, cell(Some(&flags)), cell(t.digest.as_deref())]
+                    })
+                    .collect();
+                output::table(&["TAG", "PLATFORM", "FLAGS", "DIGEST"], &rows, self.no_headers);
+            }
+        }
+        Ok(())
+    }
+
+    async fn approvals(&self, command: &ApprovalCommand) -> Outcome {
+        match command {
+            ApprovalCommand::List { status, limit, offset } => {
+                let query = RequestQuery { status: status.map(Into::into), limit: *limit, offset: *offset };
+                let list = self.client.list_approval_requests(&query).await?;
+                if self.json() {
+                    output::json(list.json());
+                    return Ok(());
+                }
+                let rows: Vec<Vec<String>> = list
+                    .requests
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.id.to_string(),
+                            r.reference(),
+                            r.status.as_str().to_owned(),
+                            r.requested_by.clone(),
+                            r.requested_at.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "IMAGE", "STATUS", "REQUESTED-BY", "REQUESTED-AT"], &rows, self.no_headers);
+            }
+            ApprovalCommand::Request { image, notes } => {
+                let reference = Reference::parse(image)
+                    .map_err(|e| Failure::Usage(format!("`{image}` is not an image reference: {e}")))?;
+                let request = NewApprovalRequest::for_reference(&reference, notes.clone());
+                let filed = self.client.request_approval(&request).await?;
+                if self.json() {
+                    output::json(filed.json());
+                } else {
+                    println!("filed approval request {} for {}", filed.id, filed.reference());
+                }
+            }
+            ApprovalCommand::Approve { id, notes, category, description } => {
+                let approval =
+                    Approval { notes: notes.clone(), category: category.clone(), description: description.clone() };
+                let decided = self.client.approve(*id, &approval).await?;
+                if self.json() {
+                    output::json(decided.json());
+                } else {
+                    println!("approved request {} for {}", decided.request.id, decided.request.reference());
+                }
+            }
+            ApprovalCommand::Reject { id, reason, notes } => {
+                let decided = self.client.reject(*id, reason, notes.as_deref()).await?;
+                if self.json() {
+                    output::json(decided.json());
+                } else {
+                    println!("rejected request {} for {}", decided.request.id, decided.request.reference());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn check(&self, image: &str, request_approval: bool) -> Outcome {
+        let admission = self.client.check_admission(image, request_approval).await?;
+        if self.json() {
+            output::json(admission.json());
+        }
+        match &*admission {
+            Admission::Allowed { image, tag, warnings } => {
+                if !self.json() {
+                    println!("allowed: {image}:{tag}");
+                }
+                for warning in warnings {
+                    eprintln!("warning: {warning}");
+                }
+                Ok(())
+            }
+            Admission::Refused { message, .. } => Err(Failure::Refused(format!("refused: {image}: {message}"))),
+        }
+    }
+
+    async fn import(&self, source: &str, platforms: &[String], description: Option<String>, wait: bool) -> Outcome {
+        let request = ImportRequest {
+            source: source.to_owned(),
+            platforms: platforms.to_vec(),
+            description,
+            ..Default::default()
+        };
+        let answer = self.client.import(&request).await?;
+        if !wait {
+            if self.json() {
+                output::json(answer.json());
+            } else {
+                println!("{} (import {})", answer.message, answer.id());
+            }
+            return Ok(());
+        }
+        if !self.json() {
+            println!("{} (import {})", answer.message, answer.id());
+        }
+        self.follow(answer.id()).await
+    }
+
+    /// Follows an import to its end, one line per change of status, attempt or completed layers; with
+    /// `-o json`, prints only the last answer.
+    async fn follow(&self, id: i64) -> Outcome {
+        let mut last = None;
+        let quiet = self.json();
+        let done = self
+            .client
+            .wait_for_import(id, Duration::from_millis(500), |d| {
+                let (completed, layers) = d.layers_completed();
+                let key = (d.status.clone(), d.attempts, completed, layers);
+                if quiet || last.as_ref() == Some(&key) {
+                    return;
+                }
+                let why = d.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+                println!("import {id}: {}, attempt {}, {completed}/{layers} layers{why}", d.status, d.attempts);
+                last = Some(key);
+            })
+            .await?;
+        if quiet {
+            output::json(done.json());
+        }
+        if done.is_ready() {
+            Ok(())
+        } else {
+            let why = done.message.as_deref().unwrap_or("no reason given");
+            Err(Failure::Refused(format!("import {id} failed: {why}")))
+        }
+    }
+
+    async fn imports(&self, command: &ImportsCommand) -> Outcome {
+        match command {
+            ImportsCommand::List { ready, tag, page, page_size } => {
+                let query = ImportQuery {
+                    page_num: *page,
+                    page_size: *page_size,
+                    tag: tag.clone(),
+                    ready: ready.then_some(true),
+                    user_name: None,
+                };
+                let list = self.client.list_imports(&query).await?;
+                if self.json() {
+                    output::json(list.json());
+                    return Ok(());
+                }
+                let mut rows = Vec::new();
+                for group in &list.images {
+                    for a in &group.artifacts {
+                        let platform = match (&a.os, &a.arch) {
+                            (Some(os), Some(arch)) => format!("{os}/{arch}"),
+                            _ => "-".into(),
+                        };
+                        rows.push(vec![
+                            a.id.to_string(),
+                            format!("{}/{}:{}", group.registry_host, group.repo, a.image_tag),
+                            platform,
+                            a.status.clone(),
+                            output::size(a.size),
+                            a.created_time.clone(),
+                            a.user_name.clone(),
+                        ]);
+                    }
+                }
+                output::table(
+                    &["ID", "IMAGE", "PLATFORM", "STATUS", "SIZE", "CREATED", "USER"],
+                    &rows,
+                    self.no_headers,
+                );
+            }
+            ImportsCommand::Show { id } => {
+                let details = self.client.import_details(*id).await?;
+                if self.json() {
+                    output::json(details.json());
+                    return Ok(());
+                }
+                let (completed, layers) = details.layers_completed();
+                println!("IMPORT:    {id}");
+                println!("STATUS:    {}", details.status);
+                println!("ATTEMPTS:  {}", details.attempts);
+                println!("LAYERS:    {completed}/{layers} completed");
+                if let Some(message) = &details.message {
+                    println!("MESSAGE:   {message}");
+                }
+                println!();
+                let rows: Vec<Vec<String>> = details
+                    .layers_detail
+                    .iter()
+                    .map(|(digest, l)| vec![digest.clone(), l.status.clone(), format!("{}%", l.progress)])
+                    .collect();
+                output::table(&["LAYER", "STATUS", "PROGRESS"], &rows, self.no_headers);
+            }
+            ImportsCommand::Cancel { id } => {
+                let canceled = self.client.cancel_import(*id).await?;
+                if self.json() {
+                    output::json(canceled.json());
+                } else {
+                    println!("{} (import {}, now {})", canceled.message, canceled.id, canceled.status);
+                }
+            }
+        }
+        Ok(())
+    }
+}

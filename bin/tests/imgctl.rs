@@ -1,0 +1,291 @@
+//! The real `imgctl` against a real `imagegate-server` on SQLite: sign-in and contexts, the catalog's
+//! tables and JSON, admission checks' exit codes, approvals, and bad input's exit codes and messages.
+
+use std::{
+    io::Write as _,
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_imagegate-server");
+const IMGCTL: &str = env!("CARGO_BIN_EXE_imgctl");
+const PASSWORD: &str = "change-me-please";
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server on a fresh SQLite database whose `admin` has `PASSWORD`.
+async fn serve() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let data = dir.path().join("data");
+    let child = Command::new(SERVER)
+        .args(["--listen", &listen, "--data-dir"])
+        .arg(&data)
+        .env_remove("IMAGEGATE_DATABASE_URL")
+        .env("IMAGEGATE_ADMIN_PASSWORD", PASSWORD)
+        // Quiet, so that nothing fills a pipe.
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server { child, base: format!("http://{listen}"), _dir: dir };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
+            && r.status().is_success()
+        {
+            return server;
+        }
+        assert!(server.child.try_wait().unwrap().is_none(), "the server exited");
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `imgctl ARGS` with its config under `home` and `stdin` on standard input (no terminal).
+fn imgctl(home: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(IMGCTL)
+        .args(args)
+        .env("XDG_CONFIG_HOME", home)
+        .env_remove("IMGCTL_SERVER")
+        .env_remove("IMGCTL_TOKEN")
+        .env_remove("IMGCTL_CONTEXT")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Standard output of a run that succeeded.
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "{}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Standard error of a run that exited with `code`: one line, no panic.
+fn fails(out: &Output, code: i32) -> String {
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(code), "stdout: {} stderr: {stderr}", String::from_utf8_lossy(&out.stdout));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn config(home: &Path) -> String {
+    std::fs::read_to_string(home.join("imgctl/config.toml")).unwrap()
+}
+
+fn login(home: &Path, server: &Server, user: &str, password: &str) -> Output {
+    imgctl(home, &["login", &server.base, "--username", user, "--password-stdin"], &format!("{password}\n"))
+}
+
+async fn status_with_token(server: &Server, token: &str) -> u16 {
+    let url = format!("{}/catalog/api/v1/images", server.base);
+    reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().status().as_u16()
+}
+
+fn token_in(config: &str) -> String {
+    let line = config.lines().find(|l| l.starts_with("token = ")).expect("a token in the config");
+    line.trim_start_matches("token = ").trim_matches('"').to_owned()
+}
+
+/// `login` keeps a working token in a 0600 config under a context named after the server; a second
+/// context and `context use` switch servers; `logout` revokes the token on the server and forgets it.
+#[tokio::test]
+async fn login_contexts_and_logout() {
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let context = server.base.trim_start_matches("http://").to_owned();
+
+    let out = fails(&login(home, &server, "admin", "wrong-password"), 3);
+    assert_eq!(out, "imgctl: invalid username or password (HTTP 401); sign in with `imgctl login`\n");
+    assert!(!home.join("imgctl/config.toml").exists(), "a failed login writes no config");
+
+    let out = ok(&login(home, &server, "admin", PASSWORD));
+    assert!(
+        out.starts_with(&format!("signed in to {} as admin (context {context}); the token works until ", server.base)),
+        "{out}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(home.join("imgctl/config.toml")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let token = token_in(&config(home));
+    assert_eq!(status_with_token(&server, &token).await, 200);
+
+    // No --server: the current context's server and token.
+    assert!(ok(&imgctl(home, &["catalog", "list"], "")).contains("docker.io/library/redis"));
+
+    // A second context for the same server, made current by login, then switched back with `context use`.
+    let out =
+        imgctl(home, &["login", &server.base, "--username", "admin", "--password-stdin", "--name", "second"], PASSWORD);
+    ok(&out);
+    let list = ok(&imgctl(home, &["context", "list"], ""));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert!(lines[0].starts_with("CURRENT  NAME"), "{list}");
+    assert!(lines.iter().any(|l| l.starts_with("*") && l.contains("second") && l.contains("yes")), "{list}");
+    assert_eq!(ok(&imgctl(home, &["context", "use", &context], "")), format!("now using context {context}\n"));
+    assert!(
+        ok(&imgctl(home, &["context", "list", "--no-headers"], ""))
+            .lines()
+            .any(|l| l.starts_with('*') && l.contains(&context))
+    );
+    let out = fails(&imgctl(home, &["context", "use", "nowhere"], ""), 2);
+    assert_eq!(out, "imgctl: no context named `nowhere`; see `imgctl context list`\n");
+
+    // Logout revokes the token: the server refuses it at once, and imgctl says to sign in.
+    let out = ok(&imgctl(home, &["logout"], ""));
+    assert_eq!(out, format!("signed out of {} (context {context}); the token is revoked\n", server.base));
+    assert_eq!(status_with_token(&server, &token).await, 401);
+    assert!(!config(home).contains(&token));
+    let out = fails(&imgctl(home, &["catalog", "list"], ""), 3);
+    assert!(out.ends_with("(HTTP 401); sign in with `imgctl login`\n"), "{out}");
+    // The other context's token still works.
+    assert!(ok(&imgctl(home, &["--context", "second", "catalog", "list"], "")).contains("redis"));
+}
+
+/// The catalog as a table (with and without headers) and as the API's exact JSON; `check` exits 0 for an
+/// approved image and tag and 1 otherwise; a requested and approved image passes the check afterwards.
+#[tokio::test]
+async fn catalog_check_and_approvals() {
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+    let token = token_in(&config(home));
+
+    let table = ok(&imgctl(home, &["catalog", "list", "--search", "redis"], ""));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["ID", "IMAGE", "STATUS", "CATEGORY", "TAGS"]);
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["1", "docker.io/library/redis", "approved", "database", "4"]
+    );
+    assert_eq!(lines[0].find("IMAGE"), lines[1].find("docker.io"), "columns line up:\n{table}");
+    let bare = ok(&imgctl(home, &["catalog", "list", "--search", "redis", "--no-headers"], ""));
+    assert!(bare.starts_with("1  docker.io/library/redis"), "{bare}");
+
+    let json: Value = serde_json::from_str(&ok(&imgctl(home, &["catalog", "list", "-o", "json"], ""))).unwrap();
+    let api: Value = reqwest::Client::new()
+        .get(format!("{}/catalog/api/v1/images", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json, api);
+
+    let shown = ok(&imgctl(home, &["catalog", "show", "1"], ""));
+    assert!(shown.contains("IMAGE:        docker.io/library/redis"), "{shown}");
+    let tag = shown.lines().find(|l| l.starts_with("7-alpine ")).unwrap();
+    assert_eq!(tag.split_whitespace().collect::<Vec<_>>(), ["7-alpine", "linux/amd64", "recommended", "-"]);
+
+    assert_eq!(ok(&imgctl(home, &["check", "redis:7-alpine"], "")), "allowed: docker.io/library/redis:7-alpine\n");
+    let out = fails(&imgctl(home, &["check", "redis:no-such-tag"], ""), 1);
+    assert_eq!(out, "imgctl: refused: redis:no-such-tag: This tag is not in the approved tags list\n");
+    let out = fails(&imgctl(home, &["check", "traefik:v3.1"], ""), 1);
+    assert_eq!(out, "imgctl: refused: traefik:v3.1: This image must be approved before deployment\n");
+    let refused = imgctl(home, &["check", "traefik:v3.1", "-o", "json"], "");
+    fails(&refused, 1);
+    let body: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(body["error"], "Image not approved");
+
+    let filed = ok(&imgctl(home, &["approvals", "request", "traefik:v3.1", "--notes", "edge proxy"], ""));
+    assert_eq!(filed, "filed approval request 1 for docker.io/library/traefik:v3.1\n");
+    let pending = ok(&imgctl(home, &["approvals", "list", "--status", "pending", "--no-headers"], ""));
+    let row: Vec<&str> = pending.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["1", "docker.io/library/traefik:v3.1", "pending", "admin"]);
+    assert_eq!(
+        ok(&imgctl(home, &["approvals", "approve", "1"], "")),
+        "approved request 1 for docker.io/library/traefik:v3.1\n"
+    );
+    assert_eq!(ok(&imgctl(home, &["check", "traefik:v3.1"], "")), "allowed: docker.io/library/traefik:v3.1\n");
+    let out = fails(&imgctl(home, &["approvals", "approve", "1"], ""), 5);
+    assert!(out.starts_with("imgctl: ") && out.contains("(HTTP 409)"), "{out}");
+}
+
+/// Unknown ids, bad references, bad flags, a bad server address and a server that is down each exit with
+/// the documented code and one sentence on stderr.
+#[tokio::test]
+async fn bad_input_gives_the_documented_exit_codes() {
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+
+    let out = fails(&imgctl(home, &["catalog", "show", "9999"], ""), 4);
+    assert!(out.starts_with("imgctl: ") && out.contains("not found") && out.ends_with("(HTTP 404)\n"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let out = fails(&imgctl(home, &["imports", "show", "42"], ""), 4);
+    assert!(out.contains("(HTTP 404)"), "{out}");
+
+    let out = fails(&imgctl(home, &["check", "Not A Reference!"], ""), 2);
+    assert!(out.starts_with("imgctl: ") && out.ends_with("(HTTP 400)\n"), "{out}");
+    fails(&imgctl(home, &["catalog", "show", "one"], ""), 2);
+    let out = fails(&imgctl(home, &["approvals", "request", "Bad Ref"], ""), 2);
+    assert!(out.starts_with("imgctl: `Bad Ref` is not an image reference: "), "{out}");
+    fails(&imgctl(home, &["catalog", "frobnicate"], ""), 2);
+    fails(&imgctl(home, &["check"], ""), 2);
+
+    let out = fails(&imgctl(home, &["--server", "ftp://example.com", "catalog", "list"], ""), 2);
+    assert_eq!(out, "imgctl: invalid server address `ftp://example.com`: expected http://host:port or https://host\n");
+
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let out = fails(&imgctl(home, &["--server", &down, "catalog", "list"], ""), 6);
+    assert!(out.starts_with(&format!("imgctl: cannot reach {down}/catalog/api/v1/images")), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+
+    // A login without a terminal and without --password-stdin says what to do.
+    let out = fails(&imgctl(home, &["login", &server.base, "--username", "admin"], ""), 2);
+    assert_eq!(out, "imgctl: no terminal to ask for the password on; use --password-stdin\n");
+
+    // A user may not approve: the auth exit code, with the server's message.
+    let client = reqwest::Client::new();
+    let token = token_in(&config(home));
+    let created = client
+        .post(format!("{}/api/v1/users", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "username": "dana", "password": "a-long-passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    ok(&imgctl(
+        home,
+        &["login", &server.base, "--username", "dana", "--password-stdin", "--name", "dana"],
+        "a-long-passphrase",
+    ));
+    ok(&imgctl(home, &["approvals", "request", "nginx:1.27"], ""));
+    let out = fails(&imgctl(home, &["approvals", "approve", "1"], ""), 3);
+    assert!(out.starts_with("imgctl: ") && out.ends_with("(HTTP 403)\n"), "{out}");
+}
