@@ -6,9 +6,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Digest, Error, Result, Timestamp, time_fmt::serde_millis, validate};
 
-pub type ImageId = i64;
-pub type TagId = i64;
-pub type ApprovalRequestId = i64;
+crate::id::id_type!(
+    /// A catalog image's id.
+    ///
+    /// An image's id and a tag's are of different types, so they cannot be passed swapped:
+    ///
+    /// ```
+    /// # use image_core::{catalog::{ImageId, TagId}, store::CatalogStore};
+    /// async fn drop_tag(store: &dyn CatalogStore, image: ImageId, tag: TagId) {
+    ///     let _ = store.delete_tag(image, tag, "admin").await;
+    /// }
+    /// ```
+    ///
+    /// ```compile_fail
+    /// # use image_core::{catalog::{ImageId, TagId}, store::CatalogStore};
+    /// async fn drop_tag(store: &dyn CatalogStore, image: ImageId, tag: TagId) {
+    ///     let _ = store.delete_tag(tag, image, "admin").await;
+    /// }
+    /// ```
+    ImageId
+);
+crate::id::id_type!(
+    /// A tag's id.
+    TagId
+);
+crate::id::id_type!(
+    /// An approval request's id.
+    ApprovalRequestId
+);
 
 /// Where an image or a request stands in the approval workflow.
 ///
@@ -486,7 +511,7 @@ mod tests {
     #[test]
     fn only_pending_requests_are_decidable() {
         let mut req = ApprovalRequest {
-            id: 7,
+            id: ApprovalRequestId::new(7),
             image_name: "redis".into(),
             registry: "docker.io".into(),
             namespace: "library".into(),

@@ -7,8 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Digest, Error, Reference, Result, Timestamp, catalog::Page, time_fmt::serde_millis};
 
-pub type ImportId = i64;
-pub type ExportId = i64;
+crate::id::id_type!(
+    /// An import's id.
+    ImportId
+);
+crate::id::id_type!(
+    /// An export record's id.
+    ExportId
+);
 
 /// Where an import stands. `Queued → Running → Succeeded | Failed`; a running import whose attempt
 /// fails with a transient error goes back to `Queued` until its attempts run out; `Canceled` is final.

@@ -215,10 +215,20 @@ impl VerifyStatus {
     }
 }
 
+crate::id::id_type!(
+    /// A registry secret's id.
+    RegistrySecretId
+);
+
+crate::id::id_type!(
+    /// A repository's id.
+    RepositoryId
+);
+
 /// Credentials for one registry, kept in a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrySecret {
-    pub id: i64,
+    pub id: RegistrySecretId,
     pub namespace: String,
     pub name: String,
     pub display_name: Option<String>,
@@ -301,7 +311,7 @@ pub enum SyncStatus {
 /// A tag kept in sync from a registry secret's registry into the internal registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
-    pub id: i64,
+    pub id: RepositoryId,
     pub namespace: String,
     pub name: String,
     pub display_name: Option<String>,

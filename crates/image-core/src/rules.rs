@@ -175,7 +175,7 @@ mod tests {
 
     fn image(status: ApprovalStatus) -> CatalogImage {
         CatalogImage {
-            id: 1,
+            id: crate::catalog::ImageId::new(1),
             image_name: "redis".into(),
             registry: "docker.io".into(),
             namespace: "library".into(),
@@ -190,10 +190,10 @@ mod tests {
         }
     }
 
-    fn tag(id: TagId, name: &str) -> Tag {
+    fn tag(id: i64, name: &str) -> Tag {
         Tag {
-            id,
-            image_id: 1,
+            id: TagId::new(id),
+            image_id: crate::catalog::ImageId::new(1),
             tag: name.into(),
             digest: None,
             size_bytes: None,
@@ -283,7 +283,9 @@ mod tests {
         let mut tags = vec![tag(1, "6"), tag(2, "7"), tag(3, "8")];
         tags[0].is_recommended = true;
         tags[1].is_recommended = true;
-        let ids = |keep| superseded_recommendations(&tags, keep).map(|t| t.id).collect::<Vec<_>>();
+        let ids = |keep: Option<i64>| {
+            superseded_recommendations(&tags, keep.map(TagId::new)).map(|t| t.id.get()).collect::<Vec<_>>()
+        };
         assert_eq!(ids(None), [1, 2]);
         assert_eq!(ids(Some(2)), [1]);
         assert_eq!(ids(Some(3)), [1, 2]);
@@ -314,7 +316,7 @@ mod tests {
         let Admission::Allowed { tag, warnings, .. } = admit(Some(&approved), &tags, &reference(&by_digest)) else {
             panic!("a listed digest is allowed");
         };
-        assert_eq!(tag.id, 2);
+        assert_eq!(tag.id, TagId::new(2));
         assert_eq!(warnings.iter().map(ToString::to_string).collect::<Vec<_>>(), ["tag 6 is deprecated"]);
         let unknown_digest = format!("redis@{}", digest('e'));
         assert_eq!(

@@ -19,8 +19,8 @@ use image_core::{
     catalog::Page,
     copy::{CopyErrorKind, access_for_import},
     import::{
-        EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, LayerProgress, LayerState, NewImport,
-        Platform, SecretRef,
+        EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob, ImportOrder, LayerProgress,
+        LayerState, NewImport, Platform, SecretRef,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -100,7 +100,7 @@ struct ArtifactView {
     created_time: String,
     user_name: String,
     status: &'static str,
-    id: i64,
+    id: ImportId,
     size: u64,
     arch: Option<String>,
     os: Option<String>,
@@ -224,7 +224,7 @@ async fn list_images(
 async fn delete_image(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ImportId>,
 ) -> ApiResult<StatusCode> {
     let registry = s.internal.as_ref().map(|internal| internal.copier.as_ref() as &dyn image_core::copy::ImageCopier);
     image_core::workflow::delete_import(s.store.as_ref(), registry, id, &admin.user.username).await?;
@@ -236,7 +236,7 @@ async fn delete_image(
 async fn cancel_import(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ImportId>,
 ) -> ApiResult<Json<Value>> {
     let import = s.store.cancel_import(id, &admin.user.username).await?;
     Ok(Json(json!({ "message": "Image import canceled", "id": import.id, "status": import.state.platform_status() })))
@@ -395,7 +395,7 @@ async fn import_image(
     let answer = match s.store.enqueue_import(import, &user.user.username).await? {
         EnqueueOutcome::Started(job) => {
             s.jobs_queued();
-            ImportAnswer { state: 1, message: "Image import started".into(), already_image_id: job.id }
+            ImportAnswer { state: 1, message: "Image import started".into(), already_image_id: job.id.get() }
         }
         EnqueueOutcome::Existing(job) => ImportAnswer {
             state: 2,
@@ -404,7 +404,7 @@ async fn import_image(
             } else {
                 format!("Image already exists (image {})", job.id)
             },
-            already_image_id: job.id,
+            already_image_id: job.id.get(),
         },
     };
     Ok(Json(answer).into_response())
@@ -483,7 +483,7 @@ fn layer_status(state: LayerState) -> &'static str {
 async fn importing_details(
     State(s): State<AppState>,
     _: User,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ImportId>,
 ) -> ApiResult<Json<ImportingDetails>> {
     let import = s.store.get_import(id).await?;
     let layers_detail = import
@@ -550,7 +550,7 @@ async fn report_progress(
 }
 
 async fn find_import_by_name(s: &AppState, name: &str) -> Result<ImportJob, ApiError> {
-    if let Ok(id) = name.parse::<i64>() {
+    if let Ok(id) = name.parse::<ImportId>() {
         return Ok(s.store.get_import(id).await?);
     }
     let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
@@ -655,7 +655,7 @@ async fn create_export(
         image_core::validate::text(d, 2000).map_err(|e| Error::invalid("description", e))?;
     }
     let record = ExportRecord {
-        id: 0,
+        id: ExportId::new(0),
         registry_host,
         repository: repo.to_owned(),
         tag: tag.to_owned(),
@@ -677,7 +677,7 @@ struct UpdateExport {
 async fn update_export(
     State(s): State<AppState>,
     user: User,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ExportId>,
     extract::Body(b, _): Body<UpdateExport>,
 ) -> ApiResult<Json<ExportRecord>> {
     image_core::import::validate_phase(&b.status)?;

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use image_core::{
     Error,
     catalog::{
-        ApprovalRequest, ApprovalRequestFilter, ApprovalStatus, CatalogImage, Decision, ImageUpdate,
+        ApprovalRequest, ApprovalRequestFilter, ApprovalRequestId, ApprovalStatus, CatalogImage, Decision, ImageUpdate,
         NewApprovalRequest, NewImage, NewTag,
     },
     event::kind,
@@ -77,9 +77,9 @@ pub(crate) async fn list_approval_requests(
     Ok(Listing { items, total })
 }
 
-pub(crate) async fn get_approval_request(conn: &mut Conn<'_>, id: i64) -> DbResult<ApprovalRequest> {
+pub(crate) async fn get_approval_request(conn: &mut Conn<'_>, id: ApprovalRequestId) -> DbResult<ApprovalRequest> {
     let row: Option<RequestRow> =
-        image_approval_requests::table.find(id).select(columns::<RequestRow>()).first(conn).await.optional()?;
+        image_approval_requests::table.find(id.get()).select(columns::<RequestRow>()).first(conn).await.optional()?;
     row.ok_or_else(|| Error::not_found("approval request", id))?.into_domain()
 }
 
@@ -91,13 +91,13 @@ pub(crate) async fn get_approval_request(conn: &mut Conn<'_>, id: i64) -> DbResu
 /// when the image lacks it. The decision's notes, when given, replace the request's.
 pub(crate) async fn decide_approval_request(
     conn: &mut Conn<'_>,
-    id: i64,
+    id: ApprovalRequestId,
     decision: &Decision,
     actor: &str,
 ) -> DbResult<(ApprovalRequest, Option<CatalogImage>)> {
     let before = conn
         .dialect()
-        .lock_request(id)
+        .lock_request(id.get())
         .await?
         .ok_or_else(|| Error::not_found("approval request", id))?
         .into_domain()?;
@@ -126,7 +126,7 @@ pub(crate) async fn decide_approval_request(
             (kind::APPROVAL_REJECTED, None)
         }
     };
-    diesel::update(image_approval_requests::table.find(id)).set(Verdict::of(&after)).execute(conn).await?;
+    diesel::update(image_approval_requests::table.find(id.get())).set(Verdict::of(&after)).execute(conn).await?;
     let subject = Subject { image: after.image_id, request: Some(id), ..Subject::default() };
     record(conn, event_type, actor, now, subject, update_details(json!(before), json!(after))).await?;
     Ok((after, image))
@@ -167,7 +167,7 @@ async fn approve_image(
     };
     if let Some(tag) = &request.tag {
         let present: Option<i64> = image_tags::table
-            .filter(image_tags::image_id.eq(image.id))
+            .filter(image_tags::image_id.eq(image.id.get()))
             .filter(image_tags::tag.eq(tag))
             .select(image_tags::id)
             .first(conn)

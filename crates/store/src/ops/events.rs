@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use image_core::{
-    catalog::{ImageId, TagId},
+    catalog::{ApprovalRequestId, ImageId, TagId},
     event::{AuditEvent, EventFilter},
     store::Listing,
 };
@@ -20,7 +20,7 @@ use crate::{
 pub(super) struct Subject {
     pub(super) image: Option<ImageId>,
     pub(super) tag: Option<TagId>,
-    pub(super) request: Option<i64>,
+    pub(super) request: Option<ApprovalRequestId>,
 }
 
 pub(super) async fn record(
@@ -35,9 +35,9 @@ pub(super) async fn record(
         event_type,
         actor,
         occurred_at: at,
-        image_id: subject.image,
-        tag_id: subject.tag,
-        request_id: subject.request,
+        image_id: subject.image.map(ImageId::get),
+        tag_id: subject.tag.map(TagId::get),
+        request_id: subject.request.map(ApprovalRequestId::get),
         details: details.to_string(),
     };
     diesel::insert_into(audit_events::table).values(row).execute(conn).await?;
@@ -66,7 +66,7 @@ fn event_filter(filter: &EventFilter) -> Condition<'_, audit_events::table> {
         condition.push(audit_events::event_type.eq(event_type));
     }
     if let Some(image_id) = filter.image_id {
-        condition.push(audit_events::image_id.eq(image_id));
+        condition.push(audit_events::image_id.eq(image_id.get()));
     }
     if let Some(actor) = &filter.actor {
         condition.push(audit_events::actor.eq(actor));

@@ -5,7 +5,7 @@ use image_core::{
     Error,
     catalog::Page,
     event::kind,
-    import::{ExportRecord, validate_phase},
+    import::{ExportId, ExportRecord, validate_phase},
     store::Listing,
 };
 use serde_json::json;
@@ -41,14 +41,14 @@ pub(crate) async fn create_export(conn: &mut Conn<'_>, export: &ExportRecord) ->
 
 pub(crate) async fn set_export_phase(
     conn: &mut Conn<'_>,
-    id: i64,
+    id: ExportId,
     phase: &str,
     actor: &str,
     actor_is_admin: bool,
 ) -> DbResult<ExportRecord> {
     validate_phase(phase)?;
     let before: ExportRow = exports::table
-        .find(id)
+        .find(id.get())
         .select(columns::<ExportRow>())
         .first(conn)
         .await
@@ -62,7 +62,7 @@ pub(crate) async fn set_export_phase(
     }
     let details = json!({ "export_id": id, "before": { "phase": before.phase }, "after": { "phase": phase } });
     record(conn, kind::EXPORT_UPDATED, actor, now_micros(), Subject::default(), details).await?;
-    let row: Option<ExportRow> = diesel::update(exports::table.find(id))
+    let row: Option<ExportRow> = diesel::update(exports::table.find(id.get()))
         .set(exports::phase.eq(phase))
         .returning(columns::<ExportRow>())
         .get_result::<ExportRow>(conn)
