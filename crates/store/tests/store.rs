@@ -155,7 +155,7 @@ fn new_image(name: &str, category: Option<&str>, description: Option<&str>) -> N
 }
 
 fn new_tag(tag: &str, is_recommended: bool) -> NewTag {
-    NewTag { tag: tag.to_owned(), is_recommended, ..NewTag::default() }
+    NewTag::new(tag).unwrap().with_recommended(is_recommended)
 }
 
 fn all() -> ImageFilter {
@@ -426,17 +426,16 @@ async fn tags_are_added_updated_and_deleted(db: TestDb) {
     let image = store.create_image(new_image("alpine", Some("base"), None), ADMIN).await.unwrap();
     let digest: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
     let pushed_at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap() + Duration::microseconds(123_456);
-    let tag = NewTag {
-        tag: "3.20".into(),
-        digest: Some(digest.clone()),
-        size_bytes: Some(3_600_000),
-        architecture: Some("arm64".into()),
-        os: Some("linux".into()),
-        pushed_at: Some(pushed_at),
-        security_scan_status: Some("pending".into()),
-        vulnerabilities_count: Some(2),
-        ..NewTag::default()
-    };
+    let tag = NewTag::new("3.20")
+        .unwrap()
+        .with_digest(Some(digest.clone()))
+        .with_size_bytes(Some(3_600_000))
+        .and_then(|t| t.with_architecture(Some("arm64".into())))
+        .and_then(|t| t.with_os(Some("linux".into())))
+        .and_then(|t| t.with_security_scan_status(Some("pending".into())))
+        .and_then(|t| t.with_vulnerabilities_count(Some(2)))
+        .unwrap()
+        .with_pushed_at(Some(pushed_at));
     let created = store.create_tag(image.id, tag, ADMIN).await.unwrap();
     assert_eq!(
         (created.image_id, created.digest.as_ref(), created.pushed_at),

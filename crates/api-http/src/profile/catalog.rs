@@ -217,19 +217,16 @@ async fn create_tag(
     PathParams(image_id, _): Path<ImageId>,
     extract::Body(b, _): Body<CreateTag>,
 ) -> ApiResult<(StatusCode, Json<Tag>)> {
-    let tag = NewTag {
-        tag: b.tag,
-        digest: b.digest,
-        size_bytes: b.size_bytes,
-        architecture: b.architecture,
-        os: b.os,
-        pushed_at: b.pushed_at,
-        is_recommended: b.is_recommended,
-        is_deprecated: b.is_deprecated,
-        security_scan_status: b.security_scan_status,
-        vulnerabilities_count: b.vulnerabilities_count,
-    }
-    .validated()?;
+    let tag = NewTag::new(b.tag)?
+        .with_digest(b.digest)
+        .with_size_bytes(b.size_bytes)?
+        .with_vulnerabilities_count(b.vulnerabilities_count)?
+        .with_architecture(b.architecture)?
+        .with_os(b.os)?
+        .with_security_scan_status(b.security_scan_status)?
+        .with_pushed_at(b.pushed_at)
+        .with_recommended(b.is_recommended)
+        .with_deprecated(b.is_deprecated);
     let tag = s.store.create_tag(image_id, tag, &admin.user.username).await?;
     Ok((StatusCode::CREATED, Json(tag)))
 }

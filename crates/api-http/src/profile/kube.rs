@@ -601,8 +601,8 @@ mod tests {
             search: None,
             name: None,
         };
-        assert_eq!(list_page(&q(None, None)).unwrap(), Page { limit: 10, offset: 0 });
-        assert_eq!(list_page(&q(Some("3"), Some("20"))).unwrap(), Page { limit: 20, offset: 40 });
+        assert_eq!(list_page(&q(None, None)).unwrap(), Page::new(Some(10), Some(0)).unwrap());
+        assert_eq!(list_page(&q(Some("3"), Some("20"))).unwrap(), Page::new(Some(20), Some(40)).unwrap());
         assert!(list_page(&q(Some("0"), None)).is_err());
         assert!(list_page(&q(None, Some("0"))).is_err());
         assert!(list_page(&q(None, Some("501"))).is_err());

@@ -691,8 +691,8 @@ mod tests {
 
     #[test]
     fn pages_count_from_zero() {
-        assert_eq!(parse_page(None, None).unwrap(), Page { limit: 10, offset: 0 });
-        assert_eq!(parse_page(Some("2".into()), Some("5".into())).unwrap(), Page { limit: 5, offset: 10 });
+        assert_eq!(parse_page(None, None).unwrap(), Page::new(Some(10), Some(0)).unwrap());
+        assert_eq!(parse_page(Some("2".into()), Some("5".into())).unwrap(), Page::new(Some(5), Some(10)).unwrap());
         assert!(parse_page(Some("-1".into()), None).is_err());
         assert!(parse_page(None, Some("0".into())).is_err());
         assert!(parse_page(None, Some("101".into())).is_err());

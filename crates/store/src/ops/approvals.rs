@@ -69,8 +69,8 @@ pub(crate) async fn list_approval_requests(
         .filter(request_filter(filter))
         .select(columns::<RequestRow>())
         .order(image_approval_requests::id.asc())
-        .limit(filter.page.limit)
-        .offset(filter.page.offset)
+        .limit(filter.page.limit())
+        .offset(filter.page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(RequestRow::into_domain).collect::<DbResult<_>>()?;
@@ -153,15 +153,16 @@ async fn approve_image(
             apply_image_update(conn, row.into_domain()?, &update, actor, now, Some(request.id)).await?
         }
         None => {
-            let new = NewImage {
-                image_name: request.image_name.clone(),
-                registry: request.registry.clone(),
-                namespace: request.namespace.clone(),
-                description: description.clone(),
-                category: category.clone(),
-                is_official: rules::is_official(&request.registry, &request.namespace),
-                approval_status: ApprovalStatus::Approved,
-            };
+            // The request was checked by the same rules when it was made, so this holds.
+            let new = NewImage::new(
+                &request.image_name,
+                Some(&request.registry),
+                Some(&request.namespace),
+                description.clone(),
+                category.clone(),
+                rules::is_official(&request.registry, &request.namespace),
+                ApprovalStatus::Approved,
+            )?;
             insert_image(conn, &new, actor, now, Some(request.id)).await?
         }
     };
@@ -174,7 +175,7 @@ async fn approve_image(
             .await
             .optional()?;
         if present.is_none() {
-            let new = NewTag { tag: tag.clone(), ..NewTag::default() };
+            let new = NewTag::new(tag.clone())?;
             insert_tag(conn, image.id, &new, actor, now, Some(request.id)).await?;
         }
     }

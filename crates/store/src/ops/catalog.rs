@@ -96,8 +96,8 @@ pub(crate) async fn list_images(conn: &mut Conn<'_>, filter: &ImageFilter) -> Db
         .filter(image_filter(filter))
         .select(columns::<ImageRow>())
         .order(images::id.asc())
-        .limit(filter.page.limit)
-        .offset(filter.page.offset)
+        .limit(filter.page.limit())
+        .offset(filter.page.offset())
         .load(conn)
         .await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -142,15 +142,15 @@ pub(super) async fn insert_image(
     now: Micros,
     request: Option<ApprovalRequestId>,
 ) -> DbResult<CatalogImage> {
-    let approved = image.approval_status == ApprovalStatus::Approved;
+    let approved = image.approval_status() == ApprovalStatus::Approved;
     let row = NewImageRow {
-        image_name: &image.image_name,
-        registry: &image.registry,
-        namespace: &image.namespace,
-        description: image.description.as_deref(),
-        category: image.category.as_deref(),
-        is_official: image.is_official,
-        approval_status: image.approval_status.as_str(),
+        image_name: image.image_name(),
+        registry: image.registry(),
+        namespace: image.namespace(),
+        description: image.description(),
+        category: image.category(),
+        is_official: image.is_official(),
+        approval_status: image.approval_status().as_str(),
         approved_by: approved.then_some(actor),
         approved_at: approved.then_some(now),
         created_at: now,
@@ -162,7 +162,7 @@ pub(super) async fn insert_image(
         .get_result::<ImageRow>(conn)
         .await
         .map_err(on_unique(|| {
-            format!("image {} already exists", image_label(&image.registry, &image.namespace, &image.image_name))
+            format!("image {} already exists", image_label(image.registry(), image.namespace(), image.image_name()))
         }))?
         .into_domain()?;
     let subject = Subject { image: Some(created.id), request, ..Subject::default() };
@@ -321,21 +321,21 @@ pub(super) async fn insert_tag(
     now: Micros,
     request: Option<ApprovalRequestId>,
 ) -> DbResult<Tag> {
-    if rules::becomes_recommended(None, tag.is_recommended) {
+    if rules::becomes_recommended(None, tag.is_recommended()) {
         unrecommend_others(conn, image_id, None, actor, now).await?;
     }
     let row = NewTagRow {
         image_id: image_id.get(),
-        tag: &tag.tag,
-        digest: tag.digest.as_ref().map(|d| d.as_str()),
-        size_bytes: tag.size_bytes,
-        architecture: tag.architecture.as_deref(),
-        os: tag.os.as_deref(),
-        pushed_at: tag.pushed_at.map(to_micros),
-        is_recommended: tag.is_recommended,
-        is_deprecated: tag.is_deprecated,
-        security_scan_status: tag.security_scan_status.as_deref(),
-        vulnerabilities_count: tag.vulnerabilities_count,
+        tag: tag.tag(),
+        digest: tag.digest().map(|d| d.as_str()),
+        size_bytes: tag.size_bytes(),
+        architecture: tag.architecture(),
+        os: tag.os(),
+        pushed_at: tag.pushed_at().map(to_micros),
+        is_recommended: tag.is_recommended(),
+        is_deprecated: tag.is_deprecated(),
+        security_scan_status: tag.security_scan_status(),
+        vulnerabilities_count: tag.vulnerabilities_count(),
         created_at: now,
         updated_at: now,
     };
@@ -344,7 +344,7 @@ pub(super) async fn insert_tag(
         .returning(columns::<TagRow>())
         .get_result::<TagRow>(conn)
         .await
-        .map_err(on_unique(|| format!("tag {} already exists for image {image_id}", tag.tag)))?
+        .map_err(on_unique(|| format!("tag {} already exists for image {image_id}", tag.tag())))?
         .into_domain()?;
     let subject = Subject { image: Some(image_id), tag: Some(created.id), request };
     record(conn, kind::TAG_ADDED, actor, now, subject, json!(created)).await?;

@@ -80,8 +80,8 @@ pub(crate) async fn list_events(conn: &mut Conn<'_>, filter: &EventFilter) -> Db
         .filter(event_filter(filter))
         .select(columns::<EventRow>())
         .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
-        .limit(filter.page.limit)
-        .offset(filter.page.offset)
+        .limit(filter.page.limit())
+        .offset(filter.page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(EventRow::into_domain).collect::<DbResult<_>>()?;

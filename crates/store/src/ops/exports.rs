@@ -96,8 +96,8 @@ pub(crate) async fn list_exports(
         .filter(export_filter(ready, created_by))
         .select(columns::<ExportRow>())
         .order((exports::created_at.desc(), exports::id.desc()))
-        .limit(page.limit)
-        .offset(page.offset)
+        .limit(page.limit())
+        .offset(page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(ExportRow::into_domain).collect::<DbResult<_>>()?;

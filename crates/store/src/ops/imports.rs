@@ -169,8 +169,8 @@ pub(crate) async fn list_imports(conn: &mut Conn<'_>, filter: &ImportFilter) -> 
         .filter(import_filter(filter))
         .select(columns::<ImportRow>())
         .order(order)
-        .limit(filter.page.limit)
-        .offset(filter.page.offset)
+        .limit(filter.page.limit())
+        .offset(filter.page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(ImportRow::into_domain).collect::<DbResult<_>>()?;

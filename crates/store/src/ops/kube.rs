@@ -167,8 +167,8 @@ pub(crate) async fn list_registry_secrets(
         .filter(registry_secret_filter(namespace, search))
         .select(columns::<RegistrySecretRow>())
         .order((registry_secrets::namespace.asc(), registry_secrets::name.asc()))
-        .limit(page.limit)
-        .offset(page.offset)
+        .limit(page.limit())
+        .offset(page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(|row| row.into_domain(sealer)).collect::<DbResult<_>>()?;
@@ -351,8 +351,8 @@ pub(crate) async fn list_repositories(
         .filter(repository_filter(namespace, name))
         .select(columns::<RepositoryRow>())
         .order((repositories::namespace.asc(), repositories::name.asc()))
-        .limit(page.limit)
-        .offset(page.offset)
+        .limit(page.limit())
+        .offset(page.offset())
         .load(conn)
         .await?;
     // The domains of the secrets these use; the pairs of namespaces and names cover them, and a few more.
