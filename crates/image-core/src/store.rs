@@ -15,8 +15,8 @@ use crate::{
     },
     event::{AuditEvent, EventFilter},
     import::{
-        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob,
-        LayerProgress, NewImport,
+        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportPhase, ExportRecord, ImportFilter, ImportId,
+        ImportJob, LayerProgress, NewImport,
     },
 };
 
@@ -188,7 +188,7 @@ pub trait ImportStore: Send + Sync {
     async fn set_export_phase(
         &self,
         id: ExportId,
-        phase: &str,
+        phase: ExportPhase,
         actor: &str,
         actor_is_admin: bool,
     ) -> Result<ExportRecord>;

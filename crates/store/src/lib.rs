@@ -21,8 +21,8 @@ use image_core::{
     },
     event::{AuditEvent, EventFilter},
     import::{
-        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob,
-        LayerProgress, NewImport,
+        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportPhase, ExportRecord, ImportFilter, ImportId,
+        ImportJob, LayerProgress, NewImport,
     },
     kube::{
         NewRegistrySecret, NewRepository, RegistrySecret, Repository, RepositoryId, SyncStatus, SyncedManifest,
@@ -575,12 +575,12 @@ impl ImportStore for DbStore {
     async fn set_export_phase(
         &self,
         id: ExportId,
-        phase: &str,
+        phase: ExportPhase,
         actor: &str,
         actor_is_admin: bool,
     ) -> Result<ExportRecord> {
-        let (phase, actor) = (phase.to_owned(), actor.to_owned());
-        in_transaction!(self, |conn| ops::exports::set_export_phase(conn, id, &phase, &actor, actor_is_admin).await)
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::exports::set_export_phase(conn, id, phase, &actor, actor_is_admin).await)
     }
 
     /// `ready: Some(false)` keeps the records that have not succeeded.

@@ -539,7 +539,10 @@ impl ExportRow {
             source: self.source,
             description: self.description,
             created_by: self.created_by,
-            phase: self.phase,
+            phase: self
+                .phase
+                .parse()
+                .map_err(|_| corrupt(format!("export {}: unknown phase `{}`", self.id, self.phase)))?,
             created_at: from_micros(self.created_at)?,
         })
     }

@@ -14,8 +14,8 @@ use image_core::{
     },
     event::{EventFilter, kind},
     import::{
-        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob,
-        ImportOrder, ImportState, LayerProgress, LayerState, NewImport,
+        Artifact, AttemptOutcome, BlobCopy, EnqueueOutcome, ExportId, ExportPhase, ExportRecord, ImportFilter,
+        ImportId, ImportJob, ImportOrder, ImportState, LayerProgress, LayerState, NewImport,
     },
     kube::{
         NewRegistrySecret, NewRepository, Provider, RepositoryId, Secret, SyncStatus, SyncedManifest, VerifyStatus,
@@ -1563,7 +1563,7 @@ async fn progress_round_trips(db: TestDb) {
         layer(11, 3_000_000_000, 1_500_000_000, LayerState::Downloading),
         layer(12, 20, 0, LayerState::Waiting),
     ];
-    layers[0].via = Some("mounted".into());
+    layers[0].via = Some(BlobCopy::Mounted);
     let artifacts =
         vec![artifact(2, "amd64", 3_000_001_020), Artifact { variant: Some("v8".into()), ..artifact(3, "arm64", 5) }];
     store.record_import_progress(import.id, Some(&digest(1)), &artifacts, &layers).await.unwrap();
@@ -1731,7 +1731,7 @@ async fn imports_are_filtered_ordered_and_paged(db: TestDb) {
 
 async fn exports_are_recorded_and_listed(db: TestDb) {
     let store = &db.store;
-    let record = |tag: &str, by: &str, phase: &str| ExportRecord {
+    let record = |tag: &str, by: &str, phase: ExportPhase| ExportRecord {
         id: ExportId::new(99),
         registry_host: "harbor.example.com".into(),
         repository: "custom/app".into(),
@@ -1739,25 +1739,24 @@ async fn exports_are_recorded_and_listed(db: TestDb) {
         source: Some("pod default/app-0".into()),
         description: None,
         created_by: by.into(),
-        phase: phase.into(),
+        phase,
         created_at: OffsetDateTime::UNIX_EPOCH,
     };
     let before = OffsetDateTime::now_utc();
-    let first = store.create_export(record("v1", "carol", "Pending")).await.unwrap();
+    let first = store.create_export(record("v1", "carol", ExportPhase::Pending)).await.unwrap();
     assert_ne!(first.id, ExportId::new(99));
     assert!(first.created_at >= before);
     assert_eq!(
         (first.tag.as_str(), first.phase.as_str(), first.source.as_deref()),
         ("v1", "Pending", Some("pod default/app-0"))
     );
-    let second = store.create_export(record("v2", "dan", "Running")).await.unwrap();
-    let third = store.create_export(record("v3", "carol", "Succeeded")).await.unwrap();
-    assert_invalid(store.create_export(record("v4", "carol", "done")).await, "phase");
+    let second = store.create_export(record("v2", "dan", ExportPhase::Running)).await.unwrap();
+    let third = store.create_export(record("v3", "carol", ExportPhase::Succeeded)).await.unwrap();
 
-    let first = store.set_export_phase(first.id, "Succeeded", ADMIN, true).await.unwrap();
-    assert_eq!(first.phase, "Succeeded");
-    assert_invalid(store.set_export_phase(first.id, "succeeded", ADMIN, true).await, "phase");
-    assert_not_found(store.set_export_phase(ExportId::new(42_000), "Failed", ADMIN, true).await, "export", 42_000);
+    let first = store.set_export_phase(first.id, ExportPhase::Succeeded, ADMIN, true).await.unwrap();
+    assert_eq!(first.phase, ExportPhase::Succeeded);
+    let missing = store.set_export_phase(ExportId::new(42_000), ExportPhase::Failed, ADMIN, true).await;
+    assert_not_found(missing, "export", 42_000);
 
     let list = |ready: Option<bool>, by: Option<&'static str>, page: Page| async move {
         let listing = store.list_exports(ready, by, page).await.unwrap();

@@ -19,8 +19,8 @@ use image_core::{
     catalog::Page,
     copy::{CopyErrorKind, access_for_import},
     import::{
-        EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob, ImportOrder, LayerProgress,
-        LayerState, NewImport, Platform, SecretRef,
+        EnqueueOutcome, ExportId, ExportPhase, ExportRecord, ImportFilter, ImportId, ImportJob, ImportOrder,
+        LayerProgress, LayerState, NewImport, Platform, SecretRef,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,17 @@ fn parse_page(page_num: Option<String>, page_size: Option<String>) -> Result<Pag
     }
     let offset = num.checked_mul(size).ok_or_else(|| Error::invalid("page_num", "is too large"))?;
     Page::new(Some(size), Some(offset))
+}
+
+/// `orderBy`: the seed's names for the orders, and the domain's.
+fn parse_order(order: &str) -> Result<ImportOrder, Error> {
+    match order {
+        "created_at" | "createdTime" | "createdAt" => Ok(ImportOrder::CreatedAt),
+        "id" => Ok(ImportOrder::Id),
+        "repo" | "repository" => Ok(ImportOrder::Repository),
+        "tag" | "imageTag" => Ok(ImportOrder::Tag),
+        _ => Err(Error::invalid("orderBy", format!("`{order}` is not one of created_at, id, repo, tag"))),
+    }
 }
 
 fn parse_descending(order: Option<String>) -> Result<bool, Error> {
@@ -191,7 +202,7 @@ async fn list_images(
         tag,
         ready: param::boolean("ready", q.ready)?,
         created_by: param::non_empty(q.user_name),
-        order_by: param::non_empty(q.order_by).map(|o| o.parse()).transpose()?.unwrap_or(ImportOrder::CreatedAt),
+        order_by: param::non_empty(q.order_by).map(|o| parse_order(&o)).transpose()?.unwrap_or(ImportOrder::CreatedAt),
         descending: parse_descending(q.order)?,
         page: parse_page(q.page_num, q.page_size)?,
     };
@@ -587,7 +598,7 @@ struct ExportView {
     description: Option<String>,
     created_time: String,
     user_name: String,
-    status: String,
+    status: ExportPhase,
     include_type: &'static str,
 }
 
@@ -644,8 +655,10 @@ async fn create_export(
     image_core::validate::tag(tag).map_err(|e| Error::invalid("target", e))?;
     let registry_host = b.registry_host.unwrap_or_else(|| "harbor.exported".into());
     image_core::validate::registry_host(&registry_host).map_err(|e| Error::invalid("registryHost", e))?;
-    let phase = b.status.unwrap_or_else(|| "Pending".into());
-    image_core::import::validate_phase(&phase)?;
+    let phase = match b.status {
+        Some(status) => status.parse()?,
+        None => ExportPhase::Pending,
+    };
     let description = match (b.description, &b.source) {
         (Some(d), _) => Some(d),
         (None, Some(src)) => Some(format!("Exported from source: {src}")),
@@ -680,9 +693,9 @@ async fn update_export(
     PathParams(id, _): Path<ExportId>,
     extract::Body(b, _): Body<UpdateExport>,
 ) -> ApiResult<Json<ExportRecord>> {
-    image_core::import::validate_phase(&b.status)?;
+    let phase = b.status.parse()?;
     let admin = user.user.role == image_core::auth::Role::Admin;
-    Ok(Json(s.store.set_export_phase(id, &b.status, &user.user.username, admin).await?))
+    Ok(Json(s.store.set_export_phase(id, phase, &user.user.username, admin).await?))
 }
 
 #[cfg(test)]
@@ -697,6 +710,22 @@ mod tests {
         assert!(parse_page(None, Some("0".into())).is_err());
         assert!(parse_page(None, Some("101".into())).is_err());
         assert!(parse_page(Some(i64::MAX.to_string()), Some("10".into())).is_err());
+    }
+
+    #[test]
+    fn orders_take_the_seeds_names_and_the_domains() {
+        for (names, order) in [
+            (&["created_at", "createdTime", "createdAt"][..], ImportOrder::CreatedAt),
+            (&["id"], ImportOrder::Id),
+            (&["repo", "repository"], ImportOrder::Repository),
+            (&["tag", "imageTag"], ImportOrder::Tag),
+        ] {
+            for name in names {
+                assert_eq!(parse_order(name).unwrap(), order, "{name}");
+            }
+        }
+        let err = parse_order("size").unwrap_err();
+        assert_eq!(err.to_string(), "invalid orderBy: `size` is not one of created_at, id, repo, tag");
     }
 
     #[test]

@@ -296,7 +296,7 @@ pub(crate) async fn create_repository(
         sync_interval_secs: to_secs(repository.sync_interval),
         sync_timeout_secs: to_secs(repository.sync_timeout),
         retry_count: i32::try_from(repository.retry_count)
-            .map_err(|_| Error::invalid("spec.retryCount", "is too large"))?,
+            .map_err(|_| Error::invalid("retry_count", "is too large"))?,
         next_sync_at: now,
         created_at: now,
         updated_at: now,
