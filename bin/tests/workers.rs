@@ -14,7 +14,7 @@ use std::{
 };
 
 use image_core::{
-    import::{ImportJob, ImportState},
+    import::{ImportId, ImportJob, ImportState},
     store::{ImportStore, JobQueue},
 };
 use serde_json::{Value, json};
@@ -304,7 +304,7 @@ impl Setup {
 }
 
 async fn import_record(store: &store::DbStore, id: i64) -> ImportJob {
-    store.get_import(id).await.unwrap()
+    store.get_import(ImportId::new(id)).await.unwrap()
 }
 
 // ---- the tests ----------------------------------------------------------------------------------------

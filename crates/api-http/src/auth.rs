@@ -349,7 +349,7 @@ async fn issue_token(
     let (token, hash) = new_token();
     let expires_at = Timestamp::now_utc() + state.token_ttl;
     let issued = state.store.create_token(user.id, &hash, &name, Some(expires_at)).await?;
-    tracing::info!(user = %user.username, token_name = %name, token_id = issued.id, "issued an API token");
+    tracing::info!(user = %user.username, token_name = %name, token_id = issued.id.get(), "issued an API token");
     let body = serde_json::json!({ "token": token, "expiresAt": issued.expires_at.map(format_rfc3339_millis) });
     // A token is a password: no cache may keep the answer that carries it.
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
@@ -408,7 +408,7 @@ async fn revoke_current_token(
         .into());
     };
     state.store.revoke_token(token, Some(caller.user.id), &caller.user.username).await?;
-    tracing::info!(user = %caller.user.username, token_id = token, "revoked an API token");
+    tracing::info!(user = %caller.user.username, token_id = token.get(), "revoked an API token");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -421,7 +421,7 @@ async fn revoke_token(
 ) -> Result<StatusCode, ProfileError<Plain>> {
     let owner = (caller.user.role != Role::Admin).then_some(caller.user.id);
     let token = state.store.revoke_token(id, owner, &caller.user.username).await?;
-    tracing::info!(user = %caller.user.username, token_id = id, owner = token.user_id, "revoked an API token");
+    tracing::info!(user = %caller.user.username, token_id = id.get(), owner = token.user_id.get(), "revoked an API token");
     Ok(StatusCode::NO_CONTENT)
 }
 

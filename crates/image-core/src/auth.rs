@@ -6,8 +6,14 @@ use serde::Serialize;
 
 use crate::{Error, Result, Timestamp, time_fmt::serde_millis};
 
-pub type UserId = i64;
-pub type TokenId = i64;
+crate::id::id_type!(
+    /// A user's id.
+    UserId
+);
+crate::id::id_type!(
+    /// An API token's id.
+    TokenId
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -6,9 +6,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Digest, Error, Result, Timestamp, time_fmt::serde_millis, validate};
 
-pub type ImageId = i64;
-pub type TagId = i64;
-pub type ApprovalRequestId = i64;
+crate::id::id_type!(
+    /// A catalog image's id.
+    ///
+    /// An image's id and a tag's are of different types, so they cannot be passed swapped:
+    ///
+    /// ```
+    /// # use image_core::{catalog::{ImageId, TagId}, store::CatalogStore};
+    /// async fn drop_tag(store: &dyn CatalogStore, image: ImageId, tag: TagId) {
+    ///     let _ = store.delete_tag(image, tag, "admin").await;
+    /// }
+    /// ```
+    ///
+    /// ```compile_fail
+    /// # use image_core::{catalog::{ImageId, TagId}, store::CatalogStore};
+    /// async fn drop_tag(store: &dyn CatalogStore, image: ImageId, tag: TagId) {
+    ///     let _ = store.delete_tag(tag, image, "admin").await;
+    /// }
+    /// ```
+    ImageId
+);
+crate::id::id_type!(
+    /// A tag's id.
+    TagId
+);
+crate::id::id_type!(
+    /// An approval request's id.
+    ApprovalRequestId
+);
 
 /// Where an image or a request stands in the approval workflow.
 ///
@@ -122,11 +147,11 @@ pub struct ImageFilter {
     pub page: Page,
 }
 
-/// A window into a listing.
+/// A window into a listing: `limit` in `1..=MAX_LIMIT`, `offset` not negative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
-    pub limit: i64,
-    pub offset: i64,
+    limit: i64,
+    offset: i64,
 }
 
 impl Page {
@@ -145,6 +170,16 @@ impl Page {
         }
         Ok(Page { limit, offset })
     }
+
+    /// How many items at most.
+    pub fn limit(self) -> i64 {
+        self.limit
+    }
+
+    /// How many items to skip.
+    pub fn offset(self) -> i64 {
+        self.offset
+    }
 }
 
 impl Default for Page {
@@ -153,16 +188,16 @@ impl Default for Page {
     }
 }
 
-/// A new catalog image, validated.
+/// A new catalog image, validated: built by [`NewImage::new`] only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewImage {
-    pub image_name: String,
-    pub registry: String,
-    pub namespace: String,
-    pub description: Option<String>,
-    pub category: Option<String>,
-    pub is_official: bool,
-    pub approval_status: ApprovalStatus,
+    image_name: String,
+    registry: String,
+    namespace: String,
+    description: Option<String>,
+    category: Option<String>,
+    is_official: bool,
+    approval_status: ApprovalStatus,
 }
 
 pub const MAX_DESCRIPTION_LEN: usize = 2000;
@@ -210,6 +245,55 @@ impl NewImage {
             approval_status,
         })
     }
+
+    /// An image named by a parsed reference's parts, which already keep the rules of [`NewImage::new`].
+    pub(crate) fn from_reference_parts(
+        image_name: &str,
+        registry: &str,
+        namespace: &str,
+        is_official: bool,
+        approval_status: ApprovalStatus,
+    ) -> NewImage {
+        NewImage {
+            image_name: image_name.to_owned(),
+            registry: registry.to_owned(),
+            namespace: namespace.to_owned(),
+            description: None,
+            category: None,
+            is_official,
+            approval_status,
+        }
+    }
+
+    pub fn image_name(&self) -> &str {
+        &self.image_name
+    }
+
+    /// The registry host, normalised (`docker.io` for Docker Hub's other names, lowercase).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The path between the registry and the name; empty for an image at the registry's root.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    pub fn category(&self) -> Option<&str> {
+        self.category.as_deref()
+    }
+
+    pub fn is_official(&self) -> bool {
+        self.is_official
+    }
+
+    pub fn approval_status(&self) -> ApprovalStatus {
+        self.approval_status
+    }
 }
 
 /// Changes to a catalog image; `None` leaves a field as it is.
@@ -235,30 +319,143 @@ impl ImageUpdate {
     }
 }
 
-/// A new tag of an image, validated.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A new tag of an image, validated: [`NewTag::new`] checks the name and each `with_…` setter the value
+/// it sets, so every `NewTag` keeps the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTag {
-    pub tag: String,
-    pub digest: Option<Digest>,
-    pub size_bytes: Option<i64>,
-    pub architecture: Option<String>,
-    pub os: Option<String>,
-    pub pushed_at: Option<Timestamp>,
-    pub is_recommended: bool,
-    pub is_deprecated: bool,
-    pub security_scan_status: Option<String>,
-    pub vulnerabilities_count: Option<i64>,
+    tag: String,
+    digest: Option<Digest>,
+    size_bytes: Option<i64>,
+    architecture: Option<String>,
+    os: Option<String>,
+    pushed_at: Option<Timestamp>,
+    is_recommended: bool,
+    is_deprecated: bool,
+    security_scan_status: Option<String>,
+    vulnerabilities_count: Option<i64>,
 }
 
 impl NewTag {
-    pub fn validated(self) -> Result<NewTag> {
-        validate::tag(&self.tag).map_err(|e| Error::invalid("tag", e))?;
-        check_non_negative("size_bytes", self.size_bytes)?;
-        check_non_negative("vulnerabilities_count", self.vulnerabilities_count)?;
-        check_token("architecture", self.architecture.as_deref(), 32)?;
-        check_token("os", self.os.as_deref(), 32)?;
-        check_token("security_scan_status", self.security_scan_status.as_deref(), 32)?;
-        Ok(self)
+    /// A tag named `tag` and nothing else known about it: neither recommended nor deprecated.
+    pub fn new(tag: impl Into<String>) -> Result<NewTag> {
+        let tag = tag.into();
+        validate::tag(&tag).map_err(|e| Error::invalid("tag", e))?;
+        Ok(NewTag::named(tag))
+    }
+
+    /// A tag whose name comes from a parsed reference, which keeps the rule of [`NewTag::new`].
+    pub(crate) fn named(tag: String) -> NewTag {
+        NewTag {
+            tag,
+            digest: None,
+            size_bytes: None,
+            architecture: None,
+            os: None,
+            pushed_at: None,
+            is_recommended: false,
+            is_deprecated: false,
+            security_scan_status: None,
+            vulnerabilities_count: None,
+        }
+    }
+
+    pub fn with_digest(self, digest: Option<Digest>) -> NewTag {
+        NewTag { digest, ..self }
+    }
+
+    /// Fails when negative.
+    pub fn with_size_bytes(self, size_bytes: Option<i64>) -> Result<NewTag> {
+        check_non_negative("size_bytes", size_bytes)?;
+        Ok(NewTag { size_bytes, ..self })
+    }
+
+    /// Fails when negative.
+    pub fn with_vulnerabilities_count(self, vulnerabilities_count: Option<i64>) -> Result<NewTag> {
+        check_non_negative("vulnerabilities_count", vulnerabilities_count)?;
+        Ok(NewTag { vulnerabilities_count, ..self })
+    }
+
+    /// Fails unless a lowercase token of at most 32 characters (`amd64`).
+    pub fn with_architecture(self, architecture: Option<String>) -> Result<NewTag> {
+        check_token("architecture", architecture.as_deref(), 32)?;
+        Ok(NewTag { architecture, ..self })
+    }
+
+    /// Fails unless a lowercase token of at most 32 characters (`linux`).
+    pub fn with_os(self, os: Option<String>) -> Result<NewTag> {
+        check_token("os", os.as_deref(), 32)?;
+        Ok(NewTag { os, ..self })
+    }
+
+    /// Fails unless a lowercase token of at most 32 characters.
+    pub fn with_security_scan_status(self, security_scan_status: Option<String>) -> Result<NewTag> {
+        check_token("security_scan_status", security_scan_status.as_deref(), 32)?;
+        Ok(NewTag { security_scan_status, ..self })
+    }
+
+    pub fn with_pushed_at(self, pushed_at: Option<Timestamp>) -> NewTag {
+        NewTag { pushed_at, ..self }
+    }
+
+    pub fn with_recommended(self, is_recommended: bool) -> NewTag {
+        NewTag { is_recommended, ..self }
+    }
+
+    pub fn with_deprecated(self, is_deprecated: bool) -> NewTag {
+        NewTag { is_deprecated, ..self }
+    }
+
+    /// What a finished import found, taken as the copied manifest states it (see
+    /// [`crate::rules::ImportedTag::new_tag`]).
+    pub(crate) fn with_copied(
+        self,
+        digest: Digest,
+        size_bytes: Option<i64>,
+        architecture: Option<String>,
+        os: Option<String>,
+        pushed_at: Timestamp,
+    ) -> NewTag {
+        NewTag { digest: Some(digest), size_bytes, architecture, os, pushed_at: Some(pushed_at), ..self }
+    }
+
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    pub fn size_bytes(&self) -> Option<i64> {
+        self.size_bytes
+    }
+
+    pub fn architecture(&self) -> Option<&str> {
+        self.architecture.as_deref()
+    }
+
+    pub fn os(&self) -> Option<&str> {
+        self.os.as_deref()
+    }
+
+    pub fn pushed_at(&self) -> Option<Timestamp> {
+        self.pushed_at
+    }
+
+    pub fn is_recommended(&self) -> bool {
+        self.is_recommended
+    }
+
+    pub fn is_deprecated(&self) -> bool {
+        self.is_deprecated
+    }
+
+    pub fn security_scan_status(&self) -> Option<&str> {
+        self.security_scan_status.as_deref()
+    }
+
+    pub fn vulnerabilities_count(&self) -> Option<i64> {
+        self.vulnerabilities_count
     }
 }
 
@@ -439,11 +636,11 @@ mod tests {
     #[test]
     fn new_image_defaults_to_docker_hub_library() {
         let img = image("redis", None, None).unwrap();
-        assert_eq!((img.registry.as_str(), img.namespace.as_str()), ("docker.io", "library"));
+        assert_eq!((img.registry(), img.namespace()), ("docker.io", "library"));
         let img = image("app", Some("Registry.Example.com:5000"), None).unwrap();
-        assert_eq!((img.registry.as_str(), img.namespace.as_str()), ("registry.example.com:5000", ""));
+        assert_eq!((img.registry(), img.namespace()), ("registry.example.com:5000", ""));
         let img = image("x", Some("index.docker.io"), Some("team/sub")).unwrap();
-        assert_eq!((img.registry.as_str(), img.namespace.as_str()), ("docker.io", "team/sub"));
+        assert_eq!((img.registry(), img.namespace()), ("docker.io", "team/sub"));
     }
 
     #[test]
@@ -471,22 +668,28 @@ mod tests {
 
     #[test]
     fn tags_are_validated() {
-        let ok = NewTag { tag: "7-alpine".into(), size_bytes: Some(0), ..NewTag::default() };
-        assert!(ok.validated().is_ok());
-        for bad in [
-            NewTag { tag: "".into(), ..NewTag::default() },
-            NewTag { tag: "a b".into(), ..NewTag::default() },
-            NewTag { tag: "x".into(), size_bytes: Some(-1), ..NewTag::default() },
-            NewTag { tag: "x".into(), architecture: Some("AMD64".into()), ..NewTag::default() },
-        ] {
-            assert!(bad.clone().validated().is_err(), "{bad:?}");
-        }
+        let field = |r: Result<NewTag>| match r {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("expected invalid, got {other:?}"),
+        };
+        let ok = NewTag::new("7-alpine").and_then(|t| t.with_size_bytes(Some(0))).unwrap();
+        assert_eq!((ok.tag(), ok.size_bytes(), ok.is_recommended()), ("7-alpine", Some(0), false));
+        assert_eq!(field(NewTag::new("")), "tag");
+        assert_eq!(field(NewTag::new("a b")), "tag");
+        let x = NewTag::new("x").unwrap();
+        assert_eq!(field(x.clone().with_size_bytes(Some(-1))), "size_bytes");
+        assert_eq!(field(x.clone().with_vulnerabilities_count(Some(-1))), "vulnerabilities_count");
+        assert_eq!(field(x.clone().with_architecture(Some("AMD64".into()))), "architecture");
+        assert_eq!(field(x.clone().with_os(Some("Linux OS".into()))), "os");
+        assert_eq!(field(x.clone().with_security_scan_status(Some("x".repeat(33)))), "security_scan_status");
+        let full = x.with_architecture(Some("arm64".into())).unwrap().with_recommended(true).with_deprecated(true);
+        assert_eq!((full.architecture(), full.is_recommended(), full.is_deprecated()), (Some("arm64"), true, true));
     }
 
     #[test]
     fn only_pending_requests_are_decidable() {
         let mut req = ApprovalRequest {
-            id: 7,
+            id: ApprovalRequestId::new(7),
             image_name: "redis".into(),
             registry: "docker.io".into(),
             namespace: "library".into(),
@@ -513,11 +716,14 @@ mod tests {
 
     #[test]
     fn pages_are_bounded() {
-        assert_eq!(Page::new(None, None).unwrap(), Page { limit: 100, offset: 0 });
+        let page = Page::new(None, None).unwrap();
+        assert_eq!((page.limit(), page.offset()), (100, 0));
+        assert_eq!(page, Page::default());
         assert!(Page::new(Some(0), None).is_err());
         assert!(Page::new(Some(-1), None).is_err());
         assert!(Page::new(Some(1001), None).is_err());
         assert!(Page::new(Some(5), Some(-3)).is_err());
-        assert_eq!(Page::new(Some(1000), Some(5)).unwrap(), Page { limit: 1000, offset: 5 });
+        let page = Page::new(Some(1000), Some(5)).unwrap();
+        assert_eq!((page.limit(), page.offset()), (1000, 5));
     }
 }

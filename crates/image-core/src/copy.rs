@@ -186,7 +186,7 @@ mod tests {
 
     fn secret(namespace: &str, name: &str, domain: &str, password: &str) -> RegistrySecret {
         RegistrySecret {
-            id: 1,
+            id: crate::kube::RegistrySecretId::new(1),
             namespace: namespace.into(),
             name: name.into(),
             display_name: None,
@@ -206,7 +206,7 @@ mod tests {
 
     fn repository(namespace: &str, ref_namespace: &str, ref_name: &str) -> Repository {
         Repository {
-            id: 1,
+            id: crate::kube::RepositoryId::new(1),
             namespace: namespace.into(),
             name: "app".into(),
             display_name: None,

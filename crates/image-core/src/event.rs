@@ -2,9 +2,16 @@
 
 use serde::Serialize;
 
-use crate::{Timestamp, catalog::Page, time_fmt::serde_millis};
+use crate::{
+    Timestamp,
+    catalog::{ApprovalRequestId, ImageId, Page, TagId},
+    time_fmt::serde_millis,
+};
 
-pub type EventId = i64;
+crate::id::id_type!(
+    /// An audit event's id.
+    EventId
+);
 
 /// The kinds of events, named as the catalog's clients know them.
 pub mod kind {
@@ -39,9 +46,9 @@ pub struct AuditEvent {
     pub actor: String,
     #[serde(with = "serde_millis")]
     pub occurred_at: Timestamp,
-    pub image_id: Option<i64>,
-    pub tag_id: Option<i64>,
-    pub request_id: Option<i64>,
+    pub image_id: Option<ImageId>,
+    pub tag_id: Option<TagId>,
+    pub request_id: Option<ApprovalRequestId>,
     /// What changed: the new state, and for updates the fields before and after.
     pub details: serde_json::Value,
 }
@@ -50,7 +57,7 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     pub event_type: Option<String>,
-    pub image_id: Option<i64>,
+    pub image_id: Option<ImageId>,
     pub actor: Option<String>,
     pub page: Page,
 }

@@ -7,8 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Digest, Error, Reference, Result, Timestamp, catalog::Page, time_fmt::serde_millis};
 
-pub type ImportId = i64;
-pub type ExportId = i64;
+crate::id::id_type!(
+    /// An import's id.
+    ImportId
+);
+crate::id::id_type!(
+    /// An export record's id.
+    ExportId
+);
 
 /// Where an import stands. `Queued → Running → Succeeded | Failed`; a running import whose attempt
 /// fails with a transient error goes back to `Queued` until its attempts run out; `Canceled` is final.
@@ -119,6 +125,34 @@ pub enum LayerState {
     Failed,
 }
 
+/// How a blob reached the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobCopy {
+    /// Its bytes were streamed from the source.
+    Copied,
+    /// The target had it already.
+    Skipped,
+    /// Mounted from another repository of the target registry.
+    Mounted,
+}
+
+impl BlobCopy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobCopy::Copied => "copied",
+            BlobCopy::Skipped => "skipped",
+            BlobCopy::Mounted => "mounted",
+        }
+    }
+}
+
+impl fmt::Display for BlobCopy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Progress of one blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerProgress {
@@ -126,9 +160,9 @@ pub struct LayerProgress {
     pub size: u64,
     pub done: u64,
     pub state: LayerState,
-    /// How the blob reached the target: `copied`, `skipped` (already there) or `mounted`.
+    /// How the blob reached the target, once it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<String>,
+    pub via: Option<BlobCopy>,
 }
 
 impl LayerProgress {
@@ -237,27 +271,17 @@ pub struct ImportFilter {
     pub page: Page,
 }
 
+/// What a listing of imports is ordered by; each profile names these in its own words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ImportOrder {
+    /// When the import was queued.
     #[default]
     CreatedAt,
     Id,
+    /// The target's repository path.
     Repository,
+    /// The target's tag.
     Tag,
-}
-
-impl FromStr for ImportOrder {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<ImportOrder> {
-        match s {
-            "created_at" | "createdTime" | "createdAt" => Ok(ImportOrder::CreatedAt),
-            "id" => Ok(ImportOrder::Id),
-            "repo" | "repository" => Ok(ImportOrder::Repository),
-            "tag" | "imageTag" => Ok(ImportOrder::Tag),
-            _ => Err(Error::invalid("orderBy", format!("`{s}` is not one of created_at, id, repo, tag"))),
-        }
-    }
 }
 
 /// The outcome of one attempt at an import, as the worker reports it.
@@ -288,15 +312,51 @@ pub struct ExportRecord {
     pub source: Option<String>,
     pub description: Option<String>,
     pub created_by: String,
-    /// `Pending`, `Running`, `Succeeded` or `Failed`.
-    pub phase: String,
+    pub phase: ExportPhase,
     #[serde(with = "serde_millis")]
     pub created_at: Timestamp,
 }
 
-pub const EXPORT_PHASES: [&str; 4] = ["Pending", "Running", "Succeeded", "Failed"];
+/// Where an export stands, as the system that made it reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExportPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
 
-/// Checks an export phase.
+impl ExportPhase {
+    pub const ALL: [ExportPhase; 4] =
+        [ExportPhase::Pending, ExportPhase::Running, ExportPhase::Succeeded, ExportPhase::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportPhase::Pending => "Pending",
+            ExportPhase::Running => "Running",
+            ExportPhase::Succeeded => "Succeeded",
+            ExportPhase::Failed => "Failed",
+        }
+    }
+}
+
+impl fmt::Display for ExportPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExportPhase {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<ExportPhase> {
+        ExportPhase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| Error::invalid("phase", format!("`{s}` is not one of Pending, Running, Succeeded, Failed")))
+    }
+}
+
 /// Where an import or a sync of `source` lands in the internal registry at `host`, under `prefix` (a
 /// Harbor project, say; empty for none).
 ///
@@ -320,14 +380,6 @@ pub fn internal_target(host: &str, prefix: &str, source: &Reference) -> Result<R
     }
     path.push_str(source.repository());
     Reference::new(host, &path, Some(source.tag().unwrap_or("latest")), None)
-}
-
-pub fn validate_phase(phase: &str) -> Result<()> {
-    if EXPORT_PHASES.contains(&phase) {
-        Ok(())
-    } else {
-        Err(Error::invalid("phase", format!("`{phase}` is not one of {}", EXPORT_PHASES.join(", "))))
-    }
 }
 
 #[cfg(test)]
@@ -379,6 +431,26 @@ mod tests {
         assert_eq!(l.percent(), 0);
         l.state = LayerState::Completed;
         assert_eq!(l.percent(), 100);
+    }
+
+    #[test]
+    fn blob_copies_and_export_phases_keep_their_wire_names() {
+        for (via, text) in
+            [(BlobCopy::Copied, "copied"), (BlobCopy::Skipped, "skipped"), (BlobCopy::Mounted, "mounted")]
+        {
+            assert_eq!(serde_json::to_value(via).unwrap(), serde_json::json!(text));
+            assert_eq!(serde_json::from_value::<BlobCopy>(serde_json::json!(text)).unwrap(), via);
+            assert_eq!(via.to_string(), text);
+        }
+        assert!(serde_json::from_value::<BlobCopy>(serde_json::json!("Copied")).is_err());
+        for phase in ExportPhase::ALL {
+            assert_eq!(serde_json::to_value(phase).unwrap(), serde_json::json!(phase.as_str()));
+            assert_eq!(phase.as_str().parse::<ExportPhase>().unwrap(), phase);
+        }
+        let names: Vec<&str> = ExportPhase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names, ["Pending", "Running", "Succeeded", "Failed"]);
+        let err = "succeeded".parse::<ExportPhase>().unwrap_err();
+        assert_eq!(err.to_string(), "invalid phase: `succeeded` is not one of Pending, Running, Succeeded, Failed");
     }
 
     #[test]

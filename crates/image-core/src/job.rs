@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::import::ImportId;
+use crate::{import::ImportId, kube::RepositoryId};
 
 /// The payload of one job type.
 pub trait JobPayload: Serialize + DeserializeOwned + Send + Sync + 'static {
@@ -28,7 +28,7 @@ impl JobPayload for ImportPayload {
 /// Sync a kube-style repository (by its id) from its registry: `{"repository_id": …}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncPayload {
-    pub repository_id: i64,
+    pub repository_id: RepositoryId,
 }
 
 impl JobPayload for SyncPayload {
@@ -46,12 +46,18 @@ mod tests {
     fn the_wire_format_of_queued_jobs_is_kept() {
         assert_eq!(ImportPayload::NAME, "import");
         assert_eq!(SyncPayload::NAME, "sync");
-        assert_eq!(serde_json::to_value(ImportPayload { import_id: 7 }).unwrap(), json!({"import_id": 7}));
-        assert_eq!(serde_json::to_value(SyncPayload { repository_id: 9 }).unwrap(), json!({"repository_id": 9}));
+        assert_eq!(
+            serde_json::to_value(ImportPayload { import_id: ImportId::new(7) }).unwrap(),
+            json!({"import_id": 7})
+        );
+        assert_eq!(
+            serde_json::to_value(SyncPayload { repository_id: RepositoryId::new(9) }).unwrap(),
+            json!({"repository_id": 9})
+        );
         let old: ImportPayload = serde_json::from_value(json!({"import_id": 7})).unwrap();
-        assert_eq!(old, ImportPayload { import_id: 7 });
+        assert_eq!(old, ImportPayload { import_id: ImportId::new(7) });
         let old: SyncPayload = serde_json::from_value(json!({"repository_id": 9})).unwrap();
-        assert_eq!(old, SyncPayload { repository_id: 9 });
+        assert_eq!(old, SyncPayload { repository_id: RepositoryId::new(9) });
     }
 
     #[test]

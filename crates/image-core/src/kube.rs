@@ -169,9 +169,10 @@ impl FromStr for Provider {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Provider> {
-        Provider::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
-            Error::invalid("spec.provider", format!("`{s}` is not one of harbor, dockerhub, aliyun, other"))
-        })
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| Error::invalid("provider", format!("`{s}` is not one of harbor, dockerhub, aliyun, other")))
     }
 }
 
@@ -215,10 +216,20 @@ impl VerifyStatus {
     }
 }
 
+crate::id::id_type!(
+    /// A registry secret's id.
+    RegistrySecretId
+);
+
+crate::id::id_type!(
+    /// A repository's id.
+    RepositoryId
+);
+
 /// Credentials for one registry, kept in a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrySecret {
-    pub id: i64,
+    pub id: RegistrySecretId,
     pub namespace: String,
     pub name: String,
     pub display_name: Option<String>,
@@ -255,25 +266,25 @@ pub struct NewRegistrySecret {
 
 impl NewRegistrySecret {
     pub fn validated(self) -> Result<NewRegistrySecret> {
-        validate_dns_label("metadata.namespace", &self.namespace)?;
-        validate_resource_name("metadata.name", &self.name)?;
+        validate_dns_label("namespace", &self.namespace)?;
+        validate_resource_name("name", &self.name)?;
         let domain = crate::catalog::normalise_registry(self.domain.trim_end_matches('/'));
-        validate::registry_host(&domain).map_err(|e| Error::invalid("spec.domain", e))?;
+        validate::registry_host(&domain).map_err(|e| Error::invalid("domain", e))?;
         if self.username.is_empty() || self.username.len() > 256 {
-            return Err(Error::invalid("spec.username", "must be 1 to 256 characters"));
+            return Err(Error::invalid("username", "must be 1 to 256 characters"));
         }
         if self.password.expose().is_empty() || self.password.expose().len() > 4096 {
-            return Err(Error::invalid("spec.password", "must be 1 to 4096 characters"));
+            return Err(Error::invalid("password", "must be 1 to 4096 characters"));
         }
-        for (field, text) in [("display-name", &self.display_name), ("description", &self.description)] {
+        for (field, text) in [("display_name", &self.display_name), ("description", &self.description)] {
             if let Some(t) = text {
-                validate::text(t, 1000).map_err(|e| Error::invalid(format!("metadata.annotations.{field}"), e))?;
+                validate::text(t, 1000).map_err(|e| Error::invalid(field, e))?;
             }
         }
         if let Some(ca) = &self.ca_bundle
             && (!ca.contains("-----BEGIN CERTIFICATE-----") || ca.len() > 1 << 20)
         {
-            return Err(Error::invalid("spec.caBundle", "must be PEM certificates (at most 1 MiB)"));
+            return Err(Error::invalid("ca_bundle", "must be PEM certificates (at most 1 MiB)"));
         }
         Ok(NewRegistrySecret { domain, ..self })
     }
@@ -301,7 +312,7 @@ pub enum SyncStatus {
 /// A tag kept in sync from a registry secret's registry into the internal registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
-    pub id: i64,
+    pub id: RepositoryId,
     pub namespace: String,
     pub name: String,
     pub display_name: Option<String>,
@@ -346,24 +357,24 @@ impl NewRepository {
     pub const MIN_SYNC_INTERVAL: Duration = Duration::from_secs(60);
 
     pub fn validated(self) -> Result<NewRepository> {
-        validate_dns_label("metadata.namespace", &self.namespace)?;
-        validate_resource_name("metadata.name", &self.name)?;
-        validate_dns_label("spec.registryRef.namespace", &self.registry_ref_namespace)?;
-        validate_resource_name("spec.registryRef.name", &self.registry_ref_name)?;
-        validate::repository_path(&self.repository).map_err(|e| Error::invalid("spec.repository", e))?;
-        validate::tag(&self.tag).map_err(|e| Error::invalid("spec.tag", e))?;
+        validate_dns_label("namespace", &self.namespace)?;
+        validate_resource_name("name", &self.name)?;
+        validate_dns_label("registry_ref.namespace", &self.registry_ref_namespace)?;
+        validate_resource_name("registry_ref.name", &self.registry_ref_name)?;
+        validate::repository_path(&self.repository).map_err(|e| Error::invalid("repository", e))?;
+        validate::tag(&self.tag).map_err(|e| Error::invalid("tag", e))?;
         if self.sync_interval < NewRepository::MIN_SYNC_INTERVAL {
-            return Err(Error::invalid("spec.syncInterval", "must be at least 1m"));
+            return Err(Error::invalid("sync_interval", "must be at least 1m"));
         }
         if self.sync_timeout < Duration::from_secs(1) {
-            return Err(Error::invalid("spec.syncTimeout", "must be at least 1s"));
+            return Err(Error::invalid("sync_timeout", "must be at least 1s"));
         }
         if self.retry_count > 20 {
-            return Err(Error::invalid("spec.retryCount", "must be between 0 and 20"));
+            return Err(Error::invalid("retry_count", "must be between 0 and 20"));
         }
-        for (field, text) in [("display-name", &self.display_name), ("description", &self.description)] {
+        for (field, text) in [("display_name", &self.display_name), ("description", &self.description)] {
             if let Some(t) = text {
-                validate::text(t, 1000).map_err(|e| Error::invalid(format!("metadata.annotations.{field}"), e))?;
+                validate::text(t, 1000).map_err(|e| Error::invalid(field, e))?;
             }
         }
         Ok(self)

@@ -6,6 +6,7 @@ pub mod copy;
 mod digest;
 mod error;
 pub mod event;
+mod id;
 pub mod import;
 pub mod job;
 pub mod kube;

@@ -22,15 +22,13 @@ pub fn is_official(registry: &str, namespace: &str) -> bool {
 /// approval (an import does not approve anything), official by [`is_official`].
 pub fn imported_image(source: &Reference) -> NewImage {
     let (registry, namespace) = (source.registry(), source.namespace().unwrap_or(""));
-    NewImage {
-        image_name: source.name().to_owned(),
-        registry: registry.to_owned(),
-        namespace: namespace.to_owned(),
-        description: None,
-        category: None,
-        is_official: is_official(registry, namespace),
-        approval_status: ApprovalStatus::Pending,
-    }
+    NewImage::from_reference_parts(
+        source.name(),
+        registry,
+        namespace,
+        is_official(registry, namespace),
+        ApprovalStatus::Pending,
+    )
 }
 
 /// What a finished import records about the tag it copied.
@@ -46,16 +44,15 @@ pub struct ImportedTag {
 
 impl ImportedTag {
     /// The tag to add when the image lacks it: neither recommended nor deprecated.
+    /// The name is a parsed reference's tag; the platform is taken as the copied manifest states it.
     pub fn new_tag(&self) -> NewTag {
-        NewTag {
-            tag: self.tag.clone(),
-            digest: Some(self.digest.clone()),
-            size_bytes: self.size_bytes,
-            architecture: self.architecture.clone(),
-            os: self.os.clone(),
-            pushed_at: Some(self.pushed_at),
-            ..NewTag::default()
-        }
+        NewTag::named(self.tag.clone()).with_copied(
+            self.digest.clone(),
+            self.size_bytes,
+            self.architecture.clone(),
+            self.os.clone(),
+            self.pushed_at,
+        )
     }
 
     /// `existing` with what was copied; whether it is recommended, deprecated or scanned stays as it was.
@@ -175,7 +172,7 @@ mod tests {
 
     fn image(status: ApprovalStatus) -> CatalogImage {
         CatalogImage {
-            id: 1,
+            id: crate::catalog::ImageId::new(1),
             image_name: "redis".into(),
             registry: "docker.io".into(),
             namespace: "library".into(),
@@ -190,10 +187,10 @@ mod tests {
         }
     }
 
-    fn tag(id: TagId, name: &str) -> Tag {
+    fn tag(id: i64, name: &str) -> Tag {
         Tag {
-            id,
-            image_id: 1,
+            id: TagId::new(id),
+            image_id: crate::catalog::ImageId::new(1),
             tag: name.into(),
             digest: None,
             size_bytes: None,
@@ -219,19 +216,16 @@ mod tests {
         assert!(!is_official("docker.io", "bitnami"));
         assert!(!is_official("quay.io", "library"));
         assert!(!is_official("docker.io", ""));
-        assert!(imported_image(&reference("redis:7")).is_official);
-        assert!(!imported_image(&reference("ghcr.io/library/redis:7")).is_official);
+        assert!(imported_image(&reference("redis:7")).is_official());
+        assert!(!imported_image(&reference("ghcr.io/library/redis:7")).is_official());
     }
 
     #[test]
     fn an_import_adds_a_pending_image_named_by_its_source() {
         let new = imported_image(&reference("quay.io/prometheus/node-exporter:v1"));
-        assert_eq!(
-            (new.registry.as_str(), new.namespace.as_str(), new.image_name.as_str()),
-            ("quay.io", "prometheus", "node-exporter")
-        );
-        assert_eq!(new.approval_status, ApprovalStatus::Pending);
-        assert!(!new.is_official);
+        assert_eq!((new.registry(), new.namespace(), new.image_name()), ("quay.io", "prometheus", "node-exporter"));
+        assert_eq!(new.approval_status(), ApprovalStatus::Pending);
+        assert!(!new.is_official());
     }
 
     #[test]
@@ -274,8 +268,8 @@ mod tests {
         assert!(updated.is_recommended && updated.is_deprecated);
         assert_eq!((updated.digest, updated.pushed_at, updated.updated_at), (Some(digest('a')), Some(at(5)), at(5)));
         let new = kept.new_tag();
-        assert!(!new.is_recommended && !new.is_deprecated);
-        assert_eq!(new.tag, "7");
+        assert!(!new.is_recommended() && !new.is_deprecated());
+        assert_eq!(new.tag(), "7");
     }
 
     #[test]
@@ -283,7 +277,9 @@ mod tests {
         let mut tags = vec![tag(1, "6"), tag(2, "7"), tag(3, "8")];
         tags[0].is_recommended = true;
         tags[1].is_recommended = true;
-        let ids = |keep| superseded_recommendations(&tags, keep).map(|t| t.id).collect::<Vec<_>>();
+        let ids = |keep: Option<i64>| {
+            superseded_recommendations(&tags, keep.map(TagId::new)).map(|t| t.id.get()).collect::<Vec<_>>()
+        };
         assert_eq!(ids(None), [1, 2]);
         assert_eq!(ids(Some(2)), [1]);
         assert_eq!(ids(Some(3)), [1, 2]);
@@ -314,7 +310,7 @@ mod tests {
         let Admission::Allowed { tag, warnings, .. } = admit(Some(&approved), &tags, &reference(&by_digest)) else {
             panic!("a listed digest is allowed");
         };
-        assert_eq!(tag.id, 2);
+        assert_eq!(tag.id, TagId::new(2));
         assert_eq!(warnings.iter().map(ToString::to_string).collect::<Vec<_>>(), ["tag 6 is deprecated"]);
         let unknown_digest = format!("redis@{}", digest('e'));
         assert_eq!(

@@ -15,8 +15,8 @@ use crate::{
     },
     event::{AuditEvent, EventFilter},
     import::{
-        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob,
-        LayerProgress, NewImport,
+        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportPhase, ExportRecord, ImportFilter, ImportId,
+        ImportJob, LayerProgress, NewImport,
     },
 };
 
@@ -105,7 +105,10 @@ pub trait UserStore: Send + Sync {
     async fn revoke_token(&self, id: TokenId, owner: Option<UserId>, actor: &str) -> Result<ApiToken>;
 }
 
-pub type JobId = i64;
+crate::id::id_type!(
+    /// A queued job's id.
+    JobId
+);
 
 /// A job claimed from the queue. The worker holds it until `lease_until` and renews the lease while it
 /// works; a worker that dies simply stops renewing, and the job returns to the queue when the lease ends.
@@ -185,7 +188,7 @@ pub trait ImportStore: Send + Sync {
     async fn set_export_phase(
         &self,
         id: ExportId,
-        phase: &str,
+        phase: ExportPhase,
         actor: &str,
         actor_is_admin: bool,
     ) -> Result<ExportRecord>;
@@ -261,7 +264,7 @@ pub trait KubeStore: Send + Sync {
     #[allow(clippy::too_many_arguments)]
     async fn record_sync(
         &self,
-        id: i64,
+        id: crate::kube::RepositoryId,
         job: JobId,
         worker: &str,
         status: crate::kube::SyncStatus,
@@ -273,7 +276,7 @@ pub trait KubeStore: Send + Sync {
     /// nothing, when `worker` no longer holds `job` or it is not the repository's job.
     async fn retry_sync(
         &self,
-        id: i64,
+        id: crate::kube::RepositoryId,
         job: JobId,
         worker: &str,
         message: &str,
@@ -281,7 +284,10 @@ pub trait KubeStore: Send + Sync {
         run_at: Timestamp,
     ) -> Result<bool>;
     /// The repository behind a sync job's payload, with its secret.
-    async fn repository_by_id(&self, id: i64) -> Result<(crate::kube::Repository, crate::kube::RegistrySecret)>;
+    async fn repository_by_id(
+        &self,
+        id: crate::kube::RepositoryId,
+    ) -> Result<(crate::kube::Repository, crate::kube::RegistrySecret)>;
 }
 
 /// Liveness of the storage backend, for readiness probes.

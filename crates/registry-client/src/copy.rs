@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
 use image_core::copy::{CopyError, CopyErrorKind, CopyOutcome, CopyProgress, CopyRequest, ImageCopier, RegistryAccess};
-use image_core::import::{Artifact, LayerProgress, LayerState, Platform};
+use image_core::import::{Artifact, BlobCopy, LayerProgress, LayerState, Platform};
 use image_core::kube::Secret;
 use image_core::{Digest, Reference};
 use serde::Deserialize;
@@ -245,23 +245,6 @@ struct BlobRef {
     size: u64,
     /// Foreign (non-distributable) layers live elsewhere and are not copied.
     foreign: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Via {
-    Skipped,
-    Mounted,
-    Copied,
-}
-
-impl Via {
-    fn as_str(self) -> &'static str {
-        match self {
-            Via::Skipped => "skipped",
-            Via::Mounted => "mounted",
-            Via::Copied => "copied",
-        }
-    }
 }
 
 /// A failed blob transfer and which side failed.
@@ -607,7 +590,7 @@ impl<'a> Job<'a> {
         for blob in all {
             if present.contains(&blob.digest) {
                 self.engine.remember(&self.target, &blob.digest);
-                self.report(blob, blob.size, LayerState::Completed, Some(Via::Skipped));
+                self.report(blob, blob.size, LayerState::Completed, Some(BlobCopy::Skipped));
                 outcome.blobs_skipped += 1;
             } else {
                 to_copy.push(blob.clone());
@@ -615,16 +598,16 @@ impl<'a> Job<'a> {
         }
         // Largest first: the long transfers start early and the small ones fill the gaps.
         to_copy.sort_by_key(|b| std::cmp::Reverse(b.size));
-        let done: Vec<(Via, u64)> = stream::iter(to_copy)
+        let done: Vec<(BlobCopy, u64)> = stream::iter(to_copy)
             .map(|blob| async move { self.copy_blob(&blob, &plan.in_memory).await.map(|via| (via, blob.size)) })
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
         for (via, size) in done {
             match via {
-                Via::Skipped => outcome.blobs_skipped += 1,
-                Via::Mounted => outcome.blobs_mounted += 1,
-                Via::Copied => {
+                BlobCopy::Skipped => outcome.blobs_skipped += 1,
+                BlobCopy::Mounted => outcome.blobs_mounted += 1,
+                BlobCopy::Copied => {
                     outcome.blobs_copied += 1;
                     outcome.bytes_copied += size;
                 }
@@ -633,7 +616,7 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
-    async fn copy_blob(&self, blob: &BlobRef, in_memory: &HashMap<Digest, Bytes>) -> Result<Via, CopyError> {
+    async fn copy_blob(&self, blob: &BlobRef, in_memory: &HashMap<Digest, Bytes>) -> Result<BlobCopy, CopyError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -669,15 +652,15 @@ impl<'a> Job<'a> {
         blob: &BlobRef,
         in_memory: Option<&Bytes>,
         done: &mut u64,
-    ) -> Result<Via, BlobFailure> {
+    ) -> Result<BlobCopy, BlobFailure> {
         let target_failed = |error| BlobFailure { side: Side::Target, error };
         if self.client.head_blob(&self.target, &blob.digest).await.map_err(target_failed)?.is_some() {
-            return Ok(Via::Skipped);
+            return Ok(BlobCopy::Skipped);
         }
         let mut upload: Option<UploadLocation> = None;
         for from in self.mount_candidates(&blob.digest) {
             match self.client.mount_blob(&self.target, &blob.digest, &from).await {
-                Ok(MountOutcome::Mounted) => return Ok(Via::Mounted),
+                Ok(MountOutcome::Mounted) => return Ok(BlobCopy::Mounted),
                 Ok(MountOutcome::NotMounted { upload_location }) => {
                     self.engine.forget(&self.target, &blob.digest, &from);
                     upload = Some(upload_location);
@@ -742,7 +725,7 @@ impl<'a> Job<'a> {
         })
         .await;
         match result {
-            Ok(()) => Ok(Via::Copied),
+            Ok(()) => Ok(BlobCopy::Copied),
             Err(error) => Err(BlobFailure { side: self.failed_side(&error), error }),
         }
     }
@@ -785,14 +768,8 @@ impl<'a> Job<'a> {
         }
     }
 
-    fn report(&self, blob: &BlobRef, done: u64, state: LayerState, via: Option<Via>) {
-        self.progress.layer(&LayerProgress {
-            digest: blob.digest.clone(),
-            size: blob.size,
-            done,
-            state,
-            via: via.map(|v| v.as_str().to_owned()),
-        });
+    fn report(&self, blob: &BlobRef, done: u64, state: LayerState, via: Option<BlobCopy>) {
+        self.progress.layer(&LayerProgress { digest: blob.digest.clone(), size: blob.size, done, state, via });
     }
 }
 

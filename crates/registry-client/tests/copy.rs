@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _, stream};
 use image_core::copy::{CopyErrorKind, CopyOutcome, CopyProgress, CopyRequest, ImageCopier, RegistryAccess};
-use image_core::import::{Artifact, LayerProgress, LayerState};
+use image_core::import::{Artifact, BlobCopy, LayerProgress, LayerState};
 use image_core::{Digest, Reference};
 use registry_client::{
     ClientConfig, CopyConfig, CopyEngine, Credential, RegistryClient, Repo, RetryPolicy, media_type,
@@ -110,7 +110,7 @@ impl Recorder {
     }
 
     /// Every blob reported: first Waiting (once), last Completed; returns how each arrived.
-    fn completed(&self) -> HashMap<Digest, String> {
+    fn completed(&self) -> HashMap<Digest, BlobCopy> {
         let layers = self.layers.lock().unwrap().clone();
         let digests: HashSet<Digest> = layers.iter().map(|l| l.digest.clone()).collect();
         let mut via = HashMap::new();
@@ -121,7 +121,7 @@ impl Recorder {
             assert_eq!(last.state, LayerState::Completed, "{digest}: {events:?}");
             assert_eq!(last.done, last.size, "{digest}");
             assert!(events.iter().all(|e| e.done <= e.size), "{digest}: {events:?}");
-            via.insert(digest, last.via.clone().unwrap());
+            via.insert(digest, last.via.unwrap());
         }
         via
     }
@@ -311,7 +311,7 @@ async fn a_single_platform_image_is_copied_byte_for_byte() {
     assert_eq!(a.size, image.blobs().map(Blob::size).sum::<u64>());
     let via = recorder.completed();
     assert_eq!(via.len(), 3);
-    assert!(via.values().all(|v| v == "copied"), "{via:?}");
+    assert!(via.values().all(|v| *v == BlobCopy::Copied), "{via:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -519,7 +519,7 @@ async fn a_large_layer_is_streamed_with_throttled_progress() {
     assert!(downloading.windows(2).all(|w| w[0] <= w[1]), "{downloading:?}");
     let bound = elapsed.as_millis() as usize / 100 + 2;
     assert!(downloading.len() <= bound, "{} reports in {elapsed:?}: {downloading:?}", downloading.len());
-    assert_eq!(recorder.completed()[&layer], "copied");
+    assert_eq!(recorder.completed()[&layer], BlobCopy::Copied);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -562,7 +562,7 @@ async fn a_warm_re_copy_skips_everything_with_a_handful_of_requests() {
         assert_eq!(counts(&again), (0, blobs, 0), "{tag}");
         assert_eq!(recorder.artifacts(), first.artifacts);
         let via = recorder.completed();
-        assert!(via.len() as u64 == blobs && via.values().all(|v| v == "skipped"), "{tag}: {via:?}");
+        assert!(via.len() as u64 == blobs && via.values().all(|v| *v == BlobCopy::Skipped), "{tag}: {via:?}");
         assert_eq!(src_proxy.log(), [(Method::HEAD, src_proxy.log()[0].1.clone())], "{tag}: only a HEAD at the source");
         let target_log = dst_proxy.log();
         assert_eq!(target_log.len(), target_requests, "{tag}: {target_log:?}");
@@ -595,7 +595,7 @@ async fn blobs_are_mounted_from_other_repositories_of_the_target() {
     let y = engine.copy_image(&request(&from, &format!("{}/y/app:1", dst.host()), &[]), &recorder).await.unwrap();
     assert_eq!(counts(&y), (0, 0, 4));
     assert_eq!(y.bytes_copied, 0);
-    assert!(recorder.completed().values().all(|v| v == "mounted"));
+    assert!(recorder.completed().values().all(|v| *v == BlobCopy::Mounted));
     assert_eq!(manifest_bytes(&client, &repo(&dst.host(), "y/app"), "1").await, image.manifest.bytes);
 
     // Within one registry, blobs are mounted from the source repository itself.

@@ -21,10 +21,13 @@ use image_core::{
     },
     event::{AuditEvent, EventFilter},
     import::{
-        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportRecord, ImportFilter, ImportId, ImportJob,
-        LayerProgress, NewImport,
+        Artifact, AttemptOutcome, EnqueueOutcome, ExportId, ExportPhase, ExportRecord, ImportFilter, ImportId,
+        ImportJob, LayerProgress, NewImport,
     },
-    kube::{NewRegistrySecret, NewRepository, RegistrySecret, Repository, SyncStatus, SyncedManifest, VerifyStatus},
+    kube::{
+        NewRegistrySecret, NewRepository, RegistrySecret, Repository, RepositoryId, SyncStatus, SyncedManifest,
+        VerifyStatus,
+    },
     store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, KubeStore, Listing, UserStore},
 };
 
@@ -433,7 +436,7 @@ impl UserStore for DbStore {
         {
             tracing::warn!(error = %e, token_id, "could not note when an API token was last used");
         }
-        Ok(Some((token_id, user)))
+        Ok(Some((TokenId::new(token_id), user)))
     }
 
     async fn list_tokens(&self, user_id: UserId) -> Result<Vec<ApiToken>> {
@@ -498,7 +501,7 @@ impl ImportStore for DbStore {
     }
 
     async fn get_import(&self, id: ImportId) -> Result<ImportJob> {
-        with_conn!(self, |conn| ops::imports::get_import(conn, id).await)
+        with_conn!(self, |conn| ops::imports::get_import(conn, id.get()).await)
     }
 
     async fn list_imports(&self, filter: &ImportFilter) -> Result<Listing<ImportJob>> {
@@ -517,7 +520,7 @@ impl ImportStore for DbStore {
     /// `worker` holds that job's lease.
     async fn start_import_attempt(&self, id: ImportId, job: JobId, worker: &str, attempt: i32) -> Result<bool> {
         let worker = worker.to_owned();
-        in_transaction!(self, |conn| ops::imports::start_import_attempt(conn, id, job, &worker, attempt).await)
+        in_transaction!(self, |conn| ops::imports::start_import_attempt(conn, id.get(), job, &worker, attempt).await)
     }
 
     /// Checks no lease, but writes only while the import is queued or running: a late report cannot undo
@@ -532,7 +535,7 @@ impl ImportStore for DbStore {
         let (digest, artifacts, layers) = (digest.cloned(), artifacts.to_vec(), layers.to_vec());
         in_transaction!(self, |conn| ops::imports::record_import_progress(
             conn,
-            id,
+            id.get(),
             digest.as_ref(),
             &artifacts,
             &layers
@@ -551,17 +554,17 @@ impl ImportStore for DbStore {
         outcome: AttemptOutcome,
     ) -> Result<bool> {
         let worker = worker.to_owned();
-        in_transaction!(self, |conn| ops::imports::finish_import_attempt(conn, id, job, &worker, &outcome).await)
+        in_transaction!(self, |conn| ops::imports::finish_import_attempt(conn, id.get(), job, &worker, &outcome).await)
     }
 
     async fn cancel_import(&self, id: ImportId, actor: &str) -> Result<ImportJob> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::imports::cancel_import(conn, id, &actor).await)
+        in_transaction!(self, |conn| ops::imports::cancel_import(conn, id.get(), &actor).await)
     }
 
     async fn delete_import(&self, id: ImportId, actor: &str) -> Result<ImportJob> {
         let actor = actor.to_owned();
-        in_transaction!(self, |conn| ops::imports::delete_import(conn, id, &actor).await)
+        in_transaction!(self, |conn| ops::imports::delete_import(conn, id.get(), &actor).await)
     }
 
     /// The given id and creation time are ignored: the store assigns both.
@@ -572,12 +575,12 @@ impl ImportStore for DbStore {
     async fn set_export_phase(
         &self,
         id: ExportId,
-        phase: &str,
+        phase: ExportPhase,
         actor: &str,
         actor_is_admin: bool,
     ) -> Result<ExportRecord> {
-        let (phase, actor) = (phase.to_owned(), actor.to_owned());
-        in_transaction!(self, |conn| ops::exports::set_export_phase(conn, id, &phase, &actor, actor_is_admin).await)
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::exports::set_export_phase(conn, id, phase, &actor, actor_is_admin).await)
     }
 
     /// `ready: Some(false)` keeps the records that have not succeeded.
@@ -717,7 +720,7 @@ impl KubeStore for DbStore {
     /// should then complete its job and move on.
     async fn record_sync(
         &self,
-        id: i64,
+        id: RepositoryId,
         job: JobId,
         worker: &str,
         status: SyncStatus,
@@ -727,7 +730,7 @@ impl KubeStore for DbStore {
         let (message, manifest, worker) = (message.map(str::to_owned), manifest.cloned(), worker.to_owned());
         in_transaction!(self, |conn| ops::kube::record_sync(
             conn,
-            id,
+            id.get(),
             job,
             &worker,
             status,
@@ -739,7 +742,7 @@ impl KubeStore for DbStore {
 
     async fn retry_sync(
         &self,
-        id: i64,
+        id: RepositoryId,
         job: JobId,
         worker: &str,
         message: &str,
@@ -748,13 +751,14 @@ impl KubeStore for DbStore {
     ) -> Result<bool> {
         let (worker, message, error, run_at) =
             (worker.to_owned(), message.to_owned(), error.to_owned(), to_micros(run_at));
-        in_transaction!(self, |conn| ops::kube::retry_sync(conn, id, job, &worker, &message, &error, run_at).await)
+        in_transaction!(self, |conn| ops::kube::retry_sync(conn, id.get(), job, &worker, &message, &error, run_at)
+            .await)
     }
 
     /// Fails with `NotFound` (kind `repository`, id the number) when there is no such repository, as for a
     /// job whose repository was deleted; and with `Storage` when the password does not decrypt.
-    async fn repository_by_id(&self, id: i64) -> Result<(Repository, RegistrySecret)> {
+    async fn repository_by_id(&self, id: RepositoryId) -> Result<(Repository, RegistrySecret)> {
         let sealer = self.sealer.clone();
-        with_conn!(self, |conn| ops::kube::repository_by_id(conn, &sealer, id).await)
+        with_conn!(self, |conn| ops::kube::repository_by_id(conn, &sealer, id.get()).await)
     }
 }

@@ -5,12 +5,12 @@
 use diesel::prelude::*;
 use image_core::{
     Digest, Reference, Timestamp,
-    auth::{Role, User},
-    catalog::{ApprovalRequest, ApprovalStatus, CatalogImage, Tag},
-    event::AuditEvent,
-    import::{ExportRecord, ImportJob, SecretRef},
-    kube::{Provider, RegistrySecret, Repository, Secret, SyncStatus, VerifyStatus},
-    store::ClaimedJob,
+    auth::{Role, User, UserId},
+    catalog::{ApprovalRequest, ApprovalRequestId, ApprovalStatus, CatalogImage, ImageId, Tag, TagId},
+    event::{AuditEvent, EventId},
+    import::{ExportId, ExportRecord, ImportId, ImportJob, SecretRef},
+    kube::{Provider, RegistrySecret, RegistrySecretId, Repository, RepositoryId, Secret, SyncStatus, VerifyStatus},
+    store::{ClaimedJob, JobId},
 };
 use serde::de::DeserializeOwned;
 
@@ -70,7 +70,7 @@ pub(crate) struct ImageRow {
 impl ImageRow {
     pub(crate) fn into_domain(self) -> DbResult<CatalogImage> {
         Ok(CatalogImage {
-            id: self.id,
+            id: ImageId::new(self.id),
             image_name: self.image_name,
             registry: self.registry,
             namespace: self.namespace,
@@ -156,8 +156,8 @@ impl TagRow {
             None => None,
         };
         Ok(Tag {
-            id: self.id,
-            image_id: self.image_id,
+            id: TagId::new(self.id),
+            image_id: ImageId::new(self.image_id),
             tag: self.tag,
             digest,
             size_bytes: self.size_bytes,
@@ -247,7 +247,7 @@ pub(crate) struct RequestRow {
 impl RequestRow {
     pub(crate) fn into_domain(self) -> DbResult<ApprovalRequest> {
         Ok(ApprovalRequest {
-            id: self.id,
+            id: ApprovalRequestId::new(self.id),
             image_name: self.image_name,
             registry: self.registry,
             namespace: self.namespace,
@@ -259,7 +259,7 @@ impl RequestRow {
             reviewed_at: from_micros_opt(self.reviewed_at)?,
             notes: self.notes,
             rejection_reason: self.rejection_reason,
-            image_id: self.image_id,
+            image_id: self.image_id.map(ImageId::new),
         })
     }
 }
@@ -297,7 +297,7 @@ impl<'a> Verdict<'a> {
             reviewed_at: request.reviewed_at.map(to_micros),
             notes: request.notes.as_deref(),
             rejection_reason: request.rejection_reason.as_deref(),
-            image_id: request.image_id,
+            image_id: request.image_id.map(ImageId::get),
         }
     }
 }
@@ -321,13 +321,13 @@ impl EventRow {
         let details = serde_json::from_str(&self.details)
             .map_err(|e| corrupt(format!("event {}: details are not JSON: {e}", self.id)))?;
         Ok(AuditEvent {
-            id: self.id,
+            id: EventId::new(self.id),
             event_type: self.event_type,
             actor: self.actor,
             occurred_at: from_micros(self.occurred_at)?,
-            image_id: self.image_id,
-            tag_id: self.tag_id,
-            request_id: self.request_id,
+            image_id: self.image_id.map(ImageId::new),
+            tag_id: self.tag_id.map(TagId::new),
+            request_id: self.request_id.map(ApprovalRequestId::new),
             details,
         })
     }
@@ -359,7 +359,7 @@ impl UserRow {
     pub(crate) fn into_domain(self) -> DbResult<User> {
         let role: Role =
             self.role.parse().map_err(|_| corrupt(format!("user {}: unknown role `{}`", self.id, self.role)))?;
-        Ok(User { id: self.id, username: self.username, role, created_at: from_micros(self.created_at)? })
+        Ok(User { id: UserId::new(self.id), username: self.username, role, created_at: from_micros(self.created_at)? })
     }
 }
 
@@ -402,7 +402,7 @@ impl JobRow {
         let payload = serde_json::from_str(&self.payload)
             .map_err(|e| corrupt(format!("job {}: payload is not JSON: {e}", self.id)))?;
         Ok(ClaimedJob {
-            id: self.id,
+            id: JobId::new(self.id),
             job_type: self.job_type,
             payload,
             attempts: self.attempts,
@@ -466,7 +466,7 @@ impl ImportRow {
             None => None,
         };
         Ok(ImportJob {
-            id,
+            id: ImportId::new(id),
             source: reference_column(id, "source", &self.source)?,
             target: reference_column(id, "target", &self.target)?,
             platforms: json_column("import", id, "platforms", &self.platforms)?,
@@ -532,14 +532,17 @@ pub(crate) struct ExportRow {
 impl ExportRow {
     pub(crate) fn into_domain(self) -> DbResult<ExportRecord> {
         Ok(ExportRecord {
-            id: self.id,
+            id: ExportId::new(self.id),
             registry_host: self.registry_host,
             repository: self.repository,
             tag: self.tag,
             source: self.source,
             description: self.description,
             created_by: self.created_by,
-            phase: self.phase,
+            phase: self
+                .phase
+                .parse()
+                .map_err(|_| corrupt(format!("export {}: unknown phase `{}`", self.id, self.phase)))?,
             created_at: from_micros(self.created_at)?,
         })
     }
@@ -647,7 +650,7 @@ impl RegistrySecretRow {
             .parse()
             .map_err(|_| corrupt(format!("registry secret {id}: unknown provider `{}`", self.provider)))?;
         Ok(RegistrySecret {
-            id,
+            id: RegistrySecretId::new(id),
             verify_status: verify_status(id, &self.verify_status)?,
             namespace: self.namespace,
             name: self.name,
@@ -718,7 +721,7 @@ impl RepositoryRow {
             None => None,
         };
         Ok(Repository {
-            id,
+            id: RepositoryId::new(id),
             sync_interval: from_secs(id, "sync_interval_secs", self.sync_interval_secs)?,
             sync_timeout: from_secs(id, "sync_timeout_secs", self.sync_timeout_secs)?,
             retry_count: u32::try_from(self.retry_count)

@@ -7,18 +7,20 @@ use std::sync::Arc;
 
 use image_core::{
     Digest, Error, Reference,
-    auth::{NewUser, Role, UserUpdate},
+    auth::{NewUser, Role, TokenId, UserId, UserUpdate},
     catalog::{
-        ApprovalRequestFilter, ApprovalStatus, Decision, ImageFilter, ImageUpdate, NewApprovalRequest, NewImage,
-        NewTag, Page, TagUpdate,
+        ApprovalRequestFilter, ApprovalRequestId, ApprovalStatus, Decision, ImageFilter, ImageId, ImageUpdate,
+        NewApprovalRequest, NewImage, NewTag, Page, TagId, TagUpdate,
     },
     event::{EventFilter, kind},
     import::{
-        Artifact, AttemptOutcome, EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, ImportState,
-        LayerProgress, LayerState, NewImport,
+        Artifact, AttemptOutcome, BlobCopy, EnqueueOutcome, ExportId, ExportPhase, ExportRecord, ImportFilter,
+        ImportId, ImportJob, ImportOrder, ImportState, LayerProgress, LayerState, NewImport,
     },
-    kube::{NewRegistrySecret, NewRepository, Provider, Secret, SyncStatus, SyncedManifest, VerifyStatus},
-    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobQueue, KubeStore, UserStore},
+    kube::{
+        NewRegistrySecret, NewRepository, Provider, RepositoryId, Secret, SyncStatus, SyncedManifest, VerifyStatus,
+    },
+    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, KubeStore, UserStore},
 };
 use serde_json::json;
 use store::{DbStore, SYNC_JOB_TYPE, SecretKey, StoreOptions, import_kind, kube_kind};
@@ -156,7 +158,7 @@ fn new_image(name: &str, category: Option<&str>, description: Option<&str>) -> N
 }
 
 fn new_tag(tag: &str, is_recommended: bool) -> NewTag {
-    NewTag { tag: tag.to_owned(), is_recommended, ..NewTag::default() }
+    NewTag::new(tag).unwrap().with_recommended(is_recommended)
 }
 
 fn all() -> ImageFilter {
@@ -167,7 +169,7 @@ async fn event_count(store: &DbStore) -> i64 {
     store.list_events(&EventFilter::default()).await.unwrap().total
 }
 
-async fn recommended(store: &DbStore, image_id: i64) -> Vec<String> {
+async fn recommended(store: &DbStore, image_id: ImageId) -> Vec<String> {
     let tags = store.list_tags(image_id).await.unwrap();
     tags.into_iter().filter(|t| t.is_recommended).map(|t| t.tag).collect()
 }
@@ -198,7 +200,7 @@ async fn token_last_used_at(db: &TestDb, token_hash: &str) -> Option<OffsetDateT
 }
 
 #[track_caller]
-fn assert_not_found(result: Result<impl std::fmt::Debug, Error>, kind: &str, id: i64) {
+fn assert_not_found(result: Result<impl std::fmt::Debug, Error>, kind: &str, id: impl std::fmt::Display) {
     match result {
         Err(Error::NotFound { kind: k, id: i }) if k == kind && i == id.to_string() => {}
         other => panic!("expected {kind} {id} not found, got {other:?}"),
@@ -247,7 +249,7 @@ async fn seed_data_is_present(db: TestDb) {
     }
 
     let redis = store.find_image("docker.io", "library", "redis").await.unwrap().unwrap();
-    assert_eq!((redis.id, redis.category.as_deref()), (1, Some("database")));
+    assert_eq!((redis.id, redis.category.as_deref()), (ImageId::new(1), Some("database")));
     let tags = store.list_tags(redis.id).await.unwrap();
     let names: Vec<&str> = tags.iter().map(|t| t.tag.as_str()).collect();
     assert_eq!(names, ["7-alpine", "7.2-alpine", "7.4-alpine", "latest"]);
@@ -301,7 +303,7 @@ async fn images_are_created_read_updated_and_deleted_with_events(db: TestDb) {
     assert_not_found(store.get_image(created.id).await, "image", created.id);
     assert_not_found(store.list_tags(created.id).await, "image", created.id);
     assert_not_found(store.delete_image(created.id, ADMIN).await, "image", created.id);
-    assert_not_found(store.update_image(42_000, ImageUpdate::default(), ADMIN).await, "image", 42_000);
+    assert_not_found(store.update_image(ImageId::new(42_000), ImageUpdate::default(), ADMIN).await, "image", 42_000);
 
     let events =
         store.list_events(&EventFilter { image_id: Some(created.id), ..EventFilter::default() }).await.unwrap().items;
@@ -427,17 +429,16 @@ async fn tags_are_added_updated_and_deleted(db: TestDb) {
     let image = store.create_image(new_image("alpine", Some("base"), None), ADMIN).await.unwrap();
     let digest: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
     let pushed_at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap() + Duration::microseconds(123_456);
-    let tag = NewTag {
-        tag: "3.20".into(),
-        digest: Some(digest.clone()),
-        size_bytes: Some(3_600_000),
-        architecture: Some("arm64".into()),
-        os: Some("linux".into()),
-        pushed_at: Some(pushed_at),
-        security_scan_status: Some("pending".into()),
-        vulnerabilities_count: Some(2),
-        ..NewTag::default()
-    };
+    let tag = NewTag::new("3.20")
+        .unwrap()
+        .with_digest(Some(digest.clone()))
+        .with_size_bytes(Some(3_600_000))
+        .and_then(|t| t.with_architecture(Some("arm64".into())))
+        .and_then(|t| t.with_os(Some("linux".into())))
+        .and_then(|t| t.with_security_scan_status(Some("pending".into())))
+        .and_then(|t| t.with_vulnerabilities_count(Some(2)))
+        .unwrap()
+        .with_pushed_at(Some(pushed_at));
     let created = store.create_tag(image.id, tag, ADMIN).await.unwrap();
     assert_eq!(
         (created.image_id, created.digest.as_ref(), created.pushed_at),
@@ -452,11 +453,11 @@ async fn tags_are_added_updated_and_deleted(db: TestDb) {
         &format!("tag 3.20 already exists for image {}", image.id),
     );
     assert_conflict(
-        store.create_tag(1, new_tag("7-alpine", true), ADMIN).await,
+        store.create_tag(ImageId::new(1), new_tag("7-alpine", true), ADMIN).await,
         "tag 7-alpine already exists for image 1",
     );
-    assert_eq!(recommended(store, 1).await, ["7-alpine"], "a failed insert unmarks nothing");
-    assert_not_found(store.create_tag(42_000, new_tag("x", false), ADMIN).await, "image", 42_000);
+    assert_eq!(recommended(store, ImageId::new(1)).await, ["7-alpine"], "a failed insert unmarks nothing");
+    assert_not_found(store.create_tag(ImageId::new(42_000), new_tag("x", false), ADMIN).await, "image", 42_000);
 
     let update = TagUpdate {
         is_deprecated: Some(true),
@@ -470,7 +471,7 @@ async fn tags_are_added_updated_and_deleted(db: TestDb) {
     assert_eq!((updated.security_scan_status.as_deref(), updated.vulnerabilities_count), (Some("passed"), Some(0)));
     assert!(updated.updated_at > created.updated_at);
     assert_eq!(store.list_tags(image.id).await.unwrap()[0], updated);
-    assert_not_found(store.update_tag(image.id, 42_000, TagUpdate::default(), ADMIN).await, "tag", 42_000);
+    assert_not_found(store.update_tag(image.id, TagId::new(42_000), TagUpdate::default(), ADMIN).await, "tag", 42_000);
 
     let deleted = store.delete_tag(image.id, latest.id, ADMIN).await.unwrap();
     assert_eq!(deleted, latest);
@@ -492,13 +493,13 @@ async fn tags_are_added_updated_and_deleted(db: TestDb) {
 
 async fn one_tag_per_image_is_recommended(db: TestDb) {
     let store = &db.store;
-    let tags = store.list_tags(1).await.unwrap();
+    let tags = store.list_tags(ImageId::new(1)).await.unwrap();
     let old = tags.iter().find(|t| t.is_recommended).unwrap().clone();
 
     // Adding a recommended tag unmarks the old one, and records that.
-    let new = store.create_tag(1, new_tag("7.4.1-alpine", true), ADMIN).await.unwrap();
+    let new = store.create_tag(ImageId::new(1), new_tag("7.4.1-alpine", true), ADMIN).await.unwrap();
     assert!(new.is_recommended);
-    assert_eq!(recommended(store, 1).await, ["7.4.1-alpine"]);
+    assert_eq!(recommended(store, ImageId::new(1)).await, ["7.4.1-alpine"]);
     let unmarked = store
         .list_events(&EventFilter { event_type: Some(kind::TAG_UPDATED.into()), ..EventFilter::default() })
         .await
@@ -510,24 +511,24 @@ async fn one_tag_per_image_is_recommended(db: TestDb) {
     // Marking another one recommended unmarks the new one.
     let latest = tags.iter().find(|t| t.tag == "latest").unwrap();
     let marked = store
-        .update_tag(1, latest.id, TagUpdate { is_recommended: Some(true), ..TagUpdate::default() }, ADMIN)
+        .update_tag(ImageId::new(1), latest.id, TagUpdate { is_recommended: Some(true), ..TagUpdate::default() }, ADMIN)
         .await
         .unwrap();
     assert!(marked.is_recommended);
-    assert_eq!(recommended(store, 1).await, ["latest"]);
+    assert_eq!(recommended(store, ImageId::new(1)).await, ["latest"]);
 
     // Unmarking leaves none; a non-recommended tag is added without touching the others.
     let none = TagUpdate { is_recommended: Some(false), ..TagUpdate::default() };
-    store.update_tag(1, latest.id, none, ADMIN).await.unwrap();
-    assert!(recommended(store, 1).await.is_empty());
-    store.create_tag(1, new_tag("8-alpine", true), ADMIN).await.unwrap();
-    store.create_tag(1, new_tag("8.0-alpine", false), ADMIN).await.unwrap();
-    assert_eq!(recommended(store, 1).await, ["8-alpine"]);
+    store.update_tag(ImageId::new(1), latest.id, none, ADMIN).await.unwrap();
+    assert!(recommended(store, ImageId::new(1)).await.is_empty());
+    store.create_tag(ImageId::new(1), new_tag("8-alpine", true), ADMIN).await.unwrap();
+    store.create_tag(ImageId::new(1), new_tag("8.0-alpine", false), ADMIN).await.unwrap();
+    assert_eq!(recommended(store, ImageId::new(1)).await, ["8-alpine"]);
 
     // Other images keep their own recommended tag.
     let postgres = store.find_image("docker.io", "library", "postgres").await.unwrap().unwrap();
     store.create_tag(postgres.id, new_tag("17-alpine", true), ADMIN).await.unwrap();
-    assert_eq!(recommended(store, 1).await, ["8-alpine"]);
+    assert_eq!(recommended(store, ImageId::new(1)).await, ["8-alpine"]);
     assert_eq!(recommended(store, postgres.id).await, ["17-alpine"]);
 }
 
@@ -554,7 +555,7 @@ async fn concurrent_recommendations_leave_exactly_one(db: TestDb) {
         .collect();
     for task in tasks {
         let tag = task.await.unwrap().unwrap();
-        assert!(tag > 0);
+        assert!(tag > TagId::new(0));
     }
     let tags = store.list_tags(image.id).await.unwrap();
     assert_eq!(tags.len(), 12);
@@ -563,14 +564,14 @@ async fn concurrent_recommendations_leave_exactly_one(db: TestDb) {
 
 async fn a_tag_of_another_image_is_not_found(db: TestDb) {
     let store = &db.store;
-    let redis_tag = store.list_tags(1).await.unwrap().remove(0);
+    let redis_tag = store.list_tags(ImageId::new(1)).await.unwrap().remove(0);
     let postgres = store.find_image("docker.io", "library", "postgres").await.unwrap().unwrap();
     let events = event_count(store).await;
     let update = TagUpdate { is_deprecated: Some(true), ..TagUpdate::default() };
     assert_not_found(store.update_tag(postgres.id, redis_tag.id, update, ADMIN).await, "tag", redis_tag.id);
     assert_not_found(store.delete_tag(postgres.id, redis_tag.id, ADMIN).await, "tag", redis_tag.id);
-    assert_not_found(store.delete_tag(42_000, redis_tag.id, ADMIN).await, "image", 42_000);
-    assert_eq!(store.list_tags(1).await.unwrap()[0], redis_tag);
+    assert_not_found(store.delete_tag(ImageId::new(42_000), redis_tag.id, ADMIN).await, "image", 42_000);
+    assert_eq!(store.list_tags(ImageId::new(1)).await.unwrap()[0], redis_tag);
     assert_eq!(event_count(store).await, events);
 }
 
@@ -609,7 +610,7 @@ async fn approval_requests_are_created_and_listed_by_status(db: TestDb) {
     let paged = ApprovalRequestFilter { status: None, page: Page::new(Some(1), Some(1)).unwrap() };
     let listing = store.list_approval_requests(&paged).await.unwrap();
     assert_eq!((listing.items[0].id, listing.total), (second.id, 3));
-    assert_not_found(store.get_approval_request(42_000).await, "approval request", 42_000);
+    assert_not_found(store.get_approval_request(ApprovalRequestId::new(42_000)).await, "approval request", 42_000);
 
     let requested = store
         .list_events(&EventFilter { event_type: Some(kind::APPROVAL_REQUESTED.into()), ..EventFilter::default() })
@@ -690,9 +691,13 @@ async fn approving_a_request_approves_an_existing_image(db: TestDb) {
     let approve = Decision::Approve { notes: None, category: None, description: None };
     let (_, image) = store.decide_approval_request(redis.id, approve, ADMIN).await.unwrap();
     let image = image.unwrap();
-    assert_eq!((image.id, image.approved_by.as_deref()), (1, Some("system")));
-    assert_eq!(store.list_tags(1).await.unwrap().len(), 5);
-    let events = store.list_events(&EventFilter { image_id: Some(1), ..EventFilter::default() }).await.unwrap().items;
+    assert_eq!((image.id, image.approved_by.as_deref()), (ImageId::new(1), Some("system")));
+    assert_eq!(store.list_tags(ImageId::new(1)).await.unwrap().len(), 5);
+    let events = store
+        .list_events(&EventFilter { image_id: Some(ImageId::new(1)), ..EventFilter::default() })
+        .await
+        .unwrap()
+        .items;
     let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(kinds, [kind::APPROVAL_APPROVED, kind::TAG_ADDED]);
 
@@ -717,7 +722,11 @@ async fn a_request_is_decided_once(db: TestDb) {
         &format!("approval request {} is already approved", pending.id),
     );
     assert_eq!(event_count(store).await, events);
-    assert_not_found(store.decide_approval_request(42_000, approve(), ADMIN).await, "approval request", 42_000);
+    assert_not_found(
+        store.decide_approval_request(ApprovalRequestId::new(42_000), approve(), ADMIN).await,
+        "approval request",
+        42_000,
+    );
 
     // Two admins at once: one decision wins, the other conflicts.
     let contested = store.create_approval_request(request("caddy", Some("2")), "carol").await.unwrap();
@@ -775,7 +784,7 @@ async fn events_are_filtered_and_paged_newest_first(db: TestDb) {
 
     let all = store.list_events(&EventFilter::default()).await.unwrap();
     assert_eq!(all.total, 6);
-    let ids: Vec<i64> = all.items.iter().map(|e| e.id).collect();
+    let ids: Vec<i64> = all.items.iter().map(|e| e.id.get()).collect();
     let mut newest_first = ids.clone();
     newest_first.sort_unstable_by(|x, y| y.cmp(x));
     assert_eq!(ids, newest_first);
@@ -827,7 +836,7 @@ async fn users_and_tokens(db: TestDb) {
         store.create_token(bob.id, "hash-1", "again", None).await,
         "a token with this hash already exists (named again)",
     );
-    assert_not_found(store.create_token(42_000, "hash-3", "ghost", None).await, "user", 42_000);
+    assert_not_found(store.create_token(UserId::new(42_000), "hash-3", "ghost", None).await, "user", 42_000);
     assert_eq!(token_last_used_at(&db, "hash-1").await, None);
     let before = OffsetDateTime::now_utc() - Duration::milliseconds(1);
     assert_eq!(store.find_user_by_token("hash-1").await.unwrap(), Some((laptop.id, created.clone())));
@@ -997,7 +1006,7 @@ async fn tokens_are_listed_and_revoked(db: TestDb) {
 
     // The owner's revocation: someone else's token is not found, as a token that does not exist is.
     assert_missing(store.revoke_token(bens.id, Some(ann.id), "ann").await, "token", &bens.id.to_string());
-    assert_missing(store.revoke_token(42_000, Some(ann.id), "ann").await, "token", "42000");
+    assert_missing(store.revoke_token(TokenId::new(42_000), Some(ann.id), "ann").await, "token", "42000");
     assert!(store.find_user_by_token("ben-1").await.unwrap().is_some());
     assert_eq!(store.revoke_token(laptop.id, Some(ann.id), "ann").await.unwrap(), laptop);
     assert_eq!(store.find_user_by_token("ann-1").await.unwrap(), None);
@@ -1024,7 +1033,7 @@ async fn migrations_are_idempotent(db: TestDb) {
         assert_eq!(listing.total, 10);
         let names: HashSet<String> = listing.items.iter().map(|s| s.image.repository()).collect();
         assert_eq!(names.len(), 10);
-        assert_eq!(store.list_tags(1).await.unwrap().len(), 4);
+        assert_eq!(store.list_tags(ImageId::new(1)).await.unwrap().len(), 4);
         assert_eq!(store.get_image(image.id).await.unwrap(), image);
     }
 }
@@ -1221,7 +1230,7 @@ async fn imports_are_queued_once(db: TestDb) {
     let no_time = NewImport { timeout_secs: 0, ..new_import("nginx", "harbor.example.com/m/nginx:1") };
     assert_invalid(store.enqueue_import(no_time, "carol").await, "timeout_secs");
     assert_eq!(event_count(store).await, events);
-    assert_not_found(store.get_import(42_000).await, "import", 42_000);
+    assert_not_found(store.get_import(ImportId::new(42_000)).await, "import", 42_000);
 }
 
 async fn an_import_keeps_the_registry_secret_it_names(db: TestDb) {
@@ -1284,7 +1293,10 @@ async fn a_claimed_job_is_not_claimed_again(db: TestDb) {
     // Claiming does not touch the import; starting an attempt does, for the holder only.
     assert_eq!(store.get_import(import.id).await.unwrap(), import);
     assert!(!store.start_import_attempt(import.id, job.id, "w2", 1).await.unwrap());
-    assert!(!store.start_import_attempt(import.id, job.id + 1, "w1", 1).await.unwrap(), "not its job");
+    assert!(
+        !store.start_import_attempt(import.id, JobId::new(job.id.get() + 1), "w1", 1).await.unwrap(),
+        "not its job"
+    );
     assert_eq!(store.get_import(import.id).await.unwrap(), import);
     let started_at = OffsetDateTime::now_utc();
     assert!(store.start_import_attempt(import.id, job.id, "w1", 1).await.unwrap());
@@ -1311,8 +1323,9 @@ async fn concurrent_workers_claim_each_job_once(db: TestDb) {
     let store = &db.store;
     let mut imports = Vec::new();
     for n in 0..5 {
-        imports
-            .push(enqueue(store, &format!("redis:7.{n}"), &format!("harbor.example.com/m/redis:7.{n}"), "c").await.id);
+        imports.push(
+            enqueue(store, &format!("redis:7.{n}"), &format!("harbor.example.com/m/redis:7.{n}"), "c").await.id.get(),
+        );
     }
     let workers: Vec<_> = (0..8)
         .map(|n| {
@@ -1482,7 +1495,7 @@ async fn a_successful_import_adds_its_image_and_tag_to_the_catalog(db: TestDb) {
     assert_eq!(kinds, [import_kind::SUCCEEDED, kind::TAG_ADDED, kind::IMAGE_ADDED]);
     assert!(events.iter().all(|e| e.actor == "carol"));
     assert_eq!(events[0].tag_id, Some(tag.id));
-    assert_eq!(events[0].details["import_id"], widget.id);
+    assert_eq!(events[0].details["import_id"], widget.id.get());
     assert_eq!(events[0].details["digest"], digest(1).as_str());
 
     // Another tag of the same image joins the same catalog image.
@@ -1512,9 +1525,9 @@ async fn a_successful_import_adds_its_image_and_tag_to_the_catalog(db: TestDb) {
     // An official image goes to the existing seed image, approved as it was.
     let redis = enqueue(store, "redis:8", "harbor.example.com/library/redis:8", "carol").await;
     succeed(store, &redis, digest(8), vec![artifact(9, "amd64", 30)]).await;
-    let seed = store.get_image(1).await.unwrap();
+    let seed = store.get_image(ImageId::new(1)).await.unwrap();
     assert_eq!((seed.approval_status, seed.approved_by.as_deref()), (ApprovalStatus::Approved, Some("system")));
-    assert_eq!(store.list_tags(1).await.unwrap().len(), 5);
+    assert_eq!(store.list_tags(ImageId::new(1)).await.unwrap().len(), 5);
     let valkey = enqueue(store, "valkey/valkey:8", "harbor.example.com/library/valkey:8", "carol").await;
     succeed(store, &valkey, digest(12), vec![]).await;
     let valkey = store.find_image("docker.io", "valkey", "valkey").await.unwrap().unwrap();
@@ -1544,7 +1557,7 @@ async fn concurrent_successes_add_one_catalog_image(db: TestDb) {
         .map(|(import, job, worker)| {
             let store = store.clone();
             tokio::spawn(async move {
-                let outcome = AttemptOutcome::Succeeded { digest: digest(import.id as u8), artifacts: vec![] };
+                let outcome = AttemptOutcome::Succeeded { digest: digest(import.id.get() as u8), artifacts: vec![] };
                 store.finish_import_attempt(import.id, job.id, &worker, outcome).await
             })
         })
@@ -1567,7 +1580,7 @@ async fn progress_round_trips(db: TestDb) {
         layer(11, 3_000_000_000, 1_500_000_000, LayerState::Downloading),
         layer(12, 20, 0, LayerState::Waiting),
     ];
-    layers[0].via = Some("mounted".into());
+    layers[0].via = Some(BlobCopy::Mounted);
     let artifacts =
         vec![artifact(2, "amd64", 3_000_001_020), Artifact { variant: Some("v8".into()), ..artifact(3, "arm64", 5) }];
     store.record_import_progress(import.id, Some(&digest(1)), &artifacts, &layers).await.unwrap();
@@ -1589,7 +1602,7 @@ async fn progress_round_trips(db: TestDb) {
     let failed = store.get_import(import.id).await.unwrap();
     store.record_import_progress(import.id, Some(&digest(9)), &[], &[]).await.unwrap();
     assert_eq!(store.get_import(import.id).await.unwrap(), failed);
-    assert_not_found(store.record_import_progress(42_000, None, &[], &[]).await, "import", 42_000);
+    assert_not_found(store.record_import_progress(ImportId::new(42_000), None, &[], &[]).await, "import", 42_000);
 }
 
 async fn canceling_removes_the_job(db: TestDb) {
@@ -1608,8 +1621,8 @@ async fn canceling_removes_the_job(db: TestDb) {
     assert!(!store.finish_import_attempt(running.id, job.id, "w", outcome).await.unwrap());
     assert!(!store.start_import_attempt(running.id, job.id, "w", 2).await.unwrap());
     assert_eq!(store.get_import(running.id).await.unwrap(), canceled);
-    assert_eq!(store.find_image("docker.io", "library", "redis").await.unwrap().map(|i| i.id), Some(1));
-    assert_eq!(store.list_tags(1).await.unwrap().len(), 4, "nothing reached the catalog");
+    assert_eq!(store.find_image("docker.io", "library", "redis").await.unwrap().map(|i| i.id), Some(ImageId::new(1)));
+    assert_eq!(store.list_tags(ImageId::new(1)).await.unwrap().len(), 4, "nothing reached the catalog");
 
     // A queued one is never handed out.
     store.cancel_import(queued.id, "carol").await.unwrap();
@@ -1623,11 +1636,11 @@ async fn canceling_removes_the_job(db: TestDb) {
     let done = enqueue(store, "mongo:8", "harbor.example.com/mirror/mongo:8", "carol").await;
     succeed(store, &done, digest(2), vec![]).await;
     assert_conflict(store.cancel_import(done.id, "bob").await, &format!("import {} is already succeeded", done.id));
-    assert_not_found(store.cancel_import(42_000, "bob").await, "import", 42_000);
+    assert_not_found(store.cancel_import(ImportId::new(42_000), "bob").await, "import", 42_000);
 
     let events = events_of(store, import_kind::CANCELED).await;
     assert_eq!(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(), ["carol", "bob"]);
-    assert_eq!(events[1].details["import_id"], running.id);
+    assert_eq!(events[1].details["import_id"], running.id.get());
 }
 
 async fn an_active_import_is_not_deleted(db: TestDb) {
@@ -1665,10 +1678,10 @@ async fn a_catalog_image_with_an_active_import_is_not_deleted(db: TestDb) {
     let import = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
     let events = event_count(store).await;
     let message = format!("image docker.io/library/redis has an import in progress (import {})", import.id);
-    assert_conflict(store.delete_image(1, ADMIN).await, &message);
+    assert_conflict(store.delete_image(ImageId::new(1), ADMIN).await, &message);
     start(store, "w", &import).await;
-    assert_conflict(store.delete_image(1, ADMIN).await, &message);
-    assert_eq!(store.list_tags(1).await.unwrap().len(), 4);
+    assert_conflict(store.delete_image(ImageId::new(1), ADMIN).await, &message);
+    assert_eq!(store.list_tags(ImageId::new(1)).await.unwrap().len(), 4);
     assert_eq!(event_count(store).await, events);
 
     // At a registry's root too; another image of the same registry is free to go.
@@ -1686,7 +1699,7 @@ async fn a_catalog_image_with_an_active_import_is_not_deleted(db: TestDb) {
     // Once the imports are over, the images may go.
     store.cancel_import(import.id, "carol").await.unwrap();
     store.cancel_import(app_import.id, "carol").await.unwrap();
-    store.delete_image(1, ADMIN).await.unwrap();
+    store.delete_image(ImageId::new(1), ADMIN).await.unwrap();
     store.delete_image(app.id, ADMIN).await.unwrap();
 }
 
@@ -1735,33 +1748,32 @@ async fn imports_are_filtered_ordered_and_paged(db: TestDb) {
 
 async fn exports_are_recorded_and_listed(db: TestDb) {
     let store = &db.store;
-    let record = |tag: &str, by: &str, phase: &str| ExportRecord {
-        id: 99,
+    let record = |tag: &str, by: &str, phase: ExportPhase| ExportRecord {
+        id: ExportId::new(99),
         registry_host: "harbor.example.com".into(),
         repository: "custom/app".into(),
         tag: tag.into(),
         source: Some("pod default/app-0".into()),
         description: None,
         created_by: by.into(),
-        phase: phase.into(),
+        phase,
         created_at: OffsetDateTime::UNIX_EPOCH,
     };
     let before = OffsetDateTime::now_utc();
-    let first = store.create_export(record("v1", "carol", "Pending")).await.unwrap();
-    assert_ne!(first.id, 99);
+    let first = store.create_export(record("v1", "carol", ExportPhase::Pending)).await.unwrap();
+    assert_ne!(first.id, ExportId::new(99));
     assert!(first.created_at >= before);
     assert_eq!(
         (first.tag.as_str(), first.phase.as_str(), first.source.as_deref()),
         ("v1", "Pending", Some("pod default/app-0"))
     );
-    let second = store.create_export(record("v2", "dan", "Running")).await.unwrap();
-    let third = store.create_export(record("v3", "carol", "Succeeded")).await.unwrap();
-    assert_invalid(store.create_export(record("v4", "carol", "done")).await, "phase");
+    let second = store.create_export(record("v2", "dan", ExportPhase::Running)).await.unwrap();
+    let third = store.create_export(record("v3", "carol", ExportPhase::Succeeded)).await.unwrap();
 
-    let first = store.set_export_phase(first.id, "Succeeded", ADMIN, true).await.unwrap();
-    assert_eq!(first.phase, "Succeeded");
-    assert_invalid(store.set_export_phase(first.id, "succeeded", ADMIN, true).await, "phase");
-    assert_not_found(store.set_export_phase(42_000, "Failed", ADMIN, true).await, "export", 42_000);
+    let first = store.set_export_phase(first.id, ExportPhase::Succeeded, ADMIN, true).await.unwrap();
+    assert_eq!(first.phase, ExportPhase::Succeeded);
+    let missing = store.set_export_phase(ExportId::new(42_000), ExportPhase::Failed, ADMIN, true).await;
+    assert_not_found(missing, "export", 42_000);
 
     let list = |ready: Option<bool>, by: Option<&'static str>, page: Page| async move {
         let listing = store.list_exports(ready, by, page).await.unwrap();
@@ -2399,7 +2411,7 @@ async fn a_key_file_is_private_and_reused(db: TestDb) {
 }
 
 /// Claims the next sync job, expecting it to be for `repository_id`.
-async fn claim_sync(store: &DbStore, worker: &str, repository_id: i64) -> ClaimedJob {
+async fn claim_sync(store: &DbStore, worker: &str, repository_id: RepositoryId) -> ClaimedJob {
     let job = store.claim_job(worker, &[SYNC_JOB_TYPE], LEASE).await.unwrap().expect("a due sync job");
     assert_eq!((job.job_type.as_str(), &job.payload), (SYNC_JOB_TYPE, &json!({ "repository_id": repository_id })));
     job
@@ -2489,7 +2501,7 @@ async fn concurrent_schedulers_queue_each_repository_once(db: TestDb) {
             assert!(synced.insert(job.payload["repository_id"].as_i64().unwrap()), "{job:?}");
             assert!(store.complete_job(job.id, "w").await.unwrap());
         }
-        assert_eq!(synced, ids);
+        assert_eq!(synced, ids.iter().map(|id| id.get()).collect());
     }
 }
 
@@ -2526,8 +2538,7 @@ async fn a_sync_that_moves_a_catalog_tag_records_it(db: TestDb) {
     let approved =
         NewImage::new("app", Some("harbor.example.com"), Some("team"), None, None, false, ApprovalStatus::Approved);
     let image = store.create_image(approved.unwrap(), ADMIN).await.unwrap();
-    let tag =
-        store.create_tag(image.id, NewTag { digest: Some(digest(1)), ..new_tag("1", false) }, ADMIN).await.unwrap();
+    let tag = store.create_tag(image.id, new_tag("1", false).with_digest(Some(digest(1))), ADMIN).await.unwrap();
     let app = store.create_repository(new_repository("default", "app", "team/app", "1", HARBOR), ADMIN).await.unwrap();
     let sync = async |n: u8| {
         assert!(store.trigger_sync("default", "app").await.unwrap());
@@ -2565,7 +2576,7 @@ async fn a_sync_retry_records_its_status_and_requeues_its_job_together(db: TestD
     let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
 
     assert!(!store.retry_sync(app.id, job.id, "other", "stale", "stale", later).await.unwrap());
-    assert!(!store.retry_sync(app.id, job.id + 1000, "w", "stale", "stale", later).await.unwrap());
+    assert!(!store.retry_sync(app.id, JobId::new(job.id.get() + 1000), "w", "stale", "stale", later).await.unwrap());
     assert_eq!(store.get_repository("default", "app").await.unwrap().sync_message, None);
 
     let message = "attempt 1 failed: 503 Service Unavailable; retrying";
@@ -2599,7 +2610,7 @@ async fn sync_outcomes_are_recorded(db: TestDb) {
     );
     // Only the worker holding the repository's job records anything: not another worker (one whose lease
     // was taken over), and not for another job; a final outcome from them completes nothing either.
-    for (job_id, worker) in [(job.id, "other"), (job.id + 1000, "w")] {
+    for (job_id, worker) in [(job.id, "other"), (JobId::new(job.id.get() + 1000), "w")] {
         for status in [SyncStatus::Syncing, SyncStatus::Success, SyncStatus::Failed] {
             let recorded = store.record_sync(app.id, job_id, worker, status, Some("stale"), None).await.unwrap();
             assert!(!recorded, "{status:?} by {worker} for job {job_id}");
@@ -2657,7 +2668,7 @@ async fn sync_outcomes_are_recorded(db: TestDb) {
         (Some(SyncStatus::Success), None, Some(&manifest))
     );
     assert_missing(
-        store.record_sync(42_000, job.id, "w", SyncStatus::Syncing, None, None).await,
+        store.record_sync(RepositoryId::new(42_000), job.id, "w", SyncStatus::Syncing, None, None).await,
         "repository",
         "42000",
     );
@@ -2671,7 +2682,7 @@ async fn a_sync_job_finds_its_repository_and_secret(db: TestDb) {
     let app = store.create_repository(new_repository("default", "app", "team/app", "1", HARBOR), ADMIN).await.unwrap();
     assert_eq!(store.enqueue_due_syncs(OffsetDateTime::now_utc()).await.unwrap(), 1);
     let job = store.claim_job("w", &[SYNC_JOB_TYPE], LEASE).await.unwrap().unwrap();
-    let id = job.payload["repository_id"].as_i64().unwrap();
+    let id = RepositoryId::new(job.payload["repository_id"].as_i64().unwrap());
     let (repository, its_secret) = store.repository_by_id(id).await.unwrap();
     assert_eq!(repository, store.get_repository("default", "app").await.unwrap());
     assert_eq!(repository.id, app.id);
@@ -2680,7 +2691,7 @@ async fn a_sync_job_finds_its_repository_and_secret(db: TestDb) {
         (its_secret.password.expose(), its_secret.ca_bundle.as_deref()),
         (PASSWORD, secret.ca_bundle.as_deref())
     );
-    assert_missing(store.repository_by_id(42_000).await, "repository", "42000");
+    assert_missing(store.repository_by_id(RepositoryId::new(42_000)).await, "repository", "42000");
 
     // A job whose repository was deleted finds nothing, and loses its lease.
     store.delete_repository("default", "app", ADMIN).await.unwrap();
@@ -2712,13 +2723,15 @@ async fn sqlite_urls() {
     let racers: Vec<_> = (0..8)
         .map(|n| {
             let memory = memory.clone();
-            tokio::spawn(async move { memory.create_tag(1, new_tag(&format!("m{n}"), true), ADMIN).await })
+            tokio::spawn(
+                async move { memory.create_tag(ImageId::new(1), new_tag(&format!("m{n}"), true), ADMIN).await },
+            )
         })
         .collect();
     for racer in racers {
         racer.await.unwrap().unwrap();
     }
-    assert_eq!(recommended(&memory, 1).await.len(), 1);
+    assert_eq!(recommended(&memory, ImageId::new(1)).await.len(), 1);
 
     for bad in ["mysql://localhost/db", "sqlite:", "sqlite://", "file:x.db"] {
         match DbStore::connect(bad).await {
@@ -2732,11 +2745,11 @@ async fn sqlite_urls() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_current_thread_runtime_is_enough() {
     let db = TestDb::sqlite().await;
-    db.store.create_tag(1, new_tag("on-one-thread", true), ADMIN).await.unwrap();
-    assert_eq!(recommended(&db.store, 1).await, ["on-one-thread"]);
+    db.store.create_tag(ImageId::new(1), new_tag("on-one-thread", true), ADMIN).await.unwrap();
+    assert_eq!(recommended(&db.store, ImageId::new(1)).await, ["on-one-thread"]);
     let db = TestDb::postgres().await;
-    db.store.create_tag(1, new_tag("on-one-thread", true), ADMIN).await.unwrap();
-    assert_eq!(recommended(&db.store, 1).await, ["on-one-thread"]);
+    db.store.create_tag(ImageId::new(1), new_tag("on-one-thread", true), ADMIN).await.unwrap();
+    assert_eq!(recommended(&db.store, ImageId::new(1)).await, ["on-one-thread"]);
 }
 
 /// A caller that stops waiting does not cut a write short, nor break the store.
@@ -2745,13 +2758,13 @@ async fn dropped_calls_complete_or_roll_back_cleanly() {
     for db in [TestDb::sqlite().await, TestDb::postgres().await] {
         let store = &db.store;
         for n in 0..20 {
-            let call = store.create_tag(1, new_tag(&format!("dropped-{n}"), true), ADMIN);
+            let call = store.create_tag(ImageId::new(1), new_tag(&format!("dropped-{n}"), true), ADMIN);
             // Give up at various points of the call.
             let _ = tokio::time::timeout(std::time::Duration::from_micros(50 * n), call).await;
         }
         // Let the detached operations finish.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let tags = store.list_tags(1).await.unwrap();
+        let tags = store.list_tags(ImageId::new(1)).await.unwrap();
         assert_eq!(tags.len(), 24, "{}", store.backend_name());
         assert_eq!(tags.iter().filter(|t| t.is_recommended).count(), 1);
         let added = EventFilter { event_type: Some(kind::TAG_ADDED.into()), ..EventFilter::default() };

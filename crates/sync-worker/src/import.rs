@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use image_core::{
     Digest,
     copy::{CopyErrorKind, CopyProgress, CopyRequest, RegistryAccess, access_for_import},
-    import::{Artifact, AttemptOutcome, ImportJob, LayerProgress},
+    import::{Artifact, AttemptOutcome, ImportId, ImportJob, LayerProgress},
     job::ImportPayload,
     store::ImportStore,
 };
@@ -38,7 +38,7 @@ impl Job for ImportHandler {
         if !ctx.imports.start_import_attempt(import_id, job.id, &lease.worker, job.attempt).await? {
             return Ok(Outcome::Obsolete { reason: format!("import {import_id} is no longer queued for this job") });
         }
-        tracing::info!(import_id, source = %import.source, destination = %import.target, "import attempt started");
+        tracing::info!(import_id = import_id.get(), source = %import.source, destination = %import.target, "import attempt started");
         let source_access = match source_access(ctx, &import).await? {
             Ok(access) => access,
             Err(outcome) => return Ok(outcome),
@@ -67,7 +67,7 @@ impl Job for ImportHandler {
         Ok(match result {
             Ok(Ok(done)) => {
                 tracing::info!(
-                    import_id,
+                    import_id = import_id.get(),
                     digest = %done.digest,
                     copied = done.blobs_copied,
                     bytes = done.bytes_copied,
@@ -141,7 +141,7 @@ impl Recorder {
         Recorder { state: Mutex::new(RecorderState { digest: None, artifacts: Vec::new(), layers, dirty: false }) }
     }
 
-    async fn flush(&self, store: &dyn ImportStore, import_id: i64) {
+    async fn flush(&self, store: &dyn ImportStore, import_id: ImportId) {
         let snapshot = {
             let mut s = self.state.lock().unwrap();
             if !s.dirty {
@@ -151,7 +151,7 @@ impl Recorder {
             (s.digest.clone(), s.artifacts.clone(), s.layers.clone())
         };
         if let Err(err) = store.record_import_progress(import_id, snapshot.0.as_ref(), &snapshot.1, &snapshot.2).await {
-            tracing::warn!(import_id, error = %err, "cannot record progress");
+            tracing::warn!(import_id = import_id.get(), error = %err, "cannot record progress");
         }
     }
 }
@@ -174,7 +174,12 @@ impl CopyProgress for Recorder {
     }
 }
 
-async fn flush_periodically(recorder: Arc<Recorder>, store: Arc<dyn ImportStore>, import_id: i64, every: Duration) {
+async fn flush_periodically(
+    recorder: Arc<Recorder>,
+    store: Arc<dyn ImportStore>,
+    import_id: ImportId,
+    every: Duration,
+) {
     loop {
         tokio::time::sleep(every).await;
         recorder.flush(store.as_ref(), import_id).await;

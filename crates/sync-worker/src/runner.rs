@@ -216,7 +216,7 @@ impl<J: Job> Dispatch<J::Context> for Typed<J> {
             Err(err) => {
                 // Retrying cannot help: the same bytes fail the same way.
                 tracing::error!(
-                    job_id = job.id,
+                    job_id = job.id.get(),
                     job_type = %job.job_type,
                     payload = %job.payload,
                     error = %err,
@@ -417,7 +417,7 @@ impl<C: Send + Sync + 'static> Runner<C> {
     }
 
     async fn run_job(self: Arc<Self>, job: ClaimedJob) {
-        let span = tracing::info_span!("job", id = job.id, job_type = %job.job_type, attempt = job.attempts);
+        let span = tracing::info_span!("job", id = job.id.get(), job_type = %job.job_type, attempt = job.attempts);
         let Some(dispatch) = self.jobs.get(job.job_type.as_str()).cloned() else {
             // Claims only ask for known types, so this is a bug, not a stranded job.
             span.in_scope(|| tracing::error!("claimed a job of a type this runner has not registered"));
@@ -450,7 +450,7 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-async fn heartbeat(queue: Arc<dyn JobQueue>, id: i64, config: RunnerConfig, lost: watch::Sender<bool>) {
+async fn heartbeat(queue: Arc<dyn JobQueue>, id: JobId, config: RunnerConfig, lost: watch::Sender<bool>) {
     let every = config.lease / 3;
     loop {
         tokio::time::sleep(every).await;
@@ -493,8 +493,8 @@ mod tests {
     #[derive(Default)]
     struct QueueState {
         waiting: Vec<ClaimedJob>,
-        completed: Vec<JobId>,
-        requeued: Vec<(JobId, String, Timestamp)>,
+        completed: Vec<i64>,
+        requeued: Vec<(i64, String, Timestamp)>,
         /// Renewals answer that the lease was lost.
         lease_lost: bool,
     }
@@ -504,11 +504,11 @@ mod tests {
             Arc::new(FakeQueue { state: Mutex::new(QueueState { waiting: jobs, ..QueueState::default() }) })
         }
 
-        fn completed(&self) -> Vec<JobId> {
+        fn completed(&self) -> Vec<i64> {
             self.state.lock().unwrap().completed.clone()
         }
 
-        fn requeued(&self) -> Vec<(JobId, String, Timestamp)> {
+        fn requeued(&self) -> Vec<(i64, String, Timestamp)> {
             self.state.lock().unwrap().requeued.clone()
         }
     }
@@ -536,12 +536,12 @@ mod tests {
         }
 
         async fn retry_job(&self, id: JobId, _: &str, error: &str, run_at: Timestamp) -> image_core::Result<bool> {
-            self.state.lock().unwrap().requeued.push((id, error.to_owned(), run_at));
+            self.state.lock().unwrap().requeued.push((id.get(), error.to_owned(), run_at));
             Ok(true)
         }
 
         async fn complete_job(&self, id: JobId, _: &str) -> image_core::Result<bool> {
-            self.state.lock().unwrap().completed.push(id);
+            self.state.lock().unwrap().completed.push(id.get());
             Ok(true)
         }
 
@@ -555,8 +555,8 @@ mod tests {
     struct TestCtx {
         running: AtomicUsize,
         most_at_once: AtomicUsize,
-        ran: Mutex<Vec<(&'static str, JobId)>>,
-        finished: Mutex<Vec<(JobId, Verdict<String>)>>,
+        ran: Mutex<Vec<(&'static str, i64)>>,
+        finished: Mutex<Vec<(i64, Verdict<String>)>>,
         /// What `finish` answers; true unless set.
         finish_answer: Mutex<Option<image_core::Result<bool>>>,
         /// How long each attempt takes.
@@ -595,7 +595,7 @@ mod tests {
         ctx.most_at_once.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(ctx.pause).await;
         ctx.running.fetch_sub(1, Ordering::SeqCst);
-        ctx.ran.lock().unwrap().push((name, id));
+        ctx.ran.lock().unwrap().push((name, id.get()));
         Ok(match act {
             Act::Succeed => Outcome::Done(format!("{name} {id} done")),
             Act::Retry { retry_after_secs } => {
@@ -608,7 +608,7 @@ mod tests {
     }
 
     async fn record(ctx: &TestCtx, id: JobId, verdict: Verdict<String>) -> image_core::Result<bool> {
-        ctx.finished.lock().unwrap().push((id, verdict));
+        ctx.finished.lock().unwrap().push((id.get(), verdict));
         ctx.finish_answer.lock().unwrap().take().unwrap_or(Ok(true))
     }
 
@@ -655,9 +655,9 @@ mod tests {
     }
 
     /// A job as the queue holds it before its claim: `attempts` earlier attempts.
-    fn job(id: JobId, job_type: &str, payload: serde_json::Value, attempts: i32, max_attempts: i32) -> ClaimedJob {
+    fn job(id: i64, job_type: &str, payload: serde_json::Value, attempts: i32, max_attempts: i32) -> ClaimedJob {
         ClaimedJob {
-            id,
+            id: JobId::new(id),
             job_type: job_type.into(),
             payload,
             attempts,
@@ -734,7 +734,7 @@ mod tests {
         while runner.run_once().await.unwrap() {}
         let after = OffsetDateTime::now_utc();
 
-        let ran: Vec<JobId> = runner.ctx.ran.lock().unwrap().iter().map(|(_, id)| *id).collect();
+        let ran: Vec<i64> = runner.ctx.ran.lock().unwrap().iter().map(|(_, id)| *id).collect();
         assert_eq!(ran, [1, 2, 3, 4], "job 5 is out of attempts and does not run");
         let finished = runner.ctx.finished.lock().unwrap().clone();
         assert_eq!(finished.len(), 5, "{finished:?}");
@@ -761,7 +761,7 @@ mod tests {
         while runner.run_once().await.unwrap() {}
         assert_eq!(queue.completed(), [1, 2], "removed, not retried");
         assert!(queue.requeued().is_empty());
-        let ran: Vec<JobId> = runner.ctx.ran.lock().unwrap().iter().map(|(_, id)| *id).collect();
+        let ran: Vec<i64> = runner.ctx.ran.lock().unwrap().iter().map(|(_, id)| *id).collect();
         assert_eq!(ran, [3], "no handler sees a payload it cannot read, and the runner goes on");
     }
 

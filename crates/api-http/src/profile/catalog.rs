@@ -9,8 +9,8 @@ use axum::{Json, extract::State, http::StatusCode};
 use image_core::{
     Error, Reference,
     catalog::{
-        ApprovalRequest, ApprovalRequestFilter, ApprovalStatus, CatalogImage, Decision, ImageFilter, ImageSummary,
-        ImageUpdate, NewApprovalRequest, NewImage, NewTag, Page, Tag, TagUpdate,
+        ApprovalRequest, ApprovalRequestFilter, ApprovalRequestId, ApprovalStatus, CatalogImage, Decision, ImageFilter,
+        ImageId, ImageSummary, ImageUpdate, NewApprovalRequest, NewImage, NewTag, Page, Tag, TagId, TagUpdate,
     },
     event::{AuditEvent, EventFilter},
     rules::{self, Admission, Refusal},
@@ -98,7 +98,11 @@ struct ImageDetails {
     tags: Vec<Tag>,
 }
 
-async fn get_image(State(s): State<AppState>, _: User, PathParams(id, _): Path<i64>) -> ApiResult<Json<ImageDetails>> {
+async fn get_image(
+    State(s): State<AppState>,
+    _: User,
+    PathParams(id, _): Path<ImageId>,
+) -> ApiResult<Json<ImageDetails>> {
     let image = s.store.get_image(id).await?;
     let tags = s.store.list_tags(id).await?;
     Ok(Json(ImageDetails { image, tags }))
@@ -161,7 +165,7 @@ struct UpdateImage {
 async fn update_image(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ImageId>,
     extract::Body(b, _): Body<UpdateImage>,
 ) -> ApiResult<Json<CatalogImage>> {
     let update = ImageUpdate {
@@ -183,7 +187,7 @@ async fn update_image(
 async fn delete_image(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ImageId>,
 ) -> ApiResult<Json<Value>> {
     let image = s.store.delete_image(id, &admin.user.username).await?;
     Ok(Json(json!({ "message": "Image deleted successfully", "image": image })))
@@ -210,22 +214,19 @@ struct CreateTag {
 async fn create_tag(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams(image_id, _): Path<i64>,
+    PathParams(image_id, _): Path<ImageId>,
     extract::Body(b, _): Body<CreateTag>,
 ) -> ApiResult<(StatusCode, Json<Tag>)> {
-    let tag = NewTag {
-        tag: b.tag,
-        digest: b.digest,
-        size_bytes: b.size_bytes,
-        architecture: b.architecture,
-        os: b.os,
-        pushed_at: b.pushed_at,
-        is_recommended: b.is_recommended,
-        is_deprecated: b.is_deprecated,
-        security_scan_status: b.security_scan_status,
-        vulnerabilities_count: b.vulnerabilities_count,
-    }
-    .validated()?;
+    let tag = NewTag::new(b.tag)?
+        .with_digest(b.digest)
+        .with_size_bytes(b.size_bytes)?
+        .with_vulnerabilities_count(b.vulnerabilities_count)?
+        .with_architecture(b.architecture)?
+        .with_os(b.os)?
+        .with_security_scan_status(b.security_scan_status)?
+        .with_pushed_at(b.pushed_at)
+        .with_recommended(b.is_recommended)
+        .with_deprecated(b.is_deprecated);
     let tag = s.store.create_tag(image_id, tag, &admin.user.username).await?;
     Ok((StatusCode::CREATED, Json(tag)))
 }
@@ -252,7 +253,7 @@ struct UpdateTag {
 async fn update_tag(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams((image_id, tag_id), _): Path<(i64, i64)>,
+    PathParams((image_id, tag_id), _): Path<(ImageId, TagId)>,
     extract::Body(b, _): Body<UpdateTag>,
 ) -> ApiResult<Json<Tag>> {
     let update = TagUpdate {
@@ -275,7 +276,7 @@ async fn update_tag(
 async fn delete_tag(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams((image_id, tag_id), _): Path<(i64, i64)>,
+    PathParams((image_id, tag_id), _): Path<(ImageId, TagId)>,
 ) -> ApiResult<Json<Value>> {
     let tag = s.store.delete_tag(image_id, tag_id, &admin.user.username).await?;
     Ok(Json(json!({ "message": "Tag deleted successfully", "tag": tag })))
@@ -301,7 +302,7 @@ async fn list_requests(
 async fn get_request(
     State(s): State<AppState>,
     _: User,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ApprovalRequestId>,
 ) -> ApiResult<Json<ApprovalRequest>> {
     Ok(Json(s.store.get_approval_request(id).await?))
 }
@@ -338,7 +339,7 @@ struct ApproveBody {
 async fn approve_request(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ApprovalRequestId>,
     extract::OptionalBody(b, _): extract::OptionalBody<ApproveBody, Plain>,
 ) -> ApiResult<Json<Value>> {
     let decision =
@@ -357,7 +358,7 @@ struct RejectBody {
 async fn reject_request(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ApprovalRequestId>,
     extract::Body(b, _): Body<RejectBody>,
 ) -> ApiResult<Json<Value>> {
     let decision = Decision::Reject { reason: b.reason, notes: b.notes }.validated()?;
@@ -387,7 +388,7 @@ async fn list_events(
 ) -> ApiResult<Json<EventList>> {
     let filter = EventFilter {
         event_type: param::non_empty(q.event_type),
-        image_id: param::int("image_id", q.image_id)?,
+        image_id: param::int("image_id", q.image_id)?.map(ImageId::new),
         actor: param::non_empty(q.actor),
         page: page(q.limit, q.offset)?,
     };

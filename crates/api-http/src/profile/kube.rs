@@ -58,6 +58,41 @@ fn about<'a>(kind: &'static str, name: &'a str) -> impl Fn(Error) -> ProfileErro
     move |e| ApiError::from(e).about(kind, name).into()
 }
 
+/// The field a domain rule names (`retry_count`), as this API's objects spell it (`spec.retryCount`).
+fn wire_field(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "namespace" => "metadata.namespace",
+        "name" => "metadata.name",
+        "display_name" => "metadata.annotations.display-name",
+        "description" => "metadata.annotations.description",
+        "domain" => "spec.domain",
+        "username" => "spec.username",
+        "password" => "spec.password",
+        "provider" => "spec.provider",
+        "ca_bundle" => "spec.caBundle",
+        "repository" => "spec.repository",
+        "tag" => "spec.tag",
+        "registry_ref.namespace" => "spec.registryRef.namespace",
+        "registry_ref.name" => "spec.registryRef.name",
+        "sync_interval" => "spec.syncInterval",
+        "sync_timeout" => "spec.syncTimeout",
+        "retry_count" => "spec.retryCount",
+        _ => return None,
+    })
+}
+
+/// A domain error about a resource's field, naming the field as this API's objects spell it; for the
+/// errors of the domain's rules and the store, never for this profile's own (which use its names already).
+fn on_the_wire(err: Error) -> Error {
+    match err {
+        Error::Invalid { field, reason } => match wire_field(&field) {
+            Some(wire) => Error::Invalid { field: wire.to_owned(), reason },
+            None => Error::Invalid { field, reason },
+        },
+        other => other,
+    }
+}
+
 /// A namespace for a single resource: `_all_` is for lists only.
 fn single_namespace(namespace: &str) -> Result<(), Error> {
     if namespace == ALL_NAMESPACES {
@@ -265,18 +300,19 @@ async fn create_secret(
             domain: required("spec.domain", spec.domain.clone())?,
             username: required("spec.username", spec.username.clone())?,
             password: Secret::new(required("spec.password", spec.password.clone())?),
-            provider: required("spec.provider", spec.provider.clone())?.parse::<Provider>()?,
+            provider: required("spec.provider", spec.provider.clone())?.parse::<Provider>().map_err(on_the_wire)?,
             insecure: spec.insecure,
             ca_bundle: spec.ca_bundle.clone(),
         }
         .validated()
+        .map_err(on_the_wire)
     };
     let new = build().map_err(about("registrysecrets", &name_hint))?;
     let secret = s
         .store
         .create_registry_secret(new, &admin.user.username)
         .await
-        .map_err(about("registrysecrets", &name_hint))?;
+        .map_err(|e| about("registrysecrets", &name_hint)(on_the_wire(e)))?;
     Ok((StatusCode::CREATED, Json(secret_object(&secret))))
 }
 
@@ -546,10 +582,14 @@ async fn create_repository(
             retry_count: retry_count as u32,
         }
         .validated()
+        .map_err(on_the_wire)
     };
     let new = build().map_err(about("repositories", &name_hint))?;
-    let repository =
-        s.store.create_repository(new, &admin.user.username).await.map_err(about("repositories", &name_hint))?;
+    let repository = s
+        .store
+        .create_repository(new, &admin.user.username)
+        .await
+        .map_err(|e| about("repositories", &name_hint)(on_the_wire(e)))?;
     Ok((StatusCode::CREATED, Json(repository_object(&repository))))
 }
 
@@ -594,6 +634,24 @@ mod tests {
     }
 
     #[test]
+    fn domain_fields_are_named_as_on_the_wire() {
+        let field = |e: Error| match on_the_wire(e) {
+            Error::Invalid { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(Error::invalid("retry_count", "x")), "spec.retryCount");
+        assert_eq!(field(Error::invalid("registry_ref.name", "x")), "spec.registryRef.name");
+        assert_eq!(field(Error::invalid("display_name", "x")), "metadata.annotations.display-name");
+        assert_eq!(
+            on_the_wire(Error::invalid("retry_count", "too many")).to_string(),
+            "invalid spec.retryCount: too many"
+        );
+        // A name the profile chose itself stays.
+        assert_eq!(field(Error::invalid("spec.registryRef", "x")), "spec.registryRef");
+        assert!(matches!(on_the_wire(Error::conflict("taken")), Error::Conflict(_)));
+    }
+
+    #[test]
     fn pages_count_from_one() {
         let q = |page: Option<&str>, limit: Option<&str>| ListQuery {
             page: page.map(Into::into),
@@ -601,8 +659,8 @@ mod tests {
             search: None,
             name: None,
         };
-        assert_eq!(list_page(&q(None, None)).unwrap(), Page { limit: 10, offset: 0 });
-        assert_eq!(list_page(&q(Some("3"), Some("20"))).unwrap(), Page { limit: 20, offset: 40 });
+        assert_eq!(list_page(&q(None, None)).unwrap(), Page::new(Some(10), Some(0)).unwrap());
+        assert_eq!(list_page(&q(Some("3"), Some("20"))).unwrap(), Page::new(Some(20), Some(40)).unwrap());
         assert!(list_page(&q(Some("0"), None)).is_err());
         assert!(list_page(&q(None, Some("0"))).is_err());
         assert!(list_page(&q(None, Some("501"))).is_err());

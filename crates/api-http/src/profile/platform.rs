@@ -19,8 +19,8 @@ use image_core::{
     catalog::Page,
     copy::{CopyErrorKind, access_for_import},
     import::{
-        EnqueueOutcome, ExportRecord, ImportFilter, ImportJob, ImportOrder, LayerProgress, LayerState, NewImport,
-        Platform, SecretRef,
+        EnqueueOutcome, ExportId, ExportPhase, ExportRecord, ImportFilter, ImportId, ImportJob, ImportOrder,
+        LayerProgress, LayerState, NewImport, Platform, SecretRef,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,17 @@ fn parse_page(page_num: Option<String>, page_size: Option<String>) -> Result<Pag
     Page::new(Some(size), Some(offset))
 }
 
+/// `orderBy`: the seed's names for the orders, and the domain's.
+fn parse_order(order: &str) -> Result<ImportOrder, Error> {
+    match order {
+        "created_at" | "createdTime" | "createdAt" => Ok(ImportOrder::CreatedAt),
+        "id" => Ok(ImportOrder::Id),
+        "repo" | "repository" => Ok(ImportOrder::Repository),
+        "tag" | "imageTag" => Ok(ImportOrder::Tag),
+        _ => Err(Error::invalid("orderBy", format!("`{order}` is not one of created_at, id, repo, tag"))),
+    }
+}
+
 fn parse_descending(order: Option<String>) -> Result<bool, Error> {
     match param::non_empty(order).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("desc") => Ok(true),
@@ -100,7 +111,7 @@ struct ArtifactView {
     created_time: String,
     user_name: String,
     status: &'static str,
-    id: i64,
+    id: ImportId,
     size: u64,
     arch: Option<String>,
     os: Option<String>,
@@ -191,7 +202,7 @@ async fn list_images(
         tag,
         ready: param::boolean("ready", q.ready)?,
         created_by: param::non_empty(q.user_name),
-        order_by: param::non_empty(q.order_by).map(|o| o.parse()).transpose()?.unwrap_or(ImportOrder::CreatedAt),
+        order_by: param::non_empty(q.order_by).map(|o| parse_order(&o)).transpose()?.unwrap_or(ImportOrder::CreatedAt),
         descending: parse_descending(q.order)?,
         page: parse_page(q.page_num, q.page_size)?,
     };
@@ -224,7 +235,7 @@ async fn list_images(
 async fn delete_image(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ImportId>,
 ) -> ApiResult<StatusCode> {
     let registry = s.internal.as_ref().map(|internal| internal.copier.as_ref() as &dyn image_core::copy::ImageCopier);
     image_core::workflow::delete_import(s.store.as_ref(), registry, id, &admin.user.username).await?;
@@ -236,7 +247,7 @@ async fn delete_image(
 async fn cancel_import(
     State(s): State<AppState>,
     admin: AdminUser,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ImportId>,
 ) -> ApiResult<Json<Value>> {
     let import = s.store.cancel_import(id, &admin.user.username).await?;
     Ok(Json(json!({ "message": "Image import canceled", "id": import.id, "status": import.state.platform_status() })))
@@ -400,7 +411,7 @@ async fn import_image(
     let answer = match outcome {
         EnqueueOutcome::Started(job) => {
             s.jobs_queued();
-            ImportAnswer { state: 1, message: "Image import started".into(), already_image_id: job.id }
+            ImportAnswer { state: 1, message: "Image import started".into(), already_image_id: job.id.get() }
         }
         EnqueueOutcome::Existing(job) => ImportAnswer {
             state: 2,
@@ -409,7 +420,7 @@ async fn import_image(
             } else {
                 format!("Image already exists (image {})", job.id)
             },
-            already_image_id: job.id,
+            already_image_id: job.id.get(),
         },
     };
     Ok(Json(answer).into_response())
@@ -488,7 +499,7 @@ fn layer_status(state: LayerState) -> &'static str {
 async fn importing_details(
     State(s): State<AppState>,
     _: User,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ImportId>,
 ) -> ApiResult<Json<ImportingDetails>> {
     let import = s.store.get_import(id).await?;
     let layers_detail = import
@@ -555,7 +566,7 @@ async fn report_progress(
 }
 
 async fn find_import_by_name(s: &AppState, name: &str) -> Result<ImportJob, ApiError> {
-    if let Ok(id) = name.parse::<i64>() {
+    if let Ok(id) = name.parse::<ImportId>() {
         return Ok(s.store.get_import(id).await?);
     }
     let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
@@ -592,7 +603,7 @@ struct ExportView {
     description: Option<String>,
     created_time: String,
     user_name: String,
-    status: String,
+    status: ExportPhase,
     include_type: &'static str,
 }
 
@@ -649,8 +660,10 @@ async fn create_export(
     image_core::validate::tag(tag).map_err(|e| Error::invalid("target", e))?;
     let registry_host = b.registry_host.unwrap_or_else(|| "harbor.exported".into());
     image_core::validate::registry_host(&registry_host).map_err(|e| Error::invalid("registryHost", e))?;
-    let phase = b.status.unwrap_or_else(|| "Pending".into());
-    image_core::import::validate_phase(&phase)?;
+    let phase = match b.status {
+        Some(status) => status.parse()?,
+        None => ExportPhase::Pending,
+    };
     let description = match (b.description, &b.source) {
         (Some(d), _) => Some(d),
         (None, Some(src)) => Some(format!("Exported from source: {src}")),
@@ -660,7 +673,7 @@ async fn create_export(
         image_core::validate::text(d, 2000).map_err(|e| Error::invalid("description", e))?;
     }
     let record = ExportRecord {
-        id: 0,
+        id: ExportId::new(0),
         registry_host,
         repository: repo.to_owned(),
         tag: tag.to_owned(),
@@ -682,12 +695,12 @@ struct UpdateExport {
 async fn update_export(
     State(s): State<AppState>,
     user: User,
-    PathParams(id, _): Path<i64>,
+    PathParams(id, _): Path<ExportId>,
     extract::Body(b, _): Body<UpdateExport>,
 ) -> ApiResult<Json<ExportRecord>> {
-    image_core::import::validate_phase(&b.status)?;
+    let phase = b.status.parse()?;
     let admin = user.user.role == image_core::auth::Role::Admin;
-    Ok(Json(s.store.set_export_phase(id, &b.status, &user.user.username, admin).await?))
+    Ok(Json(s.store.set_export_phase(id, phase, &user.user.username, admin).await?))
 }
 
 #[cfg(test)]
@@ -696,12 +709,28 @@ mod tests {
 
     #[test]
     fn pages_count_from_zero() {
-        assert_eq!(parse_page(None, None).unwrap(), Page { limit: 10, offset: 0 });
-        assert_eq!(parse_page(Some("2".into()), Some("5".into())).unwrap(), Page { limit: 5, offset: 10 });
+        assert_eq!(parse_page(None, None).unwrap(), Page::new(Some(10), Some(0)).unwrap());
+        assert_eq!(parse_page(Some("2".into()), Some("5".into())).unwrap(), Page::new(Some(5), Some(10)).unwrap());
         assert!(parse_page(Some("-1".into()), None).is_err());
         assert!(parse_page(None, Some("0".into())).is_err());
         assert!(parse_page(None, Some("101".into())).is_err());
         assert!(parse_page(Some(i64::MAX.to_string()), Some("10".into())).is_err());
+    }
+
+    #[test]
+    fn orders_take_the_seeds_names_and_the_domains() {
+        for (names, order) in [
+            (&["created_at", "createdTime", "createdAt"][..], ImportOrder::CreatedAt),
+            (&["id"], ImportOrder::Id),
+            (&["repo", "repository"], ImportOrder::Repository),
+            (&["tag", "imageTag"], ImportOrder::Tag),
+        ] {
+            for name in names {
+                assert_eq!(parse_order(name).unwrap(), order, "{name}");
+            }
+        }
+        let err = parse_order("size").unwrap_err();
+        assert_eq!(err.to_string(), "invalid orderBy: `size` is not one of created_at, id, repo, tag");
     }
 
     #[test]

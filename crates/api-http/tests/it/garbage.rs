@@ -260,7 +260,7 @@ async fn garbage_never_gets_a_5xx(postgres: bool) {
         let (token, hash) = api_http::auth::new_token();
         let admin_id = app.store.find_credentials("admin").await.unwrap().unwrap().user.id;
         let issued = app.store.create_token(admin_id, &hash, "observer", None).await.unwrap();
-        assert_eq!(issued.id, 3);
+        assert_eq!(issued.id.get(), 3);
         token
     };
     let mut answered = [0usize; 6];

@@ -307,6 +307,9 @@ async fn refuses_bad_resources_with_a_status(postgres: bool) {
         assert_eq!(answer["status"], "Failure");
         assert_eq!(answer["code"], expected.as_u16());
         assert!(answer["message"].as_str().unwrap().contains(needle), "{needle}: {answer}");
+        if expected == StatusCode::BAD_REQUEST {
+            assert_eq!(answer["details"]["causes"][0]["field"], needle, "{answer}");
+        }
     }
     let (status, answer) =
         app.send("POST", &format!("{BASE}/default/repositories"), Some("{nope".into()), app.admin_token()).await;

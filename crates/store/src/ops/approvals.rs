@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use image_core::{
     Error,
     catalog::{
-        ApprovalRequest, ApprovalRequestFilter, ApprovalStatus, CatalogImage, Decision, ImageUpdate,
+        ApprovalRequest, ApprovalRequestFilter, ApprovalRequestId, ApprovalStatus, CatalogImage, Decision, ImageUpdate,
         NewApprovalRequest, NewImage, NewTag,
     },
     event::kind,
@@ -69,17 +69,17 @@ pub(crate) async fn list_approval_requests(
         .filter(request_filter(filter))
         .select(columns::<RequestRow>())
         .order(image_approval_requests::id.asc())
-        .limit(filter.page.limit)
-        .offset(filter.page.offset)
+        .limit(filter.page.limit())
+        .offset(filter.page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(RequestRow::into_domain).collect::<DbResult<_>>()?;
     Ok(Listing { items, total })
 }
 
-pub(crate) async fn get_approval_request(conn: &mut Conn<'_>, id: i64) -> DbResult<ApprovalRequest> {
+pub(crate) async fn get_approval_request(conn: &mut Conn<'_>, id: ApprovalRequestId) -> DbResult<ApprovalRequest> {
     let row: Option<RequestRow> =
-        image_approval_requests::table.find(id).select(columns::<RequestRow>()).first(conn).await.optional()?;
+        image_approval_requests::table.find(id.get()).select(columns::<RequestRow>()).first(conn).await.optional()?;
     row.ok_or_else(|| Error::not_found("approval request", id))?.into_domain()
 }
 
@@ -91,13 +91,13 @@ pub(crate) async fn get_approval_request(conn: &mut Conn<'_>, id: i64) -> DbResu
 /// when the image lacks it. The decision's notes, when given, replace the request's.
 pub(crate) async fn decide_approval_request(
     conn: &mut Conn<'_>,
-    id: i64,
+    id: ApprovalRequestId,
     decision: &Decision,
     actor: &str,
 ) -> DbResult<(ApprovalRequest, Option<CatalogImage>)> {
     let before = conn
         .dialect()
-        .lock_request(id)
+        .lock_request(id.get())
         .await?
         .ok_or_else(|| Error::not_found("approval request", id))?
         .into_domain()?;
@@ -126,7 +126,7 @@ pub(crate) async fn decide_approval_request(
             (kind::APPROVAL_REJECTED, None)
         }
     };
-    diesel::update(image_approval_requests::table.find(id)).set(Verdict::of(&after)).execute(conn).await?;
+    diesel::update(image_approval_requests::table.find(id.get())).set(Verdict::of(&after)).execute(conn).await?;
     let subject = Subject { image: after.image_id, request: Some(id), ..Subject::default() };
     record(conn, event_type, actor, now, subject, update_details(json!(before), json!(after))).await?;
     Ok((after, image))
@@ -153,28 +153,29 @@ async fn approve_image(
             apply_image_update(conn, row.into_domain()?, &update, actor, now, Some(request.id)).await?
         }
         None => {
-            let new = NewImage {
-                image_name: request.image_name.clone(),
-                registry: request.registry.clone(),
-                namespace: request.namespace.clone(),
-                description: description.clone(),
-                category: category.clone(),
-                is_official: rules::is_official(&request.registry, &request.namespace),
-                approval_status: ApprovalStatus::Approved,
-            };
+            // The request was checked by the same rules when it was made, so this holds.
+            let new = NewImage::new(
+                &request.image_name,
+                Some(&request.registry),
+                Some(&request.namespace),
+                description.clone(),
+                category.clone(),
+                rules::is_official(&request.registry, &request.namespace),
+                ApprovalStatus::Approved,
+            )?;
             insert_image(conn, &new, actor, now, Some(request.id)).await?
         }
     };
     if let Some(tag) = &request.tag {
         let present: Option<i64> = image_tags::table
-            .filter(image_tags::image_id.eq(image.id))
+            .filter(image_tags::image_id.eq(image.id.get()))
             .filter(image_tags::tag.eq(tag))
             .select(image_tags::id)
             .first(conn)
             .await
             .optional()?;
         if present.is_none() {
-            let new = NewTag { tag: tag.clone(), ..NewTag::default() };
+            let new = NewTag::new(tag.clone())?;
             insert_tag(conn, image.id, &new, actor, now, Some(request.id)).await?;
         }
     }

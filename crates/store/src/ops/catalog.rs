@@ -8,8 +8,8 @@ use diesel::{dsl::count_star, prelude::*};
 use image_core::{
     Error,
     catalog::{
-        ApprovalStatus, CatalogImage, ImageFilter, ImageId, ImageSummary, ImageUpdate, NewImage, NewTag, Tag, TagId,
-        TagUpdate,
+        ApprovalRequestId, ApprovalStatus, CatalogImage, ImageFilter, ImageId, ImageSummary, ImageUpdate, NewImage,
+        NewTag, Tag, TagId, TagUpdate,
     },
     event::kind,
     rules,
@@ -41,7 +41,8 @@ pub(super) fn image_label(registry: &str, namespace: &str, image_name: &str) -> 
 }
 
 pub(crate) async fn get_image(conn: &mut Conn<'_>, id: ImageId) -> DbResult<CatalogImage> {
-    let row: Option<ImageRow> = images::table.find(id).select(columns::<ImageRow>()).first(conn).await.optional()?;
+    let row: Option<ImageRow> =
+        images::table.find(id.get()).select(columns::<ImageRow>()).first(conn).await.optional()?;
     row.ok_or_else(|| Error::not_found("image", id))?.into_domain()
 }
 
@@ -63,13 +64,13 @@ pub(crate) async fn find_image(
 }
 
 async fn ensure_image_exists(conn: &mut Conn<'_>, id: ImageId) -> DbResult<()> {
-    let found: Option<i64> = images::table.find(id).select(images::id).first(conn).await.optional()?;
+    let found: Option<i64> = images::table.find(id.get()).select(images::id).first(conn).await.optional()?;
     found.map(|_| ()).ok_or_else(|| Error::not_found("image", id).into())
 }
 
 /// Locks the image for the rest of the transaction (PostgreSQL), or fails with `NotFound`.
 async fn lock_existing_image(conn: &mut Conn<'_>, id: ImageId) -> DbResult<CatalogImage> {
-    conn.dialect().lock_image(id).await?.ok_or_else(|| Error::not_found("image", id))?.into_domain()
+    conn.dialect().lock_image(id.get()).await?.ok_or_else(|| Error::not_found("image", id))?.into_domain()
 }
 
 fn image_filter(filter: &ImageFilter) -> Condition<'_, images::table> {
@@ -95,16 +96,16 @@ pub(crate) async fn list_images(conn: &mut Conn<'_>, filter: &ImageFilter) -> Db
         .filter(image_filter(filter))
         .select(columns::<ImageRow>())
         .order(images::id.asc())
-        .limit(filter.page.limit)
-        .offset(filter.page.offset)
+        .limit(filter.page.limit())
+        .offset(filter.page.offset())
         .load(conn)
         .await?;
-    let ids: Vec<ImageId> = rows.iter().map(|r| r.id).collect();
-    let tag_counts: HashMap<ImageId, i64> = image_tags::table
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let tag_counts: HashMap<i64, i64> = image_tags::table
         .filter(image_tags::image_id.eq_any(&ids))
         .group_by(image_tags::image_id)
         .select((image_tags::image_id, count_star()))
-        .load::<(ImageId, i64)>(conn)
+        .load::<(i64, i64)>(conn)
         .await?
         .into_iter()
         .collect();
@@ -139,17 +140,17 @@ pub(super) async fn insert_image(
     image: &NewImage,
     actor: &str,
     now: Micros,
-    request: Option<i64>,
+    request: Option<ApprovalRequestId>,
 ) -> DbResult<CatalogImage> {
-    let approved = image.approval_status == ApprovalStatus::Approved;
+    let approved = image.approval_status() == ApprovalStatus::Approved;
     let row = NewImageRow {
-        image_name: &image.image_name,
-        registry: &image.registry,
-        namespace: &image.namespace,
-        description: image.description.as_deref(),
-        category: image.category.as_deref(),
-        is_official: image.is_official,
-        approval_status: image.approval_status.as_str(),
+        image_name: image.image_name(),
+        registry: image.registry(),
+        namespace: image.namespace(),
+        description: image.description(),
+        category: image.category(),
+        is_official: image.is_official(),
+        approval_status: image.approval_status().as_str(),
         approved_by: approved.then_some(actor),
         approved_at: approved.then_some(now),
         created_at: now,
@@ -161,7 +162,7 @@ pub(super) async fn insert_image(
         .get_result::<ImageRow>(conn)
         .await
         .map_err(on_unique(|| {
-            format!("image {} already exists", image_label(&image.registry, &image.namespace, &image.image_name))
+            format!("image {} already exists", image_label(image.registry(), image.namespace(), image.image_name()))
         }))?
         .into_domain()?;
     let subject = Subject { image: Some(created.id), request, ..Subject::default() };
@@ -188,7 +189,7 @@ pub(super) async fn apply_image_update(
     update: &ImageUpdate,
     actor: &str,
     now: Micros,
-    request: Option<i64>,
+    request: Option<ApprovalRequestId>,
 ) -> DbResult<CatalogImage> {
     let mut after = before.clone();
     if let Some(description) = &update.description {
@@ -214,7 +215,7 @@ pub(super) async fn apply_image_update(
         return Ok(before);
     }
     after.updated_at = from_micros(now)?;
-    diesel::update(images::table.find(before.id)).set(ImageChanges::of(&after)).execute(conn).await?;
+    diesel::update(images::table.find(before.id.get())).set(ImageChanges::of(&after)).execute(conn).await?;
     let subject = Subject { image: Some(before.id), request, ..Subject::default() };
     record(conn, kind::IMAGE_UPDATED, actor, now, subject, update_details(json!(before), json!(after))).await?;
     Ok(after)
@@ -251,7 +252,7 @@ pub(crate) async fn delete_image(conn: &mut Conn<'_>, id: ImageId, actor: &str) 
     ensure_image_unused(conn, &image).await?;
     let tags = load_tags(conn, id).await?;
     // The tags go with it (ON DELETE CASCADE); approval requests keep their history (SET NULL).
-    diesel::delete(images::table.find(id)).execute(conn).await?;
+    diesel::delete(images::table.find(id.get())).execute(conn).await?;
     let mut details = json!(image);
     details["tags"] = json!(tags);
     record(conn, kind::IMAGE_DELETED, actor, now_micros(), Subject { image: Some(id), ..Subject::default() }, details)
@@ -261,7 +262,7 @@ pub(crate) async fn delete_image(conn: &mut Conn<'_>, id: ImageId, actor: &str) 
 
 async fn load_tags(conn: &mut Conn<'_>, image_id: ImageId) -> DbResult<Vec<Tag>> {
     let rows: Vec<TagRow> = image_tags::table
-        .filter(image_tags::image_id.eq(image_id))
+        .filter(image_tags::image_id.eq(image_id.get()))
         .select(columns::<TagRow>())
         .order((image_tags::created_at.asc(), image_tags::id.asc()))
         .load(conn)
@@ -277,8 +278,8 @@ pub(crate) async fn list_tags(conn: &mut Conn<'_>, image_id: ImageId) -> DbResul
 /// The tag with this id, if it belongs to this image; a tag of another image is as good as missing.
 async fn image_tag(conn: &mut Conn<'_>, image_id: ImageId, tag_id: TagId) -> DbResult<Tag> {
     let row: Option<TagRow> = image_tags::table
-        .find(tag_id)
-        .filter(image_tags::image_id.eq(image_id))
+        .find(tag_id.get())
+        .filter(image_tags::image_id.eq(image_id.get()))
         .select(columns::<TagRow>())
         .first(conn)
         .await
@@ -299,7 +300,7 @@ async fn unrecommend_others(
     let tags = load_tags(conn, image_id).await?;
     for before in rules::superseded_recommendations(&tags, keep) {
         let after = Tag { is_recommended: false, updated_at: from_micros(now)?, ..before.clone() };
-        diesel::update(image_tags::table.find(before.id)).set(TagChanges::of(&after)).execute(conn).await?;
+        diesel::update(image_tags::table.find(before.id.get())).set(TagChanges::of(&after)).execute(conn).await?;
         let subject = Subject { image: Some(image_id), tag: Some(before.id), ..Subject::default() };
         record(conn, kind::TAG_UPDATED, actor, now, subject, update_details(json!(before), json!(after))).await?;
     }
@@ -318,23 +319,23 @@ pub(super) async fn insert_tag(
     tag: &NewTag,
     actor: &str,
     now: Micros,
-    request: Option<i64>,
+    request: Option<ApprovalRequestId>,
 ) -> DbResult<Tag> {
-    if rules::becomes_recommended(None, tag.is_recommended) {
+    if rules::becomes_recommended(None, tag.is_recommended()) {
         unrecommend_others(conn, image_id, None, actor, now).await?;
     }
     let row = NewTagRow {
-        image_id,
-        tag: &tag.tag,
-        digest: tag.digest.as_ref().map(|d| d.as_str()),
-        size_bytes: tag.size_bytes,
-        architecture: tag.architecture.as_deref(),
-        os: tag.os.as_deref(),
-        pushed_at: tag.pushed_at.map(to_micros),
-        is_recommended: tag.is_recommended,
-        is_deprecated: tag.is_deprecated,
-        security_scan_status: tag.security_scan_status.as_deref(),
-        vulnerabilities_count: tag.vulnerabilities_count,
+        image_id: image_id.get(),
+        tag: tag.tag(),
+        digest: tag.digest().map(|d| d.as_str()),
+        size_bytes: tag.size_bytes(),
+        architecture: tag.architecture(),
+        os: tag.os(),
+        pushed_at: tag.pushed_at().map(to_micros),
+        is_recommended: tag.is_recommended(),
+        is_deprecated: tag.is_deprecated(),
+        security_scan_status: tag.security_scan_status(),
+        vulnerabilities_count: tag.vulnerabilities_count(),
         created_at: now,
         updated_at: now,
     };
@@ -343,7 +344,7 @@ pub(super) async fn insert_tag(
         .returning(columns::<TagRow>())
         .get_result::<TagRow>(conn)
         .await
-        .map_err(on_unique(|| format!("tag {} already exists for image {image_id}", tag.tag)))?
+        .map_err(on_unique(|| format!("tag {} already exists for image {image_id}", tag.tag())))?
         .into_domain()?;
     let subject = Subject { image: Some(image_id), tag: Some(created.id), request };
     record(conn, kind::TAG_ADDED, actor, now, subject, json!(created)).await?;
@@ -405,7 +406,7 @@ pub(super) async fn store_tag_update(
     if rules::becomes_recommended(Some(before), after.is_recommended) {
         unrecommend_others(conn, after.image_id, Some(after.id), actor, now).await?;
     }
-    diesel::update(image_tags::table.find(after.id)).set(TagChanges::of(after)).execute(conn).await?;
+    diesel::update(image_tags::table.find(after.id.get())).set(TagChanges::of(after)).execute(conn).await?;
     let subject = Subject { image: Some(after.image_id), tag: Some(after.id), ..Subject::default() };
     record(conn, kind::TAG_UPDATED, actor, now, subject, update_details(json!(before), json!(after))).await?;
     Ok(())
@@ -414,7 +415,7 @@ pub(super) async fn store_tag_update(
 pub(crate) async fn delete_tag(conn: &mut Conn<'_>, image_id: ImageId, tag_id: TagId, actor: &str) -> DbResult<Tag> {
     lock_existing_image(conn, image_id).await?;
     let tag = image_tag(conn, image_id, tag_id).await?;
-    diesel::delete(image_tags::table.find(tag_id)).execute(conn).await?;
+    diesel::delete(image_tags::table.find(tag_id.get())).execute(conn).await?;
     let subject = Subject { image: Some(image_id), tag: Some(tag_id), ..Subject::default() };
     record(conn, kind::TAG_DELETED, actor, now_micros(), subject, json!(tag)).await?;
     Ok(tag)

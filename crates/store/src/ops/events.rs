@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use image_core::{
-    catalog::{ImageId, TagId},
+    catalog::{ApprovalRequestId, ImageId, TagId},
     event::{AuditEvent, EventFilter},
     store::Listing,
 };
@@ -20,7 +20,7 @@ use crate::{
 pub(super) struct Subject {
     pub(super) image: Option<ImageId>,
     pub(super) tag: Option<TagId>,
-    pub(super) request: Option<i64>,
+    pub(super) request: Option<ApprovalRequestId>,
 }
 
 pub(super) async fn record(
@@ -35,9 +35,9 @@ pub(super) async fn record(
         event_type,
         actor,
         occurred_at: at,
-        image_id: subject.image,
-        tag_id: subject.tag,
-        request_id: subject.request,
+        image_id: subject.image.map(ImageId::get),
+        tag_id: subject.tag.map(TagId::get),
+        request_id: subject.request.map(ApprovalRequestId::get),
         details: details.to_string(),
     };
     diesel::insert_into(audit_events::table).values(row).execute(conn).await?;
@@ -66,7 +66,7 @@ fn event_filter(filter: &EventFilter) -> Condition<'_, audit_events::table> {
         condition.push(audit_events::event_type.eq(event_type));
     }
     if let Some(image_id) = filter.image_id {
-        condition.push(audit_events::image_id.eq(image_id));
+        condition.push(audit_events::image_id.eq(image_id.get()));
     }
     if let Some(actor) = &filter.actor {
         condition.push(audit_events::actor.eq(actor));
@@ -80,8 +80,8 @@ pub(crate) async fn list_events(conn: &mut Conn<'_>, filter: &EventFilter) -> Db
         .filter(event_filter(filter))
         .select(columns::<EventRow>())
         .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
-        .limit(filter.page.limit)
-        .offset(filter.page.offset)
+        .limit(filter.page.limit())
+        .offset(filter.page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(EventRow::into_domain).collect::<DbResult<_>>()?;

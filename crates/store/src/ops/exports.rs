@@ -5,7 +5,7 @@ use image_core::{
     Error,
     catalog::Page,
     event::kind,
-    import::{ExportRecord, validate_phase},
+    import::{ExportId, ExportPhase, ExportRecord},
     store::Listing,
 };
 use serde_json::json;
@@ -20,7 +20,6 @@ use crate::{
 
 /// Stores a new record; its id and creation time are the store's.
 pub(crate) async fn create_export(conn: &mut Conn<'_>, export: &ExportRecord) -> DbResult<ExportRecord> {
-    validate_phase(&export.phase)?;
     let row = NewExportRow {
         registry_host: &export.registry_host,
         repository: &export.repository,
@@ -28,7 +27,7 @@ pub(crate) async fn create_export(conn: &mut Conn<'_>, export: &ExportRecord) ->
         source: export.source.as_deref(),
         description: export.description.as_deref(),
         created_by: &export.created_by,
-        phase: &export.phase,
+        phase: export.phase.as_str(),
         created_at: now_micros(),
     };
     diesel::insert_into(exports::table)
@@ -41,14 +40,13 @@ pub(crate) async fn create_export(conn: &mut Conn<'_>, export: &ExportRecord) ->
 
 pub(crate) async fn set_export_phase(
     conn: &mut Conn<'_>,
-    id: i64,
-    phase: &str,
+    id: ExportId,
+    phase: ExportPhase,
     actor: &str,
     actor_is_admin: bool,
 ) -> DbResult<ExportRecord> {
-    validate_phase(phase)?;
     let before: ExportRow = exports::table
-        .find(id)
+        .find(id.get())
         .select(columns::<ExportRow>())
         .first(conn)
         .await
@@ -62,8 +60,8 @@ pub(crate) async fn set_export_phase(
     }
     let details = json!({ "export_id": id, "before": { "phase": before.phase }, "after": { "phase": phase } });
     record(conn, kind::EXPORT_UPDATED, actor, now_micros(), Subject::default(), details).await?;
-    let row: Option<ExportRow> = diesel::update(exports::table.find(id))
-        .set(exports::phase.eq(phase))
+    let row: Option<ExportRow> = diesel::update(exports::table.find(id.get()))
+        .set(exports::phase.eq(phase.as_str()))
         .returning(columns::<ExportRow>())
         .get_result::<ExportRow>(conn)
         .await
@@ -74,8 +72,8 @@ pub(crate) async fn set_export_phase(
 fn export_filter(ready: Option<bool>, created_by: Option<&str>) -> Condition<'_, exports::table> {
     let mut condition = Condition::new();
     match ready {
-        Some(true) => condition.push(exports::phase.eq("Succeeded")),
-        Some(false) => condition.push(exports::phase.ne("Succeeded")),
+        Some(true) => condition.push(exports::phase.eq(ExportPhase::Succeeded.as_str())),
+        Some(false) => condition.push(exports::phase.ne(ExportPhase::Succeeded.as_str())),
         None => {}
     }
     if let Some(created_by) = created_by {
@@ -96,8 +94,8 @@ pub(crate) async fn list_exports(
         .filter(export_filter(ready, created_by))
         .select(columns::<ExportRow>())
         .order((exports::created_at.desc(), exports::id.desc()))
-        .limit(page.limit)
-        .offset(page.offset)
+        .limit(page.limit())
+        .offset(page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(ExportRow::into_domain).collect::<DbResult<_>>()?;

@@ -9,8 +9,8 @@ use image_core::{
     Digest, Error,
     catalog::{CatalogImage, Tag},
     import::{
-        Artifact, AttemptOutcome, EnqueueOutcome, ImportFilter, ImportJob, ImportOrder, ImportState, LayerProgress,
-        LayerState, NewImport,
+        Artifact, AttemptOutcome, EnqueueOutcome, ImportFilter, ImportId, ImportJob, ImportOrder, ImportState,
+        LayerProgress, LayerState, NewImport,
     },
     job::{ImportPayload, JobPayload},
     rules,
@@ -154,9 +154,9 @@ async fn insert_import(conn: &mut Conn<'_>, import: &NewImport, actor: &str) -> 
         .returning(columns::<ImportRow>())
         .get_result::<ImportRow>(conn)
         .await?;
-    let payload = json!(ImportPayload { import_id: created.id });
+    let payload = json!(ImportPayload { import_id: ImportId::new(created.id) });
     let job = enqueue_job(conn, ImportPayload::NAME, &payload, 0, now, import.max_attempts).await?;
-    diesel::update(imports::table.find(created.id)).set(imports::job_id.eq(job)).execute(conn).await?;
+    diesel::update(imports::table.find(created.id)).set(imports::job_id.eq(job.get())).execute(conn).await?;
     let created = created.into_domain()?;
     record(conn, import_kind::QUEUED, actor, now, Subject::default(), import_details(&created)).await?;
     Ok(created)
@@ -195,8 +195,8 @@ pub(crate) async fn list_imports(conn: &mut Conn<'_>, filter: &ImportFilter) -> 
         .filter(import_filter(filter))
         .select(columns::<ImportRow>())
         .order(order)
-        .limit(filter.page.limit)
-        .offset(filter.page.offset)
+        .limit(filter.page.limit())
+        .offset(filter.page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(ImportRow::into_domain).collect::<DbResult<_>>()?;
@@ -229,10 +229,10 @@ async fn lock_held_import(
     worker: &str,
 ) -> DbResult<Option<(ImportRow, JobRow)>> {
     let Some(import) = conn.dialect().lock_import(id).await? else { return Ok(None) };
-    if import.job_id != Some(job) || !parse_state(&import)?.is_active() {
+    if import.job_id != Some(job.get()) || !parse_state(&import)?.is_active() {
         return Ok(None);
     }
-    let held = conn.dialect().lock_held_job(job, worker).await?;
+    let held = conn.dialect().lock_held_job(job.get(), worker).await?;
     Ok(held.map(|job| (import, job)))
 }
 
@@ -297,7 +297,7 @@ pub(crate) async fn finish_import_attempt(
             succeed_import(conn, import, job, worker, digest, artifacts, now).await?;
         }
         AttemptOutcome::Retry { error, retry_at } if job_row.attempts < job_row.max_attempts => {
-            diesel::update(jobs::table.find(job)).set(requeue(error, to_micros(*retry_at))).execute(conn).await?;
+            diesel::update(jobs::table.find(job.get())).set(requeue(error, to_micros(*retry_at))).execute(conn).await?;
             diesel::update(imports::table.find(id))
                 .set((
                     imports::state.eq(ImportState::Queued.as_str()),
@@ -329,7 +329,7 @@ async fn succeed_import(
         .iter()
         .map(|layer| LayerProgress { state: LayerState::Completed, done: layer.size, ..layer.clone() })
         .collect();
-    diesel::update(imports::table.find(import.id))
+    diesel::update(imports::table.find(import.id.get()))
         .set((
             imports::state.eq(ImportState::Succeeded.as_str()),
             imports::finished_at.eq(now),
@@ -342,7 +342,7 @@ async fn succeed_import(
         ))
         .execute(conn)
         .await?;
-    diesel::delete(jobs::table.find(job)).execute(conn).await?;
+    diesel::delete(jobs::table.find(job.get())).execute(conn).await?;
     let (image, tag) = add_to_catalog(conn, &import, digest, artifacts, now).await?;
     let mut details = import_details(&import);
     details["digest"] = json!(digest.as_str());
@@ -388,7 +388,7 @@ async fn add_to_catalog(
         return Ok((image, None));
     };
     let existing: Option<TagRow> = image_tags::table
-        .filter(image_tags::image_id.eq(image.id))
+        .filter(image_tags::image_id.eq(image.id.get()))
         .filter(image_tags::tag.eq(&copied.tag))
         .select(columns::<TagRow>())
         .first(conn)
@@ -408,7 +408,7 @@ async fn add_to_catalog(
 
 /// Ends an import as failed with `error`, removes its job, and records `image.import.failed`.
 async fn fail_import(conn: &mut Conn<'_>, import: ImportJob, job: JobId, error: &str, now: Micros) -> DbResult<()> {
-    diesel::update(imports::table.find(import.id))
+    diesel::update(imports::table.find(import.id.get()))
         .set((
             imports::state.eq(ImportState::Failed.as_str()),
             imports::finished_at.eq(now),
@@ -418,7 +418,7 @@ async fn fail_import(conn: &mut Conn<'_>, import: ImportJob, job: JobId, error: 
         ))
         .execute(conn)
         .await?;
-    diesel::delete(jobs::table.find(job)).execute(conn).await?;
+    diesel::delete(jobs::table.find(job.get())).execute(conn).await?;
     let mut details = import_details(&import);
     details["error"] = json!(error);
     details["attempts"] = json!(import.attempts);

@@ -13,7 +13,8 @@ use image_core::{
     catalog::Tag,
     job::{JobPayload, SyncPayload},
     kube::{
-        NewRegistrySecret, NewRepository, RegistrySecret, Repository, Secret, SyncStatus, SyncedManifest, VerifyStatus,
+        NewRegistrySecret, NewRepository, RegistrySecret, Repository, RepositoryId, Secret, SyncStatus, SyncedManifest,
+        VerifyStatus,
     },
     store::{JobId, Listing},
 };
@@ -168,8 +169,8 @@ pub(crate) async fn list_registry_secrets(
         .filter(registry_secret_filter(namespace, search))
         .select(columns::<RegistrySecretRow>())
         .order((registry_secrets::namespace.asc(), registry_secrets::name.asc()))
-        .limit(page.limit)
-        .offset(page.offset)
+        .limit(page.limit())
+        .offset(page.offset())
         .load(conn)
         .await?;
     let items = rows.into_iter().map(|row| row.into_domain(sealer)).collect::<DbResult<_>>()?;
@@ -223,7 +224,7 @@ pub(crate) async fn delete_registry_secret(
         Secret::new("")
     });
     let secret = row.with_password(password)?;
-    diesel::delete(registry_secrets::table.find(secret.id)).execute(conn).await?;
+    diesel::delete(registry_secrets::table.find(secret.id.get())).execute(conn).await?;
     record(conn, kube_kind::SECRET_DELETED, actor, now_micros(), Subject::default(), secret_details(&secret)).await?;
     Ok(secret)
 }
@@ -297,7 +298,7 @@ pub(crate) async fn create_repository(
         sync_interval_secs: to_secs(repository.sync_interval),
         sync_timeout_secs: to_secs(repository.sync_timeout),
         retry_count: i32::try_from(repository.retry_count)
-            .map_err(|_| Error::invalid("spec.retryCount", "is too large"))?,
+            .map_err(|_| Error::invalid("retry_count", "is too large"))?,
         next_sync_at: now,
         created_at: now,
         updated_at: now,
@@ -352,8 +353,8 @@ pub(crate) async fn list_repositories(
         .filter(repository_filter(namespace, name))
         .select(columns::<RepositoryRow>())
         .order((repositories::namespace.asc(), repositories::name.asc()))
-        .limit(page.limit)
-        .offset(page.offset)
+        .limit(page.limit())
+        .offset(page.offset())
         .load(conn)
         .await?;
     // The domains of the secrets these use; the pairs of namespaces and names cover them, and a few more.
@@ -394,7 +395,7 @@ pub(crate) async fn delete_repository(
         .ok_or_else(|| Error::not_found("repository", kube_id(namespace, name)))?;
     let job = row.job_id;
     let repository = repository_with_domain(conn, row).await?;
-    diesel::delete(repositories::table.find(repository.id)).execute(conn).await?;
+    diesel::delete(repositories::table.find(repository.id.get())).execute(conn).await?;
     if let Some(job) = job {
         diesel::delete(jobs::table.find(job)).execute(conn).await?;
     }
@@ -412,11 +413,11 @@ fn after_interval(at: Micros, interval_secs: i64) -> Micros {
 /// repository's job, with the next sync due at `next_sync_at`.
 async fn queue_sync(conn: &mut Conn<'_>, row: &RepositoryRow, next_sync_at: Micros) -> DbResult<JobId> {
     let now = now_micros();
-    let payload = json!(SyncPayload { repository_id: row.id });
+    let payload = json!(SyncPayload { repository_id: RepositoryId::new(row.id) });
     let job = enqueue_job(conn, SyncPayload::NAME, &payload, 0, now, row.retry_count.saturating_add(1)).await?;
     diesel::update(repositories::table.find(row.id))
         .set((
-            repositories::job_id.eq(job),
+            repositories::job_id.eq(job.get()),
             repositories::next_sync_at.eq(next_sync_at),
             repositories::updated_at.eq(now),
         ))
@@ -426,18 +427,18 @@ async fn queue_sync(conn: &mut Conn<'_>, row: &RepositoryRow, next_sync_at: Micr
 }
 
 /// Of the jobs `ids`, those that exist.
-async fn existing_jobs(conn: &mut Conn<'_>, ids: &[JobId]) -> DbResult<HashSet<JobId>> {
+async fn existing_jobs(conn: &mut Conn<'_>, ids: &[i64]) -> DbResult<HashSet<i64>> {
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    Ok(jobs::table.filter(jobs::id.eq_any(ids)).select(jobs::id).load::<JobId>(conn).await?.into_iter().collect())
+    Ok(jobs::table.filter(jobs::id.eq_any(ids)).select(jobs::id).load::<i64>(conn).await?.into_iter().collect())
 }
 
 /// Queues a sync for every repository due at `now` without a job, each due again one interval after `now`.
 pub(crate) async fn enqueue_due_syncs(conn: &mut Conn<'_>, now: Micros) -> DbResult<usize> {
     let due = conn.dialect().lock_due_repositories(now).await?;
     // Checked again with the rows held: a job another scheduler committed just before is seen now.
-    let job_ids: Vec<JobId> = due.iter().filter_map(|r| r.job_id).collect();
+    let job_ids: Vec<i64> = due.iter().filter_map(|r| r.job_id).collect();
     let busy = existing_jobs(conn, &job_ids).await?;
     let mut queued = 0;
     for row in due.iter().filter(|r| r.job_id.is_none_or(|job| !busy.contains(&job))) {
@@ -483,8 +484,8 @@ pub(crate) async fn record_sync(
     let now = now_micros();
     // One statement: the row lock on the repository comes first, as in every other path that touches a
     // repository and its job.
-    let held = diesel::dsl::exists(jobs::table.find(job).filter(jobs::lease_owner.eq(worker)));
-    let target = repositories::table.find(id).filter(repositories::job_id.eq(job)).filter(held);
+    let held = diesel::dsl::exists(jobs::table.find(job.get()).filter(jobs::lease_owner.eq(worker)));
+    let target = repositories::table.find(id).filter(repositories::job_id.eq(job.get())).filter(held);
     let common = (
         repositories::sync_status.eq(Some(sync_status_str(status))),
         repositories::sync_message.eq(message),

@@ -34,11 +34,11 @@ pub(crate) async fn enqueue_job(
     }
     let now = now_micros();
     let row = NewJobRow { job_type, payload: payload.to_string(), priority, run_at, max_attempts, created_at: now };
-    let id = diesel::insert_into(jobs::table).values(row).returning(jobs::id).get_result(conn).await?;
+    let id: i64 = diesel::insert_into(jobs::table).values(row).returning(jobs::id).get_result(conn).await?;
     if run_at <= now {
         conn.dialect().notify_job_queued().await?;
     }
-    Ok(id)
+    Ok(JobId::new(id))
 }
 
 /// Leases the next due job of one of `job_types` to `worker`, counting the attempt.
@@ -68,7 +68,7 @@ pub(crate) async fn claim_job(
 /// Extends the lease of a job `worker` holds. A lease that ran out but that no other worker took is still
 /// the worker's: whoever claims a job becomes its `lease_owner`, so the owner check is the takeover check.
 pub(crate) async fn renew_lease(conn: &mut Conn<'_>, id: JobId, worker: &str, lease: Duration) -> DbResult<bool> {
-    let changed = diesel::update(jobs::table.find(id).filter(jobs::lease_owner.eq(worker)))
+    let changed = diesel::update(jobs::table.find(id.get()).filter(jobs::lease_owner.eq(worker)))
         .set(jobs::lease_until.eq(lease_end(now_micros(), lease)))
         .execute(conn)
         .await?;
@@ -82,7 +82,7 @@ pub(crate) async fn retry_job(
     error: &str,
     run_at: Micros,
 ) -> DbResult<bool> {
-    let changed = diesel::update(jobs::table.find(id).filter(jobs::lease_owner.eq(worker)))
+    let changed = diesel::update(jobs::table.find(id.get()).filter(jobs::lease_owner.eq(worker)))
         .set(requeue(error, run_at))
         .execute(conn)
         .await?;
@@ -109,7 +109,7 @@ pub(super) fn requeue(
 }
 
 pub(crate) async fn complete_job(conn: &mut Conn<'_>, id: JobId, worker: &str) -> DbResult<bool> {
-    let deleted = diesel::delete(jobs::table.find(id).filter(jobs::lease_owner.eq(worker))).execute(conn).await?;
+    let deleted = diesel::delete(jobs::table.find(id.get()).filter(jobs::lease_owner.eq(worker))).execute(conn).await?;
     Ok(deleted == 1)
 }
 

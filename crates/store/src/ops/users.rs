@@ -64,11 +64,12 @@ pub(crate) async fn list_users(conn: &mut Conn<'_>) -> DbResult<Vec<User>> {
 /// transaction that waited for one re-reads it, skipping a row demoted meanwhile); on SQLite the writer
 /// lock holds already.
 async fn lock_admins(conn: &mut Conn<'_>) -> DbResult<Vec<UserId>> {
-    Ok(diesel::update(users::table.filter(users::role.eq(Role::Admin.as_str())))
+    let ids: Vec<i64> = diesel::update(users::table.filter(users::role.eq(Role::Admin.as_str())))
         .set(users::role.eq(users::role))
         .returning(users::id)
         .load(conn)
-        .await?)
+        .await?;
+    Ok(ids.into_iter().map(UserId::new).collect())
 }
 
 /// Locks a user's row until the transaction ends, and reads it; `NotFound` when there is no such user.
@@ -100,7 +101,7 @@ fn keep_an_admin(user: &User, admins: &[UserId], change: &str) -> DbResult<()> {
 
 /// Deletes every token of a user; returns how many there were.
 async fn revoke_all_tokens(conn: &mut Conn<'_>, user_id: UserId) -> DbResult<usize> {
-    Ok(diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user_id))).execute(conn).await?)
+    Ok(diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user_id.get()))).execute(conn).await?)
 }
 
 pub(crate) async fn update_user(
@@ -118,14 +119,17 @@ pub(crate) async fn update_user(
         if demotes {
             keep_an_admin(&before, &admins, "demote")?;
         }
-        diesel::update(users::table.find(before.id)).set(users::role.eq(role.as_str())).execute(conn).await?;
+        diesel::update(users::table.find(before.id.get())).set(users::role.eq(role.as_str())).execute(conn).await?;
         after.role = role;
         let details =
             json!({ "id": before.id, "username": before.username, "before": before.role, "after": after.role });
         record(conn, kind::USER_ROLE_CHANGED, actor, now, Subject::default(), details).await?;
     }
     if let Some(password_hash) = &update.password_hash {
-        diesel::update(users::table.find(before.id)).set(users::password_hash.eq(password_hash)).execute(conn).await?;
+        diesel::update(users::table.find(before.id.get()))
+            .set(users::password_hash.eq(password_hash))
+            .execute(conn)
+            .await?;
         let revoked = revoke_all_tokens(conn, before.id).await?;
         let details = json!({ "id": before.id, "username": before.username, "tokens_revoked": revoked });
         record(conn, kind::USER_PASSWORD_CHANGED, actor, now, Subject::default(), details).await?;
@@ -138,7 +142,7 @@ pub(crate) async fn delete_user(conn: &mut Conn<'_>, username: &str, actor: &str
     let user = lock_user(conn, username).await?;
     keep_an_admin(&user, &admins, "delete")?;
     let revoked = revoke_all_tokens(conn, user.id).await?;
-    diesel::delete(users::table.find(user.id)).execute(conn).await?;
+    diesel::delete(users::table.find(user.id.get())).execute(conn).await?;
     let details = json!({ "id": user.id, "username": user.username, "role": user.role, "tokens_revoked": revoked });
     record(conn, kind::USER_DELETED, actor, now_micros(), Subject::default(), details).await?;
     Ok(user)
@@ -166,8 +170,8 @@ type TokenRow = (i64, i64, String, Micros, Option<Micros>, Option<Micros>);
 
 fn token_from_row((id, user_id, name, created_at, last_used_at, expires_at): TokenRow) -> DbResult<ApiToken> {
     Ok(ApiToken {
-        id,
-        user_id,
+        id: TokenId::new(id),
+        user_id: UserId::new(user_id),
         name,
         created_at: from_micros(created_at)?,
         last_used_at: last_used_at.map(from_micros).transpose()?,
@@ -183,15 +187,17 @@ pub(crate) async fn create_token(
     name: &str,
     expires_at: Option<Micros>,
 ) -> DbResult<ApiToken> {
-    let exists: Option<i64> = users::table.find(user_id).select(users::id).first(conn).await.optional()?;
+    let exists: Option<i64> = users::table.find(user_id.get()).select(users::id).first(conn).await.optional()?;
     if exists.is_none() {
         return Err(Error::not_found("user", user_id).into());
     }
     let now = now_micros();
-    diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user_id)).filter(api_tokens::expires_at.le(now)))
-        .execute(conn)
-        .await?;
-    let row = NewTokenRow { user_id, token_hash, name, created_at: now, expires_at };
+    diesel::delete(
+        api_tokens::table.filter(api_tokens::user_id.eq(user_id.get())).filter(api_tokens::expires_at.le(now)),
+    )
+    .execute(conn)
+    .await?;
+    let row = NewTokenRow { user_id: user_id.get(), token_hash, name, created_at: now, expires_at };
     let created: TokenRow = diesel::insert_into(api_tokens::table)
         .values(row)
         .returning(TOKEN_COLUMNS)
@@ -225,7 +231,7 @@ pub(crate) async fn touch_token(conn: &mut Conn<'_>, token_id: i64, now: Micros)
 
 pub(crate) async fn list_tokens(conn: &mut Conn<'_>, user_id: UserId, now: Micros) -> DbResult<Vec<ApiToken>> {
     let rows: Vec<TokenRow> = api_tokens::table
-        .filter(api_tokens::user_id.eq(user_id))
+        .filter(api_tokens::user_id.eq(user_id.get()))
         .filter(api_tokens::expires_at.is_null().or(api_tokens::expires_at.gt(now)))
         .order(api_tokens::id.asc())
         .select(TOKEN_COLUMNS)
@@ -241,17 +247,19 @@ pub(crate) async fn revoke_token(
     actor: &str,
 ) -> DbResult<ApiToken> {
     let deleted: Option<TokenRow> = match owner {
-        Some(owner) => diesel::delete(api_tokens::table.find(id).filter(api_tokens::user_id.eq(owner)))
+        Some(owner) => diesel::delete(api_tokens::table.find(id.get()).filter(api_tokens::user_id.eq(owner.get())))
             .returning(TOKEN_COLUMNS)
             .get_result(conn)
             .await
             .optional()?,
-        None => {
-            diesel::delete(api_tokens::table.find(id)).returning(TOKEN_COLUMNS).get_result(conn).await.optional()?
-        }
+        None => diesel::delete(api_tokens::table.find(id.get()))
+            .returning(TOKEN_COLUMNS)
+            .get_result(conn)
+            .await
+            .optional()?,
     };
     let token = token_from_row(deleted.ok_or_else(|| Error::not_found("token", id))?)?;
-    let username: String = users::table.find(token.user_id).select(users::username).first(conn).await?;
+    let username: String = users::table.find(token.user_id.get()).select(users::username).first(conn).await?;
     let details = json!({ "id": token.id, "name": token.name, "user_id": token.user_id, "username": username });
     record(conn, kind::TOKEN_REVOKED, actor, now_micros(), Subject::default(), details).await?;
     Ok(token)
