@@ -1,6 +1,6 @@
 //! Errors: one table from error codes to HTTP statuses and each profile's words, rendered per profile.
 //!
-//! [`error_codes!`] below is that table. A domain error carries an [`image_core::ErrorCode`]; the HTTP
+//! `error_codes!` below is that table. A domain error carries an [`image_core::ErrorCode`]; the HTTP
 //! layer adds the few codes only HTTP has (a body too large, a wrong content type). Each profile renders
 //! an [`ApiError`] in its own format through [`ErrorFormat`]: a new profile adds a renderer, not a mapping.
 

@@ -309,6 +309,24 @@ pub enum SyncStatus {
     Failed,
 }
 
+impl SyncStatus {
+    pub const ALL: [SyncStatus; 3] = [SyncStatus::Syncing, SyncStatus::Success, SyncStatus::Failed];
+
+    /// The status's one name, as the kube-style API shows it and the store keeps it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Syncing => "Syncing",
+            SyncStatus::Success => "Success",
+            SyncStatus::Failed => "Failed",
+        }
+    }
+
+    /// The status named `name` ([`SyncStatus::as_str`]); `None` for any other text.
+    pub fn from_name(name: &str) -> Option<SyncStatus> {
+        SyncStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 /// A tag kept in sync from a registry secret's registry into the internal registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
@@ -384,6 +402,15 @@ impl NewRepository {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_statuses_have_one_name_each() {
+        for status in SyncStatus::ALL {
+            assert_eq!(SyncStatus::from_name(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        assert_eq!(SyncStatus::from_name("success"), None);
+    }
 
     #[test]
     fn go_durations() {

@@ -585,20 +585,11 @@ fn verify_status(id: i64, s: &str) -> DbResult<VerifyStatus> {
 
 /// `SyncStatus` as stored (and as the kube API spells it).
 pub(crate) fn sync_status_str(status: SyncStatus) -> &'static str {
-    match status {
-        SyncStatus::Syncing => "Syncing",
-        SyncStatus::Success => "Success",
-        SyncStatus::Failed => "Failed",
-    }
+    status.as_str()
 }
 
 fn sync_status(id: i64, s: &str) -> DbResult<SyncStatus> {
-    match s {
-        "Syncing" => Ok(SyncStatus::Syncing),
-        "Success" => Ok(SyncStatus::Success),
-        "Failed" => Ok(SyncStatus::Failed),
-        other => Err(corrupt(format!("repository {id}: unknown sync status `{other}`"))),
-    }
+    SyncStatus::from_name(s).ok_or_else(|| corrupt(format!("repository {id}: unknown sync status `{s}`")))
 }
 
 /// A duration as stored: whole seconds, rounded up, so a timeout never shrinks.

@@ -13,7 +13,7 @@ use image_core::{
     Error,
     catalog::Page,
     kube::{
-        NewRegistrySecret, NewRepository, Provider, RegistrySecret, Repository, Secret, SyncStatus, VerifyStatus,
+        NewRegistrySecret, NewRepository, Provider, RegistrySecret, Repository, Secret, VerifyStatus,
         format_go_duration, parse_go_duration, validate_dns_label, validate_resource_name,
     },
 };
@@ -423,12 +423,7 @@ fn repository_object(r: &Repository) -> Value {
         status.insert("domain".into(), d.clone().into());
     }
     if let Some(st) = r.sync_status {
-        let text = match st {
-            SyncStatus::Syncing => "Syncing",
-            SyncStatus::Success => "Success",
-            SyncStatus::Failed => "Failed",
-        };
-        status.insert("syncStatus".into(), text.into());
+        status.insert("syncStatus".into(), st.as_str().into());
     }
     if let Some(m) = &r.sync_message {
         status.insert("message".into(), m.clone().into());
