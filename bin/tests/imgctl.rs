@@ -289,3 +289,69 @@ async fn bad_input_gives_the_documented_exit_codes() {
     let out = fails(&imgctl(home, &["approvals", "approve", "1"], ""), 3);
     assert!(out.starts_with("imgctl: ") && out.ends_with("(HTTP 403)\n"), "{out}");
 }
+
+/// An admin adds an image, changes it, adds, recommends, updates and deletes its tags by name, and
+/// deletes it; the admission check follows each change, and bad changes exit with the documented codes.
+#[tokio::test]
+async fn catalog_and_tag_changes() {
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+
+    let added = ok(&imgctl(home, &["catalog", "add", "ghcr.io/acme/app", "--category", "internal"], ""));
+    let id = added.strip_prefix("added image ").and_then(|r| r.split(' ').next()).expect(&added).to_owned();
+    assert_eq!(added, format!("added image {id} ghcr.io/acme/app (approved)\n"));
+    let out = fails(&imgctl(home, &["catalog", "add", "ghcr.io/acme/app"], ""), 5);
+    assert!(out.starts_with("imgctl: ") && out.ends_with("(HTTP 409)\n"), "{out}");
+    let out = fails(&imgctl(home, &["catalog", "add", "ghcr.io/acme/app:1.0"], ""), 2);
+    assert_eq!(
+        out,
+        "imgctl: `ghcr.io/acme/app:1.0` names a tag or digest; add the image without it, then its tags with `imgctl tags add`\n"
+    );
+
+    let json: Value = serde_json::from_str(&ok(&imgctl(
+        home,
+        &["catalog", "update", &id, "--category", "tools", "--official", "true", "-o", "json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!((json["category"].as_str(), json["is_official"].as_bool()), (Some("tools"), Some(true)));
+    let out = fails(&imgctl(home, &["catalog", "update", &id], ""), 2);
+    assert_eq!(out, "imgctl: nothing to update: give --description, --category, --status or --official\n");
+    fails(&imgctl(home, &["catalog", "update", &id, "--official", "maybe"], ""), 2);
+
+    assert_eq!(
+        ok(&imgctl(home, &["tags", "add", &id, "1.0", "--os", "linux", "--arch", "amd64"], "")),
+        format!("added tag 1.0 to image {id}\n")
+    );
+    ok(&imgctl(home, &["tags", "add", &id, "1.1", "--recommended"], ""));
+    fails(&imgctl(home, &["tags", "add", &id, "1.1"], ""), 5);
+    assert_eq!(ok(&imgctl(home, &["tags", "recommend", &id, "1.0"], "")), format!("updated tag 1.0 of image {id}\n"));
+    ok(&imgctl(home, &["tags", "update", &id, "1.0", "--deprecated", "true"], ""));
+    let shown = ok(&imgctl(home, &["catalog", "show", &id, "--no-headers"], ""));
+    let row = |tag: &str| -> Vec<String> {
+        let line = shown.lines().find(|l| l.starts_with(&format!("{tag} "))).expect(&shown);
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(row("1.0"), ["1.0", "linux/amd64", "recommended,deprecated", "-"]);
+    assert_eq!(row("1.1"), ["1.1", "-", "-", "-"], "recommending 1.0 stopped recommending 1.1");
+
+    let out = fails(&imgctl(home, &["tags", "update", &id, "2.0", "--deprecated", "true"], ""), 4);
+    assert_eq!(out, format!("imgctl: image {id} (ghcr.io/acme/app) has no tag `2.0`\n"));
+    let out = fails(&imgctl(home, &["tags", "update", &id, "1.0"], ""), 2);
+    assert!(out.starts_with("imgctl: nothing to update: "), "{out}");
+    fails(&imgctl(home, &["tags", "recommend", "9999", "1.0"], ""), 4);
+
+    let allowed = imgctl(home, &["check", "ghcr.io/acme/app:1.0"], "");
+    assert_eq!(String::from_utf8_lossy(&allowed.stdout), "allowed: ghcr.io/acme/app:1.0\n");
+    assert!(String::from_utf8_lossy(&allowed.stderr).starts_with("warning: "), "a deprecated tag warns");
+    let deleted: Value =
+        serde_json::from_str(&ok(&imgctl(home, &["tags", "delete", &id, "1.1", "-o", "json"], ""))).unwrap();
+    assert_eq!(deleted["tag"]["tag"], "1.1");
+    fails(&imgctl(home, &["check", "ghcr.io/acme/app:1.1"], ""), 1);
+
+    assert_eq!(ok(&imgctl(home, &["catalog", "delete", &id], "")), format!("deleted image {id} ghcr.io/acme/app\n"));
+    fails(&imgctl(home, &["catalog", "show", &id], ""), 4);
+    fails(&imgctl(home, &["catalog", "delete", &id], ""), 4);
+}

@@ -10,8 +10,8 @@ use std::{
 };
 
 use api_client::{
-    Admission, Approval, ApprovalStatus, Client, DEFAULT_SERVER, Error, ImageQuery, ImportQuery, ImportRequest,
-    NewApprovalRequest, Reference, RequestQuery,
+    Admission, Approval, ApprovalStatus, Client, DEFAULT_SERVER, Error, ImageQuery, ImageUpdate, ImportQuery,
+    ImportRequest, NewApprovalRequest, NewImage, NewTag, Reference, RequestQuery, TagUpdate,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use config::{Config, Context};
@@ -37,7 +37,7 @@ mod exit {
 #[command(
     name = "imgctl",
     version,
-    about = "imagegate from the command line: the catalog, approvals, admission checks and imports."
+    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks and imports."
 )]
 struct Cli {
     /// The server, `http://host:port`; default: the context's server, else http://127.0.0.1:5375.
@@ -89,6 +89,9 @@ enum Command {
     /// The catalog's images.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// The tags of the catalog's images.
+    #[command(subcommand)]
+    Tags(TagsCommand),
     /// Requests to approve images, and their decisions.
     #[command(subcommand)]
     Approvals(ApprovalCommand),
@@ -150,6 +153,89 @@ enum CatalogCommand {
     /// Shows one image and its tags.
     #[command(after_help = "Example:\n  imgctl catalog show 1")]
     Show { id: i64 },
+    /// Adds IMAGE (a reference without a tag) to the catalog, approved unless `--status` says (admins).
+    #[command(
+        after_help = "Example:\n  imgctl catalog add ghcr.io/acme/app --category internal --description 'the app'"
+    )]
+    Add {
+        image: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Mark the image as an official one.
+        #[arg(long)]
+        official: bool,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+    },
+    /// Changes image ID's description, category, status or official flag (admins).
+    #[command(after_help = "Example:\n  imgctl catalog update 1 --category cache --status approved")]
+    Update {
+        id: i64,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// Whether the image is an official one.
+        #[arg(long, value_name = "BOOL")]
+        official: Option<bool>,
+    },
+    /// Deletes image ID and its tags (admins).
+    #[command(after_help = "Example:\n  imgctl catalog delete 7")]
+    Delete { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+enum TagsCommand {
+    /// Adds TAG to image IMAGE_ID (admins).
+    #[command(after_help = "Example:\n  imgctl tags add 1 7.4-alpine --os linux --arch amd64 --recommended")]
+    Add {
+        image_id: i64,
+        tag: String,
+        #[command(flatten)]
+        fields: TagFields,
+        /// Recommend this tag; the image's other tags stop being recommended.
+        #[arg(long)]
+        recommended: bool,
+        #[arg(long)]
+        deprecated: bool,
+    },
+    /// Changes tag TAG (its name) of image IMAGE_ID (admins).
+    #[command(after_help = "Example:\n  imgctl tags update 1 7-alpine --deprecated true")]
+    Update {
+        image_id: i64,
+        tag: String,
+        #[command(flatten)]
+        fields: TagFields,
+        #[arg(long, value_name = "BOOL")]
+        recommended: Option<bool>,
+        #[arg(long, value_name = "BOOL")]
+        deprecated: Option<bool>,
+    },
+    /// Makes TAG the image's recommended tag (admins); the others stop being recommended.
+    #[command(after_help = "Example:\n  imgctl tags recommend 1 7.4-alpine")]
+    Recommend { image_id: i64, tag: String },
+    /// Deletes tag TAG of image IMAGE_ID (admins).
+    #[command(after_help = "Example:\n  imgctl tags delete 1 6-alpine")]
+    Delete { image_id: i64, tag: String },
+}
+
+/// A tag's content and platform.
+#[derive(Debug, clap::Args)]
+struct TagFields {
+    /// The manifest digest, `sha256:…`.
+    #[arg(long)]
+    digest: Option<String>,
+    /// The size in bytes.
+    #[arg(long, value_name = "BYTES")]
+    size: Option<i64>,
+    #[arg(long)]
+    os: Option<String>,
+    #[arg(long = "arch")]
+    architecture: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -241,6 +327,8 @@ enum Failure {
     Client(Error),
     Usage(String),
     Refused(String),
+    /// Something the command names does not exist, found out without the server saying 404.
+    NotFound(String),
     Local(String),
 }
 
@@ -254,6 +342,7 @@ impl Failure {
     fn code(&self) -> u8 {
         match self {
             Failure::Refused(_) => exit::REFUSED,
+            Failure::NotFound(_) => exit::NOT_FOUND,
             Failure::Usage(_) | Failure::Client(Error::InvalidServer(_)) => exit::USAGE,
             Failure::Client(Error::Api(e)) => match e.status {
                 401 | 403 => exit::AUTH,
@@ -272,7 +361,7 @@ impl Failure {
                 format!("{e}; sign in with `imgctl login`")
             }
             Failure::Client(e) => e.to_string(),
-            Failure::Usage(m) | Failure::Refused(m) | Failure::Local(m) => m.clone(),
+            Failure::Usage(m) | Failure::Refused(m) | Failure::NotFound(m) | Failure::Local(m) => m.clone(),
         }
     }
 }
@@ -518,6 +607,7 @@ impl Ctl {
     async fn run(&self, command: &Command) -> Outcome {
         match command {
             Command::Catalog(c) => self.catalog(c).await,
+            Command::Tags(c) => self.tags(c).await,
             Command::Approvals(c) => self.approvals(c).await,
             Command::Check { image, request_approval } => self.check(image, *request_approval).await,
             Command::Import { source, platforms, description, wait } => {
@@ -589,7 +679,117 @@ impl Ctl {
                     .collect();
                 output::table(&["TAG", "PLATFORM", "FLAGS", "DIGEST"], &rows, self.no_headers);
             }
+            CatalogCommand::Add { image, description, category, official, status } => {
+                let reference = Reference::parse(image)
+                    .map_err(|e| Failure::Usage(format!("`{image}` is not an image reference: {e}")))?;
+                let last = image.rsplit('/').next().unwrap_or(image);
+                if last.contains(':') || image.contains('@') {
+                    return Err(Failure::Usage(format!(
+                        "`{image}` names a tag or digest; add the image without it, then its tags with `imgctl tags add`"
+                    )));
+                }
+                let new = NewImage {
+                    description: description.clone(),
+                    category: category.clone(),
+                    is_official: *official,
+                    approval_status: status.map(Into::into),
+                    ..NewImage::for_reference(&reference)
+                };
+                let added = self.client.create_image(&new).await?;
+                self.done(added.json(), || {
+                    format!("added image {} {} ({})", added.id, added.full_name(), added.approval_status.as_str())
+                });
+            }
+            CatalogCommand::Update { id, description, category, status, official } => {
+                let update = ImageUpdate {
+                    description: description.clone(),
+                    category: category.clone(),
+                    approval_status: status.map(Into::into),
+                    is_official: *official,
+                };
+                if update.is_empty() {
+                    return Err(Failure::Usage(
+                        "nothing to update: give --description, --category, --status or --official".into(),
+                    ));
+                }
+                let updated = self.client.update_image(*id, &update).await?;
+                self.done(updated.json(), || format!("updated image {} {}", updated.id, updated.full_name()));
+            }
+            CatalogCommand::Delete { id } => {
+                let deleted = self.client.delete_image(*id).await?;
+                self.done(deleted.json(), || {
+                    format!("deleted image {} {}", deleted.image.id, deleted.image.full_name())
+                });
+            }
         }
+        Ok(())
+    }
+
+    /// Prints a change's answer: the API's JSON, or `sentence`.
+    fn done(&self, json: &serde_json::Value, sentence: impl FnOnce() -> String) {
+        if self.json() {
+            output::json(json);
+        } else {
+            println!("{}", sentence());
+        }
+    }
+
+    /// The id of the tag named `tag` of image `image_id`.
+    async fn tag_id(&self, image_id: i64, tag: &str) -> Result<i64, Failure> {
+        let image = self.client.get_image(image_id).await?;
+        image.tags.iter().find(|t| t.tag == tag).map(|t| t.id).ok_or_else(|| {
+            Failure::NotFound(format!(
+                "image {image_id} ({}/{}/{}) has no tag `{tag}`",
+                image.registry, image.namespace, image.image_name
+            ))
+        })
+    }
+
+    async fn tags(&self, command: &TagsCommand) -> Outcome {
+        let (image_id, tag, update) = match command {
+            TagsCommand::Add { image_id, tag, fields, recommended, deprecated } => {
+                let new = NewTag {
+                    tag: tag.clone(),
+                    digest: fields.digest.clone(),
+                    size_bytes: fields.size,
+                    architecture: fields.architecture.clone(),
+                    os: fields.os.clone(),
+                    is_recommended: *recommended,
+                    is_deprecated: *deprecated,
+                };
+                let added = self.client.create_tag(*image_id, &new).await?;
+                self.done(added.json(), || format!("added tag {} to image {image_id}", added.tag));
+                return Ok(());
+            }
+            TagsCommand::Delete { image_id, tag } => {
+                let tag_id = self.tag_id(*image_id, tag).await?;
+                let deleted = self.client.delete_tag(*image_id, tag_id).await?;
+                self.done(deleted.json(), || format!("deleted tag {} of image {image_id}", deleted.tag.tag));
+                return Ok(());
+            }
+            TagsCommand::Update { image_id, tag, fields, recommended, deprecated } => {
+                let update = TagUpdate {
+                    digest: fields.digest.clone(),
+                    size_bytes: fields.size,
+                    architecture: fields.architecture.clone(),
+                    os: fields.os.clone(),
+                    is_recommended: *recommended,
+                    is_deprecated: *deprecated,
+                };
+                (*image_id, tag, update)
+            }
+            TagsCommand::Recommend { image_id, tag } => {
+                (*image_id, tag, TagUpdate { is_recommended: Some(true), ..TagUpdate::default() })
+            }
+        };
+        if update.is_empty() {
+            return Err(Failure::Usage(
+                "nothing to update: give --digest, --size, --os, --arch, --recommended or --deprecated".into(),
+            ));
+        }
+        let tag_id = self.tag_id(image_id, tag).await?;
+        let updated = self.client.update_tag(image_id, tag_id, &update).await?;
+        self.done(updated.json(), || format!("updated tag {} of image {image_id}", updated.tag));
         Ok(())
     }
 

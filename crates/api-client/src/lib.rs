@@ -156,6 +156,11 @@ impl Client {
         self.call(builder.json(body), &url).await
     }
 
+    async fn delete<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Reply<T>> {
+        let (builder, url) = self.request(Method::DELETE, segments);
+        self.call(builder, &url).await
+    }
+
     /// A request whose answer has no body worth reading (`204`, or a bare `200`).
     async fn no_content(&self, method: Method, segments: &[&str], body: Option<&Value>) -> Result<()> {
         let (mut builder, url) = self.request(method, segments);
@@ -192,6 +197,35 @@ impl Client {
     /// One catalog image with its tags.
     pub async fn get_image(&self, id: i64) -> Result<Reply<ImageDetails>> {
         self.get(&["catalog", "api", "v1", "images", &id.to_string()], &()).await
+    }
+
+    /// Adds an image to the catalog (admins).
+    pub async fn create_image(&self, image: &NewImage) -> Result<Reply<ImageSummary>> {
+        self.post(&["catalog", "api", "v1", "images"], image).await
+    }
+
+    /// Changes an image's description, category, approval status or official flag (admins).
+    pub async fn update_image(&self, id: i64, update: &ImageUpdate) -> Result<Reply<ImageSummary>> {
+        self.put(&["catalog", "api", "v1", "images", &id.to_string()], update).await
+    }
+
+    /// Deletes an image and its tags (admins).
+    pub async fn delete_image(&self, id: i64) -> Result<Reply<DeletedImage>> {
+        self.delete(&["catalog", "api", "v1", "images", &id.to_string()]).await
+    }
+
+    /// Adds a tag to an image (admins).
+    pub async fn create_tag(&self, image_id: i64, tag: &NewTag) -> Result<Reply<Tag>> {
+        self.post(&["catalog", "api", "v1", "images", &image_id.to_string(), "tags"], tag).await
+    }
+
+    /// Changes a tag (admins); `tag_id` is the tag's `id`, not its name.
+    pub async fn update_tag(&self, image_id: i64, tag_id: i64, update: &TagUpdate) -> Result<Reply<Tag>> {
+        self.put(&["catalog", "api", "v1", "images", &image_id.to_string(), "tags", &tag_id.to_string()], update).await
+    }
+
+    pub async fn delete_tag(&self, image_id: i64, tag_id: i64) -> Result<Reply<DeletedTag>> {
+        self.delete(&["catalog", "api", "v1", "images", &image_id.to_string(), "tags", &tag_id.to_string()]).await
     }
 
     pub async fn list_approval_requests(&self, query: &RequestQuery) -> Result<Reply<RequestList>> {
