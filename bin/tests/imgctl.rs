@@ -1,5 +1,6 @@
 //! The real `imgctl` against a real `imagegate-server` on SQLite: sign-in and contexts, the catalog's
-//! tables and JSON, admission checks' exit codes, approvals, and bad input's exit codes and messages.
+//! tables and JSON and its changes, admission checks' exit codes, approvals, registry secrets (against a
+//! real registry) and repositories, and bad input's exit codes and messages.
 
 use std::{
     io::Write as _,
@@ -354,4 +355,95 @@ async fn catalog_and_tag_changes() {
     assert_eq!(ok(&imgctl(home, &["catalog", "delete", &id], "")), format!("deleted image {id} ghcr.io/acme/app\n"));
     fails(&imgctl(home, &["catalog", "show", &id], ""), 4);
     fails(&imgctl(home, &["catalog", "delete", &id], ""), 4);
+}
+
+/// Registry secrets against a real registry with basic auth, and repositories that use them, in the
+/// `default` namespace and another: add, list (one namespace and all), verify, sync and delete; the
+/// password is never printed, and a secret in use cannot be deleted.
+#[tokio::test]
+async fn secrets_and_repositories() {
+    let registry = test_support::Distribution::start_with_basic_auth("robot", "robot-pass").await;
+    let host = registry.host();
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+    let token = token_in(&config(home));
+
+    let add = |name: &str, namespace: &str, password: &str| {
+        let args = ["secrets", "add", name, "-n", namespace, "--domain", &host, "--username", "robot"];
+        imgctl(home, &[&args[..], &["--password-stdin", "--insecure"]].concat(), &format!("{password}\n"))
+    };
+    assert_eq!(
+        ok(&add("lab", "default", "robot-pass")),
+        format!("added registry secret default/lab for {host} as robot\n")
+    );
+    let wrong = add("wrong", "team-a", "not-the-password");
+    assert!(!String::from_utf8_lossy(&wrong.stdout).contains("not-the-password"));
+    ok(&wrong);
+    let out = fails(&add("lab", "default", "robot-pass"), 5);
+    assert!(out.ends_with("(HTTP 409)\n"), "{out}");
+    let out = fails(&imgctl(home, &["secrets", "add", "x", "--domain", &host, "--username", "robot"], ""), 2);
+    assert_eq!(out, "imgctl: no terminal to ask for the password on; use --password-stdin\n");
+
+    assert_eq!(
+        ok(&imgctl(home, &["secrets", "verify", "lab"], "")),
+        format!("registry secret default/lab works: connected to {host} as robot\n")
+    );
+    let out = fails(&imgctl(home, &["secrets", "verify", "wrong", "-n", "team-a"], ""), 1);
+    assert!(out.starts_with("imgctl: registry secret team-a/wrong does not work: "), "{out}");
+    fails(&imgctl(home, &["secrets", "verify", "nothing"], ""), 4);
+
+    let table = ok(&imgctl(home, &["secrets", "list"], ""));
+    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 2, "only the default namespace:\n{table}");
+    assert_eq!(lines[0], ["NAME", "DOMAIN", "USERNAME", "PROVIDER", "VERIFIED", "CREATED"]);
+    assert_eq!(&lines[1][..5], ["lab", &host, "robot", "other", "success"]);
+    let all = ok(&imgctl(home, &["secrets", "list", "-A", "--no-headers"], ""));
+    let mut rows: Vec<Vec<&str>> = all.lines().map(|l| l.split_whitespace().take(6).collect()).collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ["default", "lab", &host, "robot", "other", "success"],
+            ["team-a", "wrong", &host, "robot", "other", "failed"]
+        ]
+    );
+    let json = ok(&imgctl(home, &["secrets", "list", "-A", "-o", "json"], ""));
+    assert!(!json.contains("robot-pass") && !json.contains("not-the-password"), "{json}");
+    let api: Value = reqwest::Client::new()
+        .get(format!("{}/oapis/image.theriseunion.io/v1alpha1/namespaces/_all_/registry-secrets", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), api);
+    fails(&imgctl(home, &["secrets", "list", "-n", "Not_A_Namespace"], ""), 2);
+    fails(&imgctl(home, &["secrets", "list", "-n", "team-a", "-A"], ""), 2);
+
+    let repo = |extra: &[&str]| {
+        let args = ["repos", "add", "app", "--repository", "acme/app", "--tag", "1", "--secret", "lab"];
+        imgctl(home, &[&args[..], extra].concat(), "")
+    };
+    fails(&repo(&["--interval", "soon"]), 2);
+    assert_eq!(ok(&repo(&["--interval", "30m"])), "added repository default/app for acme/app:1, synced every 30m\n");
+    fails(&repo(&[]), 5);
+    let listed = ok(&imgctl(home, &["repos", "list", "--no-headers"], ""));
+    let row: Vec<&str> = listed.lines().next().expect(&listed).split_whitespace().collect();
+    assert_eq!(&row[..4], ["app", &format!("{host}/acme/app:1") as &str, "lab", "30m"], "{listed}");
+    assert_eq!(ok(&imgctl(home, &["repos", "list", "-A", "--no-headers", "--name", "nothing"], "")), "");
+    let synced = ok(&imgctl(home, &["repos", "sync", "app"], ""));
+    assert!(synced.starts_with("repository default/app: "), "{synced}");
+    fails(&imgctl(home, &["repos", "sync", "app", "-n", "team-a"], ""), 4);
+
+    let out = fails(&imgctl(home, &["secrets", "delete", "lab"], ""), 5);
+    assert!(out.ends_with("(HTTP 409)\n"), "a secret in use stays: {out}");
+    assert_eq!(ok(&imgctl(home, &["repos", "delete", "app"], "")), "deleted repository default/app\n");
+    assert_eq!(ok(&imgctl(home, &["repos", "list", "--no-headers"], "")), "");
+    fails(&imgctl(home, &["repos", "delete", "app"], ""), 4);
+    assert_eq!(ok(&imgctl(home, &["secrets", "delete", "lab"], "")), "deleted registry secret default/lab\n");
+    fails(&imgctl(home, &["secrets", "verify", "lab"], ""), 4);
 }

@@ -10,8 +10,9 @@ use std::{
 };
 
 use api_client::{
-    Admission, Approval, ApprovalStatus, Client, DEFAULT_SERVER, Error, ImageQuery, ImageUpdate, ImportQuery,
-    ImportRequest, NewApprovalRequest, NewImage, NewTag, Reference, RequestQuery, TagUpdate,
+    ALL_NAMESPACES, Admission, Approval, ApprovalStatus, Client, DEFAULT_SERVER, Error, ImageQuery, ImageUpdate,
+    ImportQuery, ImportRequest, NewApprovalRequest, NewImage, NewTag, ObjectMeta, Reference, RegistrySecretSpec,
+    RepositorySpec, RequestQuery, ResourceQuery, SecretName, TagUpdate,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use config::{Config, Context};
@@ -19,7 +20,8 @@ use output::cell;
 
 /// What each kind of failure exits with; the README's table lists them.
 mod exit {
-    /// The answer is no: `check` refused the image, or an awaited import failed.
+    /// The answer is no: `check` refused the image, an awaited import failed, or a registry refused a
+    /// secret's credentials.
     pub const REFUSED: u8 = 1;
     /// The command line, or the request it made, was invalid (the server answered 400 or 422).
     pub const USAGE: u8 = 2;
@@ -37,7 +39,7 @@ mod exit {
 #[command(
     name = "imgctl",
     version,
-    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks and imports."
+    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks, imports, registry secrets and repositories."
 )]
 struct Cli {
     /// The server, `http://host:port`; default: the context's server, else http://127.0.0.1:5375.
@@ -121,6 +123,155 @@ enum Command {
     /// Imports: list, show progress, cancel.
     #[command(subcommand)]
     Imports(ImportsCommand),
+    /// Registry secrets: the credentials imports and repositories read registries with.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Repositories: a registry's tag, synced into the internal registry on a schedule.
+    #[command(subcommand)]
+    Repos(ReposCommand),
+}
+
+/// The namespace of one resource.
+#[derive(Debug, clap::Args)]
+struct Namespace {
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+}
+
+/// The namespace, or all of them, of a list.
+#[derive(Debug, clap::Args)]
+struct ListNamespace {
+    #[arg(short, long, default_value = "default", conflicts_with = "all_namespaces")]
+    namespace: String,
+    /// List every namespace's.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+}
+
+impl ListNamespace {
+    fn path(&self) -> &str {
+        if self.all_namespaces { ALL_NAMESPACES } else { &self.namespace }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Lists registry secrets (never their passwords).
+    #[command(after_help = "Example:\n  imgctl secrets list -A")]
+    List {
+        #[command(flatten)]
+        ns: ListNamespace,
+        /// Secrets whose name, domain or username contains this.
+        #[arg(long)]
+        search: Option<String>,
+        /// The page, counting from 1.
+        #[arg(long)]
+        page: Option<i64>,
+        /// Secrets per page, 1 to 500.
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+    /// Stores the credentials for a registry as secret NAME (admins); the password is read from
+    /// standard input or asked for, and never printed.
+    #[command(
+        after_help = "Example:\n  echo \"$HARBOR_PASSWORD\" | imgctl secrets add harbor --domain harbor.internal --username robot --password-stdin --provider harbor"
+    )]
+    Add {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+        /// The registry host, with its port if any.
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from the first line of standard input instead of asking on the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+        /// `harbor`, `dockerhub`, `aliyun` or `other`.
+        #[arg(long, default_value = "other")]
+        provider: String,
+        /// Talk to the registry over plain HTTP.
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Checks secret NAME's stored credentials against its registry (admins); exit 1 when they fail.
+    #[command(after_help = "Example:\n  imgctl secrets verify harbor")]
+    Verify {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+    },
+    /// Deletes secret NAME (admins); a secret a repository uses cannot be deleted.
+    #[command(after_help = "Example:\n  imgctl secrets delete harbor")]
+    Delete {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReposCommand {
+    /// Lists repositories and how their last sync went.
+    #[command(after_help = "Example:\n  imgctl repos list -n team-a")]
+    List {
+        #[command(flatten)]
+        ns: ListNamespace,
+        /// Repositories whose name contains this.
+        #[arg(long)]
+        name: Option<String>,
+        /// The page, counting from 1.
+        #[arg(long)]
+        page: Option<i64>,
+        /// Repositories per page, 1 to 500.
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+    /// Creates repository NAME (admins): REPOSITORY:TAG of the secret's registry, synced now and every
+    /// `--interval`.
+    #[command(
+        after_help = "Example:\n  imgctl repos add app --repository acme/app --tag 1.2 --secret harbor --interval 30m"
+    )]
+    Add {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+        /// The repository path on the secret's registry, such as `library/alpine`.
+        #[arg(long)]
+        repository: String,
+        #[arg(long)]
+        tag: String,
+        /// The registry secret to read the registry with.
+        #[arg(long, value_name = "NAME")]
+        secret: String,
+        /// The secret's namespace; default: the repository's.
+        #[arg(long, value_name = "NAMESPACE")]
+        secret_namespace: Option<String>,
+        /// How often to sync, as `1h` or `30m`; default: the server's.
+        #[arg(long, value_name = "DURATION")]
+        interval: Option<String>,
+        /// How long a sync may take, as `10m`; default: the server's.
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        /// How often a failed sync is retried, 0 to 20.
+        #[arg(long)]
+        retries: Option<i64>,
+    },
+    /// Queues a sync of repository NAME now (admins).
+    #[command(after_help = "Example:\n  imgctl repos sync app")]
+    Sync {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+    },
+    /// Deletes repository NAME (admins).
+    #[command(after_help = "Example:\n  imgctl repos delete app")]
+    Delete {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,7 +623,7 @@ async fn login(
     let Some(username) = username.map(str::to_owned).or_else(|| same.and_then(|(_, c)| c.username.clone())) else {
         return Err(Failure::Usage("which user? give --username".into()));
     };
-    let password = read_password(&username, &server, password_stdin)?;
+    let password = read_password(&format!("Password for {username} at {server}: "), password_stdin)?;
     let token = client.sign_in(&username, &password).await?;
     let name = match name {
         Some(name) => name.to_owned(),
@@ -506,7 +657,8 @@ async fn login(
     Ok(())
 }
 
-fn read_password(username: &str, server: &str, from_stdin: bool) -> Result<String, Failure> {
+/// A password from the first line of standard input, or asked for on the terminal without echo.
+fn read_password(prompt: &str, from_stdin: bool) -> Result<String, Failure> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -519,7 +671,7 @@ fn read_password(username: &str, server: &str, from_stdin: bool) -> Result<Strin
     if !std::io::stdin().is_terminal() {
         return Err(Failure::Usage("no terminal to ask for the password on; use --password-stdin".into()));
     }
-    rpassword::prompt_password(format!("Password for {username} at {server}: "))
+    rpassword::prompt_password(prompt)
         .map_err(|e| Failure::Local(format!("cannot read the password from the terminal: {e}")))
 }
 
@@ -614,6 +766,8 @@ impl Ctl {
                 self.import(source, platforms, description.clone(), *wait).await
             }
             Command::Imports(c) => self.imports(c).await,
+            Command::Secrets(c) => self.secrets(c).await,
+            Command::Repos(c) => self.repos(c).await,
             Command::Login { .. } | Command::Logout | Command::Context(_) => Ok(()),
         }
     }
@@ -987,6 +1141,174 @@ impl Ctl {
                     output::json(canceled.json());
                 } else {
                     println!("{} (import {}, now {})", canceled.message, canceled.id, canceled.status);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn secrets(&self, command: &SecretsCommand) -> Outcome {
+        match command {
+            SecretsCommand::List { ns, search, page, limit } => {
+                let query = ResourceQuery { page: *page, limit: *limit, search: search.clone(), name: None };
+                let list = self.client.list_registry_secrets(ns.path(), &query).await?;
+                if self.json() {
+                    output::json(list.json());
+                    return Ok(());
+                }
+                let rows: Vec<Vec<String>> = list
+                    .items
+                    .iter()
+                    .map(|s| {
+                        let verified = s.metadata.annotations.get("theriseunion.io/verify-status");
+                        let mut row = vec![
+                            s.metadata.name.clone(),
+                            s.spec.domain.clone(),
+                            s.spec.username.clone(),
+                            cell(s.spec.provider.as_deref()),
+                            cell(verified.map(String::as_str)),
+                            cell(s.metadata.creation_timestamp.as_deref()),
+                        ];
+                        if ns.all_namespaces {
+                            row.insert(0, s.metadata.namespace.clone());
+                        }
+                        row
+                    })
+                    .collect();
+                let headers = ["NAMESPACE", "NAME", "DOMAIN", "USERNAME", "PROVIDER", "VERIFIED", "CREATED"];
+                output::table(&headers[usize::from(!ns.all_namespaces)..], &rows, self.no_headers);
+            }
+            SecretsCommand::Add { name, ns, domain, username, password_stdin, provider, insecure } => {
+                let password = read_password(&format!("Password for {username} at {domain}: "), *password_stdin)?;
+                let metadata =
+                    ObjectMeta { name: name.clone(), namespace: ns.namespace.clone(), ..ObjectMeta::default() };
+                let spec = RegistrySecretSpec {
+                    domain: domain.clone(),
+                    username: username.clone(),
+                    password: Some(password),
+                    provider: Some(provider.clone()),
+                    insecure: *insecure,
+                    ca_bundle: None,
+                };
+                let added = self.client.create_registry_secret(&metadata, &spec).await?;
+                self.done(added.json(), || {
+                    format!(
+                        "added registry secret {}/{} for {} as {}",
+                        added.metadata.namespace, added.metadata.name, added.spec.domain, added.spec.username
+                    )
+                });
+            }
+            SecretsCommand::Verify { name, ns } => {
+                let outcome = self.client.verify_registry_secret(&ns.namespace, name).await?;
+                let which = format!("{}/{name}", ns.namespace);
+                if self.json() {
+                    output::json(outcome.json());
+                }
+                if !outcome.success {
+                    return Err(Failure::Refused(format!(
+                        "registry secret {which} does not work: {}",
+                        outcome.message
+                    )));
+                }
+                if !self.json() {
+                    println!("registry secret {which} works: {}", outcome.message);
+                }
+            }
+            SecretsCommand::Delete { name, ns } => {
+                self.client.delete_registry_secret(&ns.namespace, name).await?;
+                if !self.json() {
+                    println!("deleted registry secret {}/{name}", ns.namespace);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn repos(&self, command: &ReposCommand) -> Outcome {
+        match command {
+            ReposCommand::List { ns, name, page, limit } => {
+                let query = ResourceQuery { page: *page, limit: *limit, search: None, name: name.clone() };
+                let list = self.client.list_repositories(ns.path(), &query).await?;
+                if self.json() {
+                    output::json(list.json());
+                    return Ok(());
+                }
+                let rows: Vec<Vec<String>> = list
+                    .items
+                    .iter()
+                    .map(|r| {
+                        let status = r.status.clone().unwrap_or_default();
+                        let source = match &status.domain {
+                            Some(domain) => format!("{domain}/{}:{}", r.spec.repository, r.spec.tag),
+                            None => format!("{}:{}", r.spec.repository, r.spec.tag),
+                        };
+                        let secret = &r.spec.registry_ref;
+                        let secret = if secret.namespace == r.metadata.namespace {
+                            secret.name.clone()
+                        } else {
+                            format!("{}/{}", secret.namespace, secret.name)
+                        };
+                        let mut row = vec![
+                            r.metadata.name.clone(),
+                            source,
+                            secret,
+                            cell(r.spec.sync_interval.as_deref()),
+                            cell(status.sync_status.as_deref()),
+                            cell(status.last_synced.as_deref()),
+                        ];
+                        if ns.all_namespaces {
+                            row.insert(0, r.metadata.namespace.clone());
+                        }
+                        row
+                    })
+                    .collect();
+                let headers = ["NAMESPACE", "NAME", "SOURCE", "SECRET", "INTERVAL", "SYNC", "LAST-SYNCED"];
+                output::table(&headers[usize::from(!ns.all_namespaces)..], &rows, self.no_headers);
+            }
+            ReposCommand::Add { name, ns, repository, tag, secret, secret_namespace, interval, timeout, retries } => {
+                let metadata =
+                    ObjectMeta { name: name.clone(), namespace: ns.namespace.clone(), ..ObjectMeta::default() };
+                let spec = RepositorySpec {
+                    repository: repository.clone(),
+                    tag: tag.clone(),
+                    registry_ref: SecretName {
+                        name: secret.clone(),
+                        namespace: secret_namespace.clone().unwrap_or_else(|| ns.namespace.clone()),
+                    },
+                    sync_interval: interval.clone(),
+                    sync_timeout: timeout.clone(),
+                    retry_count: *retries,
+                };
+                let added = self.client.create_repository(&metadata, &spec).await?;
+                self.done(added.json(), || {
+                    let every = added.spec.sync_interval.as_deref().map(|i| format!(", synced every {i}"));
+                    format!(
+                        "added repository {}/{} for {}:{}{}",
+                        added.metadata.namespace,
+                        added.metadata.name,
+                        added.spec.repository,
+                        added.spec.tag,
+                        every.unwrap_or_default()
+                    )
+                });
+            }
+            ReposCommand::Sync { name, ns } => {
+                let outcome = self.client.sync_repository(&ns.namespace, name).await?;
+                if self.json() {
+                    output::json(outcome.json());
+                }
+                let which = format!("{}/{name}", ns.namespace);
+                if !outcome.success {
+                    return Err(Failure::Refused(format!("repository {which} was not synced: {}", outcome.message)));
+                }
+                if !self.json() {
+                    println!("repository {which}: {}", outcome.message);
+                }
+            }
+            ReposCommand::Delete { name, ns } => {
+                self.client.delete_repository(&ns.namespace, name).await?;
+                if !self.json() {
+                    println!("deleted repository {}/{name}", ns.namespace);
                 }
             }
         }

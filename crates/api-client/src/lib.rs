@@ -19,6 +19,9 @@ pub use types::*;
 /// The server's address when none is given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:5375";
 
+/// The namespace that lists registry secrets and repositories of every namespace.
+pub const ALL_NAMESPACES: &str = "_all_";
+
 const KUBE: &[&str] = &["oapis", "image.theriseunion.io", "v1alpha1", "namespaces"];
 const KUBE_API_VERSION: &str = "image.theriseunion.io/v1alpha1";
 
@@ -341,7 +344,7 @@ impl Client {
         KUBE.iter().copied().chain([namespace]).chain(rest.iter().copied()).collect()
     }
 
-    /// A namespace's registry secrets; `_all_` lists every namespace's.
+    /// A namespace's registry secrets; [`ALL_NAMESPACES`] lists every namespace's.
     pub async fn list_registry_secrets(
         &self,
         namespace: &str,
@@ -374,7 +377,7 @@ impl Client {
         self.post(&Self::kube(namespace, &["registry-secrets", name, "verify"]), &json!({})).await
     }
 
-    /// A namespace's repositories; `_all_` lists every namespace's.
+    /// A namespace's repositories; [`ALL_NAMESPACES`] lists every namespace's.
     pub async fn list_repositories(
         &self,
         namespace: &str,

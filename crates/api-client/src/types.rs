@@ -470,8 +470,12 @@ pub struct ResourceQuery {
     pub page: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
+    /// Filters registry secrets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<String>,
+    /// Filters repositories by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
