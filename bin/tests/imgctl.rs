@@ -1,6 +1,6 @@
 //! The real `imgctl` against a real `imagegate-server` on SQLite: sign-in and contexts, the catalog's
 //! tables and JSON and its changes, admission checks' exit codes, approvals, registry secrets (against a
-//! real registry) and repositories, and bad input's exit codes and messages.
+//! real registry) and repositories, users, and bad input's exit codes and messages.
 
 use std::{
     io::Write as _,
@@ -446,4 +446,63 @@ async fn secrets_and_repositories() {
     fails(&imgctl(home, &["repos", "delete", "app"], ""), 4);
     assert_eq!(ok(&imgctl(home, &["secrets", "delete", "lab"], "")), "deleted registry secret default/lab\n");
     fails(&imgctl(home, &["secrets", "verify", "lab"], ""), 4);
+}
+
+/// An admin adds a user, makes them an admin and back, sets their password (which ends their tokens) and
+/// deletes them; the last admin stays, a user may not manage users, and no password is printed.
+#[tokio::test]
+async fn users_are_managed_by_admins() {
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+
+    let added = ok(&imgctl(home, &["users", "add", "dana", "--password-stdin"], "a-long-passphrase\n"));
+    assert_eq!(added, "added user dana (user)\n");
+    fails(&imgctl(home, &["users", "add", "dana", "--password-stdin"], "a-long-passphrase\n"), 5);
+    fails(&imgctl(home, &["users", "add", "erin", "--password-stdin"], "short\n"), 2);
+    fails(&imgctl(home, &["users", "add", "erin", "--role", "root", "--password-stdin"], "a-long-passphrase\n"), 2);
+
+    let table = ok(&imgctl(home, &["users", "list"], ""));
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().take(2).collect()).collect();
+    assert_eq!(rows, [["NAME", "ROLE"], ["admin", "admin"], ["dana", "user"]], "{table}");
+    let json: Value = serde_json::from_str(&ok(&imgctl(home, &["users", "list", "-o", "json"], ""))).unwrap();
+    assert_eq!(json["users"][1]["username"], "dana");
+    assert!(!json.to_string().contains("passphrase") && !json.to_string().contains("hash"), "{json}");
+
+    // Dana signs in in a context of her own, and may not manage users.
+    ok(&imgctl(
+        home,
+        &["login", &server.base, "--username", "dana", "--password-stdin", "--name", "dana"],
+        "a-long-passphrase",
+    ));
+    let out = fails(&imgctl(home, &["users", "list"], ""), 3);
+    assert!(out.ends_with("(HTTP 403)\n"), "{out}");
+    let admin = server.base.trim_start_matches("http://");
+
+    assert_eq!(
+        ok(&imgctl(home, &["--context", admin, "users", "set-role", "dana", "admin"], "")),
+        "user dana is now admin\n"
+    );
+    assert!(ok(&imgctl(home, &["users", "list", "--no-headers"], "")).contains("dana   admin"), "dana is an admin now");
+    ok(&imgctl(home, &["--context", admin, "users", "set-role", "dana", "user"], ""));
+    let out = fails(&imgctl(home, &["--context", admin, "users", "set-role", "admin", "user"], ""), 5);
+    assert!(out.starts_with("imgctl: "), "the last admin stays: {out}");
+    fails(&imgctl(home, &["--context", admin, "users", "set-role", "nobody", "user"], ""), 4);
+
+    let out =
+        ok(&imgctl(home, &["--context", admin, "users", "passwd", "dana", "--password-stdin"], "another-passphrase\n"));
+    assert_eq!(out, "changed the password of dana; their tokens no longer work\n");
+    let out = fails(&imgctl(home, &["catalog", "list"], ""), 3);
+    assert!(out.ends_with("(HTTP 401); sign in with `imgctl login`\n"), "{out}");
+    ok(&imgctl(
+        home,
+        &["login", &server.base, "--username", "dana", "--password-stdin", "--name", "dana"],
+        "another-passphrase",
+    ));
+
+    assert_eq!(ok(&imgctl(home, &["--context", admin, "users", "delete", "dana"], "")), "deleted user dana\n");
+    fails(&imgctl(home, &["--context", admin, "users", "delete", "dana"], ""), 4);
+    let out = fails(&imgctl(home, &["--context", admin, "users", "delete", "admin"], ""), 5);
+    assert!(out.starts_with("imgctl: "), "{out}");
 }

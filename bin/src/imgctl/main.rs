@@ -39,7 +39,7 @@ mod exit {
 #[command(
     name = "imgctl",
     version,
-    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks, imports, registry secrets and repositories."
+    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks, imports, registry secrets, repositories and users."
 )]
 struct Cli {
     /// The server, `http://host:port`; default: the context's server, else http://127.0.0.1:5375.
@@ -123,12 +123,65 @@ enum Command {
     /// Imports: list, show progress, cancel.
     #[command(subcommand)]
     Imports(ImportsCommand),
+    /// Users and their roles (admins).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Registry secrets: the credentials imports and repositories read registries with.
     #[command(subcommand)]
     Secrets(SecretsCommand),
     /// Repositories: a registry's tag, synced into the internal registry on a schedule.
     #[command(subcommand)]
     Repos(ReposCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RoleArg {
+    User,
+    Admin,
+}
+
+impl RoleArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::User => "user",
+            RoleArg::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Lists the users.
+    #[command(after_help = "Example:\n  imgctl users list")]
+    List,
+    /// Adds user NAME; the password is read from standard input or asked for.
+    #[command(after_help = "Example:\n  echo \"$PASSWORD\" | imgctl users add ci-bot --password-stdin --role user")]
+    Add {
+        name: String,
+        #[arg(long, value_enum, default_value = "user")]
+        role: RoleArg,
+        /// Read the password from the first line of standard input instead of asking on the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Gives user NAME another role; the last admin stays an admin.
+    #[command(after_help = "Example:\n  imgctl users set-role dana admin")]
+    SetRole {
+        name: String,
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
+    /// Sets user NAME's password; the user's tokens stop working.
+    #[command(after_help = "Example:\n  echo \"$NEW_PASSWORD\" | imgctl users passwd dana --password-stdin")]
+    Passwd {
+        name: String,
+        /// Read the password from the first line of standard input instead of asking on the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Deletes user NAME and their tokens; the last admin cannot be deleted.
+    #[command(after_help = "Example:\n  imgctl users delete dana")]
+    Delete { name: String },
 }
 
 /// The namespace of one resource.
@@ -766,6 +819,7 @@ impl Ctl {
                 self.import(source, platforms, description.clone(), *wait).await
             }
             Command::Imports(c) => self.imports(c).await,
+            Command::Users(c) => self.users(c).await,
             Command::Secrets(c) => self.secrets(c).await,
             Command::Repos(c) => self.repos(c).await,
             Command::Login { .. } | Command::Logout | Command::Context(_) => Ok(()),
@@ -1309,6 +1363,44 @@ impl Ctl {
                 self.client.delete_repository(&ns.namespace, name).await?;
                 if !self.json() {
                     println!("deleted repository {}/{name}", ns.namespace);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn users(&self, command: &UsersCommand) -> Outcome {
+        match command {
+            UsersCommand::List => {
+                let list = self.client.list_users().await?;
+                if self.json() {
+                    output::json(list.json());
+                    return Ok(());
+                }
+                let rows: Vec<Vec<String>> =
+                    list.users.iter().map(|u| vec![u.username.clone(), u.role.clone(), u.created_at.clone()]).collect();
+                output::table(&["NAME", "ROLE", "CREATED"], &rows, self.no_headers);
+            }
+            UsersCommand::Add { name, role, password_stdin } => {
+                let password = read_password(&format!("Password for the new user {name}: "), *password_stdin)?;
+                let user = self.client.create_user(name, &password, role.as_str()).await?;
+                self.done(user.json(), || format!("added user {} ({})", user.username, user.role));
+            }
+            UsersCommand::SetRole { name, role } => {
+                let user = self.client.update_user(name, Some(role.as_str()), None).await?;
+                self.done(user.json(), || format!("user {} is now {}", user.username, user.role));
+            }
+            UsersCommand::Passwd { name, password_stdin } => {
+                let password = read_password(&format!("New password for {name}: "), *password_stdin)?;
+                let user = self.client.update_user(name, None, Some(&password)).await?;
+                self.done(user.json(), || {
+                    format!("changed the password of {}; their tokens no longer work", user.username)
+                });
+            }
+            UsersCommand::Delete { name } => {
+                self.client.delete_user(name).await?;
+                if !self.json() {
+                    println!("deleted user {name}");
                 }
             }
         }

@@ -418,7 +418,7 @@ impl Client {
     }
 
     /// Changes a user's role, password, or both (admins); a new password ends the user's tokens.
-    pub async fn update_user(&self, username: &str, role: Option<&str>, password: Option<&str>) -> Result<()> {
+    pub async fn update_user(&self, username: &str, role: Option<&str>, password: Option<&str>) -> Result<Reply<User>> {
         let mut body = json!({});
         if let Some(role) = role {
             body["role"] = role.into();
@@ -426,8 +426,7 @@ impl Client {
         if let Some(password) = password {
             body["password"] = password.into();
         }
-        let (builder, url) = self.request(Method::PUT, &["api", "v1", "users", username]);
-        self.send(builder.json(&body), &url).await.map(drop)
+        self.put(&["api", "v1", "users", username], &body).await
     }
 
     pub async fn delete_user(&self, username: &str) -> Result<()> {
