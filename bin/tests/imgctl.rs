@@ -77,7 +77,10 @@ fn imgctl(home: &Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // A run that fails before it reads its input closes the pipe: that is its answer, not the test's error.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -205,6 +208,15 @@ async fn catalog_check_and_approvals() {
         .await
         .unwrap();
     assert_eq!(json, api);
+    let yaml = ok(&imgctl(home, &["catalog", "list", "-o", "yaml"], ""));
+    assert!(yaml.starts_with("images:\n- id: 1\n"), "{yaml}");
+    assert_eq!(serde_norway::from_str::<Value>(&yaml).unwrap(), api, "the same document as YAML");
+    let detail = ok(&imgctl(home, &["catalog", "show", "1", "-o", "yaml"], ""));
+    let detail: Value = serde_norway::from_str(&detail).unwrap();
+    assert_eq!(
+        detail,
+        serde_json::from_str::<Value>(&ok(&imgctl(home, &["catalog", "show", "1", "-o", "json"], ""))).unwrap()
+    );
 
     let shown = ok(&imgctl(home, &["catalog", "show", "1"], ""));
     assert!(shown.contains("IMAGE:        docker.io/library/redis"), "{shown}");

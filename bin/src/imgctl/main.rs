@@ -48,7 +48,7 @@ struct Cli {
     /// The context (a server and its token) to use instead of the current one.
     #[arg(long, global = true, env = "IMGCTL_CONTEXT")]
     context: Option<String>,
-    /// How to print answers: tables for people, or the API's JSON.
+    /// How to print answers: tables for people, or the API's answer as JSON or YAML.
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     output: Format,
     /// Leave the header line out of tables.
@@ -62,6 +62,7 @@ struct Cli {
 enum Format {
     Table,
     Json,
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
@@ -757,7 +758,7 @@ async fn logout(cli: &Cli, path: &std::path::Path, config: &mut Config) -> Outco
 fn context(cli: &Cli, path: &std::path::Path, config: &mut Config, command: &ContextCommand) -> Outcome {
     match command {
         ContextCommand::List => {
-            if cli.output == Format::Json {
+            if cli.output != Format::Table {
                 let contexts: Vec<_> = config
                     .contexts
                     .iter()
@@ -771,7 +772,7 @@ fn context(cli: &Cli, path: &std::path::Path, config: &mut Config, command: &Con
                         })
                     })
                     .collect();
-                output::json(&serde_json::json!({ "contexts": contexts }));
+                output::document(&serde_json::json!({ "contexts": contexts }), cli.output == Format::Yaml);
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = config
@@ -805,8 +806,13 @@ struct Ctl {
 }
 
 impl Ctl {
-    fn json(&self) -> bool {
-        self.format == Format::Json
+    /// Whether answers are printed as the API's document (JSON or YAML) rather than for people.
+    fn document(&self) -> bool {
+        self.format != Format::Table
+    }
+
+    fn print(&self, value: &serde_json::Value) {
+        output::document(value, self.format == Format::Yaml);
     }
 
     async fn run(&self, command: &Command) -> Outcome {
@@ -837,8 +843,8 @@ impl Ctl {
                     offset: *offset,
                 };
                 let list = self.client.list_images(&query).await?;
-                if self.json() {
-                    output::json(list.json());
+                if self.document() {
+                    self.print(list.json());
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> = list
@@ -858,8 +864,8 @@ impl Ctl {
             }
             CatalogCommand::Show { id } => {
                 let image = self.client.get_image(*id).await?;
-                if self.json() {
-                    output::json(image.json());
+                if self.document() {
+                    self.print(image.json());
                     return Ok(());
                 }
                 println!("ID:           {}", image.id);
@@ -933,10 +939,10 @@ impl Ctl {
         Ok(())
     }
 
-    /// Prints a change's answer: the API's JSON, or `sentence`.
+    /// Prints a change's answer: the API's document, or `sentence`.
     fn done(&self, json: &serde_json::Value, sentence: impl FnOnce() -> String) {
-        if self.json() {
-            output::json(json);
+        if self.document() {
+            self.print(json);
         } else {
             println!("{}", sentence());
         }
@@ -1006,8 +1012,8 @@ impl Ctl {
             ApprovalCommand::List { status, limit, offset } => {
                 let query = RequestQuery { status: status.map(Into::into), limit: *limit, offset: *offset };
                 let list = self.client.list_approval_requests(&query).await?;
-                if self.json() {
-                    output::json(list.json());
+                if self.document() {
+                    self.print(list.json());
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> = list
@@ -1030,8 +1036,8 @@ impl Ctl {
                     .map_err(|e| Failure::Usage(format!("`{image}` is not an image reference: {e}")))?;
                 let request = NewApprovalRequest::for_reference(&reference, notes.clone());
                 let filed = self.client.request_approval(&request).await?;
-                if self.json() {
-                    output::json(filed.json());
+                if self.document() {
+                    self.print(filed.json());
                 } else {
                     println!("filed approval request {} for {}", filed.id, filed.reference());
                 }
@@ -1040,16 +1046,16 @@ impl Ctl {
                 let approval =
                     Approval { notes: notes.clone(), category: category.clone(), description: description.clone() };
                 let decided = self.client.approve(*id, &approval).await?;
-                if self.json() {
-                    output::json(decided.json());
+                if self.document() {
+                    self.print(decided.json());
                 } else {
                     println!("approved request {} for {}", decided.request.id, decided.request.reference());
                 }
             }
             ApprovalCommand::Reject { id, reason, notes } => {
                 let decided = self.client.reject(*id, reason, notes.as_deref()).await?;
-                if self.json() {
-                    output::json(decided.json());
+                if self.document() {
+                    self.print(decided.json());
                 } else {
                     println!("rejected request {} for {}", decided.request.id, decided.request.reference());
                 }
@@ -1060,12 +1066,12 @@ impl Ctl {
 
     async fn check(&self, image: &str, request_approval: bool) -> Outcome {
         let admission = self.client.check_admission(image, request_approval).await?;
-        if self.json() {
-            output::json(admission.json());
+        if self.document() {
+            self.print(admission.json());
         }
         match &*admission {
             Admission::Allowed { image, tag, warnings } => {
-                if !self.json() {
+                if !self.document() {
                     println!("allowed: {image}:{tag}");
                 }
                 for warning in warnings {
@@ -1086,14 +1092,14 @@ impl Ctl {
         };
         let answer = self.client.import(&request).await?;
         if !wait {
-            if self.json() {
-                output::json(answer.json());
+            if self.document() {
+                self.print(answer.json());
             } else {
                 println!("{} (import {})", answer.message, answer.id());
             }
             return Ok(());
         }
-        if !self.json() {
+        if !self.document() {
             println!("{} (import {})", answer.message, answer.id());
         }
         self.follow(answer.id()).await
@@ -1103,7 +1109,7 @@ impl Ctl {
     /// `-o json`, prints only the last answer.
     async fn follow(&self, id: i64) -> Outcome {
         let mut last = None;
-        let quiet = self.json();
+        let quiet = self.document();
         let done = self
             .client
             .wait_for_import(id, Duration::from_millis(500), |d| {
@@ -1118,7 +1124,7 @@ impl Ctl {
             })
             .await?;
         if quiet {
-            output::json(done.json());
+            self.print(done.json());
         }
         if done.is_ready() {
             Ok(())
@@ -1139,8 +1145,8 @@ impl Ctl {
                     user_name: None,
                 };
                 let list = self.client.list_imports(&query).await?;
-                if self.json() {
-                    output::json(list.json());
+                if self.document() {
+                    self.print(list.json());
                     return Ok(());
                 }
                 let mut rows = Vec::new();
@@ -1169,8 +1175,8 @@ impl Ctl {
             }
             ImportsCommand::Show { id } => {
                 let details = self.client.import_details(*id).await?;
-                if self.json() {
-                    output::json(details.json());
+                if self.document() {
+                    self.print(details.json());
                     return Ok(());
                 }
                 let (completed, layers) = details.layers_completed();
@@ -1191,8 +1197,8 @@ impl Ctl {
             }
             ImportsCommand::Cancel { id } => {
                 let canceled = self.client.cancel_import(*id).await?;
-                if self.json() {
-                    output::json(canceled.json());
+                if self.document() {
+                    self.print(canceled.json());
                 } else {
                     println!("{} (import {}, now {})", canceled.message, canceled.id, canceled.status);
                 }
@@ -1206,8 +1212,8 @@ impl Ctl {
             SecretsCommand::List { ns, search, page, limit } => {
                 let query = ResourceQuery { page: *page, limit: *limit, search: search.clone(), name: None };
                 let list = self.client.list_registry_secrets(ns.path(), &query).await?;
-                if self.json() {
-                    output::json(list.json());
+                if self.document() {
+                    self.print(list.json());
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> = list
@@ -1255,8 +1261,8 @@ impl Ctl {
             SecretsCommand::Verify { name, ns } => {
                 let outcome = self.client.verify_registry_secret(&ns.namespace, name).await?;
                 let which = format!("{}/{name}", ns.namespace);
-                if self.json() {
-                    output::json(outcome.json());
+                if self.document() {
+                    self.print(outcome.json());
                 }
                 if !outcome.success {
                     return Err(Failure::Refused(format!(
@@ -1264,13 +1270,13 @@ impl Ctl {
                         outcome.message
                     )));
                 }
-                if !self.json() {
+                if !self.document() {
                     println!("registry secret {which} works: {}", outcome.message);
                 }
             }
             SecretsCommand::Delete { name, ns } => {
                 self.client.delete_registry_secret(&ns.namespace, name).await?;
-                if !self.json() {
+                if !self.document() {
                     println!("deleted registry secret {}/{name}", ns.namespace);
                 }
             }
@@ -1283,8 +1289,8 @@ impl Ctl {
             ReposCommand::List { ns, name, page, limit } => {
                 let query = ResourceQuery { page: *page, limit: *limit, search: None, name: name.clone() };
                 let list = self.client.list_repositories(ns.path(), &query).await?;
-                if self.json() {
-                    output::json(list.json());
+                if self.document() {
+                    self.print(list.json());
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> = list
@@ -1348,20 +1354,20 @@ impl Ctl {
             }
             ReposCommand::Sync { name, ns } => {
                 let outcome = self.client.sync_repository(&ns.namespace, name).await?;
-                if self.json() {
-                    output::json(outcome.json());
+                if self.document() {
+                    self.print(outcome.json());
                 }
                 let which = format!("{}/{name}", ns.namespace);
                 if !outcome.success {
                     return Err(Failure::Refused(format!("repository {which} was not synced: {}", outcome.message)));
                 }
-                if !self.json() {
+                if !self.document() {
                     println!("repository {which}: {}", outcome.message);
                 }
             }
             ReposCommand::Delete { name, ns } => {
                 self.client.delete_repository(&ns.namespace, name).await?;
-                if !self.json() {
+                if !self.document() {
                     println!("deleted repository {}/{name}", ns.namespace);
                 }
             }
@@ -1373,8 +1379,8 @@ impl Ctl {
         match command {
             UsersCommand::List => {
                 let list = self.client.list_users().await?;
-                if self.json() {
-                    output::json(list.json());
+                if self.document() {
+                    self.print(list.json());
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> =
@@ -1399,7 +1405,7 @@ impl Ctl {
             }
             UsersCommand::Delete { name } => {
                 self.client.delete_user(name).await?;
-                if !self.json() {
+                if !self.document() {
                     println!("deleted user {name}");
                 }
             }
