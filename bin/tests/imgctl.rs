@@ -1,6 +1,7 @@
 //! The real `imgctl` against a real `imagegate-server` on SQLite: sign-in and contexts, the catalog's
-//! tables and JSON and its changes, admission checks' exit codes, approvals, registry secrets (against a
-//! real registry) and repositories, users, and bad input's exit codes and messages.
+//! tables, JSON and YAML and its changes, admission checks' exit codes, approvals, registry secrets
+//! (against a real registry) and repositories, users, completions and the man page, and bad input's
+//! exit codes and messages.
 
 use std::{
     io::Write as _,
@@ -517,4 +518,45 @@ async fn users_are_managed_by_admins() {
     fails(&imgctl(home, &["--context", admin, "users", "delete", "dana"], ""), 4);
     let out = fails(&imgctl(home, &["--context", admin, "users", "delete", "admin"], ""), 5);
     assert!(out.starts_with("imgctl: "), "{out}");
+}
+
+/// Completion scripts for bash, zsh and fish and the man page come from the command definitions, with no
+/// server and no config; bash accepts its script.
+#[test]
+fn completions_and_man_page() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let bash = ok(&imgctl(home, &["completion", "bash"], ""));
+    assert!(bash.contains("_imgctl()") && bash.contains("complete -F _imgctl"), "{bash}");
+    assert!(bash.contains("recommend") && bash.contains("--all-namespaces"), "every command and flag");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("imgctl.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let checked = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+
+    assert!(ok(&imgctl(home, &["completion", "zsh"], "")).starts_with("#compdef imgctl"));
+    let fish = ok(&imgctl(home, &["completion", "fish"], ""));
+    assert!(fish.contains("complete -c imgctl") && fish.contains("set-role"), "{fish}");
+    fails(&imgctl(home, &["completion", "tcsh"], ""), 2);
+
+    let man = ok(&imgctl(home, &["man"], ""));
+    assert!(man.contains("\n.TH imgctl 1 ") && man.contains("\n.SH NAME\nimgctl \\- imagegate"), "{man}");
+    assert!(man.contains("secrets") && man.contains("completion"), "{man}");
+    assert!(!home.join("imgctl").exists(), "no config is read or written");
+
+    // A reader that stops early: the script (larger than a pipe's buffer) is cut short, without a panic.
+    assert!(bash.len() > 1 << 16, "{}", bash.len());
+    let mut child = Command::new(IMGCTL)
+        .args(["completion", "bash"])
+        .env("XDG_CONFIG_HOME", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }

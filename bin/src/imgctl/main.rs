@@ -14,7 +14,7 @@ use api_client::{
     ImportQuery, ImportRequest, NewApprovalRequest, NewImage, NewTag, ObjectMeta, Reference, RegistrySecretSpec,
     RepositorySpec, RequestQuery, ResourceQuery, SecretName, TagUpdate,
 };
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use config::{Config, Context};
 use output::cell;
 
@@ -133,6 +133,17 @@ enum Command {
     /// Repositories: a registry's tag, synced into the internal registry on a schedule.
     #[command(subcommand)]
     Repos(ReposCommand),
+    /// Prints the completion script for SHELL.
+    #[command(
+        after_help = "Examples:\n  imgctl completion bash > /etc/bash_completion.d/imgctl\n  imgctl completion zsh > \"${fpath[1]}/_imgctl\"\n  imgctl completion fish > ~/.config/fish/completions/imgctl.fish"
+    )]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints imgctl's man page (roff).
+    #[command(after_help = "Example:\n  imgctl man > /usr/local/share/man/man1/imgctl.1")]
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -632,6 +643,32 @@ fn load_config() -> Result<(std::path::PathBuf, Config), Failure> {
 }
 
 async fn run(cli: Cli) -> Outcome {
+    // Completions and the man page come from the command definitions alone: no config, no server.
+    let page = match &cli.command {
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "imgctl", &mut script);
+            Some(("completion script", script))
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| Failure::Local(format!("cannot render the man page: {e}")))?;
+            Some(("man page", page))
+        }
+        _ => None,
+    };
+    if let Some((what, text)) = page {
+        use std::io::Write as _;
+        // A reader that stops early (`imgctl man | head`) is not a failure.
+        return match std::io::stdout().lock().write_all(&text) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(Failure::Local(format!("cannot write the {what}: {e}")))
+            }
+            _ => Ok(()),
+        };
+    }
     let (path, mut config) = load_config()?;
     match &cli.command {
         Command::Login { login_server, username, password_stdin, name } => {
@@ -828,7 +865,11 @@ impl Ctl {
             Command::Users(c) => self.users(c).await,
             Command::Secrets(c) => self.secrets(c).await,
             Command::Repos(c) => self.repos(c).await,
-            Command::Login { .. } | Command::Logout | Command::Context(_) => Ok(()),
+            Command::Login { .. }
+            | Command::Logout
+            | Command::Context(_)
+            | Command::Completion { .. }
+            | Command::Man => Ok(()),
         }
     }
 
