@@ -1,5 +1,7 @@
 //! The real `imgctl` against a real `imagegate-server` on SQLite: sign-in and contexts, the catalog's
-//! tables and JSON, admission checks' exit codes, approvals, and bad input's exit codes and messages.
+//! tables, JSON and YAML and its changes, admission checks' exit codes, approvals, registry secrets
+//! (against a real registry) and repositories, users, completions and the man page, and bad input's
+//! exit codes and messages.
 
 use std::{
     io::Write as _,
@@ -76,7 +78,10 @@ fn imgctl(home: &Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // A run that fails before it reads its input closes the pipe: that is its answer, not the test's error.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -204,6 +209,15 @@ async fn catalog_check_and_approvals() {
         .await
         .unwrap();
     assert_eq!(json, api);
+    let yaml = ok(&imgctl(home, &["catalog", "list", "-o", "yaml"], ""));
+    assert!(yaml.starts_with("images:\n- id: 1\n"), "{yaml}");
+    assert_eq!(serde_norway::from_str::<Value>(&yaml).unwrap(), api, "the same document as YAML");
+    let detail = ok(&imgctl(home, &["catalog", "show", "1", "-o", "yaml"], ""));
+    let detail: Value = serde_norway::from_str(&detail).unwrap();
+    assert_eq!(
+        detail,
+        serde_json::from_str::<Value>(&ok(&imgctl(home, &["catalog", "show", "1", "-o", "json"], ""))).unwrap()
+    );
 
     let shown = ok(&imgctl(home, &["catalog", "show", "1"], ""));
     assert!(shown.contains("IMAGE:        docker.io/library/redis"), "{shown}");
@@ -288,4 +302,261 @@ async fn bad_input_gives_the_documented_exit_codes() {
     ok(&imgctl(home, &["approvals", "request", "nginx:1.27"], ""));
     let out = fails(&imgctl(home, &["approvals", "approve", "1"], ""), 3);
     assert!(out.starts_with("imgctl: ") && out.ends_with("(HTTP 403)\n"), "{out}");
+}
+
+/// An admin adds an image, changes it, adds, recommends, updates and deletes its tags by name, and
+/// deletes it; the admission check follows each change, and bad changes exit with the documented codes.
+#[tokio::test]
+async fn catalog_and_tag_changes() {
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+
+    let added = ok(&imgctl(home, &["catalog", "add", "ghcr.io/acme/app", "--category", "internal"], ""));
+    let id = added.strip_prefix("added image ").and_then(|r| r.split(' ').next()).expect(&added).to_owned();
+    assert_eq!(added, format!("added image {id} ghcr.io/acme/app (approved)\n"));
+    let out = fails(&imgctl(home, &["catalog", "add", "ghcr.io/acme/app"], ""), 5);
+    assert!(out.starts_with("imgctl: ") && out.ends_with("(HTTP 409)\n"), "{out}");
+    let out = fails(&imgctl(home, &["catalog", "add", "ghcr.io/acme/app:1.0"], ""), 2);
+    assert_eq!(
+        out,
+        "imgctl: `ghcr.io/acme/app:1.0` names a tag or digest; add the image without it, then its tags with `imgctl tags add`\n"
+    );
+
+    let json: Value = serde_json::from_str(&ok(&imgctl(
+        home,
+        &["catalog", "update", &id, "--category", "tools", "--official", "true", "-o", "json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!((json["category"].as_str(), json["is_official"].as_bool()), (Some("tools"), Some(true)));
+    let out = fails(&imgctl(home, &["catalog", "update", &id], ""), 2);
+    assert_eq!(out, "imgctl: nothing to update: give --description, --category, --status or --official\n");
+    fails(&imgctl(home, &["catalog", "update", &id, "--official", "maybe"], ""), 2);
+
+    assert_eq!(
+        ok(&imgctl(home, &["tags", "add", &id, "1.0", "--os", "linux", "--arch", "amd64"], "")),
+        format!("added tag 1.0 to image {id}\n")
+    );
+    ok(&imgctl(home, &["tags", "add", &id, "1.1", "--recommended"], ""));
+    fails(&imgctl(home, &["tags", "add", &id, "1.1"], ""), 5);
+    assert_eq!(ok(&imgctl(home, &["tags", "recommend", &id, "1.0"], "")), format!("updated tag 1.0 of image {id}\n"));
+    ok(&imgctl(home, &["tags", "update", &id, "1.0", "--deprecated", "true"], ""));
+    let shown = ok(&imgctl(home, &["catalog", "show", &id, "--no-headers"], ""));
+    let row = |tag: &str| -> Vec<String> {
+        let line = shown.lines().find(|l| l.starts_with(&format!("{tag} "))).expect(&shown);
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(row("1.0"), ["1.0", "linux/amd64", "recommended,deprecated", "-"]);
+    assert_eq!(row("1.1"), ["1.1", "-", "-", "-"], "recommending 1.0 stopped recommending 1.1");
+
+    let out = fails(&imgctl(home, &["tags", "update", &id, "2.0", "--deprecated", "true"], ""), 4);
+    assert_eq!(out, format!("imgctl: image {id} (ghcr.io/acme/app) has no tag `2.0`\n"));
+    let out = fails(&imgctl(home, &["tags", "update", &id, "1.0"], ""), 2);
+    assert!(out.starts_with("imgctl: nothing to update: "), "{out}");
+    fails(&imgctl(home, &["tags", "recommend", "9999", "1.0"], ""), 4);
+
+    let allowed = imgctl(home, &["check", "ghcr.io/acme/app:1.0"], "");
+    assert_eq!(String::from_utf8_lossy(&allowed.stdout), "allowed: ghcr.io/acme/app:1.0\n");
+    assert!(String::from_utf8_lossy(&allowed.stderr).starts_with("warning: "), "a deprecated tag warns");
+    let deleted: Value =
+        serde_json::from_str(&ok(&imgctl(home, &["tags", "delete", &id, "1.1", "-o", "json"], ""))).unwrap();
+    assert_eq!(deleted["tag"]["tag"], "1.1");
+    fails(&imgctl(home, &["check", "ghcr.io/acme/app:1.1"], ""), 1);
+
+    assert_eq!(ok(&imgctl(home, &["catalog", "delete", &id], "")), format!("deleted image {id} ghcr.io/acme/app\n"));
+    fails(&imgctl(home, &["catalog", "show", &id], ""), 4);
+    fails(&imgctl(home, &["catalog", "delete", &id], ""), 4);
+}
+
+/// Registry secrets against a real registry with basic auth, and repositories that use them, in the
+/// `default` namespace and another: add, list (one namespace and all), verify, sync and delete; the
+/// password is never printed, and a secret in use cannot be deleted.
+#[tokio::test]
+async fn secrets_and_repositories() {
+    let registry = test_support::Distribution::start_with_basic_auth("robot", "robot-pass").await;
+    let host = registry.host();
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+    let token = token_in(&config(home));
+
+    let add = |name: &str, namespace: &str, password: &str| {
+        let args = ["secrets", "add", name, "-n", namespace, "--domain", &host, "--username", "robot"];
+        imgctl(home, &[&args[..], &["--password-stdin", "--insecure"]].concat(), &format!("{password}\n"))
+    };
+    assert_eq!(
+        ok(&add("lab", "default", "robot-pass")),
+        format!("added registry secret default/lab for {host} as robot\n")
+    );
+    let wrong = add("wrong", "team-a", "not-the-password");
+    assert!(!String::from_utf8_lossy(&wrong.stdout).contains("not-the-password"));
+    ok(&wrong);
+    let out = fails(&add("lab", "default", "robot-pass"), 5);
+    assert!(out.ends_with("(HTTP 409)\n"), "{out}");
+    let out = fails(&imgctl(home, &["secrets", "add", "x", "--domain", &host, "--username", "robot"], ""), 2);
+    assert_eq!(out, "imgctl: no terminal to ask for the password on; use --password-stdin\n");
+
+    assert_eq!(
+        ok(&imgctl(home, &["secrets", "verify", "lab"], "")),
+        format!("registry secret default/lab works: connected to {host} as robot\n")
+    );
+    let out = fails(&imgctl(home, &["secrets", "verify", "wrong", "-n", "team-a"], ""), 1);
+    assert!(out.starts_with("imgctl: registry secret team-a/wrong does not work: "), "{out}");
+    fails(&imgctl(home, &["secrets", "verify", "nothing"], ""), 4);
+
+    let table = ok(&imgctl(home, &["secrets", "list"], ""));
+    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 2, "only the default namespace:\n{table}");
+    assert_eq!(lines[0], ["NAME", "DOMAIN", "USERNAME", "PROVIDER", "VERIFIED", "CREATED"]);
+    assert_eq!(&lines[1][..5], ["lab", &host, "robot", "other", "success"]);
+    let all = ok(&imgctl(home, &["secrets", "list", "-A", "--no-headers"], ""));
+    let mut rows: Vec<Vec<&str>> = all.lines().map(|l| l.split_whitespace().take(6).collect()).collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ["default", "lab", &host, "robot", "other", "success"],
+            ["team-a", "wrong", &host, "robot", "other", "failed"]
+        ]
+    );
+    let json = ok(&imgctl(home, &["secrets", "list", "-A", "-o", "json"], ""));
+    assert!(!json.contains("robot-pass") && !json.contains("not-the-password"), "{json}");
+    let api: Value = reqwest::Client::new()
+        .get(format!("{}/oapis/image.theriseunion.io/v1alpha1/namespaces/_all_/registry-secrets", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), api);
+    fails(&imgctl(home, &["secrets", "list", "-n", "Not_A_Namespace"], ""), 2);
+    fails(&imgctl(home, &["secrets", "list", "-n", "team-a", "-A"], ""), 2);
+
+    let repo = |extra: &[&str]| {
+        let args = ["repos", "add", "app", "--repository", "acme/app", "--tag", "1", "--secret", "lab"];
+        imgctl(home, &[&args[..], extra].concat(), "")
+    };
+    fails(&repo(&["--interval", "soon"]), 2);
+    assert_eq!(ok(&repo(&["--interval", "30m"])), "added repository default/app for acme/app:1, synced every 30m\n");
+    fails(&repo(&[]), 5);
+    let listed = ok(&imgctl(home, &["repos", "list", "--no-headers"], ""));
+    let row: Vec<&str> = listed.lines().next().expect(&listed).split_whitespace().collect();
+    assert_eq!(&row[..4], ["app", &format!("{host}/acme/app:1") as &str, "lab", "30m"], "{listed}");
+    assert_eq!(ok(&imgctl(home, &["repos", "list", "-A", "--no-headers", "--name", "nothing"], "")), "");
+    let synced = ok(&imgctl(home, &["repos", "sync", "app"], ""));
+    assert!(synced.starts_with("repository default/app: "), "{synced}");
+    fails(&imgctl(home, &["repos", "sync", "app", "-n", "team-a"], ""), 4);
+
+    let out = fails(&imgctl(home, &["secrets", "delete", "lab"], ""), 5);
+    assert!(out.ends_with("(HTTP 409)\n"), "a secret in use stays: {out}");
+    assert_eq!(ok(&imgctl(home, &["repos", "delete", "app"], "")), "deleted repository default/app\n");
+    assert_eq!(ok(&imgctl(home, &["repos", "list", "--no-headers"], "")), "");
+    fails(&imgctl(home, &["repos", "delete", "app"], ""), 4);
+    assert_eq!(ok(&imgctl(home, &["secrets", "delete", "lab"], "")), "deleted registry secret default/lab\n");
+    fails(&imgctl(home, &["secrets", "verify", "lab"], ""), 4);
+}
+
+/// An admin adds a user, makes them an admin and back, sets their password (which ends their tokens) and
+/// deletes them; the last admin stays, a user may not manage users, and no password is printed.
+#[tokio::test]
+async fn users_are_managed_by_admins() {
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+
+    let added = ok(&imgctl(home, &["users", "add", "dana", "--password-stdin"], "a-long-passphrase\n"));
+    assert_eq!(added, "added user dana (user)\n");
+    fails(&imgctl(home, &["users", "add", "dana", "--password-stdin"], "a-long-passphrase\n"), 5);
+    fails(&imgctl(home, &["users", "add", "erin", "--password-stdin"], "short\n"), 2);
+    fails(&imgctl(home, &["users", "add", "erin", "--role", "root", "--password-stdin"], "a-long-passphrase\n"), 2);
+
+    let table = ok(&imgctl(home, &["users", "list"], ""));
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().take(2).collect()).collect();
+    assert_eq!(rows, [["NAME", "ROLE"], ["admin", "admin"], ["dana", "user"]], "{table}");
+    let json: Value = serde_json::from_str(&ok(&imgctl(home, &["users", "list", "-o", "json"], ""))).unwrap();
+    assert_eq!(json["users"][1]["username"], "dana");
+    assert!(!json.to_string().contains("passphrase") && !json.to_string().contains("hash"), "{json}");
+
+    // Dana signs in in a context of her own, and may not manage users.
+    ok(&imgctl(
+        home,
+        &["login", &server.base, "--username", "dana", "--password-stdin", "--name", "dana"],
+        "a-long-passphrase",
+    ));
+    let out = fails(&imgctl(home, &["users", "list"], ""), 3);
+    assert!(out.ends_with("(HTTP 403)\n"), "{out}");
+    let admin = server.base.trim_start_matches("http://");
+
+    assert_eq!(
+        ok(&imgctl(home, &["--context", admin, "users", "set-role", "dana", "admin"], "")),
+        "user dana is now admin\n"
+    );
+    assert!(ok(&imgctl(home, &["users", "list", "--no-headers"], "")).contains("dana   admin"), "dana is an admin now");
+    ok(&imgctl(home, &["--context", admin, "users", "set-role", "dana", "user"], ""));
+    let out = fails(&imgctl(home, &["--context", admin, "users", "set-role", "admin", "user"], ""), 5);
+    assert!(out.starts_with("imgctl: "), "the last admin stays: {out}");
+    fails(&imgctl(home, &["--context", admin, "users", "set-role", "nobody", "user"], ""), 4);
+
+    let out =
+        ok(&imgctl(home, &["--context", admin, "users", "passwd", "dana", "--password-stdin"], "another-passphrase\n"));
+    assert_eq!(out, "changed the password of dana; their tokens no longer work\n");
+    let out = fails(&imgctl(home, &["catalog", "list"], ""), 3);
+    assert!(out.ends_with("(HTTP 401); sign in with `imgctl login`\n"), "{out}");
+    ok(&imgctl(
+        home,
+        &["login", &server.base, "--username", "dana", "--password-stdin", "--name", "dana"],
+        "another-passphrase",
+    ));
+
+    assert_eq!(ok(&imgctl(home, &["--context", admin, "users", "delete", "dana"], "")), "deleted user dana\n");
+    fails(&imgctl(home, &["--context", admin, "users", "delete", "dana"], ""), 4);
+    let out = fails(&imgctl(home, &["--context", admin, "users", "delete", "admin"], ""), 5);
+    assert!(out.starts_with("imgctl: "), "{out}");
+}
+
+/// Completion scripts for bash, zsh and fish and the man page come from the command definitions, with no
+/// server and no config; bash accepts its script.
+#[test]
+fn completions_and_man_page() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let bash = ok(&imgctl(home, &["completion", "bash"], ""));
+    assert!(bash.contains("_imgctl()") && bash.contains("complete -F _imgctl"), "{bash}");
+    assert!(bash.contains("recommend") && bash.contains("--all-namespaces"), "every command and flag");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("imgctl.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let checked = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+
+    assert!(ok(&imgctl(home, &["completion", "zsh"], "")).starts_with("#compdef imgctl"));
+    let fish = ok(&imgctl(home, &["completion", "fish"], ""));
+    assert!(fish.contains("complete -c imgctl") && fish.contains("set-role"), "{fish}");
+    fails(&imgctl(home, &["completion", "tcsh"], ""), 2);
+
+    let man = ok(&imgctl(home, &["man"], ""));
+    assert!(man.contains("\n.TH imgctl 1 ") && man.contains("\n.SH NAME\nimgctl \\- imagegate"), "{man}");
+    assert!(man.contains("secrets") && man.contains("completion"), "{man}");
+    assert!(!home.join("imgctl").exists(), "no config is read or written");
+
+    // A reader that stops early: the script (larger than a pipe's buffer) is cut short, without a panic.
+    assert!(bash.len() > 1 << 16, "{}", bash.len());
+    let mut child = Command::new(IMGCTL)
+        .args(["completion", "bash"])
+        .env("XDG_CONFIG_HOME", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }

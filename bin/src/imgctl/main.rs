@@ -10,16 +10,18 @@ use std::{
 };
 
 use api_client::{
-    Admission, Approval, ApprovalStatus, Client, DEFAULT_SERVER, Error, ImageQuery, ImportQuery, ImportRequest,
-    NewApprovalRequest, Reference, RequestQuery,
+    ALL_NAMESPACES, Admission, Approval, ApprovalStatus, Client, DEFAULT_SERVER, Error, ImageQuery, ImageUpdate,
+    ImportQuery, ImportRequest, NewApprovalRequest, NewImage, NewTag, ObjectMeta, Reference, RegistrySecretSpec,
+    RepositorySpec, RequestQuery, ResourceQuery, SecretName, TagUpdate,
 };
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use config::{Config, Context};
 use output::cell;
 
 /// What each kind of failure exits with; the README's table lists them.
 mod exit {
-    /// The answer is no: `check` refused the image, or an awaited import failed.
+    /// The answer is no: `check` refused the image, an awaited import failed, or a registry refused a
+    /// secret's credentials.
     pub const REFUSED: u8 = 1;
     /// The command line, or the request it made, was invalid (the server answered 400 or 422).
     pub const USAGE: u8 = 2;
@@ -37,7 +39,7 @@ mod exit {
 #[command(
     name = "imgctl",
     version,
-    about = "imagegate from the command line: the catalog, approvals, admission checks and imports."
+    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks, imports, registry secrets, repositories and users."
 )]
 struct Cli {
     /// The server, `http://host:port`; default: the context's server, else http://127.0.0.1:5375.
@@ -46,7 +48,7 @@ struct Cli {
     /// The context (a server and its token) to use instead of the current one.
     #[arg(long, global = true, env = "IMGCTL_CONTEXT")]
     context: Option<String>,
-    /// How to print answers: tables for people, or the API's JSON.
+    /// How to print answers: tables for people, or the API's answer as JSON or YAML.
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     output: Format,
     /// Leave the header line out of tables.
@@ -60,6 +62,7 @@ struct Cli {
 enum Format {
     Table,
     Json,
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +92,9 @@ enum Command {
     /// The catalog's images.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// The tags of the catalog's images.
+    #[command(subcommand)]
+    Tags(TagsCommand),
     /// Requests to approve images, and their decisions.
     #[command(subcommand)]
     Approvals(ApprovalCommand),
@@ -118,6 +124,219 @@ enum Command {
     /// Imports: list, show progress, cancel.
     #[command(subcommand)]
     Imports(ImportsCommand),
+    /// Users and their roles (admins).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Registry secrets: the credentials imports and repositories read registries with.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Repositories: a registry's tag, synced into the internal registry on a schedule.
+    #[command(subcommand)]
+    Repos(ReposCommand),
+    /// Prints the completion script for SHELL.
+    #[command(
+        after_help = "Examples:\n  imgctl completion bash > /etc/bash_completion.d/imgctl\n  imgctl completion zsh > \"${fpath[1]}/_imgctl\"\n  imgctl completion fish > ~/.config/fish/completions/imgctl.fish"
+    )]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints imgctl's man page (roff).
+    #[command(after_help = "Example:\n  imgctl man > /usr/local/share/man/man1/imgctl.1")]
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RoleArg {
+    User,
+    Admin,
+}
+
+impl RoleArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::User => "user",
+            RoleArg::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Lists the users.
+    #[command(after_help = "Example:\n  imgctl users list")]
+    List,
+    /// Adds user NAME; the password is read from standard input or asked for.
+    #[command(after_help = "Example:\n  echo \"$PASSWORD\" | imgctl users add ci-bot --password-stdin --role user")]
+    Add {
+        name: String,
+        #[arg(long, value_enum, default_value = "user")]
+        role: RoleArg,
+        /// Read the password from the first line of standard input instead of asking on the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Gives user NAME another role; the last admin stays an admin.
+    #[command(after_help = "Example:\n  imgctl users set-role dana admin")]
+    SetRole {
+        name: String,
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
+    /// Sets user NAME's password; the user's tokens stop working.
+    #[command(after_help = "Example:\n  echo \"$NEW_PASSWORD\" | imgctl users passwd dana --password-stdin")]
+    Passwd {
+        name: String,
+        /// Read the password from the first line of standard input instead of asking on the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Deletes user NAME and their tokens; the last admin cannot be deleted.
+    #[command(after_help = "Example:\n  imgctl users delete dana")]
+    Delete { name: String },
+}
+
+/// The namespace of one resource.
+#[derive(Debug, clap::Args)]
+struct Namespace {
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+}
+
+/// The namespace, or all of them, of a list.
+#[derive(Debug, clap::Args)]
+struct ListNamespace {
+    #[arg(short, long, default_value = "default", conflicts_with = "all_namespaces")]
+    namespace: String,
+    /// List every namespace's.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+}
+
+impl ListNamespace {
+    fn path(&self) -> &str {
+        if self.all_namespaces { ALL_NAMESPACES } else { &self.namespace }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Lists registry secrets (never their passwords).
+    #[command(after_help = "Example:\n  imgctl secrets list -A")]
+    List {
+        #[command(flatten)]
+        ns: ListNamespace,
+        /// Secrets whose name, domain or username contains this.
+        #[arg(long)]
+        search: Option<String>,
+        /// The page, counting from 1.
+        #[arg(long)]
+        page: Option<i64>,
+        /// Secrets per page, 1 to 500.
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+    /// Stores the credentials for a registry as secret NAME (admins); the password is read from
+    /// standard input or asked for, and never printed.
+    #[command(
+        after_help = "Example:\n  echo \"$HARBOR_PASSWORD\" | imgctl secrets add harbor --domain harbor.internal --username robot --password-stdin --provider harbor"
+    )]
+    Add {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+        /// The registry host, with its port if any.
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from the first line of standard input instead of asking on the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+        /// `harbor`, `dockerhub`, `aliyun` or `other`.
+        #[arg(long, default_value = "other")]
+        provider: String,
+        /// Talk to the registry over plain HTTP.
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Checks secret NAME's stored credentials against its registry (admins); exit 1 when they fail.
+    #[command(after_help = "Example:\n  imgctl secrets verify harbor")]
+    Verify {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+    },
+    /// Deletes secret NAME (admins); a secret a repository uses cannot be deleted.
+    #[command(after_help = "Example:\n  imgctl secrets delete harbor")]
+    Delete {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReposCommand {
+    /// Lists repositories and how their last sync went.
+    #[command(after_help = "Example:\n  imgctl repos list -n team-a")]
+    List {
+        #[command(flatten)]
+        ns: ListNamespace,
+        /// Repositories whose name contains this.
+        #[arg(long)]
+        name: Option<String>,
+        /// The page, counting from 1.
+        #[arg(long)]
+        page: Option<i64>,
+        /// Repositories per page, 1 to 500.
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+    /// Creates repository NAME (admins): REPOSITORY:TAG of the secret's registry, synced now and every
+    /// `--interval`.
+    #[command(
+        after_help = "Example:\n  imgctl repos add app --repository acme/app --tag 1.2 --secret harbor --interval 30m"
+    )]
+    Add {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+        /// The repository path on the secret's registry, such as `library/alpine`.
+        #[arg(long)]
+        repository: String,
+        #[arg(long)]
+        tag: String,
+        /// The registry secret to read the registry with.
+        #[arg(long, value_name = "NAME")]
+        secret: String,
+        /// The secret's namespace; default: the repository's.
+        #[arg(long, value_name = "NAMESPACE")]
+        secret_namespace: Option<String>,
+        /// How often to sync, as `1h` or `30m`; default: the server's.
+        #[arg(long, value_name = "DURATION")]
+        interval: Option<String>,
+        /// How long a sync may take, as `10m`; default: the server's.
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        /// How often a failed sync is retried, 0 to 20.
+        #[arg(long)]
+        retries: Option<i64>,
+    },
+    /// Queues a sync of repository NAME now (admins).
+    #[command(after_help = "Example:\n  imgctl repos sync app")]
+    Sync {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+    },
+    /// Deletes repository NAME (admins).
+    #[command(after_help = "Example:\n  imgctl repos delete app")]
+    Delete {
+        name: String,
+        #[command(flatten)]
+        ns: Namespace,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +369,89 @@ enum CatalogCommand {
     /// Shows one image and its tags.
     #[command(after_help = "Example:\n  imgctl catalog show 1")]
     Show { id: i64 },
+    /// Adds IMAGE (a reference without a tag) to the catalog, approved unless `--status` says (admins).
+    #[command(
+        after_help = "Example:\n  imgctl catalog add ghcr.io/acme/app --category internal --description 'the app'"
+    )]
+    Add {
+        image: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Mark the image as an official one.
+        #[arg(long)]
+        official: bool,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+    },
+    /// Changes image ID's description, category, status or official flag (admins).
+    #[command(after_help = "Example:\n  imgctl catalog update 1 --category cache --status approved")]
+    Update {
+        id: i64,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// Whether the image is an official one.
+        #[arg(long, value_name = "BOOL")]
+        official: Option<bool>,
+    },
+    /// Deletes image ID and its tags (admins).
+    #[command(after_help = "Example:\n  imgctl catalog delete 7")]
+    Delete { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+enum TagsCommand {
+    /// Adds TAG to image IMAGE_ID (admins).
+    #[command(after_help = "Example:\n  imgctl tags add 1 7.4-alpine --os linux --arch amd64 --recommended")]
+    Add {
+        image_id: i64,
+        tag: String,
+        #[command(flatten)]
+        fields: TagFields,
+        /// Recommend this tag; the image's other tags stop being recommended.
+        #[arg(long)]
+        recommended: bool,
+        #[arg(long)]
+        deprecated: bool,
+    },
+    /// Changes tag TAG (its name) of image IMAGE_ID (admins).
+    #[command(after_help = "Example:\n  imgctl tags update 1 7-alpine --deprecated true")]
+    Update {
+        image_id: i64,
+        tag: String,
+        #[command(flatten)]
+        fields: TagFields,
+        #[arg(long, value_name = "BOOL")]
+        recommended: Option<bool>,
+        #[arg(long, value_name = "BOOL")]
+        deprecated: Option<bool>,
+    },
+    /// Makes TAG the image's recommended tag (admins); the others stop being recommended.
+    #[command(after_help = "Example:\n  imgctl tags recommend 1 7.4-alpine")]
+    Recommend { image_id: i64, tag: String },
+    /// Deletes tag TAG of image IMAGE_ID (admins).
+    #[command(after_help = "Example:\n  imgctl tags delete 1 6-alpine")]
+    Delete { image_id: i64, tag: String },
+}
+
+/// A tag's content and platform.
+#[derive(Debug, clap::Args)]
+struct TagFields {
+    /// The manifest digest, `sha256:…`.
+    #[arg(long)]
+    digest: Option<String>,
+    /// The size in bytes.
+    #[arg(long, value_name = "BYTES")]
+    size: Option<i64>,
+    #[arg(long)]
+    os: Option<String>,
+    #[arg(long = "arch")]
+    architecture: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -241,6 +543,8 @@ enum Failure {
     Client(Error),
     Usage(String),
     Refused(String),
+    /// Something the command names does not exist, found out without the server saying 404.
+    NotFound(String),
     Local(String),
 }
 
@@ -254,6 +558,7 @@ impl Failure {
     fn code(&self) -> u8 {
         match self {
             Failure::Refused(_) => exit::REFUSED,
+            Failure::NotFound(_) => exit::NOT_FOUND,
             Failure::Usage(_) | Failure::Client(Error::InvalidServer(_)) => exit::USAGE,
             Failure::Client(Error::Api(e)) => match e.status {
                 401 | 403 => exit::AUTH,
@@ -272,7 +577,7 @@ impl Failure {
                 format!("{e}; sign in with `imgctl login`")
             }
             Failure::Client(e) => e.to_string(),
-            Failure::Usage(m) | Failure::Refused(m) | Failure::Local(m) => m.clone(),
+            Failure::Usage(m) | Failure::Refused(m) | Failure::NotFound(m) | Failure::Local(m) => m.clone(),
         }
     }
 }
@@ -338,6 +643,32 @@ fn load_config() -> Result<(std::path::PathBuf, Config), Failure> {
 }
 
 async fn run(cli: Cli) -> Outcome {
+    // Completions and the man page come from the command definitions alone: no config, no server.
+    let page = match &cli.command {
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "imgctl", &mut script);
+            Some(("completion script", script))
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| Failure::Local(format!("cannot render the man page: {e}")))?;
+            Some(("man page", page))
+        }
+        _ => None,
+    };
+    if let Some((what, text)) = page {
+        use std::io::Write as _;
+        // A reader that stops early (`imgctl man | head`) is not a failure.
+        return match std::io::stdout().lock().write_all(&text) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(Failure::Local(format!("cannot write the {what}: {e}")))
+            }
+            _ => Ok(()),
+        };
+    }
     let (path, mut config) = load_config()?;
     match &cli.command {
         Command::Login { login_server, username, password_stdin, name } => {
@@ -383,7 +714,7 @@ async fn login(
     let Some(username) = username.map(str::to_owned).or_else(|| same.and_then(|(_, c)| c.username.clone())) else {
         return Err(Failure::Usage("which user? give --username".into()));
     };
-    let password = read_password(&username, &server, password_stdin)?;
+    let password = read_password(&format!("Password for {username} at {server}: "), password_stdin)?;
     let token = client.sign_in(&username, &password).await?;
     let name = match name {
         Some(name) => name.to_owned(),
@@ -417,7 +748,8 @@ async fn login(
     Ok(())
 }
 
-fn read_password(username: &str, server: &str, from_stdin: bool) -> Result<String, Failure> {
+/// A password from the first line of standard input, or asked for on the terminal without echo.
+fn read_password(prompt: &str, from_stdin: bool) -> Result<String, Failure> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -430,7 +762,7 @@ fn read_password(username: &str, server: &str, from_stdin: bool) -> Result<Strin
     if !std::io::stdin().is_terminal() {
         return Err(Failure::Usage("no terminal to ask for the password on; use --password-stdin".into()));
     }
-    rpassword::prompt_password(format!("Password for {username} at {server}: "))
+    rpassword::prompt_password(prompt)
         .map_err(|e| Failure::Local(format!("cannot read the password from the terminal: {e}")))
 }
 
@@ -463,7 +795,7 @@ async fn logout(cli: &Cli, path: &std::path::Path, config: &mut Config) -> Outco
 fn context(cli: &Cli, path: &std::path::Path, config: &mut Config, command: &ContextCommand) -> Outcome {
     match command {
         ContextCommand::List => {
-            if cli.output == Format::Json {
+            if cli.output != Format::Table {
                 let contexts: Vec<_> = config
                     .contexts
                     .iter()
@@ -477,7 +809,7 @@ fn context(cli: &Cli, path: &std::path::Path, config: &mut Config, command: &Con
                         })
                     })
                     .collect();
-                output::json(&serde_json::json!({ "contexts": contexts }));
+                output::document(&serde_json::json!({ "contexts": contexts }), cli.output == Format::Yaml);
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = config
@@ -511,20 +843,33 @@ struct Ctl {
 }
 
 impl Ctl {
-    fn json(&self) -> bool {
-        self.format == Format::Json
+    /// Whether answers are printed as the API's document (JSON or YAML) rather than for people.
+    fn document(&self) -> bool {
+        self.format != Format::Table
+    }
+
+    fn print(&self, value: &serde_json::Value) {
+        output::document(value, self.format == Format::Yaml);
     }
 
     async fn run(&self, command: &Command) -> Outcome {
         match command {
             Command::Catalog(c) => self.catalog(c).await,
+            Command::Tags(c) => self.tags(c).await,
             Command::Approvals(c) => self.approvals(c).await,
             Command::Check { image, request_approval } => self.check(image, *request_approval).await,
             Command::Import { source, platforms, description, wait } => {
                 self.import(source, platforms, description.clone(), *wait).await
             }
             Command::Imports(c) => self.imports(c).await,
-            Command::Login { .. } | Command::Logout | Command::Context(_) => Ok(()),
+            Command::Users(c) => self.users(c).await,
+            Command::Secrets(c) => self.secrets(c).await,
+            Command::Repos(c) => self.repos(c).await,
+            Command::Login { .. }
+            | Command::Logout
+            | Command::Context(_)
+            | Command::Completion { .. }
+            | Command::Man => Ok(()),
         }
     }
 
@@ -539,8 +884,8 @@ impl Ctl {
                     offset: *offset,
                 };
                 let list = self.client.list_images(&query).await?;
-                if self.json() {
-                    output::json(list.json());
+                if self.document() {
+                    self.print(list.json());
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> = list
@@ -560,8 +905,8 @@ impl Ctl {
             }
             CatalogCommand::Show { id } => {
                 let image = self.client.get_image(*id).await?;
-                if self.json() {
-                    output::json(image.json());
+                if self.document() {
+                    self.print(image.json());
                     return Ok(());
                 }
                 println!("ID:           {}", image.id);
@@ -589,7 +934,117 @@ impl Ctl {
                     .collect();
                 output::table(&["TAG", "PLATFORM", "FLAGS", "DIGEST"], &rows, self.no_headers);
             }
+            CatalogCommand::Add { image, description, category, official, status } => {
+                let reference = Reference::parse(image)
+                    .map_err(|e| Failure::Usage(format!("`{image}` is not an image reference: {e}")))?;
+                let last = image.rsplit('/').next().unwrap_or(image);
+                if last.contains(':') || image.contains('@') {
+                    return Err(Failure::Usage(format!(
+                        "`{image}` names a tag or digest; add the image without it, then its tags with `imgctl tags add`"
+                    )));
+                }
+                let new = NewImage {
+                    description: description.clone(),
+                    category: category.clone(),
+                    is_official: *official,
+                    approval_status: status.map(Into::into),
+                    ..NewImage::for_reference(&reference)
+                };
+                let added = self.client.create_image(&new).await?;
+                self.done(added.json(), || {
+                    format!("added image {} {} ({})", added.id, added.full_name(), added.approval_status.as_str())
+                });
+            }
+            CatalogCommand::Update { id, description, category, status, official } => {
+                let update = ImageUpdate {
+                    description: description.clone(),
+                    category: category.clone(),
+                    approval_status: status.map(Into::into),
+                    is_official: *official,
+                };
+                if update.is_empty() {
+                    return Err(Failure::Usage(
+                        "nothing to update: give --description, --category, --status or --official".into(),
+                    ));
+                }
+                let updated = self.client.update_image(*id, &update).await?;
+                self.done(updated.json(), || format!("updated image {} {}", updated.id, updated.full_name()));
+            }
+            CatalogCommand::Delete { id } => {
+                let deleted = self.client.delete_image(*id).await?;
+                self.done(deleted.json(), || {
+                    format!("deleted image {} {}", deleted.image.id, deleted.image.full_name())
+                });
+            }
         }
+        Ok(())
+    }
+
+    /// Prints a change's answer: the API's document, or `sentence`.
+    fn done(&self, json: &serde_json::Value, sentence: impl FnOnce() -> String) {
+        if self.document() {
+            self.print(json);
+        } else {
+            println!("{}", sentence());
+        }
+    }
+
+    /// The id of the tag named `tag` of image `image_id`.
+    async fn tag_id(&self, image_id: i64, tag: &str) -> Result<i64, Failure> {
+        let image = self.client.get_image(image_id).await?;
+        image.tags.iter().find(|t| t.tag == tag).map(|t| t.id).ok_or_else(|| {
+            Failure::NotFound(format!(
+                "image {image_id} ({}/{}/{}) has no tag `{tag}`",
+                image.registry, image.namespace, image.image_name
+            ))
+        })
+    }
+
+    async fn tags(&self, command: &TagsCommand) -> Outcome {
+        let (image_id, tag, update) = match command {
+            TagsCommand::Add { image_id, tag, fields, recommended, deprecated } => {
+                let new = NewTag {
+                    tag: tag.clone(),
+                    digest: fields.digest.clone(),
+                    size_bytes: fields.size,
+                    architecture: fields.architecture.clone(),
+                    os: fields.os.clone(),
+                    is_recommended: *recommended,
+                    is_deprecated: *deprecated,
+                };
+                let added = self.client.create_tag(*image_id, &new).await?;
+                self.done(added.json(), || format!("added tag {} to image {image_id}", added.tag));
+                return Ok(());
+            }
+            TagsCommand::Delete { image_id, tag } => {
+                let tag_id = self.tag_id(*image_id, tag).await?;
+                let deleted = self.client.delete_tag(*image_id, tag_id).await?;
+                self.done(deleted.json(), || format!("deleted tag {} of image {image_id}", deleted.tag.tag));
+                return Ok(());
+            }
+            TagsCommand::Update { image_id, tag, fields, recommended, deprecated } => {
+                let update = TagUpdate {
+                    digest: fields.digest.clone(),
+                    size_bytes: fields.size,
+                    architecture: fields.architecture.clone(),
+                    os: fields.os.clone(),
+                    is_recommended: *recommended,
+                    is_deprecated: *deprecated,
+                };
+                (*image_id, tag, update)
+            }
+            TagsCommand::Recommend { image_id, tag } => {
+                (*image_id, tag, TagUpdate { is_recommended: Some(true), ..TagUpdate::default() })
+            }
+        };
+        if update.is_empty() {
+            return Err(Failure::Usage(
+                "nothing to update: give --digest, --size, --os, --arch, --recommended or --deprecated".into(),
+            ));
+        }
+        let tag_id = self.tag_id(image_id, tag).await?;
+        let updated = self.client.update_tag(image_id, tag_id, &update).await?;
+        self.done(updated.json(), || format!("updated tag {} of image {image_id}", updated.tag));
         Ok(())
     }
 
@@ -598,8 +1053,8 @@ impl Ctl {
             ApprovalCommand::List { status, limit, offset } => {
                 let query = RequestQuery { status: status.map(Into::into), limit: *limit, offset: *offset };
                 let list = self.client.list_approval_requests(&query).await?;
-                if self.json() {
-                    output::json(list.json());
+                if self.document() {
+                    self.print(list.json());
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> = list
@@ -622,8 +1077,8 @@ impl Ctl {
                     .map_err(|e| Failure::Usage(format!("`{image}` is not an image reference: {e}")))?;
                 let request = NewApprovalRequest::for_reference(&reference, notes.clone());
                 let filed = self.client.request_approval(&request).await?;
-                if self.json() {
-                    output::json(filed.json());
+                if self.document() {
+                    self.print(filed.json());
                 } else {
                     println!("filed approval request {} for {}", filed.id, filed.reference());
                 }
@@ -632,16 +1087,16 @@ impl Ctl {
                 let approval =
                     Approval { notes: notes.clone(), category: category.clone(), description: description.clone() };
                 let decided = self.client.approve(*id, &approval).await?;
-                if self.json() {
-                    output::json(decided.json());
+                if self.document() {
+                    self.print(decided.json());
                 } else {
                     println!("approved request {} for {}", decided.request.id, decided.request.reference());
                 }
             }
             ApprovalCommand::Reject { id, reason, notes } => {
                 let decided = self.client.reject(*id, reason, notes.as_deref()).await?;
-                if self.json() {
-                    output::json(decided.json());
+                if self.document() {
+                    self.print(decided.json());
                 } else {
                     println!("rejected request {} for {}", decided.request.id, decided.request.reference());
                 }
@@ -652,12 +1107,12 @@ impl Ctl {
 
     async fn check(&self, image: &str, request_approval: bool) -> Outcome {
         let admission = self.client.check_admission(image, request_approval).await?;
-        if self.json() {
-            output::json(admission.json());
+        if self.document() {
+            self.print(admission.json());
         }
         match &*admission {
             Admission::Allowed { image, tag, warnings } => {
-                if !self.json() {
+                if !self.document() {
                     println!("allowed: {image}:{tag}");
                 }
                 for warning in warnings {
@@ -678,14 +1133,14 @@ impl Ctl {
         };
         let answer = self.client.import(&request).await?;
         if !wait {
-            if self.json() {
-                output::json(answer.json());
+            if self.document() {
+                self.print(answer.json());
             } else {
                 println!("{} (import {})", answer.message, answer.id());
             }
             return Ok(());
         }
-        if !self.json() {
+        if !self.document() {
             println!("{} (import {})", answer.message, answer.id());
         }
         self.follow(answer.id()).await
@@ -695,7 +1150,7 @@ impl Ctl {
     /// `-o json`, prints only the last answer.
     async fn follow(&self, id: i64) -> Outcome {
         let mut last = None;
-        let quiet = self.json();
+        let quiet = self.document();
         let done = self
             .client
             .wait_for_import(id, Duration::from_millis(500), |d| {
@@ -710,7 +1165,7 @@ impl Ctl {
             })
             .await?;
         if quiet {
-            output::json(done.json());
+            self.print(done.json());
         }
         if done.is_ready() {
             Ok(())
@@ -731,8 +1186,8 @@ impl Ctl {
                     user_name: None,
                 };
                 let list = self.client.list_imports(&query).await?;
-                if self.json() {
-                    output::json(list.json());
+                if self.document() {
+                    self.print(list.json());
                     return Ok(());
                 }
                 let mut rows = Vec::new();
@@ -761,8 +1216,8 @@ impl Ctl {
             }
             ImportsCommand::Show { id } => {
                 let details = self.client.import_details(*id).await?;
-                if self.json() {
-                    output::json(details.json());
+                if self.document() {
+                    self.print(details.json());
                     return Ok(());
                 }
                 let (completed, layers) = details.layers_completed();
@@ -783,10 +1238,216 @@ impl Ctl {
             }
             ImportsCommand::Cancel { id } => {
                 let canceled = self.client.cancel_import(*id).await?;
-                if self.json() {
-                    output::json(canceled.json());
+                if self.document() {
+                    self.print(canceled.json());
                 } else {
                     println!("{} (import {}, now {})", canceled.message, canceled.id, canceled.status);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn secrets(&self, command: &SecretsCommand) -> Outcome {
+        match command {
+            SecretsCommand::List { ns, search, page, limit } => {
+                let query = ResourceQuery { page: *page, limit: *limit, search: search.clone(), name: None };
+                let list = self.client.list_registry_secrets(ns.path(), &query).await?;
+                if self.document() {
+                    self.print(list.json());
+                    return Ok(());
+                }
+                let rows: Vec<Vec<String>> = list
+                    .items
+                    .iter()
+                    .map(|s| {
+                        let verified = s.metadata.annotations.get("theriseunion.io/verify-status");
+                        let mut row = vec![
+                            s.metadata.name.clone(),
+                            s.spec.domain.clone(),
+                            s.spec.username.clone(),
+                            cell(s.spec.provider.as_deref()),
+                            cell(verified.map(String::as_str)),
+                            cell(s.metadata.creation_timestamp.as_deref()),
+                        ];
+                        if ns.all_namespaces {
+                            row.insert(0, s.metadata.namespace.clone());
+                        }
+                        row
+                    })
+                    .collect();
+                let headers = ["NAMESPACE", "NAME", "DOMAIN", "USERNAME", "PROVIDER", "VERIFIED", "CREATED"];
+                output::table(&headers[usize::from(!ns.all_namespaces)..], &rows, self.no_headers);
+            }
+            SecretsCommand::Add { name, ns, domain, username, password_stdin, provider, insecure } => {
+                let password = read_password(&format!("Password for {username} at {domain}: "), *password_stdin)?;
+                let metadata =
+                    ObjectMeta { name: name.clone(), namespace: ns.namespace.clone(), ..ObjectMeta::default() };
+                let spec = RegistrySecretSpec {
+                    domain: domain.clone(),
+                    username: username.clone(),
+                    password: Some(password),
+                    provider: Some(provider.clone()),
+                    insecure: *insecure,
+                    ca_bundle: None,
+                };
+                let added = self.client.create_registry_secret(&metadata, &spec).await?;
+                self.done(added.json(), || {
+                    format!(
+                        "added registry secret {}/{} for {} as {}",
+                        added.metadata.namespace, added.metadata.name, added.spec.domain, added.spec.username
+                    )
+                });
+            }
+            SecretsCommand::Verify { name, ns } => {
+                let outcome = self.client.verify_registry_secret(&ns.namespace, name).await?;
+                let which = format!("{}/{name}", ns.namespace);
+                if self.document() {
+                    self.print(outcome.json());
+                }
+                if !outcome.success {
+                    return Err(Failure::Refused(format!(
+                        "registry secret {which} does not work: {}",
+                        outcome.message
+                    )));
+                }
+                if !self.document() {
+                    println!("registry secret {which} works: {}", outcome.message);
+                }
+            }
+            SecretsCommand::Delete { name, ns } => {
+                self.client.delete_registry_secret(&ns.namespace, name).await?;
+                if !self.document() {
+                    println!("deleted registry secret {}/{name}", ns.namespace);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn repos(&self, command: &ReposCommand) -> Outcome {
+        match command {
+            ReposCommand::List { ns, name, page, limit } => {
+                let query = ResourceQuery { page: *page, limit: *limit, search: None, name: name.clone() };
+                let list = self.client.list_repositories(ns.path(), &query).await?;
+                if self.document() {
+                    self.print(list.json());
+                    return Ok(());
+                }
+                let rows: Vec<Vec<String>> = list
+                    .items
+                    .iter()
+                    .map(|r| {
+                        let status = r.status.clone().unwrap_or_default();
+                        let source = match &status.domain {
+                            Some(domain) => format!("{domain}/{}:{}", r.spec.repository, r.spec.tag),
+                            None => format!("{}:{}", r.spec.repository, r.spec.tag),
+                        };
+                        let secret = &r.spec.registry_ref;
+                        let secret = if secret.namespace == r.metadata.namespace {
+                            secret.name.clone()
+                        } else {
+                            format!("{}/{}", secret.namespace, secret.name)
+                        };
+                        let mut row = vec![
+                            r.metadata.name.clone(),
+                            source,
+                            secret,
+                            cell(r.spec.sync_interval.as_deref()),
+                            cell(status.sync_status.as_deref()),
+                            cell(status.last_synced.as_deref()),
+                        ];
+                        if ns.all_namespaces {
+                            row.insert(0, r.metadata.namespace.clone());
+                        }
+                        row
+                    })
+                    .collect();
+                let headers = ["NAMESPACE", "NAME", "SOURCE", "SECRET", "INTERVAL", "SYNC", "LAST-SYNCED"];
+                output::table(&headers[usize::from(!ns.all_namespaces)..], &rows, self.no_headers);
+            }
+            ReposCommand::Add { name, ns, repository, tag, secret, secret_namespace, interval, timeout, retries } => {
+                let metadata =
+                    ObjectMeta { name: name.clone(), namespace: ns.namespace.clone(), ..ObjectMeta::default() };
+                let spec = RepositorySpec {
+                    repository: repository.clone(),
+                    tag: tag.clone(),
+                    registry_ref: SecretName {
+                        name: secret.clone(),
+                        namespace: secret_namespace.clone().unwrap_or_else(|| ns.namespace.clone()),
+                    },
+                    sync_interval: interval.clone(),
+                    sync_timeout: timeout.clone(),
+                    retry_count: *retries,
+                };
+                let added = self.client.create_repository(&metadata, &spec).await?;
+                self.done(added.json(), || {
+                    let every = added.spec.sync_interval.as_deref().map(|i| format!(", synced every {i}"));
+                    format!(
+                        "added repository {}/{} for {}:{}{}",
+                        added.metadata.namespace,
+                        added.metadata.name,
+                        added.spec.repository,
+                        added.spec.tag,
+                        every.unwrap_or_default()
+                    )
+                });
+            }
+            ReposCommand::Sync { name, ns } => {
+                let outcome = self.client.sync_repository(&ns.namespace, name).await?;
+                if self.document() {
+                    self.print(outcome.json());
+                }
+                let which = format!("{}/{name}", ns.namespace);
+                if !outcome.success {
+                    return Err(Failure::Refused(format!("repository {which} was not synced: {}", outcome.message)));
+                }
+                if !self.document() {
+                    println!("repository {which}: {}", outcome.message);
+                }
+            }
+            ReposCommand::Delete { name, ns } => {
+                self.client.delete_repository(&ns.namespace, name).await?;
+                if !self.document() {
+                    println!("deleted repository {}/{name}", ns.namespace);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn users(&self, command: &UsersCommand) -> Outcome {
+        match command {
+            UsersCommand::List => {
+                let list = self.client.list_users().await?;
+                if self.document() {
+                    self.print(list.json());
+                    return Ok(());
+                }
+                let rows: Vec<Vec<String>> =
+                    list.users.iter().map(|u| vec![u.username.clone(), u.role.clone(), u.created_at.clone()]).collect();
+                output::table(&["NAME", "ROLE", "CREATED"], &rows, self.no_headers);
+            }
+            UsersCommand::Add { name, role, password_stdin } => {
+                let password = read_password(&format!("Password for the new user {name}: "), *password_stdin)?;
+                let user = self.client.create_user(name, &password, role.as_str()).await?;
+                self.done(user.json(), || format!("added user {} ({})", user.username, user.role));
+            }
+            UsersCommand::SetRole { name, role } => {
+                let user = self.client.update_user(name, Some(role.as_str()), None).await?;
+                self.done(user.json(), || format!("user {} is now {}", user.username, user.role));
+            }
+            UsersCommand::Passwd { name, password_stdin } => {
+                let password = read_password(&format!("New password for {name}: "), *password_stdin)?;
+                let user = self.client.update_user(name, None, Some(&password)).await?;
+                self.done(user.json(), || {
+                    format!("changed the password of {}; their tokens no longer work", user.username)
+                });
+            }
+            UsersCommand::Delete { name } => {
+                self.client.delete_user(name).await?;
+                if !self.document() {
+                    println!("deleted user {name}");
                 }
             }
         }

@@ -1,4 +1,4 @@
-//! Tables for people, the API's JSON for scripts.
+//! Tables for people, the API's answers as JSON or YAML for scripts.
 
 use serde_json::Value;
 
@@ -39,9 +39,19 @@ fn render(headers: &[&str], rows: &[Vec<String>], no_headers: bool) -> String {
     out
 }
 
-/// Prints one JSON document, pretty.
-pub fn json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+/// Prints one document, pretty: JSON, or YAML when `yaml`.
+pub fn document(value: &Value, yaml: bool) {
+    print!("{}", render_document(value, yaml));
+}
+
+fn render_document(value: &Value, yaml: bool) -> String {
+    let json = || serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()) + "\n";
+    if yaml {
+        // A JSON value always has a YAML form; should the writer fail all the same, JSON is valid YAML.
+        serde_norway::to_string(value).unwrap_or_else(|_| json())
+    } else {
+        json()
+    }
 }
 
 /// An optional cell: `-` when empty.
@@ -77,6 +87,15 @@ mod tests {
             "ID  IMAGE                    STATUS\n1   docker.io/library/redis  x\n"
         );
         assert_eq!(render(&["ID", "IMAGE", "STATUS"], &rows, true), "1  docker.io/library/redis  x\n");
+    }
+
+    #[test]
+    fn yaml_keeps_the_json_document() {
+        let value: Value = serde_json::from_str(r#"{"b": [1, "two", null], "a": {"x": true, "y": "3"}}"#).unwrap();
+        let yaml = render_document(&value, true);
+        assert_eq!(yaml, "b:\n- 1\n- two\n- null\na:\n  x: true\n  y: '3'\n");
+        assert_eq!(serde_norway::from_str::<Value>(&yaml).unwrap(), value);
+        assert_eq!(render_document(&value, false), serde_json::to_string_pretty(&value).unwrap() + "\n");
     }
 
     #[test]

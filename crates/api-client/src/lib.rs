@@ -19,6 +19,9 @@ pub use types::*;
 /// The server's address when none is given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:5375";
 
+/// The namespace that lists registry secrets and repositories of every namespace.
+pub const ALL_NAMESPACES: &str = "_all_";
+
 const KUBE: &[&str] = &["oapis", "image.theriseunion.io", "v1alpha1", "namespaces"];
 const KUBE_API_VERSION: &str = "image.theriseunion.io/v1alpha1";
 
@@ -156,6 +159,11 @@ impl Client {
         self.call(builder.json(body), &url).await
     }
 
+    async fn delete<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Reply<T>> {
+        let (builder, url) = self.request(Method::DELETE, segments);
+        self.call(builder, &url).await
+    }
+
     /// A request whose answer has no body worth reading (`204`, or a bare `200`).
     async fn no_content(&self, method: Method, segments: &[&str], body: Option<&Value>) -> Result<()> {
         let (mut builder, url) = self.request(method, segments);
@@ -192,6 +200,35 @@ impl Client {
     /// One catalog image with its tags.
     pub async fn get_image(&self, id: i64) -> Result<Reply<ImageDetails>> {
         self.get(&["catalog", "api", "v1", "images", &id.to_string()], &()).await
+    }
+
+    /// Adds an image to the catalog (admins).
+    pub async fn create_image(&self, image: &NewImage) -> Result<Reply<ImageSummary>> {
+        self.post(&["catalog", "api", "v1", "images"], image).await
+    }
+
+    /// Changes an image's description, category, approval status or official flag (admins).
+    pub async fn update_image(&self, id: i64, update: &ImageUpdate) -> Result<Reply<ImageSummary>> {
+        self.put(&["catalog", "api", "v1", "images", &id.to_string()], update).await
+    }
+
+    /// Deletes an image and its tags (admins).
+    pub async fn delete_image(&self, id: i64) -> Result<Reply<DeletedImage>> {
+        self.delete(&["catalog", "api", "v1", "images", &id.to_string()]).await
+    }
+
+    /// Adds a tag to an image (admins).
+    pub async fn create_tag(&self, image_id: i64, tag: &NewTag) -> Result<Reply<Tag>> {
+        self.post(&["catalog", "api", "v1", "images", &image_id.to_string(), "tags"], tag).await
+    }
+
+    /// Changes a tag (admins); `tag_id` is the tag's `id`, not its name.
+    pub async fn update_tag(&self, image_id: i64, tag_id: i64, update: &TagUpdate) -> Result<Reply<Tag>> {
+        self.put(&["catalog", "api", "v1", "images", &image_id.to_string(), "tags", &tag_id.to_string()], update).await
+    }
+
+    pub async fn delete_tag(&self, image_id: i64, tag_id: i64) -> Result<Reply<DeletedTag>> {
+        self.delete(&["catalog", "api", "v1", "images", &image_id.to_string(), "tags", &tag_id.to_string()]).await
     }
 
     pub async fn list_approval_requests(&self, query: &RequestQuery) -> Result<Reply<RequestList>> {
@@ -307,7 +344,7 @@ impl Client {
         KUBE.iter().copied().chain([namespace]).chain(rest.iter().copied()).collect()
     }
 
-    /// A namespace's registry secrets; `_all_` lists every namespace's.
+    /// A namespace's registry secrets; [`ALL_NAMESPACES`] lists every namespace's.
     pub async fn list_registry_secrets(
         &self,
         namespace: &str,
@@ -340,7 +377,7 @@ impl Client {
         self.post(&Self::kube(namespace, &["registry-secrets", name, "verify"]), &json!({})).await
     }
 
-    /// A namespace's repositories; `_all_` lists every namespace's.
+    /// A namespace's repositories; [`ALL_NAMESPACES`] lists every namespace's.
     pub async fn list_repositories(
         &self,
         namespace: &str,
@@ -381,7 +418,7 @@ impl Client {
     }
 
     /// Changes a user's role, password, or both (admins); a new password ends the user's tokens.
-    pub async fn update_user(&self, username: &str, role: Option<&str>, password: Option<&str>) -> Result<()> {
+    pub async fn update_user(&self, username: &str, role: Option<&str>, password: Option<&str>) -> Result<Reply<User>> {
         let mut body = json!({});
         if let Some(role) = role {
             body["role"] = role.into();
@@ -389,8 +426,7 @@ impl Client {
         if let Some(password) = password {
             body["password"] = password.into();
         }
-        let (builder, url) = self.request(Method::PUT, &["api", "v1", "users", username]);
-        self.send(builder.json(&body), &url).await.map(drop)
+        self.put(&["api", "v1", "users", username], &body).await
     }
 
     pub async fn delete_user(&self, username: &str) -> Result<()> {

@@ -104,6 +104,113 @@ pub struct Tag {
     pub updated_at: String,
 }
 
+/// A new catalog image (`POST /catalog/api/v1/images`); approved unless `approval_status` says otherwise.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NewImage {
+    pub image_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_official: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_status: Option<ApprovalStatus>,
+}
+
+impl NewImage {
+    /// An image for a parsed reference's registry, namespace and name (its tag and digest are not used).
+    pub fn for_reference(reference: &Reference) -> NewImage {
+        NewImage {
+            image_name: reference.name().to_owned(),
+            registry: Some(reference.registry().to_owned()),
+            namespace: reference.namespace().map(str::to_owned),
+            ..NewImage::default()
+        }
+    }
+}
+
+/// A change to a catalog image: the fields that are `Some` change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImageUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_status: Option<ApprovalStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_official: Option<bool>,
+}
+
+impl ImageUpdate {
+    /// Whether nothing would change; the server refuses such an update.
+    pub fn is_empty(&self) -> bool {
+        *self == ImageUpdate::default()
+    }
+}
+
+/// The answer to an image's deletion: the image as it was.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeletedImage {
+    pub message: String,
+    pub image: ImageSummary,
+}
+
+/// A new tag of a catalog image (`POST /catalog/api/v1/images/{id}/tags`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NewTag {
+    pub tag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// Recommending a tag makes the image's other tags not recommended.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_recommended: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_deprecated: bool,
+}
+
+/// A change to a tag: the fields that are `Some` change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TagUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_recommended: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_deprecated: Option<bool>,
+}
+
+impl TagUpdate {
+    /// Whether nothing would change; the server refuses such an update.
+    pub fn is_empty(&self) -> bool {
+        *self == TagUpdate::default()
+    }
+}
+
+/// The answer to a tag's deletion: the tag as it was.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeletedTag {
+    pub message: String,
+    pub tag: Tag,
+}
+
 /// Filters and page of `GET /catalog/api/v1/approval-requests`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RequestQuery {
@@ -363,8 +470,12 @@ pub struct ResourceQuery {
     pub page: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
+    /// Filters registry secrets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<String>,
+    /// Filters repositories by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
