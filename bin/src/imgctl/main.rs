@@ -1,7 +1,30 @@
 //! `imgctl`: imagegate from the command line, over the `api-client` crate.
 
+/// `print!` and `println!` that end the program quietly when the reader has gone (`imgctl … | head`), where
+/// the standard ones would panic.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::write_out(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod config;
 mod output;
+
+/// Writes to standard output; a closed pipe ends the program with success, as the reader wanted no more.
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("imgctl: cannot write the output: {e}");
+        std::process::exit(i32::from(exit::SERVER));
+    }
+}
 
 use std::{
     io::{BufRead as _, IsTerminal as _},
