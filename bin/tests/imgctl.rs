@@ -198,6 +198,21 @@ async fn catalog_check_and_approvals() {
     let bare = ok(&imgctl(home, &["catalog", "list", "--search", "redis", "--no-headers"], ""));
     assert!(bare.starts_with("1  docker.io/library/redis"), "{bare}");
 
+    // A reader that is gone before the table comes (`imgctl catalog list | true`): a quiet success, no panic.
+    let mut child = Command::new(IMGCTL)
+        .args(["catalog", "list"])
+        .env("XDG_CONFIG_HOME", home)
+        .env_remove("IMGCTL_SERVER")
+        .env_remove("IMGCTL_TOKEN")
+        .env_remove("IMGCTL_CONTEXT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+
     let json: Value = serde_json::from_str(&ok(&imgctl(home, &["catalog", "list", "-o", "json"], ""))).unwrap();
     let api: Value = reqwest::Client::new()
         .get(format!("{}/catalog/api/v1/images", server.base))
