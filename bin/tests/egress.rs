@@ -2,8 +2,12 @@
 //! address the policy refuses is answered 4xx at once and never queued, while a registry in the denied
 //! range that an `--egress-allow` exception opens works as before.
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{Server, free_port};
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -11,22 +15,9 @@ use test_support::Distribution;
 
 const PASSWORD: &str = "s3cret-enough";
 
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegate-server"));
     cmd.arg("--listen")
         .arg(format!("127.0.0.1:{port}"))

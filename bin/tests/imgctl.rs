@@ -3,11 +3,14 @@
 //! (against a real registry) and repositories, users, completions and the man page, and bad input's
 //! exit codes and messages.
 
+mod common;
+
+use common::{Server, free_port};
+
 use std::{
     io::Write as _,
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -16,23 +19,6 @@ use serde_json::Value;
 const SERVER: &str = env!("CARGO_BIN_EXE_imagegate-server");
 const IMGCTL: &str = env!("CARGO_BIN_EXE_imgctl");
 const PASSWORD: &str = "change-me-please";
-
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A server on a fresh SQLite database whose `admin` has `PASSWORD`.
 async fn serve() -> Server {

@@ -1,30 +1,16 @@
 //! The real `imagegate-server` binary, started as the README starts it: on SQLite in a fresh data
 //! directory, then stopped with SIGTERM.
 
+mod common;
+
+use common::{Server, free_port};
+
 use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
-
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 async fn start(extra_env: &[(&str, &str)]) -> Server {
     start_with_args(extra_env, &[]).await

@@ -1,33 +1,20 @@
 //! `imagegate-server user …` against the database a real server uses, with the server down and up, and
 //! the server's `--token-ttl`.
 
+mod common;
+
+use common::{Server, free_port};
+
 use std::{
     io::Write as _,
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_imagegate-server");
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A command with no database or admin password from the caller's environment.
 fn command(args: &[&str]) -> Command {
@@ -69,7 +56,7 @@ async fn serve(database: &[&str], env: &[(&str, &str)], args: &[&str]) -> Server
         cmd.env(k, v);
     }
     let child = cmd.spawn().unwrap();
-    let mut server = Server { child, base: format!("http://{listen}") };
+    let mut server = Server { child, base: format!("http://{listen}"), _dir: tempfile::tempdir().unwrap() };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
