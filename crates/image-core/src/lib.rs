@@ -11,6 +11,7 @@ pub mod import;
 pub mod job;
 pub mod kube;
 mod reference;
+pub mod registry;
 pub mod rules;
 pub mod store;
 pub mod time_fmt;
