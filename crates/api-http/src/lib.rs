@@ -131,6 +131,7 @@ fn all_routes() -> routes::Routes {
         .merge(users::routes())
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())
+        .merge(profile::progress::routes())
         .merge(profile::kube::routes())
 }
 
