@@ -728,3 +728,92 @@ async fn users_change_their_own_password() {
     fails(&login(home, &server, "admin", PASSWORD), 3);
     ok(&login(home, &server, "admin", "another-passphrase"));
 }
+
+/// Each listing and detail command's table and JSON, as snapshots (times, hosts and digests replaced):
+/// the catalog, an image and its tags, approvals, imports, an import's layers, secrets, repositories and
+/// users.
+#[tokio::test]
+async fn tables_and_documents_match_their_snapshots() {
+    let source = test_support::Distribution::start().await;
+    let target = test_support::Distribution::start().await;
+    test_support::images::push_image(&source, "team/app", "1", &[2000, 1000]).await;
+    let server = serve_with(&["--internal-registry", &target.url()]).await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+    ok(&imgctl(home, &["import", &format!("{}/team/app:1", source.host()), "--wait"], ""));
+    ok(&imgctl(home, &["approvals", "request", "traefik:v3.1", "--notes", "edge proxy"], ""));
+    ok(&imgctl(
+        home,
+        &["secrets", "add", "lab", "--domain", &source.host(), "--username", "robot", "--password-stdin"],
+        "pw\n",
+    ));
+    ok(&imgctl(home, &["repos", "add", "app", "--repository", "team/app", "--tag", "1", "--secret", "lab"], ""));
+    // The repository's first sync runs at once: wait for its end, so that the listing holds still.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list: Value = serde_json::from_str(&ok(&imgctl(home, &["repos", "list", "-o", "json"], ""))).unwrap();
+        let status = list["items"][0]["status"]["syncStatus"].as_str().unwrap_or_default().to_owned();
+        if status == "Success" || status == "Failed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sync did not end: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?", "[time]");
+    settings.add_filter(r"127\.0\.0\.1[:_]\d{5}", "[host]");
+    settings.add_filter(r"sha256:[0-9a-f]{64}", "[digest]");
+    settings.set_snapshot_suffix("");
+    let _guard = settings.bind_to_scope();
+    let commands: [&[&str]; 9] = [
+        &["catalog", "list", "--limit", "3"],
+        &["catalog", "show", "1"],
+        &["approvals", "list"],
+        &["imports", "list"],
+        &["imports", "show", "1"],
+        &["secrets", "list"],
+        &["repos", "list"],
+        &["users", "list"],
+        &["check", "redis:7-alpine"],
+    ];
+    for args in commands {
+        let name = args.join("_").replace(':', "-");
+        insta::assert_snapshot!(format!("{name}_table"), ok(&imgctl(home, args, "")));
+        let json = ok(&imgctl(home, &[args, &["-o", "json"]].concat(), ""));
+        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&json).unwrap()).unwrap();
+        insta::assert_snapshot!(format!("{name}_json"), pretty);
+    }
+}
+
+/// The same client against a server on PostgreSQL: sign-in, the catalog, the admission check's exit
+/// codes, an approval, an import followed to its end, and logout.
+#[tokio::test]
+async fn the_walk_on_postgresql() {
+    let database = test_support::postgres_url().await;
+    let source = test_support::Distribution::start().await;
+    let target = test_support::Distribution::start().await;
+    test_support::images::push_image(&source, "team/app", "1", &[4000, 1000]).await;
+    let server = serve_with(&["--database-url", &database, "--internal-registry", &target.url()]).await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+
+    let table = ok(&imgctl(home, &["catalog", "list", "--search", "redis", "--no-headers"], ""));
+    assert!(table.starts_with("1  docker.io/library/redis  approved  database  4\n"), "{table}");
+    ok(&imgctl(home, &["check", "redis:7-alpine"], ""));
+    fails(&imgctl(home, &["check", "traefik:v3.1"], ""), 1);
+    ok(&imgctl(home, &["approvals", "request", "traefik:v3.1"], ""));
+    ok(&imgctl(home, &["approvals", "approve", "1", "--category", "networking"], ""));
+    ok(&imgctl(home, &["check", "traefik:v3.1"], ""));
+
+    let out = ok(&imgctl(home, &["import", &format!("{}/team/app:1", source.host()), "--wait"], ""));
+    assert!(out.lines().last().unwrap().starts_with("import 1: succeeded, attempt 1/"), "{out}");
+    let listed: Value = serde_json::from_str(&ok(&imgctl(home, &["imports", "list", "-o", "json"], ""))).unwrap();
+    assert_eq!(listed["images"][0]["artifacts"][0]["status"], "ready", "{listed}");
+
+    let token = token_in(&config(home));
+    ok(&imgctl(home, &["logout"], ""));
+    assert_eq!(status_with_token(&server, &token).await, 401, "logout revoked the token");
+}
