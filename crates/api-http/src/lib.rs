@@ -13,7 +13,7 @@ pub use routes::{Access, Route};
 use std::sync::Arc;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse};
-use image_core::{Reference, copy::ImageCopier, store::Store};
+use image_core::{Reference, copy::ImageCopier, registry::RegistryAdmin, store::Store};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -33,7 +33,7 @@ pub struct AppState {
     pub(crate) token_ttl: std::time::Duration,
 }
 
-/// The registry imports land in, with the copier that talks to it.
+/// The registry imports land in, with the copier that talks to it and its adapter ([`RegistryAdmin`]).
 #[derive(Clone)]
 pub struct InternalRegistry {
     /// `host[:port]`, as in references: `harbor.example.com`, `127.0.0.1:5000`.
@@ -41,6 +41,8 @@ pub struct InternalRegistry {
     /// A path (a Harbor project, say) put in front of every imported repository; empty for none.
     pub prefix: String,
     pub copier: Arc<dyn ImageCopier>,
+    /// What imagegate asks of the registry beyond copying: health, statistics, projects, listings, scans.
+    pub admin: Arc<dyn RegistryAdmin>,
 }
 
 impl std::fmt::Debug for InternalRegistry {
@@ -48,6 +50,7 @@ impl std::fmt::Debug for InternalRegistry {
         f.debug_struct("InternalRegistry")
             .field("host", &self.host)
             .field("prefix", &self.prefix)
+            .field("kind", &self.admin.kind())
             .finish_non_exhaustive()
     }
 }
