@@ -456,6 +456,12 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// `--station-namespace`: a DNS label, as every namespace is.
+pub fn parse_station_namespace(text: &str) -> Result<String, String> {
+    image_core::kube::validate_dns_label("station-namespace", text).map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

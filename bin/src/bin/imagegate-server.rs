@@ -37,6 +37,12 @@ struct Args {
     worker: WorkerArgs,
     #[command(flatten)]
     connections: imagegate::serve::ConnectionLimits,
+    /// How long a sign-in session (the station profile's cookie) lasts without a request: `12h`, `30m`.
+    #[arg(long, env = "IMAGEGATE_SESSION_IDLE", default_value = "12h", value_parser = imagegate::parse_token_ttl)]
+    session_idle: Duration,
+    /// The namespace whose registry secrets are the station profile's registries.
+    #[arg(long, env = "IMAGEGATE_STATION_NAMESPACE", default_value = "station", value_parser = imagegate::parse_station_namespace)]
+    station_namespace: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +78,9 @@ async fn run() -> anyhow::Result<()> {
     let mut state = api_http::AppState::new(store.clone())
         .with_copier(registries.copier.clone())
         .with_job_waker(waker.clone())
-        .with_token_ttl(args.token_ttl);
+        .with_token_ttl(args.token_ttl)
+        .with_session_idle(args.session_idle)
+        .with_station(api_http::profile::station::StationConfig { namespace: args.station_namespace.clone() });
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod profile;
 mod routes;
+pub mod session;
 mod signin;
 mod users;
 
@@ -31,6 +32,10 @@ pub struct AppState {
     pub(crate) sign_in: Arc<signin::SignInGuard>,
     /// How long an issued token works.
     pub(crate) token_ttl: std::time::Duration,
+    /// How long a sign-in session lasts without a request.
+    pub(crate) session_idle: std::time::Duration,
+    /// The station profile's settings (see [`profile::station::StationConfig`]).
+    pub(crate) station: Arc<profile::station::StationConfig>,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -83,7 +88,21 @@ impl AppState {
             passwords: Arc::default(),
             sign_in: Arc::default(),
             token_ttl: auth::DEFAULT_TOKEN_TTL,
+            session_idle: session::DEFAULT_SESSION_IDLE,
+            station: Arc::default(),
         }
+    }
+
+    /// Ends sign-in sessions after `idle` without a request ([`session::DEFAULT_SESSION_IDLE`] otherwise).
+    pub fn with_session_idle(mut self, idle: std::time::Duration) -> AppState {
+        self.session_idle = idle;
+        self
+    }
+
+    /// The station profile's settings.
+    pub fn with_station(mut self, station: profile::station::StationConfig) -> AppState {
+        self.station = Arc::new(station);
+        self
     }
 
     /// Issues tokens that work for `ttl` ([`auth::DEFAULT_TOKEN_TTL`] otherwise), at most
@@ -132,6 +151,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())
         .merge(profile::kube::routes())
+        .merge(profile::station::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod kube;
 pub mod platform;
+pub mod station;
 
 /// Extractors and results of the profiles that answer errors as `{"error", "message"}`.
 mod plain {

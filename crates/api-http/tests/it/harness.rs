@@ -197,6 +197,19 @@ impl TestApp {
         self.call(req.unwrap()).await
     }
 
+    /// Any request; the answer's status, headers and JSON body (`Null` when empty).
+    pub async fn call_full(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        (parts.status, parts.headers, value)
+    }
+
     async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
         let response = self.router.clone().oneshot(req).await.unwrap();
         let status = response.status();

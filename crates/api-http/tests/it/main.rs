@@ -21,4 +21,5 @@ mod garbage;
 mod harness;
 mod kube;
 mod platform;
+mod station;
 mod users;

@@ -1,0 +1,2 @@
+DROP TABLE station_registries;
+DROP TABLE sessions;
