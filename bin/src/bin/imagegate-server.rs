@@ -43,6 +43,10 @@ struct Args {
     /// The namespace whose registry secrets are the station profile's registries.
     #[arg(long, env = "IMAGEGATE_STATION_NAMESPACE", default_value = "station", value_parser = imagegate::parse_station_namespace)]
     station_namespace: String,
+    /// A registry mirroring Docker Hub (`https://mirror.example.com`), which the station profile's
+    /// downloads of Docker Hub images read instead, as Docker's `registry-mirrors` does.
+    #[arg(long, env = "IMAGEGATE_DOCKER_HUB_MIRROR", value_parser = imagegate::parse_docker_hub_mirror)]
+    docker_hub_mirror: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,7 +84,10 @@ async fn run() -> anyhow::Result<()> {
         .with_job_waker(waker.clone())
         .with_token_ttl(args.token_ttl)
         .with_session_idle(args.session_idle)
-        .with_station(api_http::profile::station::StationConfig { namespace: args.station_namespace.clone() });
+        .with_station(api_http::profile::station::StationConfig {
+            namespace: args.station_namespace.clone(),
+            docker_hub_mirror: args.docker_hub_mirror.clone(),
+        });
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {

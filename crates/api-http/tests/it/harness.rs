@@ -58,18 +58,44 @@ impl TestApp {
         let client = Arc::new(registry_client::RegistryClient::new(config).unwrap());
         let copier = Arc::new(registry_client::CopyEngine::new(client, registry_client::CopyConfig::default()));
         let internal = api_http::InternalRegistry { host: target.host(), prefix: prefix.into(), copier };
-        TestApp::start_with(&url, dir, Some(internal)).await
+        TestApp::start_with(&url, dir, Some(internal), None).await
+    }
+
+    /// [`TestApp::with_registry`] with the station profile's settings.
+    pub async fn with_station(
+        postgres: bool,
+        target: &test_support::Distribution,
+        station: api_http::profile::station::StationConfig,
+    ) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = if postgres {
+            test_support::postgres_url().await
+        } else {
+            format!("sqlite://{}", dir.path().join("imagegate.db").display())
+        };
+        let client = Arc::new(registry_client::RegistryClient::new(registry_client::ClientConfig::default()).unwrap());
+        let copier = Arc::new(registry_client::CopyEngine::new(client, registry_client::CopyConfig::default()));
+        let internal = api_http::InternalRegistry { host: target.host(), prefix: String::new(), copier };
+        TestApp::start_with(&url, dir, Some(internal), Some(station)).await
     }
 
     async fn start(url: &str, dir: tempfile::TempDir) -> TestApp {
-        TestApp::start_with(url, dir, None).await
+        TestApp::start_with(url, dir, None, None).await
     }
 
-    async fn start_with(url: &str, dir: tempfile::TempDir, internal: Option<api_http::InternalRegistry>) -> TestApp {
+    async fn start_with(
+        url: &str,
+        dir: tempfile::TempDir,
+        internal: Option<api_http::InternalRegistry>,
+        station: Option<api_http::profile::station::StationConfig>,
+    ) -> TestApp {
         let options = store::StoreOptions { secret_key: Some(store::SecretKey::generate()) };
         let store: Arc<dyn Store> = Arc::new(store::DbStore::connect_with(url, options).await.unwrap());
         auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
         let mut state = AppState::new(store.clone());
+        if let Some(station) = station {
+            state = state.with_station(station);
+        }
         let mut runner = None;
         if let Some(internal) = internal {
             let ctx = sync_worker::WorkerContext {

@@ -22,4 +22,5 @@ mod harness;
 mod kube;
 mod platform;
 mod station;
+mod station_images;
 mod users;

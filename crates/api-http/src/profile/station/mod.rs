@@ -4,6 +4,7 @@
 //! bodies are read as JSON whatever their `Content-Type` says (the seed's clients send JSON with curl's
 //! form type), except login's, which may also be form fields.
 
+mod image;
 mod login;
 mod registry;
 
@@ -26,11 +27,13 @@ use crate::{
 pub struct StationConfig {
     /// The namespace whose registry secrets are the station's registries (`--station-namespace`).
     pub namespace: String,
+    /// `host[:port]` of a registry that mirrors Docker Hub (`--docker-hub-mirror`), read instead of it.
+    pub docker_hub_mirror: Option<String>,
 }
 
 impl Default for StationConfig {
     fn default() -> Self {
-        StationConfig { namespace: StationConfig::DEFAULT_NAMESPACE.into() }
+        StationConfig { namespace: StationConfig::DEFAULT_NAMESPACE.into(), docker_hub_mirror: None }
     }
 }
 
@@ -87,6 +90,9 @@ fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, String> 
     serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
+/// What a user may download; the rest is refused with 403 and files an approval request.
+const APPROVED_ONLY: &str = "images and tags the catalog approves";
+
 /// Who may change the station's registries, and ping one: admins (a ping reaches any address given).
 pub(crate) fn routes() -> Routes {
     Routes::new("/api/v1")
@@ -98,4 +104,8 @@ pub(crate) fn routes() -> Routes {
         .delete("/registry/{name}", Access::Admin, registry::delete)
         .get("/registry/ping", Access::Admin, registry::ping_get)
         .post("/registry/ping", Access::Admin, registry::ping_post)
+        .get("/image/", Access::SignedIn, image::search)
+        .get("/image/downloadstatus", Access::SignedIn, image::download_status)
+        .post("/image/{repository}/{image_type}/{*path}", Access::Limited(APPROVED_ONLY), image::download)
+        .delete("/image/local/{image_type}/{*name}", Access::Admin, image::delete_local)
 }
