@@ -47,6 +47,9 @@ struct Args {
     /// downloads of Docker Hub images read instead, as Docker's `registry-mirrors` does.
     #[arg(long, env = "IMAGEGATE_DOCKER_HUB_MIRROR", value_parser = imagegate::parse_docker_hub_mirror)]
     docker_hub_mirror: Option<String>,
+    /// Docker Hub's repository search, as the station profile's `category=dockerhub` asks it.
+    #[arg(long, env = "IMAGEGATE_DOCKER_HUB_URL", default_value = api_http::profile::station::StationConfig::DEFAULT_DOCKER_HUB_URL)]
+    docker_hub_url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,7 +90,9 @@ async fn run() -> anyhow::Result<()> {
         .with_station(api_http::profile::station::StationConfig {
             namespace: args.station_namespace.clone(),
             docker_hub_mirror: args.docker_hub_mirror.clone(),
-        });
+            docker_hub_url: args.docker_hub_url.clone(),
+        })
+        .with_registry_browser(registries.copier.clone());
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {

@@ -36,6 +36,10 @@ pub struct AppState {
     pub(crate) session_idle: std::time::Duration,
     /// The station profile's settings (see [`profile::station::StationConfig`]).
     pub(crate) station: Arc<profile::station::StationConfig>,
+    /// What reads tags, repositories, image configs and Docker Hub's search for the station profile.
+    pub(crate) browser: Option<Arc<dyn image_core::station::RegistryBrowser>>,
+    /// Docker Hub searches answered lately.
+    pub(crate) hub_cache: Arc<profile::station::HubCache>,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -90,7 +94,15 @@ impl AppState {
             token_ttl: auth::DEFAULT_TOKEN_TTL,
             session_idle: session::DEFAULT_SESSION_IDLE,
             station: Arc::default(),
+            browser: None,
+            hub_cache: Arc::default(),
         }
+    }
+
+    /// Reads tags, repositories, image configs and Docker Hub's search through `browser`.
+    pub fn with_registry_browser(mut self, browser: Arc<dyn image_core::station::RegistryBrowser>) -> AppState {
+        self.browser = Some(browser);
+        self
     }
 
     /// Ends sign-in sessions after `idle` without a request ([`session::DEFAULT_SESSION_IDLE`] otherwise).

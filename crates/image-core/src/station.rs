@@ -92,3 +92,54 @@ pub trait StationStore: Send + Sync {
         actor: &str,
     ) -> Result<StationRegistry>;
 }
+
+/// An image's config as its registry holds it: the JSON the manifest's `config` names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageConfig {
+    /// The config blob's digest, which Docker shows as the image's id.
+    pub id: String,
+    pub config: serde_json::Value,
+    /// Config and layers, in bytes.
+    pub size: u64,
+}
+
+/// One repository a Docker Hub search found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubRepository {
+    pub name: String,
+    pub description: String,
+    pub star_count: i64,
+    pub is_official: bool,
+    /// Built automatically from its source (the station's `is_trusted`).
+    pub is_automated: bool,
+}
+
+/// What the station profile reads from registries besides copying: tags, repositories, image configs,
+/// and Docker Hub's search. Each read carries its own access, as copies do.
+#[async_trait]
+pub trait RegistryBrowser: Send + Sync {
+    async fn tags(
+        &self,
+        registry: &str,
+        repository: &str,
+        access: &crate::copy::RegistryAccess,
+    ) -> std::result::Result<Vec<String>, crate::copy::CopyError>;
+    /// The registry's `_catalog`.
+    async fn repositories(
+        &self,
+        registry: &str,
+        access: &crate::copy::RegistryAccess,
+    ) -> std::result::Result<Vec<String>, crate::copy::CopyError>;
+    /// The config of `image` (of its linux/amd64 manifest, or its first, when it is an index).
+    async fn image_config(
+        &self,
+        image: &crate::Reference,
+        access: &crate::copy::RegistryAccess,
+    ) -> std::result::Result<ImageConfig, crate::copy::CopyError>;
+    /// Docker Hub's repository search (`GET {search_url}?q=…`, answered as Docker Hub's `/v1/search`).
+    async fn search_hub(
+        &self,
+        search_url: &str,
+        query: &str,
+    ) -> std::result::Result<Vec<HubRepository>, crate::copy::CopyError>;
+}

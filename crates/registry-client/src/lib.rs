@@ -2,6 +2,7 @@
 
 mod auth;
 mod blob;
+mod browse;
 mod client;
 mod config;
 mod copy;

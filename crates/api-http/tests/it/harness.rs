@@ -75,8 +75,9 @@ impl TestApp {
         };
         let client = Arc::new(registry_client::RegistryClient::new(registry_client::ClientConfig::default()).unwrap());
         let copier = Arc::new(registry_client::CopyEngine::new(client, registry_client::CopyConfig::default()));
+        let browser: Arc<dyn image_core::station::RegistryBrowser> = copier.clone();
         let internal = api_http::InternalRegistry { host: target.host(), prefix: String::new(), copier };
-        TestApp::start_with(&url, dir, Some(internal), Some(station)).await
+        TestApp::start_with(&url, dir, Some(internal), Some((station, browser))).await
     }
 
     async fn start(url: &str, dir: tempfile::TempDir) -> TestApp {
@@ -87,14 +88,14 @@ impl TestApp {
         url: &str,
         dir: tempfile::TempDir,
         internal: Option<api_http::InternalRegistry>,
-        station: Option<api_http::profile::station::StationConfig>,
+        station: Option<(api_http::profile::station::StationConfig, Arc<dyn image_core::station::RegistryBrowser>)>,
     ) -> TestApp {
         let options = store::StoreOptions { secret_key: Some(store::SecretKey::generate()) };
         let store: Arc<dyn Store> = Arc::new(store::DbStore::connect_with(url, options).await.unwrap());
         auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
         let mut state = AppState::new(store.clone());
-        if let Some(station) = station {
-            state = state.with_station(station);
+        if let Some((station, browser)) = station {
+            state = state.with_station(station).with_registry_browser(browser);
         }
         let mut runner = None;
         if let Some(internal) = internal {

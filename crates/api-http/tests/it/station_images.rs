@@ -62,8 +62,12 @@ async fn station_image_walk(postgres: bool) {
     let diamond = images::push_image(&hub, "lgsd/diamond", "latest", &[1024, 2048]).await;
     images::push_image(&hub, "library/redis", "7-alpine", &[512]).await;
     images::push_image(&lab, "team/app", "1.0", &[256]).await;
-    let station =
-        api_http::profile::station::StationConfig { docker_hub_mirror: Some(hub.host()), ..Default::default() };
+    let search = test_support::docker_hub::DockerHubSearch::start().await;
+    let station = api_http::profile::station::StationConfig {
+        docker_hub_mirror: Some(hub.host()),
+        docker_hub_url: search.url().to_owned(),
+        ..Default::default()
+    };
     let app = TestApp::with_station(postgres, &internal, station).await;
     let cookie = login(&app).await;
 
@@ -131,6 +135,81 @@ async fn station_image_walk(postgres: bool) {
         (json!([]), json!(0), json!("lxc"))
     );
 
+    // Docker Hub's search (a stand-in answering as its /v1/search does), kept for a minute.
+    let (status, body) = call(&app, &cookie, "GET", "/api/v1/image/?category=dockerhub&filter_text=dorowu", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    insta::assert_json_snapshot!("station_search_dockerhub", body);
+    let (_, again) = call(&app, &cookie, "GET", "/api/v1/image/?category=dockerhub&filter_text=dorowu", None).await;
+    assert_eq!(again, body);
+    assert_eq!(search.searches(), 1, "the second search came from the cache");
+    let (_, body) = call(&app, &cookie, "GET", "/api/v1/image/?category=dockerhub&filter_text=redis", None).await;
+    assert_eq!(body["results"][0]["installed"], true, "{body}");
+    assert_eq!(body["results"][0]["location"], "https://registry.hub.docker.com/_/redis/");
+
+    // A private registry's repositories.
+    let (status, body) =
+        call(&app, &cookie, "GET", "/api/v1/image/?category=private&registry_name=My%20Lab", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    insta::assert_json_snapshot!("station_search_private", body);
+    let (_, body) =
+        call(&app, &cookie, "GET", "/api/v1/image/?category=private&registry_name=My%20Lab&filter_text=nothing", None)
+            .await;
+    assert_eq!(body["results"], json!([]));
+
+    // Tags, from Docker Hub (through the mirror) by default, or a station registry.
+    images::push_image(&hub, "lgsd/diamond", "1.0", &[128]).await;
+    let (status, body) =
+        call(&app, &cookie, "GET", "/api/v1/image/lgsd/diamond/tags?registry=Docker%20Hub", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    insta::assert_json_snapshot!("station_tags", body);
+    let (_, body) = call(&app, &cookie, "GET", "/api/v1/image/team/app/tags?registry=My%20Lab", None).await;
+    assert_eq!(body, json!({"installed": ["1.0"], "name": "team/app", "tags": ["1.0"]}));
+
+    // Inspect: the local image's config in Docker's inspect shape; remote_inspect the source's.
+    let (status, body) = call(&app, &cookie, "GET", "/api/v1/image/docker/lgsd/diamond/latest/inspect", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["Remote"].clone(), body["Architecture"].clone(), body["Os"].clone()),
+        (json!(false), json!("amd64"), json!("linux"))
+    );
+    assert!(body["VirtualSize"].as_u64().is_some_and(|s| s > 3000), "{body}");
+    assert_eq!(body["Id"].as_str().unwrap().len(), 64);
+    let mut shape = body.clone();
+    for key in ["Id", "VirtualSize", "Created"] {
+        shape[key] = format!("[{key}]").into();
+    }
+    // Each test image's config carries a random label, so that no two share a digest.
+    assert!(shape["Config"]["Labels"]["nonce"].is_string(), "{shape}");
+    shape["Config"]["Labels"] = "[nonce]".into();
+    insta::assert_json_snapshot!("station_inspect", shape);
+    let (status, remote) =
+        call(&app, &cookie, "GET", "/api/v1/image/docker/lgsd/diamond/latest/remote_inspect", None).await;
+    assert_eq!(status, StatusCode::OK, "{remote}");
+    assert_eq!(
+        (remote["Remote"].clone(), remote["Size"].clone(), remote["VirtualSize"].clone()),
+        (json!(true), json!(0), json!(0))
+    );
+    assert_eq!(remote["Id"], body["Id"], "the same image");
+    let (status, remote) =
+        call(&app, &cookie, "GET", "/api/v1/image/docker/team/app/1.0/remote_inspect?registry=My%20Lab", None).await;
+    assert_eq!((status, remote["Remote"].clone()), (StatusCode::OK, json!(true)));
+    for (path, code) in [
+        ("/api/v1/image/docker/lgsd/diamond/2.0/inspect", 404),
+        ("/api/v1/image/docker/nothing/latest/remote_inspect", 404),
+        ("/api/v1/image/docker/team/app/1.0/remote_inspect?registry=nothing", 404),
+        ("/api/v1/image/nothing/here/tags", 404),
+        ("/api/v1/image/redis/tags?registry=nothing", 404),
+        ("/api/v1/image/docker/redis/bad%20tag/inspect", 400),
+        ("/api/v1/image/docker/latest/inspect", 400),
+        ("/api/v1/image/lxc/redis/latest/inspect", 404),
+        ("/api/v1/image/redis/elsewhere", 404),
+        ("/api/v1/image/?category=private&registry_name=nothing", 404),
+        ("/api/v1/image/?category=private&registry_name=Docker%20Hub", 400),
+    ] {
+        let (status, body) = call(&app, &cookie, "GET", path, None).await;
+        assert_envelope(status, &body, code);
+    }
+
     // A user downloads what the catalog approves; anything else is a 403 that files an approval request.
     let user = app.user_token("ursula").await;
     let (status, body) = app.post_as(&user, "/api/v1/image/qnap/docker/redis/7-alpine/download", &json!({})).await;
@@ -188,6 +267,20 @@ async fn station_image_walk(postgres: bool) {
     assert_eq!(body["error"]["message"], "Image not found: lgsd/diamond");
     let gone = reqwest::get(format!("{}/v2/lgsd/diamond/manifests/latest", internal.url())).await.unwrap();
     assert_eq!(gone.status(), reqwest::StatusCode::NOT_FOUND);
+
+    // Docker Hub unreachable: a 503 in the envelope.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let station = api_http::profile::station::StationConfig {
+        docker_hub_url: format!("http://127.0.0.1:{port}/v1/search"),
+        ..Default::default()
+    };
+    let offline = TestApp::with_station(postgres, &internal, station).await;
+    let cookie = login(&offline).await;
+    let (status, body) =
+        call(&offline, &cookie, "GET", "/api/v1/image/?category=dockerhub&filter_text=redis", None).await;
+    assert_envelope(status, &body, 503);
+    let (_, body) = call(&offline, &cookie, "GET", "/api/v1/image/?category=dockerhub&type=lxc", None).await;
+    assert_eq!(body["results"], json!([]));
 }
 
 on_both_backends!(station_image_walk);

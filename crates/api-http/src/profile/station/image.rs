@@ -33,7 +33,7 @@ pub(super) struct SearchQuery {
 }
 
 /// An object with its keys in order, as the seed's examples show them.
-fn sorted(value: Value) -> Value {
+pub(super) fn sorted(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(map.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect()),
         other => other,
@@ -41,20 +41,20 @@ fn sorted(value: Value) -> Value {
 }
 
 /// `type`: `docker`, `lxc` or none.
-fn image_type(text: Option<&str>) -> Result<&str, Error> {
+pub(super) fn image_type(text: Option<&str>) -> Result<&str, Error> {
     match text.unwrap_or("") {
         t @ ("" | "docker" | "lxc") => Ok(t),
         other => Err(Error::invalid("type", format!("`{other}` is not lxc or docker"))),
     }
 }
 
-fn no_internal_registry() -> ApiError {
+pub(super) fn no_internal_registry() -> ApiError {
     ApiError::unavailable("no internal registry is configured: start the server with --internal-registry")
 }
 
 /// How Docker names an image the internal registry holds: its repository without the internal prefix,
 /// and without `library/` for Docker Official Images.
-fn local_name(internal: &InternalRegistry, target: &Reference) -> String {
+pub(super) fn local_name(internal: &InternalRegistry, target: &Reference) -> String {
     let short = internal.short_repository(target.repository());
     match short.strip_prefix("library/") {
         Some(name) if !name.contains('/') => name.to_owned(),
@@ -63,7 +63,7 @@ fn local_name(internal: &InternalRegistry, target: &Reference) -> String {
 }
 
 /// How Docker names a reference of the catalog: `redis`, `grafana/grafana`, `ghcr.io/acme/app`.
-fn docker_name(registry: &str, repository: &str) -> String {
+pub(super) fn docker_name(registry: &str, repository: &str) -> String {
     if registry == image_core::DEFAULT_REGISTRY {
         repository.strip_prefix("library/").filter(|n| !n.contains('/')).unwrap_or(repository).to_owned()
     } else {
@@ -86,13 +86,16 @@ async fn imports(state: &AppState, ready: Option<bool>) -> Result<Vec<ImportJob>
 
 /// A local image: its tags (with sizes) and description, and whether an import of it runs.
 #[derive(Default)]
-struct Local {
-    tags: BTreeMap<String, u64>,
-    description: String,
-    downloading: bool,
+pub(super) struct Local {
+    pub(super) tags: BTreeMap<String, u64>,
+    pub(super) description: String,
+    pub(super) downloading: bool,
 }
 
-async fn local_images(state: &AppState, internal: &InternalRegistry) -> Result<BTreeMap<String, Local>, Error> {
+pub(super) async fn local_images(
+    state: &AppState,
+    internal: &InternalRegistry,
+) -> Result<BTreeMap<String, Local>, Error> {
     let mut images: BTreeMap<String, Local> = BTreeMap::new();
     for import in imports(state, None).await? {
         let name = local_name(internal, &import.target);
@@ -112,7 +115,7 @@ async fn local_images(state: &AppState, internal: &InternalRegistry) -> Result<B
     Ok(images)
 }
 
-fn matches(filter: &str, texts: &[&str]) -> bool {
+pub(super) fn matches(filter: &str, texts: &[&str]) -> bool {
     let filter = filter.to_lowercase();
     filter.is_empty() || texts.iter().any(|t| t.to_lowercase().contains(&filter))
 }
@@ -140,14 +143,15 @@ pub(super) async fn search(
                 }
             }
         }
-        "dockerhub" | "private" => {
-            if category == "private" && query.registry_name.as_deref().is_none_or(str::is_empty) {
-                return Err(Error::invalid("registry_name", "is required with category=private").into());
-            }
-            return Err(ApiError::unavailable(format!(
-                "searching category={category} is not served by this server yet"
-            ))
-            .into());
+        "dockerhub" | "private" if kind == "lxc" => Vec::new(),
+        "dockerhub" => super::browse::search_hub(&state, &filter).await?,
+        "private" => {
+            let name = query
+                .registry_name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| Error::invalid("registry_name", "is required with category=private"))?;
+            super::browse::search_private(&state, name, &filter).await?
         }
         other => {
             return Err(Error::invalid(
@@ -262,6 +266,13 @@ pub(super) struct DownloadQuery {
     registry_name: Option<String>,
 }
 
+/// `a/b/rest/of/it` → (`a`, `b`, `rest/of/it`).
+pub(super) fn split3(path: &str) -> Option<(&str, &str, &str)> {
+    let (first, rest) = path.split_once('/')?;
+    let (second, rest) = rest.split_once('/')?;
+    (!first.is_empty() && !second.is_empty() && !rest.is_empty()).then_some((first, second, rest))
+}
+
 /// `name/…/tag/download` → (`name/…`, `tag`).
 fn split_download(path: &str) -> Result<(&str, &str), Error> {
     let rest = path.strip_suffix("/download").ok_or_else(|| Error::not_found("route", path))?;
@@ -281,11 +292,13 @@ fn split_download(path: &str) -> Result<(&str, &str), Error> {
 pub(super) async fn download(
     State(state): State<AppState>,
     user: User,
-    PathParams((repository, kind, path), _): PathParams<(String, String, String), super::Station>,
+    PathParams(path, _): PathParams<String, super::Station>,
     crate::extract::Query(query, _): Query<DownloadQuery>,
     Body(body): Body<DownloadBody>,
 ) -> ApiResult<Json<Value>> {
-    let (name, tag) = split_download(&path)?;
+    let (repository, kind, path) = split3(&path).ok_or_else(|| Error::not_found("route", &path))?;
+    let (repository, kind) = (repository.to_owned(), kind.to_owned());
+    let (name, tag) = split_download(path)?;
     if image_type(Some(&kind))? != "docker" {
         return Err(Error::invalid("image_type", "imagegate downloads docker images only").into());
     }
@@ -393,7 +406,7 @@ const SOURCE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 
 /// Where a Docker Hub image is read from: `--docker-hub-mirror` when set (as Docker's
 /// `registry-mirrors`), else Docker Hub itself.
-fn docker_hub_source(state: &AppState, image: &Reference) -> Result<(Reference, RegistryAccess), Error> {
+pub(super) fn docker_hub_source(state: &AppState, image: &Reference) -> Result<(Reference, RegistryAccess), Error> {
     match &state.station.docker_hub_mirror {
         None => Ok((image.clone(), RegistryAccess::Configured)),
         Some(mirror) => {
@@ -458,8 +471,13 @@ pub(super) async fn download_status(State(state): State<AppState>, _: User) -> A
 pub(super) async fn delete_local(
     State(state): State<AppState>,
     admin: AdminUser,
-    PathParams((kind, name), _): PathParams<(String, String), super::Station>,
+    PathParams(path, _): PathParams<String, super::Station>,
 ) -> ApiResult<Json<Value>> {
+    let (repository, kind, name) = split3(&path).ok_or_else(|| Error::not_found("route", &path))?;
+    if repository != "local" {
+        return Err(Error::invalid("repository", "only `local` images can be deleted").into());
+    }
+    let (kind, name) = (kind.to_owned(), name.to_owned());
     if image_type(Some(&kind))? != "docker" {
         return Err(ApiError::not_found(format!("Image not found: {name}")).into());
     }

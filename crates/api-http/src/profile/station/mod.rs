@@ -4,6 +4,7 @@
 //! bodies are read as JSON whatever their `Content-Type` says (the seed's clients send JSON with curl's
 //! form type), except login's, which may also be form fields.
 
+mod browse;
 mod image;
 mod login;
 mod registry;
@@ -29,16 +30,23 @@ pub struct StationConfig {
     pub namespace: String,
     /// `host[:port]` of a registry that mirrors Docker Hub (`--docker-hub-mirror`), read instead of it.
     pub docker_hub_mirror: Option<String>,
+    /// Docker Hub's repository search (`--docker-hub-url`), answered as its `/v1/search` is.
+    pub docker_hub_url: String,
 }
 
 impl Default for StationConfig {
     fn default() -> Self {
-        StationConfig { namespace: StationConfig::DEFAULT_NAMESPACE.into(), docker_hub_mirror: None }
+        StationConfig {
+            namespace: StationConfig::DEFAULT_NAMESPACE.into(),
+            docker_hub_mirror: None,
+            docker_hub_url: StationConfig::DEFAULT_DOCKER_HUB_URL.into(),
+        }
     }
 }
 
 impl StationConfig {
     pub const DEFAULT_NAMESPACE: &str = "station";
+    pub const DEFAULT_DOCKER_HUB_URL: &str = "https://index.docker.io/v1/search";
 }
 
 /// `{"error": {"code": status, "message": …}}`, as the station API answers errors.
@@ -54,6 +62,8 @@ impl ErrorFormat for Station {
         response
     }
 }
+
+pub use browse::HubCache;
 
 type ApiResult<T> = Result<T, ProfileError<Station>>;
 type User = auth::Authenticated<Station>;
@@ -106,6 +116,7 @@ pub(crate) fn routes() -> Routes {
         .post("/registry/ping", Access::Admin, registry::ping_post)
         .get("/image/", Access::SignedIn, image::search)
         .get("/image/downloadstatus", Access::SignedIn, image::download_status)
-        .post("/image/{repository}/{image_type}/{*path}", Access::Limited(APPROVED_ONLY), image::download)
-        .delete("/image/local/{image_type}/{*name}", Access::Admin, image::delete_local)
+        .get("/image/{*path}", Access::SignedIn, browse::get)
+        .post("/image/{*path}", Access::Limited(APPROVED_ONLY), image::download)
+        .delete("/image/{*path}", Access::Admin, image::delete_local)
 }
