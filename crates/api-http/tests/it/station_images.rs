@@ -87,6 +87,24 @@ async fn station_image_walk(postgres: bool) {
     insta::assert_json_snapshot!("station_download_status", body);
     let (status, body) = call(&app, &cookie, "POST", path, Some(meta)).await;
     assert_eq!((status, &body), (StatusCode::OK, &json!({})), "a second download of one image is the same one");
+    // Once a worker reports the layers' sizes, `percent` is what is done of them all.
+    let (_, flat) = app.get("/api/v1/images?flat=true").await;
+    let id: image_core::import::ImportId = flat[0]["id"].as_i64().unwrap().to_string().parse().unwrap();
+    let layer = |digest: &str, size, done, state| image_core::import::LayerProgress {
+        digest: digest.parse().unwrap(),
+        size,
+        done,
+        state,
+        via: None,
+    };
+    use image_core::import::LayerState::{Completed, Downloading};
+    let layers = [
+        layer(&format!("sha256:{}", "a".repeat(64)), 300, 300, Completed),
+        layer(&format!("sha256:{}", "b".repeat(64)), 700, 50, Downloading),
+    ];
+    app.store.record_import_progress(id, None, &[], &layers).await.unwrap();
+    let (_, body) = call(&app, &cookie, "GET", "/api/v1/image/downloadstatus", None).await;
+    assert_eq!(body, json!([{"name": "lgsd/diamond", "percent": 35, "status": "downloading"}]));
     assert!(app.run_jobs().await >= 1);
     let (_, body) = call(&app, &cookie, "GET", "/api/v1/image/downloadstatus", None).await;
     assert_eq!(body, json!([]));
