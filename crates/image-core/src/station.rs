@@ -91,6 +91,20 @@ pub trait StationStore: Send + Sync {
         update: StationRegistryUpdate,
         actor: &str,
     ) -> Result<StationRegistry>;
+    /// Keeps what a download said of its image (`location`, `icon`) beside its import; `NotFound` when
+    /// there is no such import. The record goes with the import.
+    async fn record_download(&self, import: crate::import::ImportId, details: DownloadDetails) -> Result<()>;
+    /// Every kept download's details, by import.
+    async fn downloads(&self) -> Result<std::collections::HashMap<crate::import::ImportId, DownloadDetails>>;
+}
+
+/// What a station download keeps beside its import.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DownloadDetails {
+    /// The image's page (`https://registry.hub.docker.com/u/lgsd/diamond/`).
+    pub location: String,
+    /// Where its icon is.
+    pub icon: String,
 }
 
 /// An image's config as its registry holds it: the JSON the manifest's `config` names.

@@ -28,7 +28,9 @@ use image_core::{
         NewRegistrySecret, NewRepository, RegistrySecret, Repository, RepositoryId, SyncStatus, SyncedManifest,
         VerifyStatus,
     },
-    station::{Session, SessionStore, StationFields, StationRegistry, StationRegistryUpdate, StationStore},
+    station::{
+        DownloadDetails, Session, SessionStore, StationFields, StationRegistry, StationRegistryUpdate, StationStore,
+    },
     store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, KubeStore, Listing, UserStore},
 };
 
@@ -839,5 +841,18 @@ impl StationStore for DbStore {
             ops::station::update_station_registry(conn, &sealer, &namespace, &name, &update, sealed.as_deref(), &actor)
                 .await
         })
+    }
+    async fn record_download(&self, import: ImportId, details: DownloadDetails) -> Result<()> {
+        in_transaction!(self, |conn| {
+            ops::station::record_download(conn, import.get(), &details.location, &details.icon).await
+        })
+    }
+
+    async fn downloads(&self) -> Result<std::collections::HashMap<ImportId, DownloadDetails>> {
+        let rows = with_conn!(self, |conn| ops::station::downloads(conn).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, location, icon)| (ImportId::new(id), DownloadDetails { location, icon }))
+            .collect())
     }
 }

@@ -218,6 +218,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    station_downloads (import_id) {
+        import_id -> BigInt,
+        location -> Text,
+        icon -> Text,
+    }
+}
+
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(imports -> jobs (job_id));
@@ -237,5 +245,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     registry_secrets,
     repositories,
     sessions,
-    station_registries
+    station_registries,
+    station_downloads
 );

@@ -145,6 +145,11 @@ async fn station_image_walk(postgres: bool) {
     let item = body["results"].as_array().unwrap().iter().find(|i| i["name"] == "lgsd/diamond").unwrap();
     assert_eq!(item["size"][0], diamond.manifests[0].size);
     assert_eq!(item["description"], "I am description.");
+    assert_eq!(item["icon"], "http://download.qnap.com/QPKG/images/QPKG/container_icon.png");
+    let kept = app.store.downloads().await.unwrap();
+    assert_eq!(kept.len(), 1, "only the download that said where and which icon: {kept:?}");
+    let kept = kept.values().next().unwrap();
+    assert_eq!(kept.location, "https://registry.hub.docker.com/u/lgsd/diamond/");
     let (_, body) = call(&app, &cookie, "GET", "/api/v1/image/?category=local&filter_text=description", None).await;
     assert_eq!(names(&body), ["lgsd/diamond"]);
     let (_, body) = call(&app, &cookie, "GET", "/api/v1/image/?category=local&type=lxc", None).await;

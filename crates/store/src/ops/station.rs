@@ -16,7 +16,7 @@ use crate::{
     crypto::Sealer,
     error::DbResult,
     models::{RegistrySecretRow, now_micros},
-    schema::{registry_secrets, station_registries},
+    schema::{registry_secrets, station_downloads, station_registries},
 };
 
 /// Recorded when a station registry changes; details: the secret's id, namespace and name, and the names
@@ -150,4 +150,35 @@ pub(crate) async fn update_station_registry(
     let details = json!({ "id": secret.id, "namespace": namespace, "name": name, "changed": changed });
     record(conn, STATION_REGISTRY_UPDATED, actor, now, Subject::default(), details).await?;
     Ok(StationRegistry { secret, fields: station })
+}
+
+/// Keeps a download's location and icon beside its import, replacing what was kept.
+pub(crate) async fn record_download(conn: &mut Conn<'_>, import_id: i64, location: &str, icon: &str) -> DbResult<()> {
+    let exists: Option<i64> = crate::schema::imports::table
+        .find(import_id)
+        .select(crate::schema::imports::id)
+        .first(conn)
+        .await
+        .optional()?;
+    if exists.is_none() {
+        return Err(Error::not_found("import", import_id).into());
+    }
+    diesel::delete(station_downloads::table.find(import_id)).execute(conn).await?;
+    diesel::insert_into(station_downloads::table)
+        .values((
+            station_downloads::import_id.eq(import_id),
+            station_downloads::location.eq(location),
+            station_downloads::icon.eq(icon),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every download's location and icon, by import id.
+pub(crate) async fn downloads(conn: &mut Conn<'_>) -> DbResult<Vec<(i64, String, String)>> {
+    Ok(station_downloads::table
+        .select((station_downloads::import_id, station_downloads::location, station_downloads::icon))
+        .load(conn)
+        .await?)
 }

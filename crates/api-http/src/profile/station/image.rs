@@ -15,6 +15,7 @@ use image_core::{
     copy::{CopyErrorKind, RegistryAccess},
     import::{EnqueueOutcome, ImportFilter, ImportJob, ImportOrder, ImportState, NewImport, SecretRef},
     kube::Secret,
+    station::DownloadDetails,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -89,6 +90,7 @@ async fn imports(state: &AppState, ready: Option<bool>) -> Result<Vec<ImportJob>
 pub(super) struct Local {
     pub(super) tags: BTreeMap<String, u64>,
     pub(super) description: String,
+    pub(super) icon: String,
     pub(super) downloading: bool,
 }
 
@@ -97,6 +99,7 @@ pub(super) async fn local_images(
     internal: &InternalRegistry,
 ) -> Result<BTreeMap<String, Local>, Error> {
     let mut images: BTreeMap<String, Local> = BTreeMap::new();
+    let downloads = state.store.downloads().await?;
     for import in imports(state, None).await? {
         let name = local_name(internal, &import.target);
         match import.state {
@@ -106,6 +109,11 @@ pub(super) async fn local_images(
                 local.tags.entry(import.target.tag().unwrap_or("latest").to_owned()).or_insert(size);
                 if local.description.is_empty() {
                     local.description = import.description.clone().unwrap_or_default();
+                }
+                if local.icon.is_empty()
+                    && let Some(kept) = downloads.get(&import.id)
+                {
+                    local.icon = kept.icon.clone();
                 }
             }
             state if state.is_active() => images.entry(name).or_default().downloading = true,
@@ -181,7 +189,7 @@ async fn search_local(state: &AppState, filter: &str) -> ApiResult<Vec<Value>> {
             json!({
                 "description": local.description,
                 "downloading": local.downloading,
-                "icon": "",
+                "icon": local.icon,
                 "installed": true,
                 "is_latest": is_latest,
                 "name": name,
@@ -394,7 +402,14 @@ pub(super) async fn download(
         registry_secret: secret,
     };
     match state.store.enqueue_import(import, &user.user.username).await? {
-        EnqueueOutcome::Started(_) => state.jobs_queued(),
+        EnqueueOutcome::Started(job) => {
+            let details =
+                DownloadDetails { location: body.location.unwrap_or_default(), icon: body.icon.unwrap_or_default() };
+            if details != DownloadDetails::default() {
+                state.store.record_download(job.id, details).await?;
+            }
+            state.jobs_queued();
+        }
         // Already downloading, or already here: nothing more to do.
         EnqueueOutcome::Existing(_) => {}
     }

@@ -16,3 +16,10 @@ CREATE TABLE station_registries (
     version TEXT NOT NULL,
     enable_trust_cert INTEGER NOT NULL CHECK (enable_trust_cert IN (0, 1))
 ) STRICT;
+
+-- What a station download keeps beside its import: the image's page and icon, as the client sent them.
+CREATE TABLE station_downloads (
+    import_id INTEGER PRIMARY KEY REFERENCES imports (id) ON DELETE CASCADE,
+    location TEXT NOT NULL,
+    icon TEXT NOT NULL
+) STRICT;
