@@ -458,6 +458,23 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// `--docker-hub-mirror URL`: the mirror's `host[:port]`.
+pub fn parse_docker_hub_mirror(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{text}` is not an http:// or https:// URL"))?;
+    let host = rest.trim_end_matches('/');
+    image_core::validate::registry_host(host).map_err(|e| format!("`{text}`: {e}"))?;
+    Ok(host.to_owned())
+}
+
+/// `--station-namespace`: a DNS label, as every namespace is.
+pub fn parse_station_namespace(text: &str) -> Result<String, String> {
+    image_core::kube::validate_dns_label("station-namespace", text).map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,19 @@ struct Args {
     worker: WorkerArgs,
     #[command(flatten)]
     connections: imagegate::serve::ConnectionLimits,
+    /// How long a sign-in session (the station profile's cookie) lasts without a request: `12h`, `30m`.
+    #[arg(long, env = "IMAGEGATE_SESSION_IDLE", default_value = "12h", value_parser = imagegate::parse_token_ttl)]
+    session_idle: Duration,
+    /// The namespace whose registry secrets are the station profile's registries.
+    #[arg(long, env = "IMAGEGATE_STATION_NAMESPACE", default_value = "station", value_parser = imagegate::parse_station_namespace)]
+    station_namespace: String,
+    /// A registry mirroring Docker Hub (`https://mirror.example.com`), which the station profile's
+    /// downloads of Docker Hub images read instead, as Docker's `registry-mirrors` does.
+    #[arg(long, env = "IMAGEGATE_DOCKER_HUB_MIRROR", value_parser = imagegate::parse_docker_hub_mirror)]
+    docker_hub_mirror: Option<String>,
+    /// Docker Hub's repository search, as the station profile's `category=dockerhub` asks it.
+    #[arg(long, env = "IMAGEGATE_DOCKER_HUB_URL", default_value = api_http::profile::station::StationConfig::DEFAULT_DOCKER_HUB_URL)]
+    docker_hub_url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +85,14 @@ async fn run() -> anyhow::Result<()> {
     let mut state = api_http::AppState::new(store.clone())
         .with_copier(registries.copier.clone())
         .with_job_waker(waker.clone())
-        .with_token_ttl(args.token_ttl);
+        .with_token_ttl(args.token_ttl)
+        .with_session_idle(args.session_idle)
+        .with_station(api_http::profile::station::StationConfig {
+            namespace: args.station_namespace.clone(),
+            docker_hub_mirror: args.docker_hub_mirror.clone(),
+            docker_hub_url: args.docker_hub_url.clone(),
+        })
+        .with_registry_browser(registries.copier.clone());
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {

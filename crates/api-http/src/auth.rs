@@ -1,4 +1,5 @@
-//! Authentication shared by every profile: API tokens (`Authorization: Bearer`), HTTP Basic, and sign-in.
+//! Authentication shared by every profile: API tokens (`Authorization: Bearer`), HTTP Basic, session
+//! cookies ([`crate::session`]), and sign-in.
 //!
 //! Passwords are hashed with Argon2id; API tokens are 256 random bits, so a plain SHA-256 of a token is
 //! what the store keeps, and a stolen database yields no usable token.
@@ -241,8 +242,10 @@ const DUMMY_HASH: &str =
 #[derive(Debug)]
 pub struct Authenticated<F> {
     pub user: User,
-    /// The token the request was made with; `None` with HTTP Basic.
+    /// The token the request was made with; `None` with HTTP Basic or a session.
     pub token: Option<TokenId>,
+    /// The session the request's cookie names, when it was signed in by one (see [`crate::session`]).
+    pub session: Option<image_core::station::Session>,
     format: PhantomData<fn() -> F>,
 }
 
@@ -250,14 +253,23 @@ impl<F: ErrorFormat> FromRequestParts<AppState> for Authenticated<F> {
     type Rejection = ProfileError<F>;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("sign in: send `Authorization: Bearer <token>` or HTTP Basic credentials")
-            })?
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+            // No credentials in the request itself: a session cookie, if it has one.
+            return match crate::session::authenticate(parts, state).await? {
+                Some(session) => Ok(Authenticated {
+                    user: session.user.clone(),
+                    token: None,
+                    session: Some(session),
+                    format: PhantomData,
+                }),
+                None => Err(ApiError::unauthorized(
+                    "sign in: send `Authorization: Bearer <token>`, HTTP Basic credentials or a session cookie",
+                )
+                .into()),
+            };
+        };
+        let header =
+            header.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
         let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
         let value = value.trim();
         let found = if scheme.eq_ignore_ascii_case("bearer") {
@@ -281,7 +293,7 @@ impl<F: ErrorFormat> FromRequestParts<AppState> for Authenticated<F> {
             .into());
         };
         match found {
-            Some((user, token)) => Ok(Authenticated { user, token, format: PhantomData }),
+            Some((user, token)) => Ok(Authenticated { user, token, session: None, format: PhantomData }),
             None => Err(ApiError::unauthorized("invalid credentials").into()),
         }
     }

@@ -197,7 +197,7 @@ fn not_found_title(kind: &str) -> String {
 }
 
 /// Headers every profile sends with an error: `Retry-After` when known, the challenge with a 401.
-fn common_headers(err: &ApiError, response: &mut Response) {
+pub(crate) fn common_headers(err: &ApiError, response: &mut Response) {
     if let Some(secs) = err.retry_after_secs {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }

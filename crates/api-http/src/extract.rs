@@ -41,7 +41,7 @@ where
 
 /// No text the API takes may hold a NUL character: PostgreSQL cannot store one, and no name, tag,
 /// reference or message needs one.
-const NUL_IN_BODY: &str = "invalid JSON body: text must not contain a NUL character (\\u0000)";
+pub(crate) const NUL_IN_BODY: &str = "invalid JSON body: text must not contain a NUL character (\\u0000)";
 
 /// `application/json`, or any `application/…+json`, as axum's `Json` accepts.
 fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
@@ -57,7 +57,7 @@ fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
 
 /// Whether JSON text holds the escape of a NUL character (`\u0000`), the only way one can be in JSON: a
 /// `\u` is an escape when an even number of backslashes comes before its own.
-fn json_has_nul(bytes: &[u8]) -> bool {
+pub(crate) fn json_has_nul(bytes: &[u8]) -> bool {
     const ESCAPE: &[u8] = b"u0000";
     bytes.windows(ESCAPE.len() + 1).enumerate().any(|(at, window)| {
         window[0] == b'\\'

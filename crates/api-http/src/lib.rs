@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod profile;
 mod routes;
+pub mod session;
 mod signin;
 mod users;
 
@@ -31,6 +32,14 @@ pub struct AppState {
     pub(crate) sign_in: Arc<signin::SignInGuard>,
     /// How long an issued token works.
     pub(crate) token_ttl: std::time::Duration,
+    /// How long a sign-in session lasts without a request.
+    pub(crate) session_idle: std::time::Duration,
+    /// The station profile's settings (see [`profile::station::StationConfig`]).
+    pub(crate) station: Arc<profile::station::StationConfig>,
+    /// What reads tags, repositories, image configs and Docker Hub's search for the station profile.
+    pub(crate) browser: Option<Arc<dyn image_core::station::RegistryBrowser>>,
+    /// Docker Hub searches answered lately.
+    pub(crate) hub_cache: Arc<profile::station::HubCache>,
 }
 
 /// The registry imports land in, with the copier that talks to it and its adapter ([`RegistryAdmin`]).
@@ -86,7 +95,29 @@ impl AppState {
             passwords: Arc::default(),
             sign_in: Arc::default(),
             token_ttl: auth::DEFAULT_TOKEN_TTL,
+            session_idle: session::DEFAULT_SESSION_IDLE,
+            station: Arc::default(),
+            browser: None,
+            hub_cache: Arc::default(),
         }
+    }
+
+    /// Reads tags, repositories, image configs and Docker Hub's search through `browser`.
+    pub fn with_registry_browser(mut self, browser: Arc<dyn image_core::station::RegistryBrowser>) -> AppState {
+        self.browser = Some(browser);
+        self
+    }
+
+    /// Ends sign-in sessions after `idle` without a request ([`session::DEFAULT_SESSION_IDLE`] otherwise).
+    pub fn with_session_idle(mut self, idle: std::time::Duration) -> AppState {
+        self.session_idle = idle;
+        self
+    }
+
+    /// The station profile's settings.
+    pub fn with_station(mut self, station: profile::station::StationConfig) -> AppState {
+        self.station = Arc::new(station);
+        self
     }
 
     /// Issues tokens that work for `ttl` ([`auth::DEFAULT_TOKEN_TTL`] otherwise), at most
@@ -136,6 +167,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::platform::routes())
         .merge(profile::progress::routes())
         .merge(profile::kube::routes())
+        .merge(profile::station::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

@@ -13,6 +13,7 @@ pub mod kube;
 mod reference;
 pub mod registry;
 pub mod rules;
+pub mod station;
 pub mod store;
 pub mod time_fmt;
 pub mod validate;

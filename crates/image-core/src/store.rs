@@ -301,6 +301,26 @@ pub trait HealthCheck: Send + Sync {
 }
 
 /// Everything the HTTP layer needs from storage, as one object.
-pub trait Store: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck {}
+pub trait Store:
+    CatalogStore
+    + UserStore
+    + ImportStore
+    + JobQueue
+    + KubeStore
+    + HealthCheck
+    + crate::station::SessionStore
+    + crate::station::StationStore
+{
+}
 
-impl<T: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck> Store for T {}
+impl<T> Store for T where
+    T: CatalogStore
+        + UserStore
+        + ImportStore
+        + JobQueue
+        + KubeStore
+        + HealthCheck
+        + crate::station::SessionStore
+        + crate::station::StationStore
+{
+}

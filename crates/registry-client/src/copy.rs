@@ -94,6 +94,11 @@ impl fmt::Debug for CopyEngine {
 }
 
 impl CopyEngine {
+    /// The client every operation of this engine starts from.
+    pub(crate) fn client(&self) -> &RegistryClient {
+        &self.client
+    }
+
     pub fn new(client: Arc<RegistryClient>, config: CopyConfig) -> CopyEngine {
         CopyEngine { client, config, shared: Arc::default() }
     }

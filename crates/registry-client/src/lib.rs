@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod blob;
+mod browse;
 mod client;
 mod config;
 mod copy;

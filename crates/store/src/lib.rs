@@ -28,6 +28,9 @@ use image_core::{
         NewRegistrySecret, NewRepository, RegistrySecret, Repository, RepositoryId, SyncStatus, SyncedManifest,
         VerifyStatus,
     },
+    station::{
+        DownloadDetails, Session, SessionStore, StationFields, StationRegistry, StationRegistryUpdate, StationStore,
+    },
     store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, KubeStore, Listing, UserStore},
 };
 
@@ -760,5 +763,96 @@ impl KubeStore for DbStore {
     async fn repository_by_id(&self, id: RepositoryId) -> Result<(Repository, RegistrySecret)> {
         let sealer = self.sealer.clone();
         with_conn!(self, |conn| ops::kube::repository_by_id(conn, &sealer, id.get()).await)
+    }
+}
+
+#[async_trait]
+impl SessionStore for DbStore {
+    async fn create_session(&self, user_id: UserId, id_hash: &str) -> Result<Session> {
+        let id_hash = id_hash.to_owned();
+        let now = now_micros();
+        // Sessions idle for a month are gone by any server's idle limit.
+        let stale_before = now.saturating_sub(SESSION_FORGET_AFTER.as_micros() as Micros);
+        in_transaction!(self, |conn| ops::sessions::create_session(conn, user_id, &id_hash, now, stale_before).await)
+    }
+
+    /// Notes the use at most once a minute, on a best-effort basis, as for tokens.
+    async fn find_session(&self, id_hash: &str, idle: Duration) -> Result<Option<Session>> {
+        let id_hash = id_hash.to_owned();
+        let now = now_micros();
+        let lookup = id_hash.clone();
+        let found = with_conn!(self, |conn| ops::sessions::find_session(conn, &lookup).await)?;
+        let Some((row_id, mut session)) = found else { return Ok(None) };
+        let last_seen = to_micros(session.last_seen_at);
+        if now.saturating_sub(last_seen) >= idle.as_micros().min(i64::MAX as u128) as Micros {
+            in_transaction!(self, |conn| ops::sessions::end_session(conn, &id_hash).await)?;
+            return Ok(None);
+        }
+        if now.saturating_sub(last_seen) >= TOKEN_USE_RESOLUTION.as_micros() as Micros {
+            match in_transaction!(self, |conn| ops::sessions::touch_session(conn, row_id, now).await) {
+                Ok(()) => session.last_seen_at = models::from_micros(now)?,
+                Err(e) => tracing::warn!(error = %e, "could not note when a session was last used"),
+            }
+        }
+        Ok(Some(session))
+    }
+
+    async fn end_session(&self, id_hash: &str) -> Result<()> {
+        let id_hash = id_hash.to_owned();
+        in_transaction!(self, |conn| ops::sessions::end_session(conn, &id_hash).await)
+    }
+}
+
+/// Sessions unused for this long are deleted when another one starts.
+const SESSION_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[async_trait]
+impl StationStore for DbStore {
+    /// The password is sealed before the transaction begins, as for [`KubeStore::create_registry_secret`].
+    async fn create_station_registry(
+        &self,
+        secret: NewRegistrySecret,
+        fields: StationFields,
+        actor: &str,
+    ) -> Result<StationRegistry> {
+        let sealed = self.sealer.seal(&secret.namespace, &secret.name, &secret.password)?;
+        let (sealer, actor) = (self.sealer.clone(), actor.to_owned());
+        in_transaction!(self, |conn| {
+            ops::station::create_station_registry(conn, &sealer, &secret, &sealed, &fields, &actor).await
+        })
+    }
+
+    async fn list_station_registries(&self, namespace: &str) -> Result<Vec<StationRegistry>> {
+        let (sealer, namespace) = (self.sealer.clone(), namespace.to_owned());
+        with_conn!(self, |conn| ops::station::list_station_registries(conn, &sealer, &namespace).await)
+    }
+
+    async fn update_station_registry(
+        &self,
+        namespace: &str,
+        name: &str,
+        update: StationRegistryUpdate,
+        actor: &str,
+    ) -> Result<StationRegistry> {
+        let sealed = update.password.as_ref().map(|p| self.sealer.seal(namespace, name, p)).transpose()?;
+        let (sealer, namespace, name, actor) =
+            (self.sealer.clone(), namespace.to_owned(), name.to_owned(), actor.to_owned());
+        in_transaction!(self, |conn| {
+            ops::station::update_station_registry(conn, &sealer, &namespace, &name, &update, sealed.as_deref(), &actor)
+                .await
+        })
+    }
+    async fn record_download(&self, import: ImportId, details: DownloadDetails) -> Result<()> {
+        in_transaction!(self, |conn| {
+            ops::station::record_download(conn, import.get(), &details.location, &details.icon).await
+        })
+    }
+
+    async fn downloads(&self) -> Result<std::collections::HashMap<ImportId, DownloadDetails>> {
+        let rows = with_conn!(self, |conn| ops::station::downloads(conn).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, location, icon)| (ImportId::new(id), DownloadDetails { location, icon }))
+            .collect())
     }
 }

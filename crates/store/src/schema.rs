@@ -199,9 +199,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        id_hash -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    station_registries (secret_id) {
+        secret_id -> BigInt,
+        url -> Text,
+        version -> Text,
+        enable_trust_cert -> Bool,
+    }
+}
+
+diesel::table! {
+    station_downloads (import_id) {
+        import_id -> BigInt,
+        location -> Text,
+        icon -> Text,
+    }
+}
+
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(imports -> jobs (job_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(station_registries -> registry_secrets (secret_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     images,
@@ -214,5 +243,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     imports,
     exports,
     registry_secrets,
-    repositories
+    repositories,
+    sessions,
+    station_registries,
+    station_downloads
 );

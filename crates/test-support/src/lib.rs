@@ -10,6 +10,8 @@
 //!   pushed into such a registry with plain HTTP calls, independent of imagegate's own client.
 //! * [`proxy`]: a reverse proxy in front of such a registry that injects faults (503, 429 with
 //!   `Retry-After`), throttles blob downloads, corrupts a blob, and records every request.
+//! * [`docker_hub`]: a stand-in for Docker Hub's repository search (`/v1/search?q=…`), answering as
+//!   Docker Hub documents it and counting the searches it answered.
 //!
 //! Both read their configuration from the environment that `cargo xtask test` sets:
 //! `IMAGEGATE_TEST_DATABASE_URL` and `IMAGEGATE_TEST_REGISTRY_BIN`.
@@ -23,6 +25,7 @@
 //! # }
 //! ```
 
+pub mod docker_hub;
 pub mod images;
 mod pg;
 pub mod proxy;

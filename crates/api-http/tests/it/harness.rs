@@ -59,18 +59,46 @@ impl TestApp {
         let copier = Arc::new(registry_client::CopyEngine::new(client.clone(), registry_client::CopyConfig::default()));
         let admin = Arc::new(registry_client::DistributionAdmin::new(client, target.host()));
         let internal = api_http::InternalRegistry { host: target.host(), prefix: prefix.into(), copier, admin };
-        TestApp::start_with(&url, dir, Some(internal)).await
+        TestApp::start_with(&url, dir, Some(internal), None).await
+    }
+
+    /// [`TestApp::with_registry`] with the station profile's settings.
+    pub async fn with_station(
+        postgres: bool,
+        target: &test_support::Distribution,
+        station: api_http::profile::station::StationConfig,
+    ) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = if postgres {
+            test_support::postgres_url().await
+        } else {
+            format!("sqlite://{}", dir.path().join("imagegate.db").display())
+        };
+        let client = Arc::new(registry_client::RegistryClient::new(registry_client::ClientConfig::default()).unwrap());
+        let copier = Arc::new(registry_client::CopyEngine::new(client.clone(), registry_client::CopyConfig::default()));
+        let browser: Arc<dyn image_core::station::RegistryBrowser> = copier.clone();
+        let admin = Arc::new(registry_client::DistributionAdmin::new(client, target.host()));
+        let internal = api_http::InternalRegistry { host: target.host(), prefix: String::new(), copier, admin };
+        TestApp::start_with(&url, dir, Some(internal), Some((station, browser))).await
     }
 
     async fn start(url: &str, dir: tempfile::TempDir) -> TestApp {
-        TestApp::start_with(url, dir, None).await
+        TestApp::start_with(url, dir, None, None).await
     }
 
-    async fn start_with(url: &str, dir: tempfile::TempDir, internal: Option<api_http::InternalRegistry>) -> TestApp {
+    async fn start_with(
+        url: &str,
+        dir: tempfile::TempDir,
+        internal: Option<api_http::InternalRegistry>,
+        station: Option<(api_http::profile::station::StationConfig, Arc<dyn image_core::station::RegistryBrowser>)>,
+    ) -> TestApp {
         let options = store::StoreOptions { secret_key: Some(store::SecretKey::generate()) };
         let store: Arc<dyn Store> = Arc::new(store::DbStore::connect_with(url, options).await.unwrap());
         auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
         let mut state = AppState::new(store.clone());
+        if let Some((station, browser)) = station {
+            state = state.with_station(station).with_registry_browser(browser);
+        }
         let mut runner = None;
         if let Some(internal) = internal {
             let ctx = sync_worker::WorkerContext {
@@ -196,6 +224,19 @@ impl TestApp {
             None => req.body(Body::empty()),
         };
         self.call(req.unwrap()).await
+    }
+
+    /// Any request; the answer's status, headers and JSON body (`Null` when empty).
+    pub async fn call_full(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        (parts.status, parts.headers, value)
     }
 
     async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {

@@ -21,4 +21,6 @@ mod garbage;
 mod harness;
 mod kube;
 mod platform;
+mod station;
+mod station_images;
 mod users;

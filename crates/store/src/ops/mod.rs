@@ -10,6 +10,8 @@
 //! | `exports` | export records |
 //! | `users` | users and API tokens |
 //! | `kube` | registry secrets, repositories and their scheduled syncs |
+//! | `sessions` | sign-in sessions, by the hash of their id |
+//! | `station` | the station profile's registries: registry secrets with the station's fields |
 //!
 //! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
 //! whose SQL differs (the row-locking reads, the job channel) go through `conn.dialect()` (`conn::Dialect`).
@@ -24,6 +26,8 @@ pub(crate) mod exports;
 pub(crate) mod imports;
 pub(crate) mod kube;
 pub(crate) mod queue;
+pub(crate) mod sessions;
+pub(crate) mod station;
 pub(crate) mod users;
 
 use diesel::sql_types::{Nullable, Text};

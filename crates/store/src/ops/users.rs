@@ -131,6 +131,7 @@ pub(crate) async fn update_user(
             .execute(conn)
             .await?;
         let revoked = revoke_all_tokens(conn, before.id).await?;
+        super::sessions::end_user_sessions(conn, before.id).await?;
         let details = json!({ "id": before.id, "username": before.username, "tokens_revoked": revoked });
         record(conn, kind::USER_PASSWORD_CHANGED, actor, now, Subject::default(), details).await?;
     }
@@ -142,6 +143,7 @@ pub(crate) async fn delete_user(conn: &mut Conn<'_>, username: &str, actor: &str
     let user = lock_user(conn, username).await?;
     keep_an_admin(&user, &admins, "delete")?;
     let revoked = revoke_all_tokens(conn, user.id).await?;
+    super::sessions::end_user_sessions(conn, user.id).await?;
     diesel::delete(users::table.find(user.id.get())).execute(conn).await?;
     let details = json!({ "id": user.id, "username": user.username, "role": user.role, "tokens_revoked": revoked });
     record(conn, kind::USER_DELETED, actor, now_micros(), Subject::default(), details).await?;

@@ -1,0 +1,3 @@
+DROP TABLE station_downloads;
+DROP TABLE station_registries;
+DROP TABLE sessions;
