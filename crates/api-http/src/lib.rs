@@ -31,6 +31,11 @@ pub struct AppState {
     pub(crate) sign_in: Arc<signin::SignInGuard>,
     /// How long an issued token works.
     pub(crate) token_ttl: std::time::Duration,
+    /// This server's node and its container runtime, for `GET /images`; without, only `?node=` answers
+    /// runtime images.
+    pub local_node: Option<Arc<profile::inventory::LocalNode>>,
+    /// The internal registry's admin port: `GET /images` lists its tagged artifacts.
+    pub registry_admin: Option<Arc<dyn image_core::registry::RegistryAdmin>>,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -83,6 +88,8 @@ impl AppState {
             passwords: Arc::default(),
             sign_in: Arc::default(),
             token_ttl: auth::DEFAULT_TOKEN_TTL,
+            local_node: None,
+            registry_admin: None,
         }
     }
 
@@ -115,6 +122,18 @@ impl AppState {
         }
     }
 
+    /// `GET /images` reads this node's runtime.
+    pub fn with_local_node(mut self, node: profile::inventory::LocalNode) -> AppState {
+        self.local_node = Some(Arc::new(node));
+        self
+    }
+
+    /// `GET /images` lists the internal registry through `admin`.
+    pub fn with_registry_admin(mut self, admin: Arc<dyn image_core::registry::RegistryAdmin>) -> AppState {
+        self.registry_admin = Some(admin);
+        self
+    }
+
     /// Talks to registries through `copier` when there is no internal registry to take it from.
     pub fn with_copier(mut self, copier: Arc<dyn ImageCopier>) -> AppState {
         self.copier = Some(copier);
@@ -132,6 +151,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())
         .merge(profile::kube::routes())
+        .merge(profile::inventory::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

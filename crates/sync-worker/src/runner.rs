@@ -329,6 +329,17 @@ impl<C: Send + Sync + 'static> Runner<C> {
         self
     }
 
+    /// Runs jobs of type `J` queued under `job_type` instead of its payload's name: a job only this worker
+    /// can run (its own node's inventory) is queued under a type of its own, `NAME:` and a suffix.
+    ///
+    /// # Panics
+    /// When another registered type has the same name.
+    pub fn register_as<J: Job<Context = C>>(mut self, job_type: &'static str) -> Runner<C> {
+        let previous = self.jobs.insert(job_type, Arc::new(Typed::<J>(PhantomData)));
+        assert!(previous.is_none(), "two job types are named {job_type:?}");
+        self
+    }
+
     pub fn config(&self) -> &RunnerConfig {
         &self.config
     }
@@ -344,7 +355,11 @@ impl<C: Send + Sync + 'static> Runner<C> {
         match self.queue.job_types().await {
             Ok(types) => {
                 for (job_type, count) in types {
-                    if !self.jobs.contains_key(job_type.as_str()) {
+                    // `inventory:<node>` is another node's: its own worker runs it.
+                    let per_worker = job_type
+                        .split_once(':')
+                        .is_some_and(|(name, _)| name == <image_core::job::InventoryPayload as JobPayload>::NAME);
+                    if !self.jobs.contains_key(job_type.as_str()) && !per_worker {
                         tracing::warn!(%job_type, count, "jobs of a type this worker does not know are waiting");
                     }
                 }

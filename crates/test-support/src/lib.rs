@@ -11,6 +11,9 @@
 //! * [`proxy`]: a reverse proxy in front of such a registry that injects faults (503, 429 with
 //!   `Retry-After`), throttles blob downloads, corrupts a blob, and records every request.
 //!
+//! * [`containerd`]: a real containerd with its CRI plugin in a temporary directory, and OCI image archives
+//!   of random images to import into it; tests skip where containerd cannot run.
+//!
 //! Both read their configuration from the environment that `cargo xtask test` sets:
 //! `IMAGEGATE_TEST_DATABASE_URL` and `IMAGEGATE_TEST_REGISTRY_BIN`.
 //!
@@ -23,6 +26,7 @@
 //! # }
 //! ```
 
+pub mod containerd;
 pub mod images;
 mod pg;
 pub mod proxy;

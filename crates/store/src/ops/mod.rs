@@ -10,6 +10,7 @@
 //! | `exports` | export records |
 //! | `users` | users and API tokens |
 //! | `kube` | registry secrets, repositories and their scheduled syncs |
+//! | `nodes` | the node inventory: each node's last report and its inventory jobs |
 //!
 //! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
 //! whose SQL differs (the row-locking reads, the job channel) go through `conn.dialect()` (`conn::Dialect`).
@@ -23,6 +24,7 @@ pub(crate) mod events;
 pub(crate) mod exports;
 pub(crate) mod imports;
 pub(crate) mod kube;
+pub(crate) mod nodes;
 pub(crate) mod queue;
 pub(crate) mod users;
 
