@@ -344,8 +344,10 @@ pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
         _ => bail!("give both --internal-registry-username and --internal-registry-password, or neither"),
     }
     let client = Arc::new(RegistryClient::new(config).context("cannot set up the registry client")?);
-    let copier = Arc::new(CopyEngine::new(client, CopyConfig { blob_concurrency: args.copy_concurrency.max(1) }));
+    let copier =
+        Arc::new(CopyEngine::new(client.clone(), CopyConfig { blob_concurrency: args.copy_concurrency.max(1) }));
     let internal = internal_host.map(|host| InternalRegistry {
+        admin: Arc::new(registry_client::DistributionAdmin::new(client.clone(), host.clone())),
         host,
         prefix: args.internal_project.trim_matches('/').to_owned(),
         copier: copier.clone(),

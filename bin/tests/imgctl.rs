@@ -22,12 +22,18 @@ const PASSWORD: &str = "change-me-please";
 
 /// A server on a fresh SQLite database whose `admin` has `PASSWORD`.
 async fn serve() -> Server {
+    serve_with(&[]).await
+}
+
+/// [`serve`] with more arguments.
+async fn serve_with(args: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
     let data = dir.path().join("data");
     let child = Command::new(SERVER)
         .args(["--listen", &listen, "--data-dir"])
         .arg(&data)
+        .args(args)
         .env_remove("IMAGEGATE_DATABASE_URL")
         .env("IMAGEGATE_ADMIN_PASSWORD", PASSWORD)
         // Quiet, so that nothing fills a pipe.
@@ -560,4 +566,254 @@ fn completions_and_man_page() {
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `import --wait` follows an import from a real registry into another to its end: one line per change
+/// without a terminal, one progress document per change with `-o json`; `imports show --follow` draws
+/// progress bars under a pseudo-terminal, without colours when `NO_COLOR` is set.
+#[tokio::test]
+async fn imports_are_followed_to_the_end() {
+    let source = test_support::Distribution::start().await;
+    let target = test_support::Distribution::start().await;
+    let image = test_support::images::push_image(&source, "team/app", "1", &[300 * 1024, 200 * 1024, 1024]).await;
+    test_support::images::push_image(&source, "team/app", "2", &[100 * 1024]).await;
+    let server = serve_with(&["--internal-registry", &target.url()]).await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+
+    let reference = format!("{}/team/app:1", source.host());
+    let out = ok(&imgctl(home, &["import", &reference, "--wait"], ""));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Image import started (import 1)", "{out}");
+    let last = *lines.last().unwrap();
+    assert!(last.starts_with("import 1: succeeded, attempt 1/"), "{out}");
+    // Three layers and the config, all completed, with their bytes.
+    assert!(last.contains(", 4/4 layers, "), "{out}");
+    let sizes = last.rsplit(", ").next().unwrap();
+    let (done, total) = sizes.split_once('/').unwrap();
+    assert_eq!(done, total, "{out}");
+    for line in &lines[1..] {
+        assert!(line.starts_with("import 1: "), "one line per change: {out}");
+    }
+
+    let out = ok(&imgctl(home, &["-o", "json", "import", &format!("{}/team/app:2", source.host()), "--wait"], ""));
+    let documents: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    let last = documents.last().unwrap();
+    assert_eq!((last["id"].as_i64(), last["status"].as_str()), (Some(2), Some("ready")), "{out}");
+    assert_eq!(last["state"], "succeeded");
+    assert_eq!(last["done"], last["size"], "{last}");
+    assert_eq!(last["layers"].as_array().unwrap().len(), 2, "{last}");
+    for (a, b) in documents.iter().zip(documents.iter().skip(1)) {
+        assert_ne!(a, b, "a document is printed only when something changed: {out}");
+    }
+
+    // The first import, followed again: it has ended, so one document, the API's own answer.
+    let out = ok(&imgctl(home, &["-o", "json", "imports", "show", "1", "--follow"], ""));
+    let document: Value = serde_json::from_str(out.trim_end()).unwrap();
+    let api: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/images/1/progress", server.base))
+        .bearer_auth(token_in(&config(home)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document, api);
+    assert_eq!(api["digest"], image.digest.as_str());
+    // The event stream of an import that has ended: one event, the same document, and the stream ends.
+    let events = reqwest::Client::new()
+        .get(format!("{}/api/v1/images/1/progress/events", server.base))
+        .bearer_auth(token_in(&config(home)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let text = events.text().await.unwrap();
+    let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(text.lines().filter(|l| *l == "event: progress").count(), 1, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(data[0]).unwrap(), api);
+
+    // Under a terminal: progress bars with each blob's short digest and its size, colours unless NO_COLOR.
+    let layer = image.manifests[0].blobs.iter().find(|b| b.starts_with("sha256:")).unwrap().clone();
+    let short = &layer["sha256:".len().."sha256:".len() + 12];
+    let screen = under_terminal(home, "imports show 1 --follow", false);
+    assert!(screen.contains(short) && screen.contains("succeeded"), "{screen}");
+    assert!(screen.contains("\u{1b}[36m"), "a coloured bar: {screen:?}");
+    let plain = under_terminal(home, "imports show 1 --follow", true);
+    assert!(plain.contains(short) && plain.contains("===="), "{plain}");
+    assert!(!plain.contains("\u{1b}[36m") && !plain.contains("\u{1b}[34m"), "NO_COLOR: {plain:?}");
+}
+
+/// Runs `imgctl ARGS` under a pseudo-terminal (util-linux's `script`) and returns what it drew.
+fn under_terminal(home: &Path, args: &str, no_colour: bool) -> String {
+    let mut command = Command::new("script");
+    command
+        .args(["-qefc", &format!("{IMGCTL} {args}"), "/dev/null"])
+        .env("XDG_CONFIG_HOME", home)
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .env_remove("IMGCTL_SERVER")
+        .env_remove("IMGCTL_TOKEN")
+        .stdin(Stdio::null());
+    if no_colour {
+        command.env("NO_COLOR", "1");
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}: {}", out.status, String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Ctrl-C while following stops following, says so, exits 130, and leaves the import running.
+#[tokio::test]
+async fn ctrl_c_stops_following_and_not_the_import() {
+    let source = test_support::Distribution::start().await;
+    test_support::images::push_image(&source, "team/app", "1", &[1024]).await;
+    // The internal registry is down, so the import keeps retrying.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let server = serve_with(&["--internal-registry", &down]).await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+    ok(&imgctl(home, &["import", &format!("{}/team/app:1", source.host())], ""));
+
+    let child = Command::new(IMGCTL)
+        .args(["imports", "show", "1", "--follow"])
+        .env("XDG_CONFIG_HOME", home)
+        .env_remove("IMGCTL_SERVER")
+        .env_remove("IMGCTL_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let signalled = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(signalled.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(stderr, "imgctl: stopped following import 1, which goes on; `imgctl imports cancel 1` stops it\n");
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("import 1: "));
+    let progress: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/images/1/progress", server.base))
+        .bearer_auth(token_in(&config(home)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(progress["status"], "importing", "{progress}");
+}
+
+/// `password` changes the signed-in user's own password and signs in again with it; a wrong current
+/// password changes nothing.
+#[tokio::test]
+async fn users_change_their_own_password() {
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+    let out = fails(&imgctl(home, &["password", "--password-stdin"], "wrong-password\nanother-passphrase\n"), 3);
+    assert!(out.starts_with("imgctl: ") && out.ends_with("(HTTP 403)\n"), "{out}");
+    ok(&imgctl(home, &["catalog", "list"], ""));
+
+    let out = ok(&imgctl(home, &["password", "--password-stdin"], &format!("{PASSWORD}\nanother-passphrase\n")));
+    let context = server.base.trim_start_matches("http://");
+    assert_eq!(out, format!("changed the password of admin; signed in again with it (context {context})\n"));
+    // The context's new token works; the old password does not.
+    ok(&imgctl(home, &["catalog", "list"], ""));
+    fails(&login(home, &server, "admin", PASSWORD), 3);
+    ok(&login(home, &server, "admin", "another-passphrase"));
+}
+
+/// Each listing and detail command's table and JSON, as snapshots (times, hosts and digests replaced):
+/// the catalog, an image and its tags, approvals, imports, an import's layers, secrets, repositories and
+/// users.
+#[tokio::test]
+async fn tables_and_documents_match_their_snapshots() {
+    let source = test_support::Distribution::start().await;
+    let target = test_support::Distribution::start().await;
+    test_support::images::push_image(&source, "team/app", "1", &[2000, 1000]).await;
+    let server = serve_with(&["--internal-registry", &target.url()]).await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+    ok(&imgctl(home, &["import", &format!("{}/team/app:1", source.host()), "--wait"], ""));
+    ok(&imgctl(home, &["approvals", "request", "traefik:v3.1", "--notes", "edge proxy"], ""));
+    ok(&imgctl(
+        home,
+        &["secrets", "add", "lab", "--domain", &source.host(), "--username", "robot", "--password-stdin"],
+        "pw\n",
+    ));
+    ok(&imgctl(home, &["repos", "add", "app", "--repository", "team/app", "--tag", "1", "--secret", "lab"], ""));
+    // The repository's first sync runs at once: wait for its end, so that the listing holds still.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list: Value = serde_json::from_str(&ok(&imgctl(home, &["repos", "list", "-o", "json"], ""))).unwrap();
+        let status = list["items"][0]["status"]["syncStatus"].as_str().unwrap_or_default().to_owned();
+        if status == "Success" || status == "Failed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sync did not end: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?", "[time]");
+    settings.add_filter(r"127\.0\.0\.1[:_]\d{5}", "[host]");
+    settings.add_filter(r"sha256:[0-9a-f]{64}", "[digest]");
+    settings.set_snapshot_suffix("");
+    let _guard = settings.bind_to_scope();
+    let commands: [&[&str]; 9] = [
+        &["catalog", "list", "--limit", "3"],
+        &["catalog", "show", "1"],
+        &["approvals", "list"],
+        &["imports", "list"],
+        &["imports", "show", "1"],
+        &["secrets", "list"],
+        &["repos", "list"],
+        &["users", "list"],
+        &["check", "redis:7-alpine"],
+    ];
+    for args in commands {
+        let name = args.join("_").replace(':', "-");
+        insta::assert_snapshot!(format!("{name}_table"), ok(&imgctl(home, args, "")));
+        let json = ok(&imgctl(home, &[args, &["-o", "json"]].concat(), ""));
+        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&json).unwrap()).unwrap();
+        insta::assert_snapshot!(format!("{name}_json"), pretty);
+    }
+}
+
+/// The same client against a server on PostgreSQL: sign-in, the catalog, the admission check's exit
+/// codes, an approval, an import followed to its end, and logout.
+#[tokio::test]
+async fn the_walk_on_postgresql() {
+    let database = test_support::postgres_url().await;
+    let source = test_support::Distribution::start().await;
+    let target = test_support::Distribution::start().await;
+    test_support::images::push_image(&source, "team/app", "1", &[4000, 1000]).await;
+    let server = serve_with(&["--database-url", &database, "--internal-registry", &target.url()]).await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+
+    let table = ok(&imgctl(home, &["catalog", "list", "--search", "redis", "--no-headers"], ""));
+    assert!(table.starts_with("1  docker.io/library/redis  approved  database  4\n"), "{table}");
+    ok(&imgctl(home, &["check", "redis:7-alpine"], ""));
+    fails(&imgctl(home, &["check", "traefik:v3.1"], ""), 1);
+    ok(&imgctl(home, &["approvals", "request", "traefik:v3.1"], ""));
+    ok(&imgctl(home, &["approvals", "approve", "1", "--category", "networking"], ""));
+    ok(&imgctl(home, &["check", "traefik:v3.1"], ""));
+
+    let out = ok(&imgctl(home, &["import", &format!("{}/team/app:1", source.host()), "--wait"], ""));
+    assert!(out.lines().last().unwrap().starts_with("import 1: succeeded, attempt 1/"), "{out}");
+    let listed: Value = serde_json::from_str(&ok(&imgctl(home, &["imports", "list", "-o", "json"], ""))).unwrap();
+    assert_eq!(listed["images"][0]["artifacts"][0]["status"], "ready", "{listed}");
+
+    let token = token_in(&config(home));
+    ok(&imgctl(home, &["logout"], ""));
+    assert_eq!(status_with_token(&server, &token).await, 401, "logout revoked the token");
 }

@@ -11,6 +11,7 @@ macro_rules! println {
 }
 
 mod config;
+mod follow;
 mod output;
 
 /// Writes to standard output; a closed pipe ends the program with success, as the reader wanted no more.
@@ -56,6 +57,8 @@ mod exit {
     /// The server failed (5xx), could not be reached, or its answer was unreadable; or a local file could
     /// not be read or written.
     pub const SERVER: u8 = 6;
+    /// Ctrl-C stopped following an import (which goes on), as shells count a SIGINT.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, Parser)]
@@ -109,6 +112,13 @@ enum Command {
     /// Revokes the context's token on the server and forgets it.
     #[command(after_help = "Example:\n  imgctl logout")]
     Logout,
+    /// Changes your own password, then signs in again with it (your other tokens stop working).
+    #[command(after_help = "Example:\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | imgctl password --password-stdin")]
+    Password {
+        /// Read the current password, then the new one, from the first two lines of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Lists the contexts or chooses the current one.
     #[command(subcommand)]
     Context(ContextCommand),
@@ -140,7 +150,7 @@ enum Command {
         platforms: Vec<String>,
         #[arg(long)]
         description: Option<String>,
-        /// Follow the import until it ends; exit 1 when it fails.
+        /// Follow the import until it ends (as `imports show --follow`); exit 1 when it fails.
         #[arg(long)]
         wait: bool,
     },
@@ -552,9 +562,15 @@ enum ImportsCommand {
         #[arg(long)]
         page_size: Option<i64>,
     },
-    /// Shows an import's status and per-layer progress.
-    #[command(after_help = "Example:\n  imgctl imports show 7")]
-    Show { id: i64 },
+    /// Shows an import's status and per-layer progress; `--follow` watches it to the end.
+    #[command(after_help = "Examples:\n  imgctl imports show 7\n  imgctl imports show 7 --follow")]
+    Show {
+        id: i64,
+        /// Follow the import until it ends: progress bars on a terminal, a line per change elsewhere, a
+        /// document per change with `-o json|yaml`. Ctrl-C stops following, not the import.
+        #[arg(long, short)]
+        follow: bool,
+    },
     /// Stops a queued or running import (admins).
     #[command(after_help = "Example:\n  imgctl imports cancel 7")]
     Cancel { id: i64 },
@@ -569,6 +585,8 @@ enum Failure {
     /// Something the command names does not exist, found out without the server saying 404.
     NotFound(String),
     Local(String),
+    /// Ctrl-C stopped the command.
+    Interrupted(String),
 }
 
 impl From<Error> for Failure {
@@ -581,6 +599,7 @@ impl Failure {
     fn code(&self) -> u8 {
         match self {
             Failure::Refused(_) => exit::REFUSED,
+            Failure::Interrupted(_) => exit::INTERRUPTED,
             Failure::NotFound(_) => exit::NOT_FOUND,
             Failure::Usage(_) | Failure::Client(Error::InvalidServer(_)) => exit::USAGE,
             Failure::Client(Error::Api(e)) => match e.status {
@@ -600,7 +619,11 @@ impl Failure {
                 format!("{e}; sign in with `imgctl login`")
             }
             Failure::Client(e) => e.to_string(),
-            Failure::Usage(m) | Failure::Refused(m) | Failure::NotFound(m) | Failure::Local(m) => m.clone(),
+            Failure::Usage(m)
+            | Failure::Refused(m)
+            | Failure::NotFound(m)
+            | Failure::Local(m)
+            | Failure::Interrupted(m) => m.clone(),
         }
     }
 }
@@ -707,6 +730,7 @@ async fn run(cli: Cli) -> Outcome {
             .await
         }
         Command::Logout => logout(&cli, &path, &mut config).await,
+        Command::Password { password_stdin } => password(&cli, &path, &mut config, *password_stdin).await,
         Command::Context(command) => context(&cli, &path, &mut config, command),
         command => {
             let target = target(&cli, &config)?;
@@ -768,6 +792,30 @@ async fn login(
     }
     let until = token.expires_at.as_deref().map(|at| format!("; the token works until {at}")).unwrap_or_default();
     println!("signed in to {server} as {username} (context {name}){until}");
+    Ok(())
+}
+
+/// `imgctl password`: the signed-in user's own password. Changing it ends every token of the user, so
+/// the context signs in again with the new one.
+async fn password(cli: &Cli, path: &std::path::Path, config: &mut Config, from_stdin: bool) -> Outcome {
+    let target = target(cli, config)?;
+    let Some(name) = target.context else {
+        return Err(Failure::Usage("not signed in to this server; sign in with `imgctl login` first".into()));
+    };
+    let context = config.contexts.get(&name).cloned().expect("the target's context exists");
+    let Some(username) = context.username.clone() else {
+        return Err(Failure::Usage(format!("context {name} names no user; sign in with `imgctl login` again")));
+    };
+    let current = read_password(&format!("Current password for {username}: "), from_stdin)?;
+    let new = read_password(&format!("New password for {username}: "), from_stdin)?;
+    if !from_stdin && read_password("The new password again: ", false)? != new {
+        return Err(Failure::Usage("the two new passwords differ; nothing changed".into()));
+    }
+    target.client.change_password(&current, &new).await?;
+    let token = Client::new(&context.server)?.sign_in(&username, &new).await?;
+    config.contexts.insert(name.clone(), Context { token: Some(token.token.clone()), ..context });
+    config.save(path).map_err(Failure::Local)?;
+    println!("changed the password of {username}; signed in again with it (context {name})");
     Ok(())
 }
 
@@ -890,6 +938,7 @@ impl Ctl {
             Command::Repos(c) => self.repos(c).await,
             Command::Login { .. }
             | Command::Logout
+            | Command::Password { .. }
             | Command::Context(_)
             | Command::Completion { .. }
             | Command::Man => Ok(()),
@@ -1169,32 +1218,35 @@ impl Ctl {
         self.follow(answer.id()).await
     }
 
-    /// Follows an import to its end, one line per change of status, attempt or completed layers; with
-    /// `-o json`, prints only the last answer.
+    /// Follows an import to its end (see [`follow::View`]). Ctrl-C stops following and leaves the import
+    /// running.
     async fn follow(&self, id: i64) -> Outcome {
-        let mut last = None;
-        let quiet = self.document();
-        let done = self
-            .client
-            .wait_for_import(id, Duration::from_millis(500), |d| {
-                let (completed, layers) = d.layers_completed();
-                let key = (d.status.clone(), d.attempts, completed, layers);
-                if quiet || last.as_ref() == Some(&key) {
-                    return;
-                }
-                let why = d.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
-                println!("import {id}: {}, attempt {}, {completed}/{layers} layers{why}", d.status, d.attempts);
-                last = Some(key);
-            })
-            .await?;
-        if quiet {
-            self.print(done.json());
-        }
+        let documents = match self.format {
+            Format::Table => None,
+            Format::Json => Some(false),
+            Format::Yaml => Some(true),
+        };
+        let terminal = std::io::stdout().is_terminal();
+        let colour = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let view = std::cell::RefCell::new(follow::View::new(id, documents, terminal, colour));
+        let following =
+            self.client.follow_import(id, Duration::from_millis(250), |p| view.borrow_mut().update(p, p.json()));
+        let done = tokio::select! {
+            done = following => done,
+            _ = tokio::signal::ctrl_c() => {
+                view.borrow_mut().finish();
+                return Err(Failure::Interrupted(format!(
+                    "stopped following import {id}, which goes on; `imgctl imports cancel {id}` stops it"
+                )));
+            }
+        };
+        view.borrow_mut().finish();
+        let done = done?;
         if done.is_ready() {
             Ok(())
         } else {
             let why = done.message.as_deref().unwrap_or("no reason given");
-            Err(Failure::Refused(format!("import {id} failed: {why}")))
+            Err(Failure::Refused(format!("import {id} {}: {why}", done.state)))
         }
     }
 
@@ -1237,7 +1289,8 @@ impl Ctl {
                     self.no_headers,
                 );
             }
-            ImportsCommand::Show { id } => {
+            ImportsCommand::Show { id, follow: true } => return self.follow(*id).await,
+            ImportsCommand::Show { id, follow: false } => {
                 let details = self.client.import_details(*id).await?;
                 if self.document() {
                     self.print(details.json());

@@ -310,6 +310,33 @@ impl Client {
         self.get(&["api", "v1", "images", &id.to_string(), "importing-details"], &()).await
     }
 
+    /// An import's progress in bytes, per blob.
+    pub async fn import_progress(&self, id: i64) -> Result<Reply<ImportProgress>> {
+        self.get(&["api", "v1", "images", &id.to_string(), "progress"], &()).await
+    }
+
+    /// Polls an import's progress every `interval` until it ends, calling `on_change` with each answer
+    /// that differs from the one before (the first included), and returns the last one.
+    pub async fn follow_import(
+        &self,
+        id: i64,
+        interval: Duration,
+        mut on_change: impl FnMut(&Reply<ImportProgress>),
+    ) -> Result<Reply<ImportProgress>> {
+        let mut last: Option<Value> = None;
+        loop {
+            let progress = self.import_progress(id).await?;
+            if last.as_ref() != Some(progress.json()) {
+                on_change(&progress);
+                last = Some(progress.json().clone());
+            }
+            if progress.is_finished() {
+                return Ok(progress);
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
     /// Stops a queued or running import (admins).
     pub async fn cancel_import(&self, id: i64) -> Result<Reply<Canceled>> {
         self.post(&["api", "v1", "images", &id.to_string(), "cancel"], &json!({})).await

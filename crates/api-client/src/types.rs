@@ -453,6 +453,57 @@ pub struct LayerDetail {
     pub progress: u8,
 }
 
+/// An import's progress in bytes (`GET /api/v1/images/{id}/progress`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportProgress {
+    pub id: i64,
+    pub source: String,
+    pub target: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `canceled`.
+    pub state: String,
+    /// `importing`, `ready` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// Bytes of all known blobs, and of those done.
+    pub size: u64,
+    pub done: u64,
+    pub layers: Vec<LayerBytes>,
+}
+
+impl ImportProgress {
+    /// Whether the import has ended, either way.
+    pub fn is_finished(&self) -> bool {
+        self.status != "importing"
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.status == "ready"
+    }
+
+    /// How many layers are completed, of how many known.
+    pub fn layers_completed(&self) -> (usize, usize) {
+        (self.layers.iter().filter(|l| l.state == "completed").count(), self.layers.len())
+    }
+}
+
+/// One blob of an import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerBytes {
+    pub digest: String,
+    pub size: u64,
+    pub done: u64,
+    /// `waiting`, `downloading`, `completed` or `failed`.
+    pub state: String,
+    /// `copied`, `skipped` or `mounted`, once it reached the target.
+    #[serde(default)]
+    pub via: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Canceled {
     pub message: String,

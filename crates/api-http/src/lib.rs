@@ -13,7 +13,7 @@ pub use routes::{Access, Route};
 use std::sync::Arc;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse};
-use image_core::{Reference, copy::ImageCopier, store::Store};
+use image_core::{Reference, copy::ImageCopier, registry::RegistryAdmin, store::Store};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -34,11 +34,9 @@ pub struct AppState {
     /// This server's node and its container runtime, for `GET /images`; without, only `?node=` answers
     /// runtime images.
     pub local_node: Option<Arc<profile::inventory::LocalNode>>,
-    /// The internal registry's admin port: `GET /images` lists its tagged artifacts.
-    pub registry_admin: Option<Arc<dyn image_core::registry::RegistryAdmin>>,
 }
 
-/// The registry imports land in, with the copier that talks to it.
+/// The registry imports land in, with the copier that talks to it and its adapter ([`RegistryAdmin`]).
 #[derive(Clone)]
 pub struct InternalRegistry {
     /// `host[:port]`, as in references: `harbor.example.com`, `127.0.0.1:5000`.
@@ -46,6 +44,8 @@ pub struct InternalRegistry {
     /// A path (a Harbor project, say) put in front of every imported repository; empty for none.
     pub prefix: String,
     pub copier: Arc<dyn ImageCopier>,
+    /// What imagegate asks of the registry beyond copying: health, statistics, projects, listings, scans.
+    pub admin: Arc<dyn RegistryAdmin>,
 }
 
 impl std::fmt::Debug for InternalRegistry {
@@ -53,6 +53,7 @@ impl std::fmt::Debug for InternalRegistry {
         f.debug_struct("InternalRegistry")
             .field("host", &self.host)
             .field("prefix", &self.prefix)
+            .field("kind", &self.admin.kind())
             .finish_non_exhaustive()
     }
 }
@@ -89,7 +90,6 @@ impl AppState {
             sign_in: Arc::default(),
             token_ttl: auth::DEFAULT_TOKEN_TTL,
             local_node: None,
-            registry_admin: None,
         }
     }
 
@@ -128,12 +128,6 @@ impl AppState {
         self
     }
 
-    /// `GET /images` lists the internal registry through `admin`.
-    pub fn with_registry_admin(mut self, admin: Arc<dyn image_core::registry::RegistryAdmin>) -> AppState {
-        self.registry_admin = Some(admin);
-        self
-    }
-
     /// Talks to registries through `copier` when there is no internal registry to take it from.
     pub fn with_copier(mut self, copier: Arc<dyn ImageCopier>) -> AppState {
         self.copier = Some(copier);
@@ -150,6 +144,7 @@ fn all_routes() -> routes::Routes {
         .merge(users::routes())
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())
+        .merge(profile::progress::routes())
         .merge(profile::kube::routes())
         .merge(profile::inventory::routes())
 }

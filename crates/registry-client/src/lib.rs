@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod auth;
 mod blob;
 mod client;
@@ -10,6 +11,7 @@ mod error;
 mod headers;
 mod types;
 
+pub use admin::DistributionAdmin;
 pub use blob::{BlobStream, ByteStream, digest_of, verify_digest};
 pub use client::RegistryClient;
 pub use config::{ClientConfig, Credential, RetryPolicy, default_docker_config_path, load_docker_config};

@@ -115,8 +115,8 @@ async fn images(State(s): State<AppState>, _: User, q: Query<NodeQuery>) -> ApiR
             Vec::new()
         }
     };
-    let harbor_images = match s.registry_admin.as_deref() {
-        Some(admin) => registry_rows(admin, &mut errors).await,
+    let harbor_images = match s.internal.as_deref() {
+        Some(internal) => registry_rows(internal.admin.as_ref(), &mut errors).await,
         None => {
             errors.push(SourceError { source: HARBOR, reason: "no internal registry is configured".into() });
             Vec::new()

@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod inventory;
 pub mod kube;
 pub mod platform;
+pub(crate) mod progress;
 
 /// Extractors and results of the profiles that answer errors as `{"error", "message"}`.
 mod plain {

@@ -56,8 +56,9 @@ impl TestApp {
             config.credentials.insert(target.host(), registry_client::Credential::new(user, password));
         }
         let client = Arc::new(registry_client::RegistryClient::new(config).unwrap());
-        let copier = Arc::new(registry_client::CopyEngine::new(client, registry_client::CopyConfig::default()));
-        let internal = api_http::InternalRegistry { host: target.host(), prefix: prefix.into(), copier };
+        let copier = Arc::new(registry_client::CopyEngine::new(client.clone(), registry_client::CopyConfig::default()));
+        let admin = Arc::new(registry_client::DistributionAdmin::new(client, target.host()));
+        let internal = api_http::InternalRegistry { host: target.host(), prefix: prefix.into(), copier, admin };
         TestApp::start_with(&url, dir, Some(internal)).await
     }
 

@@ -1,0 +1,245 @@
+//! [`DistributionAdmin`]: the internal-registry port ([`RegistryAdmin`]) for a plain OCI distribution
+//! registry, answering what `/v2/` can tell.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt as _;
+use image_core::Digest;
+use image_core::registry::{
+    ComponentHealth, RegistryAdmin, RegistryArtifact, RegistryHealth, RegistryKind, RegistryRepository,
+    RegistryStatistics, ScanOverview,
+};
+use serde::Deserialize;
+
+use crate::client::RegistryClient;
+use crate::error::Error;
+use crate::types::{ManifestRef, Repo, media_type};
+
+/// The largest image config read for its platform.
+const MAX_CONFIG_SIZE: usize = 1024 * 1024;
+
+/// A plain OCI distribution registry as the internal registry: health from `GET /v2/`, repositories from
+/// `_catalog`, artifacts from tag lists and manifests, deletes by manifest digest. It has no projects (a
+/// namespace exists once something is pushed into it), no statistics beyond the catalog, and no scanner.
+#[derive(Debug, Clone)]
+pub struct DistributionAdmin {
+    client: Arc<RegistryClient>,
+    registry: String,
+}
+
+impl DistributionAdmin {
+    /// The registry `host[:port]` through `client`, with the client's configured credentials for it.
+    pub fn new(client: Arc<RegistryClient>, registry: impl Into<String>) -> DistributionAdmin {
+        DistributionAdmin { client, registry: registry.into() }
+    }
+
+    fn repo(&self, repository: &str) -> image_core::Result<Repo> {
+        Repo::new(&self.registry, repository).map_err(|e| image_core::Error::invalid("repository", e))
+    }
+
+    /// One artifact of `repo` by digest: media type, size (manifest, config and layers; for an index, the
+    /// manifest and its children's manifests as it lists them) and platforms (from the config of an image,
+    /// from the entries of an index).
+    async fn artifact(&self, repo: &Repo, digest: &Digest, tags: Vec<String>) -> Result<RegistryArtifact, Error> {
+        let manifest = self.client.get_manifest(repo, &ManifestRef::from(digest.clone())).await?;
+        let parsed: ManifestJson = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+        let media_type = parsed.media_type.clone().unwrap_or_else(|| manifest.media_type.clone());
+        let is_index = matches!(media_type.as_str(), media_type::OCI_INDEX | media_type::DOCKER_MANIFEST_LIST)
+            || (parsed.manifests.is_some() && parsed.layers.is_none());
+        let own = manifest.bytes.len() as u64;
+        let (size, platforms) = if is_index {
+            let entries = parsed.manifests.unwrap_or_default();
+            let platforms = entries
+                .iter()
+                .filter_map(|d| d.platform.as_ref())
+                .filter(|p| p.os != "unknown" && p.architecture != "unknown")
+                .map(PlatformJson::name)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            (own + entries.iter().map(|d| d.size).sum::<u64>(), platforms)
+        } else {
+            let layers: u64 = parsed.layers.iter().flatten().map(|d| d.size).sum();
+            let config_size = parsed.config.as_ref().map_or(0, |c| c.size);
+            let platform = match &parsed.config {
+                Some(config) => self.config_platform(repo, config).await,
+                None => None,
+            };
+            (own + config_size + layers, platform.into_iter().collect())
+        };
+        Ok(RegistryArtifact {
+            repository: repo.repository().to_owned(),
+            digest: digest.clone(),
+            media_type: Some(media_type),
+            tags,
+            size: Some(size),
+            platforms,
+            push_time: None,
+        })
+    }
+
+    /// `os/arch[/variant]` from an image config blob, when it is small and says so.
+    async fn config_platform(&self, repo: &Repo, config: &DescriptorJson) -> Option<String> {
+        if config.size as usize > MAX_CONFIG_SIZE {
+            return None;
+        }
+        let digest: Digest = config.digest.parse().ok()?;
+        let mut blob = self.client.get_blob(repo, &digest, 0).await.ok()?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = blob.stream.next().await {
+            bytes.extend_from_slice(&chunk.ok()?);
+            if bytes.len() > MAX_CONFIG_SIZE {
+                return None;
+            }
+        }
+        let config: PlatformJson = serde_json::from_slice(&bytes).ok()?;
+        (!config.os.is_empty() && !config.architecture.is_empty()).then(|| config.name())
+    }
+}
+
+#[async_trait]
+impl RegistryAdmin for DistributionAdmin {
+    fn kind(&self) -> RegistryKind {
+        RegistryKind::Distribution
+    }
+
+    async fn health(&self) -> RegistryHealth {
+        let (status, reason) = match self.client.ping(&self.registry).await {
+            Ok(()) => ("healthy", None),
+            Err(e) => ("unhealthy", Some(e.to_string())),
+        };
+        RegistryHealth {
+            status: status.to_owned(),
+            components: vec![ComponentHealth { name: "registry".to_owned(), status: status.to_owned() }],
+            reason,
+        }
+    }
+
+    /// Projects are the first path segments of the catalog's repositories. Whether one is private is not
+    /// something `/v2/` says: every project and repository counts as private when the registry asks for
+    /// credentials, as public when it answers anonymous requests. Storage is unknown here.
+    async fn statistics(&self) -> image_core::Result<RegistryStatistics> {
+        let repositories = self.client.catalog(&self.registry, None).await.map_err(core_error)?;
+        let projects = repositories.iter().map(|r| r.split_once('/').map_or("", |(p, _)| p)).collect::<BTreeSet<_>>();
+        let private =
+            self.client.config().credentials.keys().any(|k| crate::config::normalize_registry(k) == self.registry);
+        let (projects, repositories) = (projects.len() as u64, repositories.len() as u64);
+        Ok(RegistryStatistics {
+            private_project_count: Some(if private { projects } else { 0 }),
+            public_project_count: Some(if private { 0 } else { projects }),
+            private_repo_count: Some(if private { repositories } else { 0 }),
+            public_repo_count: Some(if private { 0 } else { repositories }),
+            total_storage: None,
+        })
+    }
+
+    async fn ensure_project(&self, _project: &str) -> image_core::Result<()> {
+        Ok(())
+    }
+
+    async fn list_repositories(&self) -> image_core::Result<Vec<RegistryRepository>> {
+        let names = self.client.catalog(&self.registry, None).await.map_err(core_error)?;
+        Ok(names
+            .into_iter()
+            .map(|name| RegistryRepository { name, artifact_count: None, pull_count: None, updated_at: None })
+            .collect())
+    }
+
+    /// One manifest `GET` per distinct digest the tags point to (and one config blob per image manifest);
+    /// untagged manifests are not listed, since `/v2/` cannot enumerate them.
+    async fn list_artifacts(&self, repository: &str) -> image_core::Result<Vec<RegistryArtifact>> {
+        let repo = self.repo(repository)?;
+        let tags = match self.client.list_tags(&repo, None).await {
+            Ok(tags) => tags,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(core_error(e)),
+        };
+        let mut by_digest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+        for tag in tags {
+            let Ok(reference) = ManifestRef::tag(&tag) else { continue };
+            match self.client.head_manifest(&repo, &reference).await {
+                Ok(Some(head)) => by_digest.entry(head.digest).or_default().push(tag),
+                // Deleted between the listing and the HEAD.
+                Ok(None) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(core_error(e)),
+            }
+        }
+        let mut artifacts = Vec::with_capacity(by_digest.len());
+        for (digest, tags) in by_digest {
+            match self.artifact(&repo, &digest, tags).await {
+                Ok(artifact) => artifacts.push(artifact),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(core_error(e)),
+            }
+        }
+        Ok(artifacts)
+    }
+
+    async fn delete_artifact(&self, repository: &str, digest: &Digest) -> image_core::Result<()> {
+        let repo = self.repo(repository)?;
+        match self.client.delete_manifest(&repo, digest).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(core_error(e)),
+        }
+    }
+
+    async fn request_scan(&self, _repository: &str, _digest: &Digest) -> image_core::Result<bool> {
+        Ok(false)
+    }
+
+    async fn scan_overview(&self, _repository: &str, _digest: &Digest) -> image_core::Result<Option<ScanOverview>> {
+        Ok(None)
+    }
+}
+
+/// A registry failure as the domain's error: the registry's unavailability, refusals and rate limits keep
+/// their kind; a repository or artifact it does not have is not found.
+pub(crate) fn core_error(error: Error) -> image_core::Error {
+    match &error {
+        Error::NotFound { .. } => image_core::Error::not_found("registry object", error.to_string()),
+        Error::RateLimited { retry_after, .. } => {
+            image_core::Error::rate_limited(error.to_string(), retry_after.map(|d| d.as_secs().max(1)))
+        }
+        Error::InvalidInput(reason) => image_core::Error::invalid("registry request", reason),
+        _ => image_core::Error::upstream_unavailable(error.to_string()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ManifestJson {
+    #[serde(rename = "mediaType")]
+    media_type: Option<String>,
+    config: Option<DescriptorJson>,
+    layers: Option<Vec<DescriptorJson>>,
+    manifests: Option<Vec<DescriptorJson>>,
+}
+
+#[derive(Deserialize)]
+struct DescriptorJson {
+    digest: String,
+    #[serde(default)]
+    size: u64,
+    platform: Option<PlatformJson>,
+}
+
+#[derive(Deserialize)]
+struct PlatformJson {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    variant: Option<String>,
+}
+
+impl PlatformJson {
+    fn name(&self) -> String {
+        match &self.variant {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", self.os, self.architecture),
+            _ => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+}
