@@ -29,7 +29,17 @@ async fn lists_the_images_containerd_has_as_crictl_would() {
     containerd.import(&untagged.archive).unwrap();
 
     let runtime = CriRuntime::new(&containerd.endpoint()).unwrap();
-    let report = runtime.report().await.unwrap();
+    // The CRI plugin learns of imported images from containerd's events, one name at a time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let report = loop {
+        let report = runtime.report().await.unwrap();
+        let names: usize = report.images.iter().map(|i| i.repo_tags.len().max(i.repo_digests.len().min(1))).sum();
+        if report.images.len() == 2 && names == 3 {
+            break report;
+        }
+        assert!(std::time::Instant::now() < deadline, "containerd did not list the images: {report:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(report.runtime_name, "containerd");
     assert!(!report.runtime_version.is_empty());
     let mut images = report.images.clone();
