@@ -765,6 +765,24 @@ mod tests {
         assert!(queue.completed().is_empty() && queue.requeued().is_empty(), "the job types write the queue change");
     }
 
+    /// A type registered under a name of its own runs only the jobs queued under that name: this worker's
+    /// `alpha:mine`, never another worker's `alpha:theirs`, nor plain `alpha`.
+    #[tokio::test]
+    async fn a_type_registered_under_its_own_name_runs_only_those_jobs() {
+        let queue = FakeQueue::with(vec![
+            job(1, "alpha:theirs", act(Act::Succeed), 0, 1),
+            job(2, "alpha:mine", act(Act::Succeed), 0, 1),
+            job(3, "alpha", act(Act::Succeed), 0, 1),
+        ]);
+        let config = RunnerConfig { worker_id: "test".into(), ..RunnerConfig::default() };
+        let runner =
+            Arc::new(Runner::new(queue.clone(), TestCtx::default(), config).register_as::<Alpha>("alpha:mine"));
+        while runner.run_once().await.unwrap() {}
+        let ran: Vec<i64> = runner.ctx.ran.lock().unwrap().iter().map(|(_, id)| *id).collect();
+        assert_eq!(ran, [2]);
+        assert_eq!(queue.state.lock().unwrap().waiting.len(), 2, "the others stay queued");
+    }
+
     #[tokio::test]
     async fn a_payload_that_does_not_read_fails_the_job_for_good() {
         let queue = FakeQueue::with(vec![
