@@ -1,5 +1,6 @@
 //! Shared start-up code of imagegate's programs: configuration, logging and the database.
 
+pub mod inventory;
 pub mod serve;
 pub mod users;
 
@@ -394,6 +395,7 @@ pub async fn run_worker(
     internal: &InternalRegistry,
     args: &WorkerArgs,
     waker: Arc<tokio::sync::Notify>,
+    inventory: Option<Arc<sync_worker::NodeReporter>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let listener = wake_on_queued_jobs(&store, &waker);
@@ -410,14 +412,15 @@ pub async fn run_worker(
         progress_interval: Duration::from_millis(500),
         target_host: internal.host.clone(),
         target_prefix: internal.prefix.clone(),
+        inventory: inventory.clone(),
     };
     // One runner for every job type, so that `concurrency` bounds them all together.
-    let runner = Arc::new(
-        Runner::new(store.clone(), ctx, config)
-            .register::<ImportHandler>()
-            .register::<SyncHandler>()
-            .with_waker(waker.clone()),
-    );
+    let mut runner = Runner::new(store.clone(), ctx, config).register::<ImportHandler>().register::<SyncHandler>();
+    if let Some(reporter) = &inventory {
+        tracing::info!(node = %reporter.node, runtime = %reporter.runtime.endpoint(), "reporting this node's images");
+        runner = runner.register_as::<sync_worker::InventoryJob>(reporter.job_type());
+    }
+    let runner = Arc::new(runner.with_waker(waker.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -425,7 +428,12 @@ pub async fn run_worker(
     let every = Duration::from_secs(args.scheduler_interval_secs.max(1));
     tokio::join!(
         runner.run(stopped(stop_rx.clone())),
-        sync_worker::schedule_syncs(store, every, waker, stopped(stop_rx)),
+        sync_worker::schedule_syncs(store, every, waker.clone(), stopped(stop_rx.clone())),
+        async {
+            if let Some(reporter) = inventory {
+                sync_worker::schedule_inventory(reporter, waker, stopped(stop_rx)).await;
+            }
+        },
         async move {
             shutdown.await;
             let _ = stop_tx.send(true);

@@ -104,7 +104,7 @@ pub(crate) fn header(text: &str) {
 }
 
 fn pg_only() -> Result<ExitCode> {
-    header("checking tools (PostgreSQL, docker-registry)");
+    header("checking tools (PostgreSQL, docker-registry, containerd)");
     let tools = tools::ensure()?;
     header("starting a throwaway PostgreSQL cluster");
     let cluster = pg::Cluster::start(&tools.pg)?;
@@ -141,10 +141,11 @@ struct Step {
 
 fn test(args: TestArgs) -> Result<ExitCode> {
     let root = workspace_root();
-    header("checking tools (PostgreSQL, docker-registry)");
+    header("checking tools (PostgreSQL, docker-registry, containerd)");
     let tools = tools::ensure()?;
     eprintln!("initdb/pg_ctl/postgres: {}", tools.pg.bindir.display());
     eprintln!("docker-registry:        {}", tools.registry.display());
+    tools::ensure_containerd();
     if interrupted() {
         bail!("interrupted");
     }

@@ -1,5 +1,5 @@
 //! Finding (and, as root, installing) the external programs the suite needs:
-//! PostgreSQL's server binaries and CNCF Distribution's `docker-registry`.
+//! PostgreSQL's server binaries, CNCF Distribution's `docker-registry` and containerd.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -211,4 +211,20 @@ fn apt(args: &[&str]) -> Result<()> {
         bail!("`apt-get {}` failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// containerd and ctr, for the node inventory's tests: installed with apt-get (Debian's `containerd`) when
+/// missing and we are root. Not fatal: without them those tests skip, saying why.
+pub fn ensure_containerd() {
+    if which("containerd").is_some() && which("ctr").is_some() {
+        return;
+    }
+    if !is_root() {
+        eprintln!("containerd was not found: the node inventory's tests will skip (install Debian's `containerd`)");
+        return;
+    }
+    eprintln!("containerd was not found: installing containerd with apt-get");
+    if let Err(e) = apt_install(&["containerd"]) {
+        eprintln!("xtask: warning: cannot install containerd ({e:#}); the node inventory's tests will skip");
+    }
 }

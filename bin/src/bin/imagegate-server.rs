@@ -50,6 +50,8 @@ struct Args {
     /// Docker Hub's repository search, as the station profile's `category=dockerhub` asks it.
     #[arg(long, env = "IMAGEGATE_DOCKER_HUB_URL", default_value = api_http::profile::station::StationConfig::DEFAULT_DOCKER_HUB_URL)]
     docker_hub_url: String,
+    #[command(flatten)]
+    inventory: imagegate::inventory::InventoryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +72,7 @@ async fn run() -> anyhow::Result<()> {
         let store = args.common.open_store_for_command().await?;
         return imagegate::users::run(&store, command).await;
     }
+    let node = args.inventory.node()?;
     let store = args.common.open_store().await?;
 
     if let Some(password) = api_http::auth::ensure_admin(&store, args.admin_password).await? {
@@ -93,6 +96,10 @@ async fn run() -> anyhow::Result<()> {
             docker_hub_url: args.docker_hub_url.clone(),
         })
         .with_registry_browser(registries.copier.clone());
+    if let Some(node) = &node {
+        tracing::info!(node = %node.name, runtime = %node.runtime.endpoint(), "GET /images reads this node's runtime");
+        state = state.with_local_node(node.local());
+    }
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {
@@ -101,8 +108,9 @@ async fn run() -> anyhow::Result<()> {
             if !args.no_worker {
                 let mut stop = stop_rx.clone();
                 let (store, internal, worker_args) = (store.clone(), internal.clone(), args.worker.clone());
+                let reporter = node.as_ref().map(|node| node.reporter(store.clone()));
                 worker = Some(tokio::spawn(async move {
-                    imagegate::run_worker(store, &internal, &worker_args, waker, async move {
+                    imagegate::run_worker(store, &internal, &worker_args, waker, reporter, async move {
                         let _ = stop.wait_for(|s| *s).await;
                     })
                     .await;

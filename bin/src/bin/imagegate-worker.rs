@@ -1,4 +1,5 @@
-//! `imagegate-worker`: runs import and sync jobs from the database, without serving HTTP.
+//! `imagegate-worker`: runs import and sync jobs from the database, without serving HTTP, and reports its
+//! node's images when it reads a container runtime (`--cri-endpoint`).
 //!
 //! Start as many as you like against one PostgreSQL database: each job runs on one worker at a time, and
 //! a worker that dies leaves its job to the others once its lease lapses.
@@ -19,6 +20,8 @@ struct Args {
     registries: RegistryArgs,
     #[command(flatten)]
     worker: WorkerArgs,
+    #[command(flatten)]
+    inventory: imagegate::inventory::InventoryArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,13 +31,15 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = args.common.open_store().await?;
+    let node = args.inventory.node()?;
+    let store = Arc::new(args.common.open_store().await?);
     let registries = imagegate::registries(&args.registries)?;
     let Some(internal) = registries.internal else {
         bail!("a worker needs --internal-registry (or IMAGEGATE_INTERNAL_REGISTRY): where imports land");
     };
     // Jobs come from other processes here: on PostgreSQL they announce them, elsewhere this worker polls.
     let waker = Arc::new(tokio::sync::Notify::new());
-    imagegate::run_worker(Arc::new(store), &internal, &args.worker, waker, shutdown_signal()).await;
+    let reporter = node.map(|node| node.reporter(store.clone()));
+    imagegate::run_worker(store, &internal, &args.worker, waker, reporter, shutdown_signal()).await;
     Ok(())
 }

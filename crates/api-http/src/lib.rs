@@ -40,6 +40,9 @@ pub struct AppState {
     pub(crate) browser: Option<Arc<dyn image_core::station::RegistryBrowser>>,
     /// Docker Hub searches answered lately.
     pub(crate) hub_cache: Arc<profile::station::HubCache>,
+    /// This server's node and its container runtime, for `GET /images`; without, only `?node=` answers
+    /// runtime images.
+    pub local_node: Option<Arc<profile::inventory::LocalNode>>,
 }
 
 /// The registry imports land in, with the copier that talks to it and its adapter ([`RegistryAdmin`]).
@@ -99,6 +102,7 @@ impl AppState {
             station: Arc::default(),
             browser: None,
             hub_cache: Arc::default(),
+            local_node: None,
         }
     }
 
@@ -149,6 +153,12 @@ impl AppState {
         }
     }
 
+    /// `GET /images` reads this node's runtime.
+    pub fn with_local_node(mut self, node: profile::inventory::LocalNode) -> AppState {
+        self.local_node = Some(Arc::new(node));
+        self
+    }
+
     /// Talks to registries through `copier` when there is no internal registry to take it from.
     pub fn with_copier(mut self, copier: Arc<dyn ImageCopier>) -> AppState {
         self.copier = Some(copier);
@@ -168,6 +178,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::progress::routes())
         .merge(profile::kube::routes())
         .merge(profile::station::routes())
+        .merge(profile::inventory::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

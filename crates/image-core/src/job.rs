@@ -35,6 +35,24 @@ impl JobPayload for SyncPayload {
     const NAME: &'static str = "sync";
 }
 
+/// Report a node's images from its container runtime: `{"node": …}`. Only the worker on that node can,
+/// so the job is queued under a type of its own per node ([`InventoryPayload::job_type`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryPayload {
+    pub node: String,
+}
+
+impl JobPayload for InventoryPayload {
+    const NAME: &'static str = "inventory";
+}
+
+impl InventoryPayload {
+    /// The job type `node`'s inventory jobs are queued under: `inventory:<node>`.
+    pub fn job_type(node: &str) -> String {
+        format!("{}:{node}", Self::NAME)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -8,6 +8,7 @@ mod error;
 pub mod event;
 mod id;
 pub mod import;
+pub mod inventory;
 pub mod job;
 pub mod kube;
 mod reference;

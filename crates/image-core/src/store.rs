@@ -300,6 +300,29 @@ pub trait HealthCheck: Send + Sync {
     async fn check_secret_key(&self) -> Result<()>;
 }
 
+/// The fleet's node inventories: each node's last report of its runtime's images.
+#[async_trait]
+pub trait InventoryStore: Send + Sync {
+    /// Queues `node`'s next inventory job (job type [`crate::job::InventoryPayload::job_type`]) unless one
+    /// is queued or running; true when it queued one.
+    async fn enqueue_inventory(&self, node: &str) -> Result<bool>;
+    /// Records a node's report (`Ok`: its images and runtime replace the last ones) or failure (`Err`: the
+    /// reason, the last images kept), reporting every `interval_secs`. With `job`, the job (by id and the
+    /// worker holding it) is removed in the same transaction; false, and nothing written, when that worker
+    /// no longer holds it.
+    async fn record_inventory(
+        &self,
+        job: Option<(JobId, &str)>,
+        node: &str,
+        interval_secs: i64,
+        report: std::result::Result<crate::inventory::RuntimeReport, String>,
+    ) -> Result<bool>;
+    /// Every node, by name.
+    async fn list_nodes(&self) -> Result<Vec<crate::inventory::NodeInventory>>;
+    /// One node; `NotFound` (kind `node`) when it never reported.
+    async fn get_node(&self, name: &str) -> Result<crate::inventory::NodeInventory>;
+}
+
 /// Everything the HTTP layer needs from storage, as one object.
 pub trait Store:
     CatalogStore
@@ -310,6 +333,7 @@ pub trait Store:
     + HealthCheck
     + crate::station::SessionStore
     + crate::station::StationStore
+    + InventoryStore
 {
 }
 
@@ -322,5 +346,6 @@ impl<T> Store for T where
         + HealthCheck
         + crate::station::SessionStore
         + crate::station::StationStore
+    + InventoryStore
 {
 }

@@ -31,7 +31,7 @@ use image_core::{
     station::{
         DownloadDetails, Session, SessionStore, StationFields, StationRegistry, StationRegistryUpdate, StationStore,
     },
-    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, KubeStore, Listing, UserStore},
+    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, InventoryStore, JobId, JobQueue, KubeStore, Listing, UserStore},
 };
 
 pub use crate::crypto::{KEY_LEN, SecretKey};
@@ -854,5 +854,36 @@ impl StationStore for DbStore {
             .into_iter()
             .map(|(id, location, icon)| (ImportId::new(id), DownloadDetails { location, icon }))
             .collect())
+    }
+}
+
+#[async_trait]
+impl InventoryStore for DbStore {
+    async fn enqueue_inventory(&self, node: &str) -> Result<bool> {
+        let node = node.to_owned();
+        in_transaction!(self, |conn| ops::nodes::enqueue_inventory(conn, &node).await)
+    }
+
+    async fn record_inventory(
+        &self,
+        job: Option<(JobId, &str)>,
+        node: &str,
+        interval_secs: i64,
+        report: std::result::Result<image_core::inventory::RuntimeReport, String>,
+    ) -> Result<bool> {
+        let (job, node) = (job.map(|(id, worker)| (id, worker.to_owned())), node.to_owned());
+        in_transaction!(self, |conn| {
+            let job = job.as_ref().map(|(id, worker)| (*id, worker.as_str()));
+            ops::nodes::record_inventory(conn, job, &node, interval_secs, report).await
+        })
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<image_core::inventory::NodeInventory>> {
+        with_conn!(self, |conn| ops::nodes::list_nodes(conn).await)
+    }
+
+    async fn get_node(&self, name: &str) -> Result<image_core::inventory::NodeInventory> {
+        let name = name.to_owned();
+        with_conn!(self, |conn| ops::nodes::get_node(conn, &name).await)
     }
 }

@@ -226,6 +226,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    node_inventories (name) {
+        name -> Text,
+        runtime_name -> Nullable<Text>,
+        runtime_version -> Nullable<Text>,
+        last_report_at -> Nullable<BigInt>,
+        last_attempt_at -> BigInt,
+        last_error -> Nullable<Text>,
+        interval_secs -> BigInt,
+        images -> Text,
+    }
+}
+
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(imports -> jobs (job_id));
@@ -246,5 +259,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     repositories,
     sessions,
     station_registries,
-    station_downloads
+    station_downloads,
+    node_inventories
 );

@@ -20,6 +20,8 @@ pub struct WorkerContext {
     pub target_host: String,
     /// Path in front of every synced repository; empty for none.
     pub target_prefix: String,
+    /// This node's inventory, when this worker reports one.
+    pub inventory: Option<std::sync::Arc<crate::NodeReporter>>,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -28,6 +30,7 @@ impl std::fmt::Debug for WorkerContext {
             .field("progress_interval", &self.progress_interval)
             .field("target_host", &self.target_host)
             .field("target_prefix", &self.target_prefix)
+            .field("inventory", &self.inventory)
             .finish_non_exhaustive()
     }
 }

@@ -329,6 +329,17 @@ impl<C: Send + Sync + 'static> Runner<C> {
         self
     }
 
+    /// Runs jobs of type `J` queued under `job_type` instead of its payload's name: a job only this worker
+    /// can run (its own node's inventory) is queued under a type of its own, `NAME:` and a suffix.
+    ///
+    /// # Panics
+    /// When another registered type has the same name.
+    pub fn register_as<J: Job<Context = C>>(mut self, job_type: &'static str) -> Runner<C> {
+        let previous = self.jobs.insert(job_type, Arc::new(Typed::<J>(PhantomData)));
+        assert!(previous.is_none(), "two job types are named {job_type:?}");
+        self
+    }
+
     pub fn config(&self) -> &RunnerConfig {
         &self.config
     }
@@ -344,7 +355,11 @@ impl<C: Send + Sync + 'static> Runner<C> {
         match self.queue.job_types().await {
             Ok(types) => {
                 for (job_type, count) in types {
-                    if !self.jobs.contains_key(job_type.as_str()) {
+                    // `inventory:<node>` is another node's: its own worker runs it.
+                    let per_worker = job_type
+                        .split_once(':')
+                        .is_some_and(|(name, _)| name == <image_core::job::InventoryPayload as JobPayload>::NAME);
+                    if !self.jobs.contains_key(job_type.as_str()) && !per_worker {
                         tracing::warn!(%job_type, count, "jobs of a type this worker does not know are waiting");
                     }
                 }
@@ -748,6 +763,24 @@ mod tests {
         let (5, Verdict::Failed { error }) = &finished[4] else { panic!("{finished:?}") };
         assert!(error.starts_with("gave up after 3 attempts"), "{error}");
         assert!(queue.completed().is_empty() && queue.requeued().is_empty(), "the job types write the queue change");
+    }
+
+    /// A type registered under a name of its own runs only the jobs queued under that name: this worker's
+    /// `alpha:mine`, never another worker's `alpha:theirs`, nor plain `alpha`.
+    #[tokio::test]
+    async fn a_type_registered_under_its_own_name_runs_only_those_jobs() {
+        let queue = FakeQueue::with(vec![
+            job(1, "alpha:theirs", act(Act::Succeed), 0, 1),
+            job(2, "alpha:mine", act(Act::Succeed), 0, 1),
+            job(3, "alpha", act(Act::Succeed), 0, 1),
+        ]);
+        let config = RunnerConfig { worker_id: "test".into(), ..RunnerConfig::default() };
+        let runner =
+            Arc::new(Runner::new(queue.clone(), TestCtx::default(), config).register_as::<Alpha>("alpha:mine"));
+        while runner.run_once().await.unwrap() {}
+        let ran: Vec<i64> = runner.ctx.ran.lock().unwrap().iter().map(|(_, id)| *id).collect();
+        assert_eq!(ran, [2]);
+        assert_eq!(queue.state.lock().unwrap().waiting.len(), 2, "the others stay queued");
     }
 
     #[tokio::test]

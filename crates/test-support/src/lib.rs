@@ -13,6 +13,9 @@
 //! * [`docker_hub`]: a stand-in for Docker Hub's repository search (`/v1/search?q=…`), answering as
 //!   Docker Hub documents it and counting the searches it answered.
 //!
+//! * [`containerd`]: a real containerd with its CRI plugin in a temporary directory, and OCI image archives
+//!   of random images to import into it; tests skip where containerd cannot run.
+//!
 //! Both read their configuration from the environment that `cargo xtask test` sets:
 //! `IMAGEGATE_TEST_DATABASE_URL` and `IMAGEGATE_TEST_REGISTRY_BIN`.
 //!
@@ -26,6 +29,7 @@
 //! ```
 
 pub mod docker_hub;
+pub mod containerd;
 pub mod images;
 mod pg;
 pub mod proxy;

@@ -1,6 +1,7 @@
 //! One module per API profile.
 
 pub mod catalog;
+pub mod inventory;
 pub mod kube;
 pub mod platform;
 pub(crate) mod progress;

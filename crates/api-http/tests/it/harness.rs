@@ -108,6 +108,7 @@ impl TestApp {
                 progress_interval: std::time::Duration::from_millis(50),
                 target_host: internal.host.clone(),
                 target_prefix: internal.prefix.clone(),
+                inventory: None,
             };
             let config = sync_worker::RunnerConfig { worker_id: "test-worker".into(), ..Default::default() };
             runner = Some(Arc::new(

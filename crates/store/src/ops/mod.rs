@@ -12,6 +12,7 @@
 //! | `kube` | registry secrets, repositories and their scheduled syncs |
 //! | `sessions` | sign-in sessions, by the hash of their id |
 //! | `station` | the station profile's registries: registry secrets with the station's fields |
+//! | `nodes` | the node inventory: each node's last report and its inventory jobs |
 //!
 //! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
 //! whose SQL differs (the row-locking reads, the job channel) go through `conn.dialect()` (`conn::Dialect`).
@@ -25,6 +26,7 @@ pub(crate) mod events;
 pub(crate) mod exports;
 pub(crate) mod imports;
 pub(crate) mod kube;
+pub(crate) mod nodes;
 pub(crate) mod queue;
 pub(crate) mod sessions;
 pub(crate) mod station;
