@@ -285,6 +285,22 @@ pub struct RegistryArgs {
     /// denied range; repeatable.
     #[arg(long = "egress-allow", env = "IMAGEGATE_EGRESS_ALLOW", value_name = "CIDR", value_delimiter = ',')]
     pub egress_allow: Vec<Cidr>,
+    /// What the internal registry is: `harbor` (its REST API v2.0 for projects, statistics, deletes and
+    /// scans), `distribution` (a plain OCI registry), or `auto`: Harbor when `GET /api/v2.0/systeminfo`
+    /// answers as Harbor does.
+    #[arg(long, env = "IMAGEGATE_INTERNAL_REGISTRY_KIND", value_enum, default_value_t = InternalRegistryKind::Auto)]
+    pub internal_registry_kind: InternalRegistryKind,
+    /// Harbor projects that imports create are public (anyone may pull); private without this.
+    #[arg(long, env = "IMAGEGATE_INTERNAL_PROJECT_PUBLIC")]
+    pub internal_project_public: bool,
+}
+
+/// `--internal-registry-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InternalRegistryKind {
+    Auto,
+    Harbor,
+    Distribution,
 }
 
 /// The engine that talks to registries, and the internal registry when one is configured.
@@ -345,11 +361,27 @@ pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
     let client = Arc::new(RegistryClient::new(config).context("cannot set up the registry client")?);
     let copier =
         Arc::new(CopyEngine::new(client.clone(), CopyConfig { blob_concurrency: args.copy_concurrency.max(1) }));
-    let internal = internal_host.map(|host| InternalRegistry {
-        admin: Arc::new(registry_client::DistributionAdmin::new(client.clone(), host.clone())),
-        host,
-        prefix: args.internal_project.trim_matches('/').to_owned(),
-        copier: copier.clone(),
+    let internal = internal_host.map(|host| {
+        let options = registry_client::HarborOptions { public_projects: args.internal_project_public };
+        let admin: Arc<dyn image_core::registry::RegistryAdmin> = match args.internal_registry_kind {
+            InternalRegistryKind::Auto => {
+                Arc::new(registry_client::AutoAdmin::new(client.clone(), host.clone(), options))
+            }
+            InternalRegistryKind::Harbor => {
+                Arc::new(registry_client::HarborAdmin::new(client.clone(), host.clone(), options))
+            }
+            InternalRegistryKind::Distribution => {
+                Arc::new(registry_client::DistributionAdmin::new(client.clone(), host.clone()))
+            }
+        };
+        let internal_copier =
+            registry_client::InternalCopier::new(copier.clone(), client.clone(), admin.clone(), host.clone());
+        InternalRegistry {
+            admin,
+            host,
+            prefix: args.internal_project.trim_matches('/').to_owned(),
+            copier: Arc::new(internal_copier),
+        }
     });
     Ok(Registries { copier, internal })
 }

@@ -8,6 +8,7 @@
 //!
 //! * [`images`]: random test images (single-platform manifests and multi-platform indexes)
 //!   pushed into such a registry with plain HTTP calls, independent of imagegate's own client.
+//! * [`harbor`]: a stand-in Harbor (REST API v2.0 subset, simulated scanner) in front of such a registry.
 //! * [`proxy`]: a reverse proxy in front of such a registry that injects faults (503, 429 with
 //!   `Retry-After`), throttles blob downloads, corrupts a blob, and records every request.
 //!
@@ -23,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod harbor;
 pub mod images;
 mod pg;
 pub mod proxy;
