@@ -135,6 +135,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())
         .merge(profile::kube::routes())
+        .merge(profile::harbor::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

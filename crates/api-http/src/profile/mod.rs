@@ -1,6 +1,7 @@
 //! One module per API profile.
 
 pub mod catalog;
+pub mod harbor;
 pub mod kube;
 pub mod platform;
 

@@ -62,6 +62,28 @@ impl TestApp {
         TestApp::start_with(&url, dir, Some(internal)).await
     }
 
+    /// On SQLite or PostgreSQL, with the stand-in `harbor` as the internal registry under `prefix`, reached
+    /// as its administrator through the Harbor adapter.
+    pub async fn with_harbor(postgres: bool, harbor: &test_support::harbor::Harbor, prefix: &str) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = if postgres {
+            test_support::postgres_url().await
+        } else {
+            format!("sqlite://{}", dir.path().join("imagegate.db").display())
+        };
+        let mut config = registry_client::ClientConfig::default();
+        let (user, password) = test_support::harbor::ADMIN;
+        config.credentials.insert(harbor.host(), registry_client::Credential::new(user, password));
+        let client = Arc::new(registry_client::RegistryClient::new(config).unwrap());
+        let engine = Arc::new(registry_client::CopyEngine::new(client.clone(), registry_client::CopyConfig::default()));
+        let options = registry_client::HarborOptions::default();
+        let admin: Arc<dyn image_core::registry::RegistryAdmin> =
+            Arc::new(registry_client::HarborAdmin::new(client.clone(), harbor.host(), options));
+        let copier = Arc::new(registry_client::InternalCopier::new(engine, client, admin.clone(), harbor.host()));
+        let internal = api_http::InternalRegistry { host: harbor.host(), prefix: prefix.into(), copier, admin };
+        TestApp::start_with(&url, dir, Some(internal)).await
+    }
+
     async fn start(url: &str, dir: tempfile::TempDir) -> TestApp {
         TestApp::start_with(url, dir, None).await
     }

@@ -1,0 +1,123 @@
+//! Harbor as the internal registry (the stand-in of `test-support`): an import into a project that does not
+//! exist yet, and seed 000's `GET /api/v1/harbor/stats` healthy, with a component down, with Harbor down,
+//! and on a plain distribution registry.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use test_support::Distribution;
+use test_support::harbor::Harbor;
+use test_support::images;
+
+use crate::harness::TestApp;
+
+on_both_backends!(
+    an_import_into_a_new_project_creates_it,
+    stats_in_the_seed_shape,
+    stats_with_a_component_down_and_harbor_down,
+    stats_of_a_plain_registry,
+);
+
+async fn an_import_into_a_new_project_creates_it(postgres: bool) {
+    let harbor = Harbor::start().await;
+    let source = Distribution::start().await;
+    let pushed = images::push_image(&source, "team/app", "1.0", &[2048]).await;
+    let app = TestApp::with_harbor(postgres, &harbor, "mirror").await;
+    assert_eq!(harbor.project("mirror"), None);
+
+    let (status, body) =
+        app.post("/api/v1/images:import", &json!({ "source": format!("{}/team/app:1.0", source.host()) })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.run_jobs().await, 1);
+    assert_eq!(harbor.project("mirror"), Some(false), "created, private");
+
+    let (_, listing) = app.get("/api/v1/images").await;
+    let artifact = &listing["images"][0]["artifacts"][0];
+    assert_eq!(
+        (artifact["status"].as_str(), artifact["digest"].as_str()),
+        (Some("ready"), Some(pushed.digest.as_str())),
+        "{listing}"
+    );
+
+    // The stats count the new private project and its repository.
+    let (_, stats) = app.get("/api/v1/harbor/stats").await;
+    assert_eq!(
+        (stats["private_project_count"].as_u64(), stats["private_repo_count"].as_u64()),
+        (Some(1), Some(1)),
+        "{stats}"
+    );
+    assert!(stats["total_storage"].as_u64().unwrap() > 2048, "{stats}");
+}
+
+async fn stats_in_the_seed_shape(postgres: bool) {
+    let harbor = Harbor::start().await;
+    let app = TestApp::with_harbor(postgres, &harbor, "mirror").await;
+    let (status, stats) = app.get("/api/v1/harbor/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    insta::assert_json_snapshot!("harbor_stats_healthy", stats);
+
+    // Signed in only.
+    let (status, _) = app.send("GET", "/api/v1/harbor/stats", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+async fn stats_with_a_component_down_and_harbor_down(postgres: bool) {
+    let harbor = Harbor::start().await;
+    let app = TestApp::with_harbor(postgres, &harbor, "mirror").await;
+    harbor.set_unhealthy("database", Some("failed to connect to postgresql: connection refused"));
+    let (status, stats) = app.get("/api/v1/harbor/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    insta::assert_json_snapshot!("harbor_stats_component_down", stats);
+
+    harbor.stop();
+    let (status, stats) = app.get("/api/v1/harbor/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["status"], "unhealthy");
+    assert_eq!(stats["components"], json!([]));
+    assert_eq!(stats["private_project_count"], 0);
+    let reason = stats["reason"].as_str().unwrap();
+    assert!(reason.contains(&harbor.host()), "{reason}");
+}
+
+async fn stats_of_a_plain_registry(postgres: bool) {
+    let source = Distribution::start().await;
+    let target = Distribution::start().await;
+    let pushed = images::push_image(&source, "team/app", "1.0", &[3000]).await;
+    let app = TestApp::with_registry(postgres, &target, "mirror").await;
+    let (status, body) =
+        app.post("/api/v1/images:import", &json!({ "source": format!("{}/team/app:1.0", source.host()) })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.run_jobs().await, 1);
+    let (status, stats) = app.get("/api/v1/harbor/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    // Storage from imagegate's own records: the artifact's config and layers.
+    assert_eq!(
+        stats,
+        json!({
+            "status": "healthy",
+            "components": [{"name": "registry", "status": "healthy"}],
+            "private_project_count": 0,
+            "public_project_count": 1,
+            "private_repo_count": 0,
+            "public_repo_count": 1,
+            "total_storage": pushed.manifests[0].size,
+        })
+    );
+
+    drop(target);
+    let (status, stats) = app.get("/api/v1/harbor/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        (stats["status"].as_str(), stats["components"][0]["status"].as_str()),
+        (Some("unhealthy"), Some("unhealthy"))
+    );
+    assert!(stats["reason"].is_string(), "{stats}");
+}
+
+#[tokio::test]
+async fn stats_without_an_internal_registry_are_unhealthy_not_an_error() {
+    let app = TestApp::sqlite().await;
+    let (status, stats) = app.get("/api/v1/harbor/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["status"], "unhealthy");
+    assert!(stats["reason"].as_str().unwrap().contains("--internal-registry"), "{stats}");
+}
