@@ -293,6 +293,10 @@ pub struct RegistryArgs {
     /// Harbor projects that imports create are public (anyone may pull); private without this.
     #[arg(long, env = "IMAGEGATE_INTERNAL_PROJECT_PUBLIC")]
     pub internal_project_public: bool,
+    /// A finished vulnerability scan that found something at or above this severity (critical, high,
+    /// medium, low) fails, and admission refuses the tag; off by default.
+    #[arg(long, env = "IMAGEGATE_DENY_SEVERITY", value_name = "SEVERITY")]
+    pub deny_severity: Option<image_core::registry::Severity>,
 }
 
 /// `--internal-registry-kind`.
@@ -378,6 +382,7 @@ pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
             registry_client::InternalCopier::new(copier.clone(), client.clone(), admin.clone(), host.clone());
         InternalRegistry {
             admin,
+            deny_severity: args.deny_severity,
             host,
             prefix: args.internal_project.trim_matches('/').to_owned(),
             copier: Arc::new(internal_copier),
@@ -442,12 +447,18 @@ pub async fn run_worker(
         progress_interval: Duration::from_millis(500),
         target_host: internal.host.clone(),
         target_prefix: internal.prefix.clone(),
+        scans: Some(Arc::new(sync_worker::ScanSettings {
+            store: store.clone(),
+            admin: internal.admin.clone(),
+            deny: internal.deny_severity,
+        })),
     };
     // One runner for every job type, so that `concurrency` bounds them all together.
     let runner = Arc::new(
         Runner::new(store.clone(), ctx, config)
             .register::<ImportHandler>()
             .register::<SyncHandler>()
+            .register::<sync_worker::ScanHandler>()
             .with_waker(waker.clone()),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

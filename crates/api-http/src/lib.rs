@@ -31,6 +31,8 @@ pub struct AppState {
     pub(crate) sign_in: Arc<signin::SignInGuard>,
     /// How long an issued token works.
     pub(crate) token_ttl: std::time::Duration,
+    /// With a severity, admission refuses a tag whose scan failed under it (from the internal registry's).
+    pub(crate) deny_severity: Option<image_core::registry::Severity>,
 }
 
 /// The registry imports land in, with the copier that talks to it and its adapter ([`RegistryAdmin`]).
@@ -43,6 +45,9 @@ pub struct InternalRegistry {
     pub copier: Arc<dyn ImageCopier>,
     /// What imagegate asks of the registry beyond copying: health, statistics, projects, listings, scans.
     pub admin: Arc<dyn RegistryAdmin>,
+    /// With a severity, a finished scan that found vulnerabilities at or above it fails, and admission
+    /// refuses its tag (`--deny-severity`).
+    pub deny_severity: Option<image_core::registry::Severity>,
 }
 
 impl std::fmt::Debug for InternalRegistry {
@@ -86,6 +91,7 @@ impl AppState {
             passwords: Arc::default(),
             sign_in: Arc::default(),
             token_ttl: auth::DEFAULT_TOKEN_TTL,
+            deny_severity: None,
         }
     }
 
@@ -99,6 +105,7 @@ impl AppState {
     /// Imports land in `internal`, and its copier is the one that talks to registries.
     pub fn with_internal_registry(mut self, internal: InternalRegistry) -> AppState {
         self.copier = Some(internal.copier.clone());
+        self.deny_severity = internal.deny_severity;
         self.internal = Some(Arc::new(internal));
         self
     }

@@ -300,7 +300,19 @@ pub trait HealthCheck: Send + Sync {
     async fn check_secret_key(&self) -> Result<()>;
 }
 
-/// Everything the HTTP layer needs from storage, as one object.
-pub trait Store: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck {}
+/// Vulnerability scans of the internal registry's artifacts, as queued jobs ([`crate::job::ScanPayload`]).
+#[async_trait]
+pub trait ScanQueue: Send + Sync {
+    /// Queues a scan job due at `run_at`, with at most `max_attempts` attempts.
+    async fn enqueue_scan(
+        &self,
+        payload: &crate::job::ScanPayload,
+        run_at: crate::Timestamp,
+        max_attempts: i32,
+    ) -> Result<JobId>;
+}
 
-impl<T: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck> Store for T {}
+/// Everything the HTTP layer needs from storage, as one object.
+pub trait Store: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck + ScanQueue {}
+
+impl<T: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck + ScanQueue> Store for T {}

@@ -762,3 +762,26 @@ impl KubeStore for DbStore {
         with_conn!(self, |conn| ops::kube::repository_by_id(conn, &sealer, id.get()).await)
     }
 }
+
+#[async_trait]
+impl image_core::store::ScanQueue for DbStore {
+    async fn enqueue_scan(
+        &self,
+        payload: &image_core::job::ScanPayload,
+        run_at: Timestamp,
+        max_attempts: i32,
+    ) -> Result<JobId> {
+        use image_core::job::JobPayload as _;
+        let payload = serde_json::to_value(payload).map_err(Error::storage)?;
+        let run_at = to_micros(run_at);
+        in_transaction!(self, |conn| ops::queue::enqueue_job(
+            conn,
+            image_core::job::ScanPayload::NAME,
+            &payload,
+            0,
+            run_at,
+            max_attempts
+        )
+        .await)
+    }
+}

@@ -20,6 +20,8 @@ pub struct WorkerContext {
     pub target_host: String,
     /// Path in front of every synced repository; empty for none.
     pub target_prefix: String,
+    /// Scans of imported artifacts ([`crate::ScanHandler`]); `None`: imports queue no scan.
+    pub scans: Option<Arc<crate::ScanSettings>>,
 }
 
 impl std::fmt::Debug for WorkerContext {

@@ -3,9 +3,11 @@
 mod context;
 mod import;
 mod runner;
+mod scan;
 mod sync;
 
 pub use context::WorkerContext;
 pub use import::ImportHandler;
 pub use runner::{Claimed, Job, Lease, Outcome, Runner, RunnerConfig, Verdict, backoff, wake};
+pub use scan::{SCAN_ATTEMPTS, ScanHandler, ScanSettings, record as record_scan};
 pub use sync::{SyncHandler, schedule_syncs};

@@ -3,6 +3,7 @@
 //! and on a plain distribution registry.
 
 use axum::http::StatusCode;
+use image_core::registry::Severity;
 use serde_json::json;
 use test_support::Distribution;
 use test_support::harbor::Harbor;
@@ -15,6 +16,8 @@ on_both_backends!(
     stats_in_the_seed_shape,
     stats_with_a_component_down_and_harbor_down,
     stats_of_a_plain_registry,
+    a_scan_result_reaches_the_catalog_tag,
+    deny_by_severity_refuses_and_allows_as_configured,
 );
 
 async fn an_import_into_a_new_project_creates_it(postgres: bool) {
@@ -27,7 +30,8 @@ async fn an_import_into_a_new_project_creates_it(postgres: bool) {
     let (status, body) =
         app.post("/api/v1/images:import", &json!({ "source": format!("{}/team/app:1.0", source.host()) })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(app.run_jobs().await, 1);
+    // The import, and the scan it queues (which this Harbor, without a scanner, declines).
+    assert_eq!(app.run_jobs().await, 2);
     assert_eq!(harbor.project("mirror"), Some(false), "created, private");
 
     let (_, listing) = app.get("/api/v1/images").await;
@@ -120,4 +124,73 @@ async fn stats_without_an_internal_registry_are_unhealthy_not_an_error() {
     assert_eq!(status, StatusCode::OK, "{stats}");
     assert_eq!(stats["status"], "unhealthy");
     assert!(stats["reason"].as_str().unwrap().contains("--internal-registry"), "{stats}");
+}
+
+/// Imports `team/app:1.0` from a new source registry into `harbor` under `mirror`, runs the import and the
+/// scan it queues; answers the catalog's image id and the source reference.
+async fn import_and_scan(app: &TestApp, source: &Distribution) -> (i64, String) {
+    images::push_image(source, "team/app", "1.0", &[1024]).await;
+    let reference = format!("{}/team/app:1.0", source.host());
+    let (status, body) = app.post("/api/v1/images:import", &json!({ "source": reference })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.run_jobs().await, 2, "the import, then its scan");
+    let (_, catalog) = app.get("/catalog/api/v1/images?search=app").await;
+    (catalog["images"][0]["id"].as_i64().unwrap(), reference)
+}
+
+async fn a_scan_result_reaches_the_catalog_tag(postgres: bool) {
+    let harbor = Harbor::start().await;
+    let source = Distribution::start().await;
+    harbor.set_scan_result(&[("Critical", 1), ("High", 2), ("Low", 4)]);
+    let app = TestApp::with_harbor(postgres, &harbor, "mirror").await;
+    let (image_id, _) = import_and_scan(&app, &source).await;
+    assert_eq!(harbor.scan_requests().len(), 1);
+    assert_eq!(harbor.scan_requests()[0].0, format!("mirror/{}/team/app", source.host().replace(':', "_")));
+    let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
+    let tag = &details["tags"][0];
+    // No deny policy: a finished scan passes, with its count.
+    assert_eq!(
+        (tag["security_scan_status"].as_str(), tag["vulnerabilities_count"].as_i64()),
+        (Some("passed"), Some(7)),
+        "{details}"
+    );
+
+    // A Harbor without a scanner: nothing is asked, and the tag stays unscanned.
+    let harbor = Harbor::start().await;
+    let app = TestApp::with_harbor(postgres, &harbor, "mirror").await;
+    let (image_id, _) = import_and_scan(&app, &source).await;
+    assert!(harbor.scan_requests().is_empty());
+    let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
+    assert_eq!(details["tags"][0]["security_scan_status"], serde_json::Value::Null, "{details}");
+}
+
+async fn deny_by_severity_refuses_and_allows_as_configured(postgres: bool) {
+    let source = Distribution::start().await;
+    let check = |image: &str| json!({ "image": image });
+    for (deny, findings, allowed) in [
+        (Some(Severity::High), vec![("Critical", 0), ("High", 1)], false),
+        (Some(Severity::Critical), vec![("High", 3)], true),
+        (None, vec![("Critical", 5)], true),
+    ] {
+        let harbor = Harbor::start().await;
+        harbor.set_scan_result(&findings);
+        let app = TestApp::with_harbor_denying(postgres, &harbor, "mirror", deny).await;
+        let (image_id, reference) = import_and_scan(&app, &source).await;
+        let (status, _) =
+            app.put(&format!("/catalog/api/v1/images/{image_id}"), &json!({"approval_status": "approved"})).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
+        let expected = if allowed { "passed" } else { "failed" };
+        assert_eq!(details["tags"][0]["security_scan_status"], expected, "{deny:?}: {details}");
+        let (status, body) = app.post("/catalog/api/v1/admission/check", &check(&reference)).await;
+        if allowed {
+            assert_eq!(status, StatusCode::OK, "{deny:?}: {body}");
+            assert_eq!(body["allowed"], true);
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{deny:?}: {body}");
+            assert_eq!(body["error"], "Vulnerable image");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains("high or worse") && message.contains("1 vulnerabilities"), "{message}");
+        }
+    }
 }

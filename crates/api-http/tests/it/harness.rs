@@ -58,13 +58,29 @@ impl TestApp {
         let client = Arc::new(registry_client::RegistryClient::new(config).unwrap());
         let copier = Arc::new(registry_client::CopyEngine::new(client.clone(), registry_client::CopyConfig::default()));
         let admin = Arc::new(registry_client::DistributionAdmin::new(client, target.host()));
-        let internal = api_http::InternalRegistry { host: target.host(), prefix: prefix.into(), copier, admin };
+        let internal = api_http::InternalRegistry {
+            host: target.host(),
+            prefix: prefix.into(),
+            copier,
+            admin,
+            deny_severity: None,
+        };
         TestApp::start_with(&url, dir, Some(internal)).await
     }
 
     /// On SQLite or PostgreSQL, with the stand-in `harbor` as the internal registry under `prefix`, reached
     /// as its administrator through the Harbor adapter.
     pub async fn with_harbor(postgres: bool, harbor: &test_support::harbor::Harbor, prefix: &str) -> TestApp {
+        TestApp::with_harbor_denying(postgres, harbor, prefix, None).await
+    }
+
+    /// [`TestApp::with_harbor`] with `--deny-severity`.
+    pub async fn with_harbor_denying(
+        postgres: bool,
+        harbor: &test_support::harbor::Harbor,
+        prefix: &str,
+        deny_severity: Option<image_core::registry::Severity>,
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let url = if postgres {
             test_support::postgres_url().await
@@ -80,7 +96,8 @@ impl TestApp {
         let admin: Arc<dyn image_core::registry::RegistryAdmin> =
             Arc::new(registry_client::HarborAdmin::new(client.clone(), harbor.host(), options));
         let copier = Arc::new(registry_client::InternalCopier::new(engine, client, admin.clone(), harbor.host()));
-        let internal = api_http::InternalRegistry { host: harbor.host(), prefix: prefix.into(), copier, admin };
+        let internal =
+            api_http::InternalRegistry { host: harbor.host(), prefix: prefix.into(), copier, admin, deny_severity };
         TestApp::start_with(&url, dir, Some(internal)).await
     }
 
@@ -102,12 +119,18 @@ impl TestApp {
                 progress_interval: std::time::Duration::from_millis(50),
                 target_host: internal.host.clone(),
                 target_prefix: internal.prefix.clone(),
+                scans: Some(Arc::new(sync_worker::ScanSettings {
+                    store: store.clone(),
+                    admin: internal.admin.clone(),
+                    deny: internal.deny_severity,
+                })),
             };
             let config = sync_worker::RunnerConfig { worker_id: "test-worker".into(), ..Default::default() };
             runner = Some(Arc::new(
                 sync_worker::Runner::new(store.clone(), ctx, config)
                     .register::<sync_worker::ImportHandler>()
-                    .register::<sync_worker::SyncHandler>(),
+                    .register::<sync_worker::SyncHandler>()
+                    .register::<sync_worker::ScanHandler>(),
             ));
             state = state.with_internal_registry(internal);
         }
