@@ -297,6 +297,10 @@ pub struct RegistryArgs {
     /// medium, low) fails, and admission refuses the tag; off by default.
     #[arg(long, env = "IMAGEGATE_DENY_SEVERITY", value_name = "SEVERITY")]
     pub deny_severity: Option<image_core::registry::Severity>,
+    /// The secret a Harbor webhook policy sends as its `Authorization` header; without it,
+    /// `POST /api/v1/webhooks/harbor` is refused.
+    #[arg(long, env = "IMAGEGATE_HARBOR_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub harbor_webhook_secret: Option<String>,
 }
 
 /// `--internal-registry-kind`.

@@ -33,6 +33,9 @@ pub struct AppState {
     pub(crate) token_ttl: std::time::Duration,
     /// With a severity, admission refuses a tag whose scan failed under it (from the internal registry's).
     pub(crate) deny_severity: Option<image_core::registry::Severity>,
+    /// The secret Harbor's webhook policy sends in `Authorization` (`--harbor-webhook-secret`); without one,
+    /// Harbor's webhooks are refused.
+    pub(crate) harbor_webhook_secret: Option<image_core::kube::Secret>,
 }
 
 /// The registry imports land in, with the copier that talks to it and its adapter ([`RegistryAdmin`]).
@@ -92,6 +95,7 @@ impl AppState {
             sign_in: Arc::default(),
             token_ttl: auth::DEFAULT_TOKEN_TTL,
             deny_severity: None,
+            harbor_webhook_secret: None,
         }
     }
 
@@ -107,6 +111,12 @@ impl AppState {
         self.copier = Some(internal.copier.clone());
         self.deny_severity = internal.deny_severity;
         self.internal = Some(Arc::new(internal));
+        self
+    }
+
+    /// Accepts Harbor's webhooks that carry `secret` as their `Authorization` header.
+    pub fn with_harbor_webhook_secret(mut self, secret: Option<image_core::kube::Secret>) -> AppState {
+        self.harbor_webhook_secret = secret.filter(|s| !s.expose().is_empty());
         self
     }
 
@@ -143,6 +153,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::platform::routes())
         .merge(profile::kube::routes())
         .merge(profile::harbor::routes())
+        .merge(profile::webhooks::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

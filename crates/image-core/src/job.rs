@@ -50,6 +50,11 @@ pub struct ScanPayload {
     pub request: bool,
 }
 
+impl ScanPayload {
+    /// Attempts of one scan job: a scan still running after them stays `pending` until a webhook says more.
+    pub const MAX_ATTEMPTS: i32 = 20;
+}
+
 impl JobPayload for ScanPayload {
     const NAME: &'static str = "scan";
 }

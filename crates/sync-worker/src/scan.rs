@@ -14,8 +14,8 @@ use image_core::{Error, ErrorCode, Reference};
 use crate::context::WorkerContext;
 use crate::runner::{Claimed, Job, Outcome, Verdict};
 
-/// Attempts of one scan job: a scan still running after them stays `pending` until a webhook says more.
-pub const SCAN_ATTEMPTS: i32 = 20;
+/// Attempts of one scan job ([`ScanPayload::MAX_ATTEMPTS`]).
+pub const SCAN_ATTEMPTS: i32 = ScanPayload::MAX_ATTEMPTS;
 /// Reads of the overview within one attempt before it is retried later.
 const POLLS: u32 = 10;
 const POLL_INTERVAL: Duration = Duration::from_millis(300);

@@ -155,6 +155,12 @@ impl Harbor {
         lock(&self.state.inner).scanner = Some(findings.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect());
     }
 
+    /// Scans an artifact as Harbor's own scan-on-push would, without a request: its overview is `Success`
+    /// from the next read on.
+    pub fn scan_now(&self, digest: &str) {
+        lock(&self.state.inner).scans.insert(digest.to_owned(), 0);
+    }
+
     /// `(repository, digest)` of every scan asked for so far.
     pub fn scan_requests(&self) -> Vec<(String, String)> {
         lock(&self.state.inner).scan_requests.clone()

@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod harbor;
 pub mod kube;
 pub mod platform;
+pub mod webhooks;
 
 /// Extractors and results of the profiles that answer errors as `{"error", "message"}`.
 mod plain {

@@ -18,6 +18,7 @@ on_both_backends!(
     stats_of_a_plain_registry,
     a_scan_result_reaches_the_catalog_tag,
     deny_by_severity_refuses_and_allows_as_configured,
+    a_harbor_scan_webhook_refreshes_the_catalog_tag,
 );
 
 async fn an_import_into_a_new_project_creates_it(postgres: bool) {
@@ -193,4 +194,64 @@ async fn deny_by_severity_refuses_and_allows_as_configured(postgres: bool) {
             assert!(message.contains("high or worse") && message.contains("1 vulnerabilities"), "{message}");
         }
     }
+}
+
+async fn a_harbor_scan_webhook_refreshes_the_catalog_tag(postgres: bool) {
+    use crate::harness::HARBOR_WEBHOOK_SECRET;
+    let harbor = Harbor::start().await;
+    let source = Distribution::start().await;
+    let app = TestApp::with_harbor(postgres, &harbor, "mirror").await;
+    // No scanner at import time: the tag stays unscanned.
+    let (image_id, _) = import_and_scan(&app, &source).await;
+    let (_, imported) = app.get("/api/v1/images").await;
+    let digest = imported["images"][0]["artifacts"][0]["digest"].as_str().unwrap().to_owned();
+    let repository = format!("mirror/{}/team/app", source.host().replace(':', "_"));
+
+    // Harbor scans it on its own, then tells imagegate.
+    harbor.set_scan_result(&[("Medium", 2)]);
+    harbor.scan_now(&digest);
+    let event = |digest: &str| {
+        json!({
+            "type": "SCANNING_COMPLETED",
+            "occur_at": 1_700_000_000,
+            "operator": "auto",
+            "event_data": {
+                "resources": [{"digest": digest, "tag": "1.0", "resource_url": format!("{}/{repository}:1.0", harbor.host())}],
+                "repository": {"name": "x", "namespace": "mirror", "repo_full_name": repository, "repo_type": "private"},
+            },
+        })
+    };
+    let before = app.snapshot_state().await;
+    // Without the secret, with a wrong one, or malformed: refused, and nothing is queued.
+    let path = "/api/v1/webhooks/harbor";
+    let (status, body) = app.send("POST", path, Some(event(&digest).to_string()), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = app.send_with_header("POST", path, Some(&event(&digest)), "not-the-secret").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = app.send_with_header("POST", path, Some(&event("sha256:nope")), HARBOR_WEBHOOK_SECRET).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) =
+        app.send_with_header("POST", path, Some(&json!({"type": "SCANNING_COMPLETED"})), HARBOR_WEBHOOK_SECRET).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(app.run_jobs().await, 0);
+    assert_eq!(app.snapshot_state().await, before);
+
+    let (status, body) = app.send_with_header("POST", path, Some(&event(&digest)), HARBOR_WEBHOOK_SECRET).await;
+    assert_eq!((status, body["queued"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    assert_eq!(app.run_jobs().await, 1);
+    assert!(harbor.scan_requests().is_empty(), "a webhook reads the scan, it asks for none");
+    let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
+    let tag = &details["tags"][0];
+    assert_eq!(
+        (tag["security_scan_status"].as_str(), tag["vulnerabilities_count"].as_i64()),
+        (Some("passed"), Some(2)),
+        "{details}"
+    );
+
+    // An event of another type is acknowledged and changes nothing.
+    let mut push = event(&digest);
+    push["type"] = json!("PUSH_ARTIFACT");
+    let (status, body) = app.send_with_header("POST", path, Some(&push), HARBOR_WEBHOOK_SECRET).await;
+    assert_eq!((status, body["queued"].as_i64()), (StatusCode::ACCEPTED, Some(0)), "{body}");
+    assert_eq!(app.run_jobs().await, 0);
 }

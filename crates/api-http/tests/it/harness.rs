@@ -19,6 +19,9 @@ use tower::ServiceExt;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
+/// The secret every test app accepts on Harbor's webhook.
+pub const HARBOR_WEBHOOK_SECRET: &str = "webhook-secret-of-the-tests";
+
 #[derive(Clone)]
 #[allow(missing_debug_implementations)]
 pub struct TestApp {
@@ -109,7 +112,8 @@ impl TestApp {
         let options = store::StoreOptions { secret_key: Some(store::SecretKey::generate()) };
         let store: Arc<dyn Store> = Arc::new(store::DbStore::connect_with(url, options).await.unwrap());
         auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
-        let mut state = AppState::new(store.clone());
+        let mut state = AppState::new(store.clone())
+            .with_harbor_webhook_secret(Some(image_core::kube::Secret::new(HARBOR_WEBHOOK_SECRET)));
         let mut runner = None;
         if let Some(internal) = internal {
             let ctx = sync_worker::WorkerContext {
