@@ -248,10 +248,34 @@ async fn a_harbor_scan_webhook_refreshes_the_catalog_tag(postgres: bool) {
         "{details}"
     );
 
-    // An event of another type is acknowledged and changes nothing.
-    let mut push = event(&digest);
+    // A tag pushed beside imagegate, straight into Harbor, reaches the catalog image; its delete clears it.
+    let side = images::push_image(harbor.registry(), &repository, "2.0", &[512]).await;
+    let mut push = event(&side.digest);
     push["type"] = json!("PUSH_ARTIFACT");
+    push["event_data"]["resources"][0]["tag"] = json!("2.0");
     let (status, body) = app.send_with_header("POST", path, Some(&push), HARBOR_WEBHOOK_SECRET).await;
+    assert_eq!((status, body["tags_changed"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
+    let pushed = details["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "2.0").cloned();
+    assert_eq!(pushed.as_ref().map(|t| t["digest"].clone()), Some(json!(side.digest)), "{details}");
+    // The same event again changes nothing.
+    let (_, body) = app.send_with_header("POST", path, Some(&push), HARBOR_WEBHOOK_SECRET).await;
+    assert_eq!(body["tags_changed"], 0, "{body}");
+
+    let mut delete = push.clone();
+    delete["type"] = json!("DELETE_ARTIFACT");
+    let (status, body) = app.send_with_header("POST", path, Some(&delete), HARBOR_WEBHOOK_SECRET).await;
+    assert_eq!((status, body["tags_changed"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
+    let deleted = details["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "2.0").cloned().unwrap();
+    assert_eq!(deleted["digest"], serde_json::Value::Null, "{details}");
+
+    // An event of another type is acknowledged and changes nothing.
+    let before = app.snapshot_state().await;
+    let mut pull = event(&digest);
+    pull["type"] = json!("PULL_ARTIFACT");
+    let (status, body) = app.send_with_header("POST", path, Some(&pull), HARBOR_WEBHOOK_SECRET).await;
     assert_eq!((status, body["queued"].as_i64()), (StatusCode::ACCEPTED, Some(0)), "{body}");
     assert_eq!(app.run_jobs().await, 0);
+    assert_eq!(app.snapshot_state().await, before);
 }
