@@ -301,6 +301,10 @@ pub struct RegistryArgs {
     /// `POST /api/v1/webhooks/harbor` is refused.
     #[arg(long, env = "IMAGEGATE_HARBOR_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
     pub harbor_webhook_secret: Option<String>,
+    /// The secret a Distribution notification endpoint sends as its `Authorization` header (its `headers`
+    /// setting); without it, `POST /api/v1/webhooks/docker-registry` is refused.
+    #[arg(long, env = "IMAGEGATE_REGISTRY_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub registry_webhook_secret: Option<String>,
 }
 
 /// `--internal-registry-kind`.

@@ -73,7 +73,10 @@ async fn run() -> anyhow::Result<()> {
         .with_copier(registries.copier.clone())
         .with_job_waker(waker.clone())
         .with_token_ttl(args.token_ttl)
-        .with_harbor_webhook_secret(args.registries.harbor_webhook_secret.clone().map(image_core::kube::Secret::new));
+        .with_harbor_webhook_secret(args.registries.harbor_webhook_secret.clone().map(image_core::kube::Secret::new))
+        .with_registry_webhook_secret(
+            args.registries.registry_webhook_secret.clone().map(image_core::kube::Secret::new),
+        );
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {

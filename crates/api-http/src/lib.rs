@@ -36,6 +36,8 @@ pub struct AppState {
     /// The secret Harbor's webhook policy sends in `Authorization` (`--harbor-webhook-secret`); without one,
     /// Harbor's webhooks are refused.
     pub(crate) harbor_webhook_secret: Option<image_core::kube::Secret>,
+    /// The secret a Distribution notification endpoint sends in `Authorization` (`--registry-webhook-secret`).
+    pub(crate) registry_webhook_secret: Option<image_core::kube::Secret>,
 }
 
 /// The registry imports land in, with the copier that talks to it and its adapter ([`RegistryAdmin`]).
@@ -96,6 +98,7 @@ impl AppState {
             token_ttl: auth::DEFAULT_TOKEN_TTL,
             deny_severity: None,
             harbor_webhook_secret: None,
+            registry_webhook_secret: None,
         }
     }
 
@@ -117,6 +120,12 @@ impl AppState {
     /// Accepts Harbor's webhooks that carry `secret` as their `Authorization` header.
     pub fn with_harbor_webhook_secret(mut self, secret: Option<image_core::kube::Secret>) -> AppState {
         self.harbor_webhook_secret = secret.filter(|s| !s.expose().is_empty());
+        self
+    }
+
+    /// Accepts Distribution's notifications that carry `secret` as their `Authorization` header.
+    pub fn with_registry_webhook_secret(mut self, secret: Option<image_core::kube::Secret>) -> AppState {
+        self.registry_webhook_secret = secret.filter(|s| !s.expose().is_empty());
         self
     }
 

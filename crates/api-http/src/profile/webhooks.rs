@@ -1,6 +1,9 @@
 //! Events from the internal registry: `POST /api/v1/webhooks/harbor` receives the payloads of a Harbor
 //! webhook policy, authenticated by the header secret the policy sends (`--harbor-webhook-secret`).
 //!
+//! `POST /api/v1/webhooks/docker-registry` receives CNCF Distribution's notification envelopes,
+//! authenticated by the shared secret its endpoint sends as `Authorization` (`--registry-webhook-secret`).
+//!
 //! `SCANNING_COMPLETED`, `SCANNING_FAILED` and `SCANNING_STOPPED` queue a `scan` job (read only, no new
 //! scan) for each resource that a succeeded import put there, so that the catalog tag gets the outcome.
 //! `PUSH_ARTIFACT` and `DELETE_ARTIFACT` of a repository an import landed in change the catalog image of that
@@ -25,8 +28,14 @@ use super::plain::{ApiResult, Body};
 
 const HARBOR_SECRET: &str = "the Harbor webhook secret";
 
+const REGISTRY_SECRET: &str = "the registry webhook secret";
+
 pub(crate) fn routes() -> Routes {
-    Routes::new("/api/v1").post("/webhooks/harbor", Access::Secret(HARBOR_SECRET), harbor_webhook)
+    Routes::new("/api/v1").post("/webhooks/harbor", Access::Secret(HARBOR_SECRET), harbor_webhook).post(
+        "/webhooks/docker-registry",
+        Access::Secret(REGISTRY_SECRET),
+        registry_webhook,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +72,38 @@ fn unauthorized(message: &str) -> crate::error::ProfileError<crate::error::Plain
     ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message).into()
 }
 
+/// Why the request's `Authorization` header is not exactly `secret` (none configured: never is), if it is
+/// not.
+fn secret_refusal(
+    secret: Option<&image_core::kube::Secret>,
+    headers: &axum::http::HeaderMap,
+    what: &str,
+    flag: &str,
+) -> Option<String> {
+    let Some(secret) = secret else {
+        return Some(format!("{what} are not accepted: start the server with {flag}"));
+    };
+    let given = headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
+    (!same_secret(given, secret.expose().as_bytes()))
+        .then(|| format!("the Authorization header of {what} is not the secret given to {flag}"))
+}
+
+/// A request that carries the registry webhook secret as its `Authorization` header (Distribution's
+/// notification endpoint `headers`), checked before the body is read.
+struct RegistrySecret;
+
+impl axum::extract::FromRequestParts<AppState> for RegistrySecret {
+    type Rejection = crate::error::ProfileError<crate::error::Plain>;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        let secret = s.registry_webhook_secret.as_ref();
+        match secret_refusal(secret, &parts.headers, "registry notifications", "--registry-webhook-secret") {
+            Some(why) => Err(unauthorized(&why)),
+            None => Ok(RegistrySecret),
+        }
+    }
+}
+
 /// A request that carries the Harbor webhook secret as its `Authorization` header; checked before the body
 /// is read, so that without it nothing else is said.
 struct HarborSecret;
@@ -71,16 +112,11 @@ impl axum::extract::FromRequestParts<AppState> for HarborSecret {
     type Rejection = crate::error::ProfileError<crate::error::Plain>;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(secret) = s.harbor_webhook_secret.as_ref() else {
-            return Err(unauthorized(
-                "Harbor webhooks are not accepted: start the server with --harbor-webhook-secret",
-            ));
-        };
-        let given = parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
-        if !same_secret(given, secret.expose().as_bytes()) {
-            return Err(unauthorized("the webhook's Authorization header is not the configured Harbor webhook secret"));
+        let secret = s.harbor_webhook_secret.as_ref();
+        match secret_refusal(secret, &parts.headers, "Harbor webhooks", "--harbor-webhook-secret") {
+            Some(why) => Err(unauthorized(&why)),
+            None => Ok(HarborSecret),
         }
-        Ok(HarborSecret)
     }
 }
 
@@ -100,7 +136,7 @@ async fn harbor_webhook(
             digest.parse().map_err(|e| Error::invalid(format!("event_data.resources[{i}].digest"), e))?;
         if let Some(tag) = resource.tag.filter(|t| !t.is_empty()) {
             image_core::validate::tag(&tag).map_err(|e| Error::invalid(format!("event_data.resources[{i}].tag"), e))?;
-            tagged.push((tag, digest.clone()));
+            tagged.push((Some(tag), digest.clone()));
         }
         digests.insert(digest);
     }
@@ -165,7 +201,7 @@ async fn tags_from_event(
     s: &AppState,
     host: &str,
     repository: &str,
-    tagged: &[(String, Digest)],
+    tagged: &[(Option<String>, Digest)],
     push: bool,
 ) -> image_core::Result<u64> {
     let filter = ImportFilter {
@@ -187,22 +223,30 @@ async fn tags_from_event(
     let tags = s.store.list_tags(image.id).await?;
     let mut changed = 0;
     for (tag_name, digest) in tagged {
-        let existing = tags.iter().find(|t| &t.tag == tag_name);
-        match (push, existing) {
-            (true, None) => {
+        if !push {
+            // A delete by tag clears that tag; a manifest delete (no tag) clears every tag on the digest.
+            for tag in tags.iter().filter(|t| t.digest.as_ref() == Some(digest)) {
+                if tag_name.as_ref().is_some_and(|n| n != &tag.tag) {
+                    continue;
+                }
+                let update = image_core::catalog::TagUpdate { digest: Some(None), ..Default::default() };
+                s.store.update_tag(image.id, tag.id, update, ACTOR).await?;
+                changed += 1;
+            }
+            continue;
+        }
+        let Some(tag_name) = tag_name else { continue };
+        match tags.iter().find(|t| &t.tag == tag_name) {
+            None => {
                 let new = image_core::catalog::NewTag::new(tag_name.clone())?.with_digest(Some(digest.clone()));
                 s.store.create_tag(image.id, new, ACTOR).await?;
             }
-            (true, Some(tag)) if tag.digest.as_ref() != Some(digest) => {
+            Some(tag) if tag.digest.as_ref() != Some(digest) => {
                 let update =
                     image_core::catalog::TagUpdate { digest: Some(Some(digest.clone())), ..Default::default() };
                 s.store.update_tag(image.id, tag.id, update, ACTOR).await?;
             }
-            (false, Some(tag)) if tag.digest.as_ref() == Some(digest) => {
-                let update = image_core::catalog::TagUpdate { digest: Some(None), ..Default::default() };
-                s.store.update_tag(image.id, tag.id, update, ACTOR).await?;
-            }
-            _ => continue,
+            Some(_) => continue,
         }
         changed += 1;
     }
@@ -211,3 +255,69 @@ async fn tags_from_event(
 
 /// Who the audit trail says changed a tag from a registry event.
 const ACTOR: &str = "harbor-webhook";
+
+/// CNCF Distribution's notification envelope (`application/vnd.docker.distribution.events.v1+json`).
+#[derive(Debug, Deserialize)]
+struct RegistryEnvelope {
+    events: Vec<RegistryEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RegistryEvent {
+    action: String,
+    target: RegistryTarget,
+}
+
+#[derive(Debug, Deserialize)]
+struct RegistryTarget {
+    repository: String,
+    digest: Option<String>,
+    tag: Option<String>,
+}
+
+/// `POST /api/v1/webhooks/docker-registry`: `push` and `delete` events of manifests in repositories that
+/// imports landed in change the catalog's tags as Harbor's push and delete events do; `pull` and blob events
+/// change nothing. Every event is checked before any is applied.
+async fn registry_webhook(
+    State(s): State<AppState>,
+    _secret: RegistrySecret,
+    crate::extract::Body(envelope, _): Body<RegistryEnvelope>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut changes: Vec<(bool, String, Option<String>, Digest)> = Vec::new();
+    for (i, event) in envelope.events.into_iter().enumerate() {
+        let field = |f: &str| format!("events[{i}].{f}");
+        image_core::validate::repository_path(&event.target.repository)
+            .map_err(|e| Error::invalid(field("target.repository"), e))?;
+        if let Some(tag) = &event.target.tag {
+            image_core::validate::tag(tag).map_err(|e| Error::invalid(field("target.tag"), e))?;
+        }
+        let digest = match &event.target.digest {
+            Some(d) => Some(d.parse::<Digest>().map_err(|e| Error::invalid(field("target.digest"), e))?),
+            None => None,
+        };
+        let push = match event.action.as_str() {
+            "push" => true,
+            "delete" => false,
+            "pull" | "mount" => continue,
+            other => {
+                return Err(
+                    Error::invalid(field("action"), format!("`{other}` is not push, pull, mount or delete")).into()
+                );
+            }
+        };
+        // Blob pushes carry no tag and a layer digest: only manifests with a tag (push) or any delete count.
+        if let Some(digest) = digest
+            && (!push || event.target.tag.is_some())
+        {
+            changes.push((push, event.target.repository, event.target.tag, digest));
+        }
+    }
+    let Some(internal) = s.internal.clone() else {
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "tags_changed": 0 }))));
+    };
+    let mut changed = 0;
+    for (push, repository, tag, digest) in changes {
+        changed += tags_from_event(&s, &internal.host, &repository, &[(tag, digest)], push).await?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "tags_changed": changed }))))
+}

@@ -19,6 +19,7 @@ on_both_backends!(
     a_scan_result_reaches_the_catalog_tag,
     deny_by_severity_refuses_and_allows_as_configured,
     a_harbor_scan_webhook_refreshes_the_catalog_tag,
+    a_registry_notification_of_a_side_push_reaches_the_catalog,
 );
 
 async fn an_import_into_a_new_project_creates_it(postgres: bool) {
@@ -278,4 +279,70 @@ async fn a_harbor_scan_webhook_refreshes_the_catalog_tag(postgres: bool) {
     assert_eq!((status, body["queued"].as_i64()), (StatusCode::ACCEPTED, Some(0)), "{body}");
     assert_eq!(app.run_jobs().await, 0);
     assert_eq!(app.snapshot_state().await, before);
+}
+
+async fn a_registry_notification_of_a_side_push_reaches_the_catalog(postgres: bool) {
+    use crate::harness::REGISTRY_WEBHOOK_SECRET;
+    let source = Distribution::start().await;
+    let target = Distribution::start().await;
+    images::push_image(&source, "team/app", "1.0", &[1024]).await;
+    let app = TestApp::with_registry(postgres, &target, "mirror").await;
+    let (status, body) =
+        app.post("/api/v1/images:import", &json!({ "source": format!("{}/team/app:1.0", source.host()) })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.run_jobs().await;
+    let (_, catalog) = app.get("/catalog/api/v1/images?search=app").await;
+    let image_id = catalog["images"][0]["id"].as_i64().unwrap();
+    let repository = format!("mirror/{}/team/app", source.host().replace(':', "_"));
+    let side = images::push_image(&target, &repository, "2.0", &[256]).await;
+    let envelope = |action: &str, tag: Option<&str>| {
+        let mut target = json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": side.digest,
+            "size": side.bytes.len(),
+            "repository": repository,
+            "url": format!("{}/v2/{repository}/manifests/{}", target.url(), side.digest),
+        });
+        if let Some(tag) = tag {
+            target["tag"] = json!(tag);
+        }
+        json!({"events": [{
+            "id": "7f0b2b8c", "timestamp": "2026-12-02T05:00:00Z", "action": action, "target": target,
+            "request": {"id": "r1", "addr": "127.0.0.1", "host": "registry", "method": "PUT", "useragent": "docker"},
+            "actor": {}, "source": {"addr": "registry:5000", "instanceID": "i1"},
+        }]})
+    };
+    let path = "/api/v1/webhooks/docker-registry";
+    let tag_digest = |details: &serde_json::Value| {
+        details["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "2.0").map(|t| t["digest"].clone())
+    };
+
+    let before = app.snapshot_state().await;
+    let (status, _) = app.send("POST", path, Some(envelope("push", Some("2.0")).to_string()), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.send_with_header("POST", path, Some(&envelope("push", Some("2.0"))), "Bearer wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) =
+        app.send_with_header("POST", path, Some(&envelope("explode", Some("2.0"))), REGISTRY_WEBHOOK_SECRET).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) =
+        app.send_with_header("POST", path, Some(&json!({"events": "nope"})), REGISTRY_WEBHOOK_SECRET).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(app.snapshot_state().await, before);
+
+    let (status, body) =
+        app.send_with_header("POST", path, Some(&envelope("push", Some("2.0"))), REGISTRY_WEBHOOK_SECRET).await;
+    assert_eq!((status, body["tags_changed"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
+    assert_eq!(tag_digest(&details), Some(json!(side.digest)), "{details}");
+
+    // A pull changes nothing; a manifest delete (no tag) clears the tags on that digest.
+    let (_, body) =
+        app.send_with_header("POST", path, Some(&envelope("pull", Some("2.0"))), REGISTRY_WEBHOOK_SECRET).await;
+    assert_eq!(body["tags_changed"], 0);
+    let (status, body) =
+        app.send_with_header("POST", path, Some(&envelope("delete", None)), REGISTRY_WEBHOOK_SECRET).await;
+    assert_eq!((status, body["tags_changed"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
+    assert_eq!(tag_digest(&details), Some(serde_json::Value::Null), "{details}");
 }

@@ -21,6 +21,8 @@ pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// The secret every test app accepts on Harbor's webhook.
 pub const HARBOR_WEBHOOK_SECRET: &str = "webhook-secret-of-the-tests";
+/// The secret every test app accepts on the registry notification webhook.
+pub const REGISTRY_WEBHOOK_SECRET: &str = "Bearer registry-notification-secret";
 
 #[derive(Clone)]
 #[allow(missing_debug_implementations)]
@@ -113,7 +115,8 @@ impl TestApp {
         let store: Arc<dyn Store> = Arc::new(store::DbStore::connect_with(url, options).await.unwrap());
         auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
         let mut state = AppState::new(store.clone())
-            .with_harbor_webhook_secret(Some(image_core::kube::Secret::new(HARBOR_WEBHOOK_SECRET)));
+            .with_harbor_webhook_secret(Some(image_core::kube::Secret::new(HARBOR_WEBHOOK_SECRET)))
+            .with_registry_webhook_secret(Some(image_core::kube::Secret::new(REGISTRY_WEBHOOK_SECRET)));
         let mut runner = None;
         if let Some(internal) = internal {
             let ctx = sync_worker::WorkerContext {
