@@ -286,6 +286,34 @@ pub struct RegistryArgs {
     /// denied range; repeatable.
     #[arg(long = "egress-allow", env = "IMAGEGATE_EGRESS_ALLOW", value_name = "CIDR", value_delimiter = ',')]
     pub egress_allow: Vec<Cidr>,
+    /// What the internal registry is: `harbor` (its REST API v2.0 for projects, statistics, deletes and
+    /// scans), `distribution` (a plain OCI registry), or `auto`: Harbor when `GET /api/v2.0/systeminfo`
+    /// answers as Harbor does.
+    #[arg(long, env = "IMAGEGATE_INTERNAL_REGISTRY_KIND", value_enum, default_value_t = InternalRegistryKind::Auto)]
+    pub internal_registry_kind: InternalRegistryKind,
+    /// Harbor projects that imports create are public (anyone may pull); private without this.
+    #[arg(long, env = "IMAGEGATE_INTERNAL_PROJECT_PUBLIC")]
+    pub internal_project_public: bool,
+    /// A finished vulnerability scan that found something at or above this severity (critical, high,
+    /// medium, low) fails, and admission refuses the tag; off by default.
+    #[arg(long, env = "IMAGEGATE_DENY_SEVERITY", value_name = "SEVERITY")]
+    pub deny_severity: Option<image_core::registry::Severity>,
+    /// The secret a Harbor webhook policy sends as its `Authorization` header; without it,
+    /// `POST /api/v1/webhooks/harbor` is refused.
+    #[arg(long, env = "IMAGEGATE_HARBOR_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub harbor_webhook_secret: Option<String>,
+    /// The secret a Distribution notification endpoint sends as its `Authorization` header (its `headers`
+    /// setting); without it, `POST /api/v1/webhooks/docker-registry` is refused.
+    #[arg(long, env = "IMAGEGATE_REGISTRY_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub registry_webhook_secret: Option<String>,
+}
+
+/// `--internal-registry-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InternalRegistryKind {
+    Auto,
+    Harbor,
+    Distribution,
 }
 
 /// The engine that talks to registries, and the internal registry when one is configured.
@@ -346,11 +374,28 @@ pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
     let client = Arc::new(RegistryClient::new(config).context("cannot set up the registry client")?);
     let copier =
         Arc::new(CopyEngine::new(client.clone(), CopyConfig { blob_concurrency: args.copy_concurrency.max(1) }));
-    let internal = internal_host.map(|host| InternalRegistry {
-        admin: Arc::new(registry_client::DistributionAdmin::new(client.clone(), host.clone())),
-        host,
-        prefix: args.internal_project.trim_matches('/').to_owned(),
-        copier: copier.clone(),
+    let internal = internal_host.map(|host| {
+        let options = registry_client::HarborOptions { public_projects: args.internal_project_public };
+        let admin: Arc<dyn image_core::registry::RegistryAdmin> = match args.internal_registry_kind {
+            InternalRegistryKind::Auto => {
+                Arc::new(registry_client::AutoAdmin::new(client.clone(), host.clone(), options))
+            }
+            InternalRegistryKind::Harbor => {
+                Arc::new(registry_client::HarborAdmin::new(client.clone(), host.clone(), options))
+            }
+            InternalRegistryKind::Distribution => {
+                Arc::new(registry_client::DistributionAdmin::new(client.clone(), host.clone()))
+            }
+        };
+        let internal_copier =
+            registry_client::InternalCopier::new(copier.clone(), client.clone(), admin.clone(), host.clone());
+        InternalRegistry {
+            admin,
+            deny_severity: args.deny_severity,
+            host,
+            prefix: args.internal_project.trim_matches('/').to_owned(),
+            copier: Arc::new(internal_copier),
+        }
     });
     Ok(Registries { copier, internal })
 }
@@ -413,9 +458,17 @@ pub async fn run_worker(
         target_host: internal.host.clone(),
         target_prefix: internal.prefix.clone(),
         inventory: inventory.clone(),
+        scans: Some(Arc::new(sync_worker::ScanSettings {
+            store: store.clone(),
+            admin: internal.admin.clone(),
+            deny: internal.deny_severity,
+        })),
     };
     // One runner for every job type, so that `concurrency` bounds them all together.
-    let mut runner = Runner::new(store.clone(), ctx, config).register::<ImportHandler>().register::<SyncHandler>();
+    let mut runner = Runner::new(store.clone(), ctx, config)
+        .register::<ImportHandler>()
+        .register::<SyncHandler>()
+        .register::<sync_worker::ScanHandler>();
     if let Some(reporter) = &inventory {
         tracing::info!(node = %reporter.node, runtime = %reporter.runtime.endpoint(), "reporting this node's images");
         runner = runner.register_as::<sync_worker::InventoryJob>(reporter.job_type());

@@ -95,7 +95,11 @@ async fn run() -> anyhow::Result<()> {
             docker_hub_mirror: args.docker_hub_mirror.clone(),
             docker_hub_url: args.docker_hub_url.clone(),
         })
-        .with_registry_browser(registries.copier.clone());
+        .with_registry_browser(registries.copier.clone())
+        .with_harbor_webhook_secret(args.registries.harbor_webhook_secret.clone().map(image_core::kube::Secret::new))
+        .with_registry_webhook_secret(
+            args.registries.registry_webhook_secret.clone().map(image_core::kube::Secret::new),
+        );
     if let Some(node) = &node {
         tracing::info!(node = %node.name, runtime = %node.runtime.endpoint(), "GET /images reads this node's runtime");
         state = state.with_local_node(node.local());

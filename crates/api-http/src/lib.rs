@@ -43,6 +43,13 @@ pub struct AppState {
     /// This server's node and its container runtime, for `GET /images`; without, only `?node=` answers
     /// runtime images.
     pub local_node: Option<Arc<profile::inventory::LocalNode>>,
+    /// With a severity, admission refuses a tag whose scan failed under it (from the internal registry's).
+    pub(crate) deny_severity: Option<image_core::registry::Severity>,
+    /// The secret Harbor's webhook policy sends in `Authorization` (`--harbor-webhook-secret`); without one,
+    /// Harbor's webhooks are refused.
+    pub(crate) harbor_webhook_secret: Option<image_core::kube::Secret>,
+    /// The secret a Distribution notification endpoint sends in `Authorization` (`--registry-webhook-secret`).
+    pub(crate) registry_webhook_secret: Option<image_core::kube::Secret>,
 }
 
 /// The registry imports land in, with the copier that talks to it and its adapter ([`RegistryAdmin`]).
@@ -55,6 +62,9 @@ pub struct InternalRegistry {
     pub copier: Arc<dyn ImageCopier>,
     /// What imagegate asks of the registry beyond copying: health, statistics, projects, listings, scans.
     pub admin: Arc<dyn RegistryAdmin>,
+    /// With a severity, a finished scan that found vulnerabilities at or above it fails, and admission
+    /// refuses its tag (`--deny-severity`).
+    pub deny_severity: Option<image_core::registry::Severity>,
 }
 
 impl std::fmt::Debug for InternalRegistry {
@@ -103,6 +113,9 @@ impl AppState {
             browser: None,
             hub_cache: Arc::default(),
             local_node: None,
+            deny_severity: None,
+            harbor_webhook_secret: None,
+            registry_webhook_secret: None,
         }
     }
 
@@ -134,7 +147,20 @@ impl AppState {
     /// Imports land in `internal`, and its copier is the one that talks to registries.
     pub fn with_internal_registry(mut self, internal: InternalRegistry) -> AppState {
         self.copier = Some(internal.copier.clone());
+        self.deny_severity = internal.deny_severity;
         self.internal = Some(Arc::new(internal));
+        self
+    }
+
+    /// Accepts Harbor's webhooks that carry `secret` as their `Authorization` header.
+    pub fn with_harbor_webhook_secret(mut self, secret: Option<image_core::kube::Secret>) -> AppState {
+        self.harbor_webhook_secret = secret.filter(|s| !s.expose().is_empty());
+        self
+    }
+
+    /// Accepts Distribution's notifications that carry `secret` as their `Authorization` header.
+    pub fn with_registry_webhook_secret(mut self, secret: Option<image_core::kube::Secret>) -> AppState {
+        self.registry_webhook_secret = secret.filter(|s| !s.expose().is_empty());
         self
     }
 
@@ -179,6 +205,8 @@ fn all_routes() -> routes::Routes {
         .merge(profile::kube::routes())
         .merge(profile::station::routes())
         .merge(profile::inventory::routes())
+        .merge(profile::harbor::routes())
+        .merge(profile::webhooks::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

@@ -27,6 +27,9 @@ pub enum Access {
     Limited(&'static str),
     /// Admins only; a user is answered 403.
     Admin,
+    /// Whoever holds the shared secret the text names (a registry's webhook), signed in or not; everyone
+    /// else is answered 401.
+    Secret(&'static str),
 }
 
 impl Access {
@@ -37,6 +40,7 @@ impl Access {
             Access::SignedIn => "user, admin".into(),
             Access::Limited(limit) => format!("user ({limit}), admin"),
             Access::Admin => "admin".into(),
+            Access::Secret(secret) => format!("holder of {secret}"),
         }
     }
 }

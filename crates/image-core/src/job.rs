@@ -53,6 +53,30 @@ impl InventoryPayload {
     }
 }
 
+/// Ask for (when `request`) and read the vulnerability scan of `digest` in the internal registry's
+/// `repository`, and write its outcome onto the catalog tag `source` names:
+/// `{"source": "docker.io/library/redis:7", "repository": "mirror/library/redis", "digest": "sha256:…", "request": true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanPayload {
+    /// The catalog's image and tag (the import's source reference).
+    pub source: crate::Reference,
+    /// The repository of the internal registry, its project included.
+    pub repository: String,
+    pub digest: crate::Digest,
+    /// Whether to ask the registry for a scan first (after an import), or only read it (a webhook, the
+    /// schedule).
+    pub request: bool,
+}
+
+impl ScanPayload {
+    /// Attempts of one scan job: a scan still running after them stays `pending` until a webhook says more.
+    pub const MAX_ATTEMPTS: i32 = 20;
+}
+
+impl JobPayload for ScanPayload {
+    const NAME: &'static str = "scan";
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -93,6 +93,64 @@ impl ScanOverview {
     pub fn total(&self) -> u64 {
         self.severities.iter().map(|(_, n)| n).sum()
     }
+
+    /// Vulnerabilities found at `severity` or above.
+    pub fn at_or_above(&self, severity: Severity) -> u64 {
+        self.severities
+            .iter()
+            .filter(|(name, _)| Severity::from_name(name).is_some_and(|s| s >= severity))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The catalog's status for this scan under a deny policy: a finished scan (`Passed`) with findings at
+    /// or above `deny` is `Failed`; without a policy, or for any other status, the status as it is.
+    pub fn verdict(&self, deny: Option<Severity>) -> ScanStatus {
+        match (self.status, deny) {
+            (ScanStatus::Passed, Some(deny)) if self.at_or_above(deny) > 0 => ScanStatus::Failed,
+            (status, _) => status,
+        }
+    }
+}
+
+/// A vulnerability's severity, ordered from the least to the most severe; what `--deny-severity` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// `critical`, `high`, `medium`, `low`, in any case; `None` for anything else (`unknown`, `none`).
+    pub fn from_name(name: &str) -> Option<Severity> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "critical" => Severity::Critical,
+            "high" => Severity::High,
+            "medium" => Severity::Medium,
+            "low" => Severity::Low,
+            _ => return None,
+        })
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Severity, String> {
+        Severity::from_name(s).ok_or_else(|| format!("`{s}` is not a severity: use critical, high, medium or low"))
+    }
 }
 
 /// A scan's state in the catalog's vocabulary (seed 002's `security_scan_status`).
@@ -158,4 +216,31 @@ pub trait RegistryAdmin: Send + Sync {
 
     /// The scan overview of an artifact: `None` when it was never scanned or the registry cannot scan.
     async fn scan_overview(&self, repository: &str, digest: &Digest) -> Result<Option<ScanOverview>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_under_a_deny_severity() {
+        let overview = |status, severities: &[(&str, u64)]| ScanOverview {
+            status,
+            severities: severities.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect(),
+        };
+        let found = overview(ScanStatus::Passed, &[("high", 2), ("low", 1), ("unknown", 4)]);
+        assert_eq!(found.total(), 7);
+        assert_eq!(found.at_or_above(Severity::High), 2);
+        assert_eq!(found.at_or_above(Severity::Low), 3);
+        assert_eq!(found.verdict(None), ScanStatus::Passed);
+        assert_eq!(found.verdict(Some(Severity::Critical)), ScanStatus::Passed);
+        assert_eq!(found.verdict(Some(Severity::High)), ScanStatus::Failed);
+        assert_eq!(found.verdict(Some(Severity::Medium)), ScanStatus::Failed);
+        let zero = overview(ScanStatus::Passed, &[("critical", 0)]);
+        assert_eq!(zero.verdict(Some(Severity::Low)), ScanStatus::Passed);
+        assert_eq!(overview(ScanStatus::Pending, &[]).verdict(Some(Severity::Low)), ScanStatus::Pending);
+        assert_eq!(overview(ScanStatus::Error, &[("critical", 1)]).verdict(Some(Severity::Low)), ScanStatus::Error);
+        assert_eq!("HIGH".parse::<Severity>(), Ok(Severity::High));
+        assert!("severe".parse::<Severity>().is_err());
+    }
 }

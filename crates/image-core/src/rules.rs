@@ -11,6 +11,7 @@ use crate::{
     DEFAULT_REGISTRY, Digest, Reference, Timestamp,
     catalog::{ApprovalStatus, CatalogImage, NewImage, NewTag, Tag, TagId},
     import::Artifact,
+    registry::{ScanStatus, Severity},
 };
 
 /// Whether an image is a Docker Official Image: one in `docker.io/library`.
@@ -122,6 +123,9 @@ pub enum Refusal {
     NotApproved,
     /// The image is approved, but the reference names no tag of its list (by tag, else by digest).
     TagNotListed,
+    /// The tag's vulnerability scan failed the deny policy: it found `count` vulnerabilities, some at or
+    /// above `severity` (`--deny-severity`).
+    ScanFailed { severity: Severity, count: Option<i64> },
 }
 
 /// Something about an allowed image its user should hear.
@@ -129,6 +133,25 @@ pub enum Refusal {
 pub enum Warning {
     /// The tag is deprecated.
     Deprecated { tag: String },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NotApproved => f.write_str("the catalog does not approve this image"),
+            Refusal::TagNotListed => f.write_str("this tag is not in the image's approved tags"),
+            Refusal::ScanFailed { severity, count: Some(count) } => write!(
+                f,
+                "the vulnerability scan of this tag found {count} vulnerabilities, some {} or worse, which the deny policy refuses",
+                severity.as_str()
+            ),
+            Refusal::ScanFailed { severity, count: None } => write!(
+                f,
+                "the vulnerability scan of this tag found vulnerabilities {} or worse, which the deny policy refuses",
+                severity.as_str()
+            ),
+        }
+    }
 }
 
 impl fmt::Display for Warning {
@@ -142,6 +165,29 @@ impl fmt::Display for Warning {
 /// Decides whether `reference` may run, from its catalog image (`None` when the catalog lacks it) and that
 /// image's tags. The reference's tag is looked up by name; a reference by digest alone by digest.
 pub fn admit<'a>(image: Option<&'a CatalogImage>, tags: &'a [Tag], reference: &Reference) -> Admission<'a> {
+    admit_under(image, tags, reference, None)
+}
+
+/// [`admit`] under a deny policy: with `deny`, a tag whose scan failed it (`security_scan_status` is
+/// `failed`, written when the scan found vulnerabilities at or above the severity) is refused too.
+pub fn admit_under<'a>(
+    image: Option<&'a CatalogImage>,
+    tags: &'a [Tag],
+    reference: &Reference,
+    deny: Option<Severity>,
+) -> Admission<'a> {
+    match admit_listed(image, tags, reference) {
+        Admission::Allowed { tag, .. }
+            if deny.is_some() && tag.security_scan_status.as_deref() == Some(ScanStatus::Failed.as_str()) =>
+        {
+            let severity = deny.unwrap_or(Severity::Critical);
+            Admission::Refused(Refusal::ScanFailed { severity, count: tag.vulnerabilities_count })
+        }
+        other => other,
+    }
+}
+
+fn admit_listed<'a>(image: Option<&'a CatalogImage>, tags: &'a [Tag], reference: &Reference) -> Admission<'a> {
     let Some(image) = image.filter(|i| i.approval_status == ApprovalStatus::Approved) else {
         return Admission::Refused(Refusal::NotApproved);
     };

@@ -323,6 +323,18 @@ pub trait InventoryStore: Send + Sync {
     async fn get_node(&self, name: &str) -> Result<crate::inventory::NodeInventory>;
 }
 
+/// Vulnerability scans of the internal registry's artifacts, as queued jobs ([`crate::job::ScanPayload`]).
+#[async_trait]
+pub trait ScanQueue: Send + Sync {
+    /// Queues a scan job due at `run_at`, with at most `max_attempts` attempts.
+    async fn enqueue_scan(
+        &self,
+        payload: &crate::job::ScanPayload,
+        run_at: crate::Timestamp,
+        max_attempts: i32,
+    ) -> Result<JobId>;
+}
+
 /// Everything the HTTP layer needs from storage, as one object.
 pub trait Store:
     CatalogStore
@@ -334,6 +346,7 @@ pub trait Store:
     + crate::station::SessionStore
     + crate::station::StationStore
     + InventoryStore
+    + ScanQueue
 {
 }
 
@@ -346,6 +359,7 @@ impl<T> Store for T where
         + HealthCheck
         + crate::station::SessionStore
         + crate::station::StationStore
-    + InventoryStore
+        + InventoryStore
+        + ScanQueue
 {
 }

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt as _;
-use image_core::Digest;
+use image_core::copy::{CopyError, CopyOutcome, CopyProgress, CopyRequest, ImageCopier, RegistryAccess};
 use image_core::registry::{
     ComponentHealth, RegistryAdmin, RegistryArtifact, RegistryHealth, RegistryKind, RegistryRepository,
     RegistryStatistics, ScanOverview,
 };
+use image_core::{Digest, ErrorCode, Reference};
 use serde::Deserialize;
 
 use crate::client::RegistryClient;
@@ -193,6 +194,94 @@ impl RegistryAdmin for DistributionAdmin {
 
     async fn scan_overview(&self, _repository: &str, _digest: &Digest) -> image_core::Result<Option<ScanOverview>> {
         Ok(None)
+    }
+}
+
+/// The copier of the internal registry: the copy engine, with its adapter before and after. A copy into the
+/// internal registry first makes sure the target's project exists (Harbor refuses a push into a project that
+/// does not; a plain registry needs nothing); a delete there resolves the tag to its digest and goes through
+/// the adapter (Harbor's artifact API, or a manifest `DELETE`). Everything else is the engine's.
+pub struct InternalCopier {
+    engine: Arc<dyn ImageCopier>,
+    client: Arc<RegistryClient>,
+    admin: Arc<dyn RegistryAdmin>,
+    host: String,
+}
+
+impl InternalCopier {
+    /// `engine` copies; `admin` speaks for the internal registry `host`, which `client` reaches.
+    pub fn new(
+        engine: Arc<dyn ImageCopier>,
+        client: Arc<RegistryClient>,
+        admin: Arc<dyn RegistryAdmin>,
+        host: impl Into<String>,
+    ) -> InternalCopier {
+        InternalCopier { engine, client, admin, host: host.into() }
+    }
+
+    fn is_internal(&self, reference: &Reference) -> bool {
+        crate::config::normalize_registry(reference.registry()) == crate::config::normalize_registry(&self.host)
+    }
+}
+
+impl std::fmt::Debug for InternalCopier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalCopier").field("host", &self.host).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl ImageCopier for InternalCopier {
+    async fn copy_image(&self, request: &CopyRequest, progress: &dyn CopyProgress) -> Result<CopyOutcome, CopyError> {
+        if self.is_internal(&request.target) {
+            let project = request.target.repository().split('/').next().unwrap_or_default();
+            self.admin.ensure_project(project).await.map_err(|e| {
+                let message = format!("cannot make sure project `{project}` exists on {}: {e}", self.host);
+                match e.code() {
+                    ErrorCode::UpstreamUnavailable | ErrorCode::RateLimited => CopyError::transient(message),
+                    _ => CopyError::permanent(message),
+                }
+            })?;
+        }
+        self.engine.copy_image(request, progress).await
+    }
+
+    async fn check_source(&self, source: &Reference, access: &RegistryAccess) -> Result<(), CopyError> {
+        self.engine.check_source(source, access).await
+    }
+
+    async fn verify_credentials(
+        &self,
+        registry: &str,
+        username: &str,
+        password: &image_core::kube::Secret,
+        insecure: bool,
+    ) -> Result<(), CopyError> {
+        self.engine.verify_credentials(registry, username, password, insecure).await
+    }
+
+    async fn delete_image(&self, target: &Reference) -> Result<(), CopyError> {
+        if !self.is_internal(target) || self.admin.kind() != RegistryKind::Harbor {
+            return self.engine.delete_image(target).await;
+        }
+        let repo = Repo::from(target);
+        let digest = match target.digest() {
+            Some(digest) => digest.clone(),
+            None => match self.client.head_manifest(&repo, &ManifestRef::of(target)).await {
+                Ok(Some(head)) => head.digest,
+                Ok(None) => return Ok(()),
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) if e.is_transient() => return Err(CopyError::transient(format!("cannot delete {target}: {e}"))),
+                Err(e) => return Err(CopyError::permanent(format!("cannot delete {target}: {e}"))),
+            },
+        };
+        self.admin.delete_artifact(target.repository(), &digest).await.map_err(|e| {
+            let message = format!("cannot delete {target}: {e}");
+            match e.code() {
+                ErrorCode::UpstreamUnavailable | ErrorCode::RateLimited => CopyError::transient(message),
+                _ => CopyError::permanent(message),
+            }
+        })
     }
 }
 

@@ -102,6 +102,9 @@ struct Req {
     retry: bool,
     /// Whether redirects are followed: blob reads only.
     follow_redirects: bool,
+    /// Sends the configured credentials as HTTP Basic up front and answers no challenge: a registry's own
+    /// REST API (Harbor's `/api/v2.0`), not the distribution protocol.
+    basic_auth: bool,
     operation: &'static str,
 }
 
@@ -115,6 +118,7 @@ impl Req {
             scope,
             retry: true,
             follow_redirects: false,
+            basic_auth: false,
             operation,
         }
     }
@@ -138,6 +142,13 @@ impl Req {
         self.retry = false;
         self
     }
+}
+
+/// An answer of a registry's REST API, read whole.
+pub(crate) struct ApiAnswer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 /// A response and the request slot it occupies until it is dropped.
@@ -667,6 +678,76 @@ impl RegistryClient {
         }
     }
 
+    /// A request to the registry's own REST API beside `/v2/` (Harbor's `/api/v2.0/…`): `path_and_query`
+    /// from the host's root, a JSON body when given, the configured credentials as HTTP Basic (no cookie is
+    /// ever kept or sent, so Harbor's CSRF check never applies), retried like every other request. Any
+    /// status is returned with its headers and body (at most 64 MiB); a redirect is an error.
+    pub(crate) async fn api_request(
+        &self,
+        registry: &str,
+        method: Method,
+        path_and_query: &str,
+        json: Option<&serde_json::Value>,
+        operation: &'static str,
+    ) -> Result<ApiAnswer> {
+        let registry = checked_registry(registry)?;
+        let url = self
+            .base_url(&registry)?
+            .join(path_and_query.trim_start_matches('/'))
+            .map_err(|e| Error::InvalidInput(format!("`{path_and_query}`: {e}")))?;
+        let mut req = Req::new(method, url, Scope::None, operation)
+            .header(header::ACCEPT, HeaderValue::from_static("application/json"));
+        req.basic_auth = true;
+        if let Some(json) = json {
+            let body = serde_json::to_vec(json).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            req = req.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body.into());
+        }
+        let sent = self.send(&registry, &req).await?;
+        let status = sent.resp.status().as_u16();
+        let headers = sent.resp.headers().clone();
+        let body = read_body(&registry, sent.resp, MAX_LIST_PAGE_SIZE, operation).await?;
+        Ok(ApiAnswer { status, headers, body })
+    }
+
+    /// The error for an API answer the operation did not expect: Harbor's `{"errors": [{code, message}]}`
+    /// body has the distribution protocol's shape.
+    pub(crate) fn api_error(&self, registry: &str, operation: &str, answer: &ApiAnswer) -> Error {
+        let (code, message) = parse_error_body(&answer.body);
+        let registry = registry.to_owned();
+        match answer.status {
+            401 => Error::Unauthorized { username: self.credential(&registry).map(|c| c.username), registry, message },
+            403 => Error::Denied { registry, message },
+            429 => Error::RateLimited {
+                retry_after: header_str(&answer.headers, header::RETRY_AFTER.as_str())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now())),
+                registry,
+            },
+            status => Error::Protocol {
+                registry,
+                operation: operation.to_owned(),
+                status,
+                code,
+                message: message.unwrap_or_else(|| {
+                    StatusCode::from_u16(status)
+                        .ok()
+                        .and_then(|s| s.canonical_reason())
+                        .unwrap_or("unexpected status")
+                        .to_owned()
+                }),
+            },
+        }
+    }
+
+    /// Whether `url` (a `Link` of an API answer, resolved) stays on the registry's own origin.
+    pub(crate) fn is_own_origin(&self, registry: &str, url: &Url) -> bool {
+        self.is_registry_origin(registry, url)
+    }
+
+    /// `https://HOST/` (or `http://` for loopback and insecure registries): what API paths resolve against.
+    pub(crate) fn registry_base(&self, registry: &str) -> Result<Url> {
+        self.base_url(&checked_registry(registry)?)
+    }
+
     /// The requests this client keeps in flight to one registry at most
     /// (`max_concurrent_requests_per_registry`, at least 1).
     pub fn max_concurrent_requests_per_registry(&self) -> usize {
@@ -687,7 +768,7 @@ impl RegistryClient {
         let policy = &self.inner.config.retry;
         let max_attempts = if req.retry { policy.max_attempts.max(1) } else { 1 };
         let mut attempt = 0;
-        let mut challenged = false;
+        let mut challenged = req.basic_auth;
         let mut auth_override: Option<HeaderValue> = None;
         self.check_egress(registry, &req.url)?;
         loop {
@@ -695,6 +776,7 @@ impl RegistryClient {
             let permit = self.acquire(registry).await;
             let auth = match auth_override.take() {
                 Some(auth) => Some(auth),
+                None if req.basic_auth => self.credential(registry).as_ref().map(basic_header),
                 None => self.authorization(registry, &req.scope).await?,
             };
             let http = if req.follow_redirects { &self.inner.blob_http } else { &self.inner.http };

@@ -31,7 +31,10 @@ use image_core::{
     station::{
         DownloadDetails, Session, SessionStore, StationFields, StationRegistry, StationRegistryUpdate, StationStore,
     },
-    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, InventoryStore, JobId, JobQueue, KubeStore, Listing, UserStore},
+    store::{
+        CatalogStore, ClaimedJob, HealthCheck, ImportStore, InventoryStore, JobId, JobQueue, KubeStore, Listing,
+        UserStore,
+    },
 };
 
 pub use crate::crypto::{KEY_LEN, SecretKey};
@@ -885,5 +888,28 @@ impl InventoryStore for DbStore {
     async fn get_node(&self, name: &str) -> Result<image_core::inventory::NodeInventory> {
         let name = name.to_owned();
         with_conn!(self, |conn| ops::nodes::get_node(conn, &name).await)
+    }
+}
+
+#[async_trait]
+impl image_core::store::ScanQueue for DbStore {
+    async fn enqueue_scan(
+        &self,
+        payload: &image_core::job::ScanPayload,
+        run_at: Timestamp,
+        max_attempts: i32,
+    ) -> Result<JobId> {
+        use image_core::job::JobPayload as _;
+        let payload = serde_json::to_value(payload).map_err(Error::storage)?;
+        let run_at = to_micros(run_at);
+        in_transaction!(self, |conn| ops::queue::enqueue_job(
+            conn,
+            image_core::job::ScanPayload::NAME,
+            &payload,
+            0,
+            run_at,
+            max_attempts
+        )
+        .await)
     }
 }

@@ -22,6 +22,8 @@ pub struct WorkerContext {
     pub target_prefix: String,
     /// This node's inventory, when this worker reports one.
     pub inventory: Option<std::sync::Arc<crate::NodeReporter>>,
+    /// Scans of imported artifacts ([`crate::ScanHandler`]); `None`: imports queue no scan.
+    pub scans: Option<Arc<crate::ScanSettings>>,
 }
 
 impl std::fmt::Debug for WorkerContext {

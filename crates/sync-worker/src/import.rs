@@ -94,12 +94,27 @@ impl Job for ImportHandler {
         job: &Claimed<ImportPayload>,
         verdict: Verdict<Self::Output>,
     ) -> image_core::Result<bool> {
+        let succeeded = match &verdict {
+            Verdict::Succeeded((digest, _)) => Some(digest.clone()),
+            _ => None,
+        };
         let outcome = match verdict {
             Verdict::Succeeded((digest, artifacts)) => AttemptOutcome::Succeeded { digest, artifacts },
             Verdict::Retry { error, run_at } => AttemptOutcome::Retry { error, retry_at: run_at },
             Verdict::Failed { error } => AttemptOutcome::Failed { error },
         };
-        ctx.imports.finish_import_attempt(job.payload.import_id, job.id, &job.lease.worker, outcome).await
+        let written =
+            ctx.imports.finish_import_attempt(job.payload.import_id, job.id, &job.lease.worker, outcome).await?;
+        // A finished import's artifact is scanned when the internal registry can scan (Harbor).
+        if let (true, Some(digest), Some(scans)) = (written, succeeded, ctx.scans.as_deref()) {
+            match ctx.imports.get_import(job.payload.import_id).await {
+                Ok(import) => scans.after_import(&import.source, import.target.repository(), &digest).await,
+                Err(e) => {
+                    tracing::warn!(import_id = job.payload.import_id.get(), error = %e, "could not queue the scan of an import")
+                }
+            }
+        }
+        Ok(written)
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! * [`images`]: random test images (single-platform manifests and multi-platform indexes)
 //!   pushed into such a registry with plain HTTP calls, independent of imagegate's own client.
+//! * [`harbor`]: a stand-in Harbor (REST API v2.0 subset, simulated scanner) in front of such a registry.
 //! * [`proxy`]: a reverse proxy in front of such a registry that injects faults (503, 429 with
 //!   `Retry-After`), throttles blob downloads, corrupts a blob, and records every request.
 //! * [`docker_hub`]: a stand-in for Docker Hub's repository search (`/v1/search?q=…`), answering as
@@ -28,8 +29,9 @@
 //! # }
 //! ```
 
-pub mod docker_hub;
 pub mod containerd;
+pub mod docker_hub;
+pub mod harbor;
 pub mod images;
 mod pg;
 pub mod proxy;

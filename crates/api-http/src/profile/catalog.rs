@@ -415,7 +415,7 @@ async fn admission_check(
 ) -> ApiResult<Json<Value>> {
     let reference = Reference::parse(&b.image).map_err(|e| Error::invalid("image", e))?;
     let (image, tags) = super::catalog_entry(s.store.as_ref(), &reference).await?;
-    match rules::admit(image.as_ref(), &tags, &reference) {
+    match rules::admit_under(image.as_ref(), &tags, &reference, s.deny_severity) {
         Admission::Allowed { image, tag, warnings } => {
             let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
             Ok(Json(json!({ "allowed": true, "image": image, "tag": tag, "warnings": warnings })))
@@ -432,6 +432,9 @@ async fn admission_check(
         Admission::Refused(Refusal::TagNotListed) => {
             Err(ApiError::new(StatusCode::NOT_FOUND, "Tag not found", "This tag is not in the approved tags list")
                 .into())
+        }
+        Admission::Refused(refusal @ Refusal::ScanFailed { .. }) => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "Vulnerable image", format!("Refused: {refusal}")).into())
         }
     }
 }

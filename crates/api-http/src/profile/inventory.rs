@@ -238,9 +238,10 @@ struct DriftEntry {
     /// The reference, normalised (`docker.io/library/redis:7`).
     image: String,
     image_id: String,
-    /// `not_approved` or `tag_not_listed`, as the admission check decides.
+    /// `not_approved`, `tag_not_listed` or `vulnerable` (under `--deny-severity`), as the admission check
+    /// decides.
     reason: &'static str,
-    message: &'static str,
+    message: String,
     nodes: BTreeSet<String>,
 }
 
@@ -271,14 +272,15 @@ async fn drift(State(s): State<AppState>, _: User, q: Query<NodeQuery>) -> ApiRe
     let mut drift = Vec::new();
     for (shown, (reference, image, on)) in by_reference {
         let (entry, tags) = super::catalog_entry(s.store.as_ref(), &reference).await?;
-        let (reason, message) = match rules::admit(entry.as_ref(), &tags, &reference) {
+        let (reason, message) = match rules::admit_under(entry.as_ref(), &tags, &reference, s.deny_severity) {
             Admission::Allowed { .. } => continue,
             Admission::Refused(Refusal::NotApproved) => {
-                ("not_approved", "This image must be approved before deployment")
+                ("not_approved", "This image must be approved before deployment".to_owned())
             }
             Admission::Refused(Refusal::TagNotListed) => {
-                ("tag_not_listed", "This tag is not in the approved tags list")
+                ("tag_not_listed", "This tag is not in the approved tags list".to_owned())
             }
+            Admission::Refused(refusal @ Refusal::ScanFailed { .. }) => ("vulnerable", format!("Refused: {refusal}")),
         };
         drift.push(DriftEntry { image: shown, image_id: inventory::short_id(&image.id), reason, message, nodes: on });
     }

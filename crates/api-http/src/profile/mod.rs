@@ -1,11 +1,13 @@
 //! One module per API profile.
 
 pub mod catalog;
+pub mod harbor;
 pub mod inventory;
 pub mod kube;
 pub mod platform;
 pub(crate) mod progress;
 pub mod station;
+pub mod webhooks;
 
 /// Extractors and results of the profiles that answer errors as `{"error", "message"}`.
 mod plain {

@@ -439,14 +439,9 @@ async fn refuse_unapproved(
         return Ok(Some(refused(StatusCode::FORBIDDEN, "naming a registry secret for an import needs the admin role")));
     }
     let (image, tags) = super::catalog_entry(s.store.as_ref(), source).await?;
-    let why = match image_core::rules::admit(image.as_ref(), &tags, source) {
+    let why = match image_core::rules::admit_under(image.as_ref(), &tags, source, s.deny_severity) {
         image_core::rules::Admission::Allowed { .. } => return Ok(None),
-        image_core::rules::Admission::Refused(image_core::rules::Refusal::NotApproved) => {
-            "the catalog does not approve this image"
-        }
-        image_core::rules::Admission::Refused(image_core::rules::Refusal::TagNotListed) => {
-            "this tag is not in the image's approved tags"
-        }
+        image_core::rules::Admission::Refused(refusal) => refusal.to_string(),
     };
     let request =
         super::request_approval(s.store.as_ref(), source, format!("requested by an import of {source}"), username)

@@ -74,6 +74,8 @@ fn wrong_answer(access: Access, caller: Caller, status: StatusCode) -> Option<&'
     let refused_sign_in = status == StatusCode::UNAUTHORIZED;
     let refused_role = status == StatusCode::FORBIDDEN;
     match (access, caller) {
+        (Access::Secret(_), _) if !refused_sign_in => Some("callers without the secret must get 401"),
+        (Access::Secret(_), _) => None,
         (Access::Anyone, _) if refused_sign_in || refused_role => Some("anyone may call it"),
         (Access::Anyone, _) => None,
         (_, Caller::Anonymous) if !refused_sign_in => Some("anonymous callers must get 401"),
@@ -123,6 +125,8 @@ on_both_backends!(every_route_answers_as_its_table_row_says);
 fn the_check_itself_tells_right_from_wrong() {
     use StatusCode as S;
     assert!(wrong_answer(Access::Admin, Caller::User, S::BAD_REQUEST).is_some());
+    assert!(wrong_answer(Access::Secret("x"), Caller::Admin, S::ACCEPTED).is_some());
+    assert!(wrong_answer(Access::Secret("x"), Caller::Anonymous, S::UNAUTHORIZED).is_none());
     assert!(wrong_answer(Access::Admin, Caller::User, S::FORBIDDEN).is_none());
     assert!(wrong_answer(Access::Admin, Caller::Anonymous, S::FORBIDDEN).is_some());
     assert!(wrong_answer(Access::SignedIn, Caller::User, S::FORBIDDEN).is_some());

@@ -19,6 +19,11 @@ use tower::ServiceExt;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
+/// The secret every test app accepts on Harbor's webhook.
+pub const HARBOR_WEBHOOK_SECRET: &str = "webhook-secret-of-the-tests";
+/// The secret every test app accepts on the registry notification webhook.
+pub const REGISTRY_WEBHOOK_SECRET: &str = "Bearer registry-notification-secret";
+
 #[derive(Clone)]
 #[allow(missing_debug_implementations)]
 pub struct TestApp {
@@ -58,7 +63,46 @@ impl TestApp {
         let client = Arc::new(registry_client::RegistryClient::new(config).unwrap());
         let copier = Arc::new(registry_client::CopyEngine::new(client.clone(), registry_client::CopyConfig::default()));
         let admin = Arc::new(registry_client::DistributionAdmin::new(client, target.host()));
-        let internal = api_http::InternalRegistry { host: target.host(), prefix: prefix.into(), copier, admin };
+        let internal = api_http::InternalRegistry {
+            host: target.host(),
+            prefix: prefix.into(),
+            copier,
+            admin,
+            deny_severity: None,
+        };
+        TestApp::start_with(&url, dir, Some(internal), None).await
+    }
+
+    /// On SQLite or PostgreSQL, with the stand-in `harbor` as the internal registry under `prefix`, reached
+    /// as its administrator through the Harbor adapter.
+    pub async fn with_harbor(postgres: bool, harbor: &test_support::harbor::Harbor, prefix: &str) -> TestApp {
+        TestApp::with_harbor_denying(postgres, harbor, prefix, None).await
+    }
+
+    /// [`TestApp::with_harbor`] with `--deny-severity`.
+    pub async fn with_harbor_denying(
+        postgres: bool,
+        harbor: &test_support::harbor::Harbor,
+        prefix: &str,
+        deny_severity: Option<image_core::registry::Severity>,
+    ) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = if postgres {
+            test_support::postgres_url().await
+        } else {
+            format!("sqlite://{}", dir.path().join("imagegate.db").display())
+        };
+        let mut config = registry_client::ClientConfig::default();
+        let (user, password) = test_support::harbor::ADMIN;
+        config.credentials.insert(harbor.host(), registry_client::Credential::new(user, password));
+        let client = Arc::new(registry_client::RegistryClient::new(config).unwrap());
+        let engine = Arc::new(registry_client::CopyEngine::new(client.clone(), registry_client::CopyConfig::default()));
+        let options = registry_client::HarborOptions::default();
+        let admin: Arc<dyn image_core::registry::RegistryAdmin> =
+            Arc::new(registry_client::HarborAdmin::new(client.clone(), harbor.host(), options));
+        let copier = Arc::new(registry_client::InternalCopier::new(engine, client, admin.clone(), harbor.host()));
+        let internal =
+            api_http::InternalRegistry { host: harbor.host(), prefix: prefix.into(), copier, admin, deny_severity };
         TestApp::start_with(&url, dir, Some(internal), None).await
     }
 
@@ -78,7 +122,13 @@ impl TestApp {
         let copier = Arc::new(registry_client::CopyEngine::new(client.clone(), registry_client::CopyConfig::default()));
         let browser: Arc<dyn image_core::station::RegistryBrowser> = copier.clone();
         let admin = Arc::new(registry_client::DistributionAdmin::new(client, target.host()));
-        let internal = api_http::InternalRegistry { host: target.host(), prefix: String::new(), copier, admin };
+        let internal = api_http::InternalRegistry {
+            host: target.host(),
+            prefix: String::new(),
+            copier,
+            admin,
+            deny_severity: None,
+        };
         TestApp::start_with(&url, dir, Some(internal), Some((station, browser))).await
     }
 
@@ -95,7 +145,9 @@ impl TestApp {
         let options = store::StoreOptions { secret_key: Some(store::SecretKey::generate()) };
         let store: Arc<dyn Store> = Arc::new(store::DbStore::connect_with(url, options).await.unwrap());
         auth::ensure_admin(store.as_ref(), Some(ADMIN_PASSWORD.into())).await.unwrap();
-        let mut state = AppState::new(store.clone());
+        let mut state = AppState::new(store.clone())
+            .with_harbor_webhook_secret(Some(image_core::kube::Secret::new(HARBOR_WEBHOOK_SECRET)))
+            .with_registry_webhook_secret(Some(image_core::kube::Secret::new(REGISTRY_WEBHOOK_SECRET)));
         if let Some((station, browser)) = station {
             state = state.with_station(station).with_registry_browser(browser);
         }
@@ -109,12 +161,18 @@ impl TestApp {
                 target_host: internal.host.clone(),
                 target_prefix: internal.prefix.clone(),
                 inventory: None,
+                scans: Some(Arc::new(sync_worker::ScanSettings {
+                    store: store.clone(),
+                    admin: internal.admin.clone(),
+                    deny: internal.deny_severity,
+                })),
             };
             let config = sync_worker::RunnerConfig { worker_id: "test-worker".into(), ..Default::default() };
             runner = Some(Arc::new(
                 sync_worker::Runner::new(store.clone(), ctx, config)
                     .register::<sync_worker::ImportHandler>()
-                    .register::<sync_worker::SyncHandler>(),
+                    .register::<sync_worker::SyncHandler>()
+                    .register::<sync_worker::ScanHandler>(),
             ));
             state = state.with_internal_registry(internal);
         }

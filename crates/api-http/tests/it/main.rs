@@ -18,6 +18,7 @@ macro_rules! on_both_backends {
 mod authorization;
 mod catalog;
 mod garbage;
+mod harbor;
 mod harness;
 mod kube;
 mod platform;

@@ -436,14 +436,9 @@ pub(super) fn docker_hub_source(state: &AppState, image: &Reference) -> Result<(
 /// A 403 that says which approval request was filed, unless the catalog approves `image`.
 async fn refuse_unapproved(state: &AppState, username: &str, image: &Reference) -> ApiResult<()> {
     let (found, tags) = super::super::catalog_entry(state.store.as_ref(), image).await?;
-    let why = match image_core::rules::admit(found.as_ref(), &tags, image) {
+    let why = match image_core::rules::admit_under(found.as_ref(), &tags, image, state.deny_severity) {
         image_core::rules::Admission::Allowed { .. } => return Ok(()),
-        image_core::rules::Admission::Refused(image_core::rules::Refusal::NotApproved) => {
-            "the catalog does not approve this image"
-        }
-        image_core::rules::Admission::Refused(image_core::rules::Refusal::TagNotListed) => {
-            "this tag is not in the image's approved tags"
-        }
+        image_core::rules::Admission::Refused(refusal) => refusal.to_string(),
     };
     let request = super::super::request_approval(
         state.store.as_ref(),
