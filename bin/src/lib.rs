@@ -434,6 +434,38 @@ pub async fn run_worker(
     }
 }
 
+/// Whether `/metrics` answers, and to whom.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// `on` serves Prometheus metrics at `/metrics`; `off` answers 404 there.
+    #[arg(long = "metrics", env = "IMAGEGATE_METRICS", value_enum, default_value = "on")]
+    pub metrics: Switch,
+    /// A token `/metrics` requires as `Authorization: Bearer <token>`; without one anyone may scrape.
+    #[arg(long, env = "IMAGEGATE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl MetricsArgs {
+    /// Who may read `/metrics`; fails on an empty token, which would look set and let anyone in.
+    pub fn access(&self) -> anyhow::Result<api_http::metrics::MetricsAccess> {
+        use api_http::metrics::MetricsAccess;
+        Ok(match (self.metrics, self.metrics_token.as_deref()) {
+            (Switch::Off, _) => MetricsAccess::Off,
+            (Switch::On, None) => MetricsAccess::Open,
+            (Switch::On, Some(token)) if token.trim().is_empty() => {
+                bail!("--metrics-token is empty: give a token, or leave it out to let anyone scrape")
+            }
+            (Switch::On, Some(token)) => MetricsAccess::Token(token.into()),
+        })
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -37,6 +37,8 @@ struct Args {
     worker: WorkerArgs,
     #[command(flatten)]
     connections: imagegate::serve::ConnectionLimits,
+    #[command(flatten)]
+    metrics: imagegate::MetricsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +74,8 @@ async fn run() -> anyhow::Result<()> {
     let mut state = api_http::AppState::new(store.clone())
         .with_copier(registries.copier.clone())
         .with_job_waker(waker.clone())
-        .with_token_ttl(args.token_ttl);
+        .with_token_ttl(args.token_ttl)
+        .with_metrics(args.metrics.access()?);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {

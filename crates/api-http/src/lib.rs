@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod profile;
 mod routes;
 mod signin;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub(crate) sign_in: Arc<signin::SignInGuard>,
     /// How long an issued token works.
     pub(crate) token_ttl: std::time::Duration,
+    /// Who may read `/metrics`.
+    pub(crate) metrics: metrics::MetricsAccess,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -83,6 +86,7 @@ impl AppState {
             passwords: Arc::default(),
             sign_in: Arc::default(),
             token_ttl: auth::DEFAULT_TOKEN_TTL,
+            metrics: metrics::MetricsAccess::default(),
         }
     }
 
@@ -115,6 +119,12 @@ impl AppState {
         }
     }
 
+    /// Who may read `/metrics` ([`metrics::MetricsAccess::Open`] otherwise).
+    pub fn with_metrics(mut self, access: metrics::MetricsAccess) -> AppState {
+        self.metrics = access;
+        self
+    }
+
     /// Talks to registries through `copier` when there is no internal registry to take it from.
     pub fn with_copier(mut self, copier: Arc<dyn ImageCopier>) -> AppState {
         self.copier = Some(copier);
@@ -132,11 +142,18 @@ fn all_routes() -> routes::Routes {
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())
         .merge(profile::kube::routes())
+        .merge(metrics::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.
 pub fn router(state: AppState) -> Router {
-    all_routes().into_parts().0.layer(axum::middleware::map_response(security_headers)).with_state(state)
+    metrics::start_upkeep();
+    all_routes()
+        .into_parts()
+        .0
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .with_state(state)
 }
 
 /// Headers every answer carries: no content sniffing, so that no JSON answer is ever read as a page.

@@ -301,6 +301,12 @@ pub trait HealthCheck: Send + Sync {
 }
 
 /// Everything the HTTP layer needs from storage, as one object.
-pub trait Store: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck {}
+pub trait Store:
+    CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck + crate::ops::OpsStore
+{
+}
 
-impl<T: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck> Store for T {}
+impl<T: CatalogStore + UserStore + ImportStore + JobQueue + KubeStore + HealthCheck + crate::ops::OpsStore> Store
+    for T
+{
+}

@@ -8,6 +8,7 @@ mod copy;
 mod egress;
 mod error;
 mod headers;
+mod metrics;
 mod types;
 
 pub use blob::{BlobStream, ByteStream, digest_of, verify_digest};

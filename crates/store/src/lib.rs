@@ -762,3 +762,52 @@ impl KubeStore for DbStore {
         with_conn!(self, |conn| ops::kube::repository_by_id(conn, &sealer, id.get()).await)
     }
 }
+
+#[async_trait]
+impl image_core::ops::OpsStore for DbStore {
+    async fn queue_depths(&self) -> Result<Vec<image_core::ops::QueueDepth>> {
+        with_conn!(self, |conn| ops::observe::queue_depths(conn, now_micros()).await)
+    }
+
+    async fn import_counts(&self) -> Result<Vec<(image_core::import::ImportState, i64)>> {
+        with_conn!(self, |conn| ops::observe::import_counts(conn).await)
+    }
+
+    fn pool_status(&self) -> image_core::ops::PoolStatus {
+        let status = match &*self.backend {
+            Backend::Sqlite(db) => db.pool.status(),
+            Backend::Postgres(db) => db.pool.status(),
+        };
+        image_core::ops::PoolStatus {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+
+    /// Each batch is its own transaction; imports go first, then events.
+    async fn prune(&self, policy: image_core::ops::RetentionPolicy, now: Timestamp) -> Result<image_core::ops::Pruned> {
+        let cut = |keep: Duration| to_micros(now).saturating_sub(i64::try_from(keep.as_micros()).unwrap_or(i64::MAX));
+        let (imports_before, events_before) = (cut(policy.imports), cut(policy.events));
+        let batch = i64::try_from(policy.batch.clamp(1, 100_000)).unwrap_or(1000);
+        let mut pruned = image_core::ops::Pruned::default();
+        loop {
+            let n = in_transaction!(self, |conn| ops::retention::prune_imports(conn, imports_before, batch).await)?;
+            pruned.imports += n as u64;
+            if (n as i64) < batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let n = in_transaction!(self, |conn| ops::retention::prune_events(conn, events_before, batch).await)?;
+            pruned.events += n as u64;
+            if (n as i64) < batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(pruned)
+    }
+}

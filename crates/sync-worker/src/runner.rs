@@ -222,6 +222,8 @@ impl<J: Job> Dispatch<J::Context> for Typed<J> {
                     error = %err,
                     "cannot read the job's payload: it failed for good and is removed"
                 );
+                metrics::counter!("imagegate_jobs_finished_total", "job_type" => job.job_type.clone(), "outcome" => "failed")
+                    .increment(1);
                 if let Err(err) = queue.complete_job(job.id, &lease.worker).await {
                     tracing::warn!(error = %err, "cannot remove the job");
                 }
@@ -239,6 +241,7 @@ impl<J: Job> Dispatch<J::Context> for Typed<J> {
         } else {
             decide(J::run(ctx, &claimed).await, job.attempts, job.max_attempts, OffsetDateTime::now_utc())
         };
+        finished(&job.job_type, &next);
         let verdict = match next {
             Next::Finish(verdict) => verdict,
             Next::Requeue { error, run_at } => {
@@ -271,6 +274,19 @@ impl<J: Job> Dispatch<J::Context> for Typed<J> {
             }
         }
     }
+}
+
+/// Counts the attempt's outcome in `imagegate_jobs_finished_total` (through the `metrics` facade; nothing
+/// without a recorder): `succeeded`, `retry`, `failed` or `obsolete`.
+fn finished<T>(job_type: &str, next: &Next<T>) {
+    let outcome = match next {
+        Next::Finish(Verdict::Succeeded(_)) => "succeeded",
+        Next::Finish(Verdict::Retry { .. }) | Next::Requeue { .. } => "retry",
+        Next::Finish(Verdict::Failed { .. }) => "failed",
+        Next::Remove { .. } => "obsolete",
+    };
+    metrics::counter!("imagegate_jobs_finished_total", "job_type" => job_type.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 async fn remove<P>(job: &Claimed<P>) {

@@ -20,5 +20,6 @@ mod catalog;
 mod garbage;
 mod harness;
 mod kube;
+mod metrics;
 mod platform;
 mod users;

@@ -10,6 +10,8 @@
 //! | `exports` | export records |
 //! | `users` | users and API tokens |
 //! | `kube` | registry secrets, repositories and their scheduled syncs |
+//! | `observe` | what the metrics read: queue depth per job type, imports per state |
+//! | `retention` | pruning finished imports and old audit events in batches |
 //!
 //! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
 //! whose SQL differs (the row-locking reads, the job channel) go through `conn.dialect()` (`conn::Dialect`).
@@ -23,7 +25,9 @@ pub(crate) mod events;
 pub(crate) mod exports;
 pub(crate) mod imports;
 pub(crate) mod kube;
+pub(crate) mod observe;
 pub(crate) mod queue;
+pub(crate) mod retention;
 pub(crate) mod users;
 
 use diesel::sql_types::{Nullable, Text};
