@@ -46,6 +46,15 @@ pub struct RetentionPolicy {
 }
 
 impl RetentionPolicy {
+    /// The ages a retention job carries, with the default batch.
+    pub fn from_payload(payload: crate::job::RetentionPayload) -> RetentionPolicy {
+        RetentionPolicy {
+            imports: Duration::from_secs(payload.imports_secs),
+            events: Duration::from_secs(payload.events_secs),
+            ..RetentionPolicy::DEFAULT
+        }
+    }
+
     /// 90 days of imports, 365 of events, 1,000 rows a statement.
     pub const DEFAULT: RetentionPolicy = RetentionPolicy {
         imports: Duration::from_secs(90 * 24 * 3600),
@@ -78,4 +87,6 @@ pub trait OpsStore: Send + Sync {
     fn pool_status(&self) -> PoolStatus;
     /// Deletes what `policy` no longer keeps as of `now`, `policy.batch` rows per transaction.
     async fn prune(&self, policy: RetentionPolicy, now: Timestamp) -> Result<Pruned>;
+    /// Queues a retention job due now unless one is queued or running already; true when it queued one.
+    async fn queue_retention(&self, payload: crate::job::RetentionPayload) -> Result<bool>;
 }

@@ -810,4 +810,24 @@ impl image_core::ops::OpsStore for DbStore {
         }
         Ok(pruned)
     }
+
+    async fn queue_retention(&self, payload: image_core::job::RetentionPayload) -> Result<bool> {
+        let store: DbStore = self.clone();
+        detach(async move {
+            let queued: DbResult<bool> = async {
+                let _writer = store.lock_writer().await;
+                let mut pooled = store.pooled().await?;
+                pooled
+                    .conn()
+                    .write_transaction(async |conn| ops::retention::queue_retention(conn, &payload).await)
+                    .await
+            }
+            .await;
+            match queued {
+                Err(e) if error::is_unique_violation(&e) => Ok(false),
+                other => other.map_err(Error::from),
+            }
+        })
+        .await
+    }
 }

@@ -3,6 +3,7 @@ use std::{sync::Arc, time::Duration};
 use image_core::{
     Reference,
     copy::ImageCopier,
+    ops::OpsStore,
     store::{ImportStore, KubeStore},
 };
 
@@ -20,6 +21,8 @@ pub struct WorkerContext {
     pub target_host: String,
     /// Path in front of every synced repository; empty for none.
     pub target_prefix: String,
+    /// What the retention job prunes.
+    pub ops: Arc<dyn OpsStore>,
 }
 
 impl std::fmt::Debug for WorkerContext {

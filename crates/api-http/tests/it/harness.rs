@@ -79,12 +79,14 @@ impl TestApp {
                 progress_interval: std::time::Duration::from_millis(50),
                 target_host: internal.host.clone(),
                 target_prefix: internal.prefix.clone(),
+                ops: store.clone(),
             };
             let config = sync_worker::RunnerConfig { worker_id: "test-worker".into(), ..Default::default() };
             runner = Some(Arc::new(
                 sync_worker::Runner::new(store.clone(), ctx, config)
                     .register::<sync_worker::ImportHandler>()
-                    .register::<sync_worker::SyncHandler>(),
+                    .register::<sync_worker::SyncHandler>()
+                    .register::<sync_worker::RetentionHandler>(),
             ));
             state = state.with_internal_registry(internal);
         }

@@ -22,4 +22,5 @@ mod harness;
 mod kube;
 mod metrics;
 mod platform;
+mod retention;
 mod users;

@@ -6,13 +6,16 @@
 //! batches, so requests' writes go in between.
 
 use diesel::prelude::*;
-use image_core::import::ImportState;
+use image_core::{
+    import::ImportState,
+    job::{JobPayload, RetentionPayload},
+};
 
 use crate::{
     conn::{Conn, RunQueryDsl},
-    error::DbResult,
-    models::Micros,
-    schema::{audit_events, imports},
+    error::{DbError, DbResult},
+    models::{Micros, now_micros},
+    schema::{audit_events, imports, jobs},
 };
 
 /// The states an import record ends in; only these are pruned.
@@ -51,4 +54,18 @@ pub(crate) async fn prune_events(conn: &mut Conn<'_>, before: Micros, batch: i64
         return Ok(0);
     }
     Ok(diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&ids))).execute(conn).await?)
+}
+
+/// Queues one retention job due now, unless one is queued or running. Two servers racing here both see
+/// none; the partial unique index `jobs_one_retention` refuses the second insert, which the caller takes
+/// as "queued already".
+pub(crate) async fn queue_retention(conn: &mut Conn<'_>, payload: &RetentionPayload) -> DbResult<bool> {
+    let name = <RetentionPayload as JobPayload>::NAME;
+    let queued: i64 = jobs::table.filter(jobs::job_type.eq(name)).count().get_result(conn).await?;
+    if queued > 0 {
+        return Ok(false);
+    }
+    let payload = serde_json::to_value(payload).map_err(|e| DbError::Domain(image_core::Error::storage(e)))?;
+    crate::ops::queue::enqueue_job(conn, name, &payload, -10, now_micros(), 3).await?;
+    Ok(true)
 }
