@@ -75,7 +75,11 @@ async fn run() -> anyhow::Result<()> {
         .with_copier(registries.copier.clone())
         .with_job_waker(waker.clone())
         .with_token_ttl(args.token_ttl)
-        .with_metrics(args.metrics.access()?);
+        .with_metrics(args.metrics.access()?)
+        .with_request_limits(
+            args.connections.max_concurrent_requests,
+            Duration::from_secs(args.connections.body_timeout_secs.max(1)),
+        );
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
     match registries.internal {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod profile;
 mod routes;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub(crate) token_ttl: std::time::Duration,
     /// Who may read `/metrics`.
     pub(crate) metrics: metrics::MetricsAccess,
+    /// The cap on requests handled at once (see [`limits`]).
+    pub(crate) requests: Arc<limits::RequestLimit>,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -87,6 +90,7 @@ impl AppState {
             sign_in: Arc::default(),
             token_ttl: auth::DEFAULT_TOKEN_TTL,
             metrics: metrics::MetricsAccess::default(),
+            requests: Arc::default(),
         }
     }
 
@@ -125,6 +129,14 @@ impl AppState {
         self
     }
 
+    /// Handles at most `max` requests at once ([`limits::DEFAULT_MAX_CONCURRENT_REQUESTS`] otherwise),
+    /// answering more with 503 and `Retry-After`; gives each request `body_timeout` to send its body
+    /// ([`limits::DEFAULT_BODY_TIMEOUT`] otherwise).
+    pub fn with_request_limits(mut self, max: usize, body_timeout: std::time::Duration) -> AppState {
+        self.requests = Arc::new(limits::RequestLimit::new(max, body_timeout));
+        self
+    }
+
     /// Talks to registries through `copier` when there is no internal registry to take it from.
     pub fn with_copier(mut self, copier: Arc<dyn ImageCopier>) -> AppState {
         self.copier = Some(copier);
@@ -152,6 +164,8 @@ pub fn router(state: AppState) -> Router {
         .into_parts()
         .0
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -490,6 +490,11 @@ impl JobQueue for DbStore {
     async fn job_types(&self) -> Result<Vec<(String, i64)>> {
         with_conn!(self, |conn| ops::queue::job_types(conn).await)
     }
+
+    async fn release_job(&self, id: JobId, worker: &str) -> Result<bool> {
+        let worker = worker.to_owned();
+        in_transaction!(self, |conn| ops::queue::release_job(conn, id, &worker).await)
+    }
 }
 
 #[async_trait]

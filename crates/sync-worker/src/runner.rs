@@ -21,8 +21,8 @@ pub struct RunnerConfig {
     pub lease: Duration,
     /// How long to wait before looking again when the queue is empty.
     pub poll_interval: Duration,
-    /// How long running jobs may go on after shutdown is asked for; then they are dropped, and their
-    /// leases lapse so that another worker resumes them.
+    /// How long running jobs may go on after shutdown is asked for; then they are dropped and their
+    /// leases ended (`JobQueue::release_job`), so that another worker resumes them at once.
     pub shutdown_grace: Duration,
 }
 
@@ -391,6 +391,8 @@ impl<C: Send + Sync + 'static> Runner<C> {
         );
         self.report_unknown_job_types().await;
         let mut running = JoinSet::new();
+        // The jobs running now, so that those still running at the end of the grace period are released.
+        let held: Arc<std::sync::Mutex<Vec<JobId>>> = Arc::default();
         tokio::pin!(shutdown);
         loop {
             while running.try_join_next().is_some() {}
@@ -408,7 +410,13 @@ impl<C: Send + Sync + 'static> Runner<C> {
             match claimed {
                 // Look again at once: more may be due.
                 Some(job) => {
-                    running.spawn(self.clone().run_job(job));
+                    let (id, held) = (job.id, held.clone());
+                    held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
+                    let run = self.clone().run_job(job);
+                    running.spawn(async move {
+                        run.await;
+                        held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|j| *j != id);
+                    });
                 }
                 None => {
                     tokio::select! {
@@ -423,11 +431,21 @@ impl<C: Send + Sync + 'static> Runner<C> {
         tracing::info!(running = running.len(), "worker stopping: letting running jobs finish");
         let drain = async { while running.join_next().await.is_some() {} };
         if tokio::time::timeout(self.config.shutdown_grace, drain).await.is_err() {
-            tracing::warn!(
-                abandoned = running.len(),
-                "jobs still running at the end of the grace period: their leases will lapse"
-            );
             running.abort_all();
+            while running.join_next().await.is_some() {}
+            let abandoned = std::mem::take(&mut *held.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            tracing::warn!(
+                abandoned = abandoned.len(),
+                "jobs still running at the end of the grace period: released for another worker to take over"
+            );
+            for id in abandoned {
+                match self.queue.release_job(id, &self.config.worker_id).await {
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(job_id = id.get(), error = %err, "cannot release the job; its lease will lapse")
+                    }
+                }
+            }
         }
         tracing::info!("worker stopped");
     }
@@ -511,6 +529,7 @@ mod tests {
         waiting: Vec<ClaimedJob>,
         completed: Vec<i64>,
         requeued: Vec<(i64, String, Timestamp)>,
+        released: Vec<i64>,
         /// Renewals answer that the lease was lost.
         lease_lost: bool,
     }
@@ -553,6 +572,11 @@ mod tests {
 
         async fn retry_job(&self, id: JobId, _: &str, error: &str, run_at: Timestamp) -> image_core::Result<bool> {
             self.state.lock().unwrap().requeued.push((id.get(), error.to_owned(), run_at));
+            Ok(true)
+        }
+
+        async fn release_job(&self, id: JobId, _: &str) -> image_core::Result<bool> {
+            self.state.lock().unwrap().released.push(id.get());
             Ok(true)
         }
 

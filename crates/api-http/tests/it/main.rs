@@ -20,6 +20,7 @@ mod catalog;
 mod garbage;
 mod harness;
 mod kube;
+mod limits;
 mod metrics;
 mod platform;
 mod retention;
