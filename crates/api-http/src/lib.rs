@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod admission;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub(crate) metrics: metrics::MetricsAccess,
     /// The cap on requests handled at once (see [`limits`]).
     pub(crate) requests: Arc<limits::RequestLimit>,
+    /// The admission check's catalog entries (see [`admission`]).
+    pub(crate) admission: Arc<admission::AdmissionCache>,
 }
 
 /// The registry imports land in, with the copier that talks to it.
@@ -91,6 +94,7 @@ impl AppState {
             token_ttl: auth::DEFAULT_TOKEN_TTL,
             metrics: metrics::MetricsAccess::default(),
             requests: Arc::default(),
+            admission: Arc::default(),
         }
     }
 

@@ -23,6 +23,8 @@
 //! | `imagegate_registry_rate_limited_total` | counter | `registry` |
 //! | `imagegate_registry_retry_after_wait_seconds_total` | counter | `registry` |
 //! | `imagegate_db_pool_connections` | gauge | `state` (`max`, `open`, `idle`, `waiting`) |
+//! | `imagegate_admission_cache_total` | counter | `result` (`hit`, `miss`) |
+//! | `imagegate_http_requests_refused_total` | counter | (beyond the cap on requests at once) |
 //!
 //! Sync outcomes are `imagegate_jobs_finished_total{job_type="sync"}`.
 

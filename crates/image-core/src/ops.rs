@@ -87,6 +87,9 @@ pub trait OpsStore: Send + Sync {
     fn pool_status(&self) -> PoolStatus;
     /// Deletes what `policy` no longer keeps as of `now`, `policy.batch` rows per transaction.
     async fn prune(&self, policy: RetentionPolicy, now: Timestamp) -> Result<Pruned>;
+    /// A number that every committed change to the catalog's images and tags raises, on every server of
+    /// the database: what was read at one generation holds while the generation stays.
+    async fn catalog_generation(&self) -> Result<i64>;
     /// Queues a retention job due now unless one is queued or running already; true when it queued one.
     async fn queue_retention(&self, payload: crate::job::RetentionPayload) -> Result<bool>;
 }

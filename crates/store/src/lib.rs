@@ -816,6 +816,10 @@ impl image_core::ops::OpsStore for DbStore {
         Ok(pruned)
     }
 
+    async fn catalog_generation(&self) -> Result<i64> {
+        with_conn!(self, |conn| ops::observe::catalog_generation(conn).await)
+    }
+
     async fn queue_retention(&self, payload: image_core::job::RetentionPayload) -> Result<bool> {
         let store: DbStore = self.clone();
         detach(async move {

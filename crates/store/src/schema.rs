@@ -199,6 +199,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    catalog_generation (id) {
+        id -> Integer,
+        generation -> BigInt,
+    }
+}
+
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(imports -> jobs (job_id));
@@ -214,5 +221,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     imports,
     exports,
     registry_secrets,
-    repositories
+    repositories,
+    catalog_generation
 );

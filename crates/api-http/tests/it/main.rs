@@ -15,6 +15,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod admission;
 mod authorization;
 mod catalog;
 mod garbage;

@@ -1,4 +1,4 @@
-//! What the metrics read: the queue's depth per job type and imports per state.
+//! What the metrics read (the queue's depth per job type, imports per state) and the catalog's generation.
 
 use diesel::{
     dsl::{count_star, min},
@@ -10,8 +10,13 @@ use crate::{
     conn::{Conn, RunQueryDsl},
     error::DbResult,
     models::{Micros, from_micros},
-    schema::{imports, jobs},
+    schema::{catalog_generation, imports, jobs},
 };
+
+/// The catalog's generation: raised by triggers with every change to images and tags.
+pub(crate) async fn catalog_generation(conn: &mut Conn<'_>) -> DbResult<i64> {
+    Ok(catalog_generation::table.find(1).select(catalog_generation::generation).first(conn).await?)
+}
 
 /// Jobs per type; a job is due when its time has come and no live lease holds it.
 pub(crate) async fn queue_depths(conn: &mut Conn<'_>, now: Micros) -> DbResult<Vec<QueueDepth>> {
