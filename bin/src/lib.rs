@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use api_http::InternalRegistry;
 use clap::ValueEnum;
 use registry_client::{Cidr, ClientConfig, CopyConfig, CopyEngine, Credential, EgressPolicy, RegistryClient};
-use sync_worker::{ImportHandler, Runner, RunnerConfig, SyncHandler, WorkerContext};
+use sync_worker::{ImportHandler, RetentionHandler, Runner, RunnerConfig, SyncHandler, WorkerContext};
 
 /// Makes the C library's allocator give large blocks back to the system as soon as they are freed.
 ///
@@ -216,6 +216,19 @@ impl CommonArgs {
 /// ends.
 pub fn parse_token_ttl(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let ttl = parse_days(text)?;
+    let max = api_http::auth::MAX_TOKEN_TTL;
+    if ttl.is_zero() {
+        return Err(format!("`{text}`: tokens must expire after some time; the longest is 365d"));
+    }
+    if ttl > max {
+        return Err(format!("`{text}` is longer than the longest token lifetime, 365d"));
+    }
+    Ok(ttl)
+}
+
+/// A Go duration (`720h`, `90m`) or whole days with an optional Go duration after them (`30d`, `7d12h`).
+fn parse_days(text: &str) -> Result<Duration, String> {
     let (days, rest) = match text.split_once('d') {
         Some((days, rest)) if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) => {
             let days: u64 = days.parse().map_err(|_| format!("`{text}` has too many days"))?;
@@ -229,15 +242,18 @@ pub fn parse_token_ttl(text: &str) -> Result<Duration, String> {
         image_core::kube::parse_go_duration(rest)
             .map_err(|e| format!("{e}; write a duration such as 30d, 720h or 90m"))?
     };
-    let ttl = Duration::from_secs(days.saturating_mul(24 * 3600)).saturating_add(rest);
-    let max = api_http::auth::MAX_TOKEN_TTL;
-    if ttl.is_zero() {
-        return Err(format!("`{text}`: tokens must expire after some time; the longest is 365d"));
+    Ok(Duration::from_secs(days.saturating_mul(24 * 3600)).saturating_add(rest))
+}
+
+/// How long history is kept: days (`90d`) or a Go duration (`36h`); at least an hour, so that a typo
+/// cannot empty the history tables at the next run.
+pub fn parse_retention(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let age = parse_days(text)?;
+    if age < Duration::from_secs(3600) {
+        return Err(format!("`{text}` is shorter than the shortest retention, 1h"));
     }
-    if ttl > max {
-        return Err(format!("`{text}` is longer than the longest token lifetime, 365d"));
-    }
-    Ok(ttl)
+    Ok(age)
 }
 
 /// Where imports land, and how registries are reached; shared by the server and the worker.
@@ -415,7 +431,26 @@ pub struct WorkerArgs {
     /// Seconds between looks for repositories whose sync is due.
     #[arg(long, env = "IMAGEGATE_SCHEDULER_INTERVAL_SECS", default_value_t = 10)]
     pub scheduler_interval_secs: u64,
+    /// How long finished import records are kept after they finish: `90d`, `36h`; at least 1h.
+    #[arg(long, env = "IMAGEGATE_RETAIN_IMPORTS", default_value = "90d", value_parser = parse_retention)]
+    pub retain_imports: Duration,
+    /// How long audit events are kept: `365d`; at least 1h.
+    #[arg(long, env = "IMAGEGATE_RETAIN_EVENTS", default_value = "365d", value_parser = parse_retention)]
+    pub retain_events: Duration,
 }
+
+impl WorkerArgs {
+    /// The retention job's payload from `--retain-imports` and `--retain-events`.
+    pub fn retention(&self) -> image_core::job::RetentionPayload {
+        image_core::job::RetentionPayload {
+            imports_secs: self.retain_imports.as_secs(),
+            events_secs: self.retain_events.as_secs(),
+        }
+    }
+}
+
+/// How often each worker process queues a retention job (when none is queued).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// On PostgreSQL, rings `waker` whenever any process queues a job, so that this process's workers start it
 /// at once instead of at their next poll; `None` (polling only) on SQLite.
@@ -463,12 +498,14 @@ pub async fn run_worker(
             admin: internal.admin.clone(),
             deny: internal.deny_severity,
         })),
+        ops: store.clone(),
     };
     // One runner for every job type, so that `concurrency` bounds them all together.
     let mut runner = Runner::new(store.clone(), ctx, config)
         .register::<ImportHandler>()
         .register::<SyncHandler>()
-        .register::<sync_worker::ScanHandler>();
+        .register::<sync_worker::ScanHandler>()
+        .register::<RetentionHandler>();
     if let Some(reporter) = &inventory {
         tracing::info!(node = %reporter.node, runtime = %reporter.runtime.endpoint(), "reporting this node's images");
         runner = runner.register_as::<sync_worker::InventoryJob>(reporter.job_type());
@@ -481,7 +518,14 @@ pub async fn run_worker(
     let every = Duration::from_secs(args.scheduler_interval_secs.max(1));
     tokio::join!(
         runner.run(stopped(stop_rx.clone())),
-        sync_worker::schedule_syncs(store, every, waker.clone(), stopped(stop_rx.clone())),
+        sync_worker::schedule_syncs(store.clone(), every, waker.clone(), stopped(stop_rx.clone())),
+        sync_worker::schedule_retention(
+            store,
+            args.retention(),
+            RETENTION_INTERVAL,
+            waker.clone(),
+            stopped(stop_rx.clone())
+        ),
         async {
             if let Some(reporter) = inventory {
                 sync_worker::schedule_inventory(reporter, waker, stopped(stop_rx)).await;
@@ -494,6 +538,38 @@ pub async fn run_worker(
     );
     if let Some(listener) = listener {
         listener.abort();
+    }
+}
+
+/// Whether `/metrics` answers, and to whom.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// `on` serves Prometheus metrics at `/metrics`; `off` answers 404 there.
+    #[arg(long = "metrics", env = "IMAGEGATE_METRICS", value_enum, default_value = "on")]
+    pub metrics: Switch,
+    /// A token `/metrics` requires as `Authorization: Bearer <token>`; without one anyone may scrape.
+    #[arg(long, env = "IMAGEGATE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl MetricsArgs {
+    /// Who may read `/metrics`; fails on an empty token, which would look set and let anyone in.
+    pub fn access(&self) -> anyhow::Result<api_http::metrics::MetricsAccess> {
+        use api_http::metrics::MetricsAccess;
+        Ok(match (self.metrics, self.metrics_token.as_deref()) {
+            (Switch::Off, _) => MetricsAccess::Off,
+            (Switch::On, None) => MetricsAccess::Open,
+            (Switch::On, Some(token)) if token.trim().is_empty() => {
+                bail!("--metrics-token is empty: give a token, or leave it out to let anyone scrape")
+            }
+            (Switch::On, Some(token)) => MetricsAccess::Token(token.into()),
+        })
     }
 }
 
@@ -555,6 +631,21 @@ mod tests {
         assert!(parse_token_ttl("366d").unwrap_err().contains("longest"));
         assert!(parse_token_ttl("8785h").is_err());
         assert!(parse_token_ttl("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn retention_ages() {
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(parse_retention("90d"), Ok(90 * day));
+        assert_eq!(parse_retention("365d"), Ok(365 * day));
+        assert_eq!(parse_retention("36h"), Ok(36 * Duration::from_secs(3600)));
+        assert_eq!(parse_retention("1h"), Ok(Duration::from_secs(3600)));
+        for too_short in ["0", "0d", "59m", "1s"] {
+            assert!(parse_retention(too_short).unwrap_err().contains("shortest"), "{too_short}");
+        }
+        for bad in ["", "90 days", "-1d", "1y", "d"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

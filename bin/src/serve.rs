@@ -25,11 +25,23 @@ pub struct ConnectionLimits {
     /// Seconds that shutting down waits for requests in flight before closing their connections.
     #[arg(long, env = "IMAGEGATE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Requests handled at once (the probes and /metrics aside); more are answered 503 with Retry-After.
+    #[arg(long, env = "IMAGEGATE_MAX_CONCURRENT_REQUESTS", default_value_t = api_http::limits::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+    /// Seconds a client has to send a request's whole body.
+    #[arg(long, env = "IMAGEGATE_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_timeout_secs: u64,
 }
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        ConnectionLimits { header_timeout_secs: 10, max_connections: 1024, shutdown_grace_secs: 30 }
+        ConnectionLimits {
+            header_timeout_secs: 10,
+            max_connections: 1024,
+            shutdown_grace_secs: 30,
+            max_concurrent_requests: api_http::limits::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            body_timeout_secs: 10,
+        }
     }
 }
 

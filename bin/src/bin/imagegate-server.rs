@@ -52,6 +52,8 @@ struct Args {
     docker_hub_url: String,
     #[command(flatten)]
     inventory: imagegate::inventory::InventoryArgs,
+    #[command(flatten)]
+    metrics: imagegate::MetricsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +101,11 @@ async fn run() -> anyhow::Result<()> {
         .with_harbor_webhook_secret(args.registries.harbor_webhook_secret.clone().map(image_core::kube::Secret::new))
         .with_registry_webhook_secret(
             args.registries.registry_webhook_secret.clone().map(image_core::kube::Secret::new),
+        )
+        .with_metrics(args.metrics.access()?)
+        .with_request_limits(
+            args.connections.max_concurrent_requests,
+            Duration::from_secs(args.connections.body_timeout_secs.max(1)),
         );
     if let Some(node) = &node {
         tracing::info!(node = %node.name, runtime = %node.runtime.endpoint(), "GET /images reads this node's runtime");

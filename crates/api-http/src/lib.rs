@@ -1,8 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+mod admission;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod metrics;
 pub mod profile;
 mod routes;
 pub mod session;
@@ -50,6 +53,12 @@ pub struct AppState {
     pub(crate) harbor_webhook_secret: Option<image_core::kube::Secret>,
     /// The secret a Distribution notification endpoint sends in `Authorization` (`--registry-webhook-secret`).
     pub(crate) registry_webhook_secret: Option<image_core::kube::Secret>,
+    /// Who may read `/metrics`.
+    pub(crate) metrics: metrics::MetricsAccess,
+    /// The cap on requests handled at once (see [`limits`]).
+    pub(crate) requests: Arc<limits::RequestLimit>,
+    /// The admission check's catalog entries (see [`admission`]).
+    pub(crate) admission: Arc<admission::AdmissionCache>,
 }
 
 /// The registry imports land in, with the copier that talks to it and its adapter ([`RegistryAdmin`]).
@@ -116,6 +125,9 @@ impl AppState {
             deny_severity: None,
             harbor_webhook_secret: None,
             registry_webhook_secret: None,
+            metrics: metrics::MetricsAccess::default(),
+            requests: Arc::default(),
+            admission: Arc::default(),
         }
     }
 
@@ -185,6 +197,20 @@ impl AppState {
         self
     }
 
+    /// Who may read `/metrics` ([`metrics::MetricsAccess::Open`] otherwise).
+    pub fn with_metrics(mut self, access: metrics::MetricsAccess) -> AppState {
+        self.metrics = access;
+        self
+    }
+
+    /// Handles at most `max` requests at once ([`limits::DEFAULT_MAX_CONCURRENT_REQUESTS`] otherwise),
+    /// answering more with 503 and `Retry-After`; gives each request `body_timeout` to send its body
+    /// ([`limits::DEFAULT_BODY_TIMEOUT`] otherwise).
+    pub fn with_request_limits(mut self, max: usize, body_timeout: std::time::Duration) -> AppState {
+        self.requests = Arc::new(limits::RequestLimit::new(max, body_timeout));
+        self
+    }
+
     /// Talks to registries through `copier` when there is no internal registry to take it from.
     pub fn with_copier(mut self, copier: Arc<dyn ImageCopier>) -> AppState {
         self.copier = Some(copier);
@@ -207,11 +233,20 @@ fn all_routes() -> routes::Routes {
         .merge(profile::inventory::routes())
         .merge(profile::harbor::routes())
         .merge(profile::webhooks::routes())
+        .merge(metrics::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.
 pub fn router(state: AppState) -> Router {
-    all_routes().into_parts().0.layer(axum::middleware::map_response(security_headers)).with_state(state)
+    metrics::start_upkeep();
+    all_routes()
+        .into_parts()
+        .0
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(metrics::track))
+        .with_state(state)
 }
 
 /// Headers every answer carries: no content sniffing, so that no JSON answer is ever read as a page.

@@ -32,7 +32,7 @@ impl ImportState {
     pub const ALL: [ImportState; 5] =
         [ImportState::Queued, ImportState::Running, ImportState::Succeeded, ImportState::Failed, ImportState::Canceled];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ImportState::Queued => "queued",
             ImportState::Running => "running",
@@ -138,7 +138,7 @@ pub enum BlobCopy {
 }
 
 impl BlobCopy {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             BlobCopy::Copied => "copied",
             BlobCopy::Skipped => "skipped",
@@ -330,7 +330,7 @@ impl ExportPhase {
     pub const ALL: [ExportPhase; 4] =
         [ExportPhase::Pending, ExportPhase::Running, ExportPhase::Succeeded, ExportPhase::Failed];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ExportPhase::Pending => "Pending",
             ExportPhase::Running => "Running",

@@ -77,6 +77,18 @@ impl JobPayload for ScanPayload {
     const NAME: &'static str = "scan";
 }
 
+/// Prune history older than these ages (see [`crate::ops::RetentionPolicy`]):
+/// `{"imports_secs": …, "events_secs": …}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionPayload {
+    pub imports_secs: u64,
+    pub events_secs: u64,
+}
+
+impl JobPayload for RetentionPayload {
+    const NAME: &'static str = "retention";
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -100,6 +112,17 @@ mod tests {
         assert_eq!(old, ImportPayload { import_id: ImportId::new(7) });
         let old: SyncPayload = serde_json::from_value(json!({"repository_id": 9})).unwrap();
         assert_eq!(old, SyncPayload { repository_id: RepositoryId::new(9) });
+    }
+
+    #[test]
+    fn the_retention_payload_names_its_ages_in_seconds() {
+        assert_eq!(RetentionPayload::NAME, "retention");
+        let payload = RetentionPayload { imports_secs: 90 * 86_400, events_secs: 365 * 86_400 };
+        assert_eq!(
+            serde_json::to_value(payload).unwrap(),
+            json!({"imports_secs": 7_776_000, "events_secs": 31_536_000})
+        );
+        assert!(serde_json::from_value::<RetentionPayload>(json!({"imports_secs": -1, "events_secs": 1})).is_err());
     }
 
     #[test]

@@ -144,6 +144,9 @@ pub trait JobQueue: Send + Sync {
     async fn complete_job(&self, id: JobId, worker: &str) -> Result<bool>;
     /// Job types present in the queue that no runner here knows, with their counts, so they can be reported.
     async fn job_types(&self) -> Result<Vec<(String, i64)>>;
+    /// Ends `worker`'s lease on a job it stops running (a worker shutting down), so that another worker
+    /// claims it at once rather than when the lease would have lapsed; the attempt counts as made.
+    async fn release_job(&self, id: JobId, worker: &str) -> Result<bool>;
 }
 
 /// Imports (the platform API's images) and export records.
@@ -347,6 +350,7 @@ pub trait Store:
     + crate::station::StationStore
     + InventoryStore
     + ScanQueue
+    + crate::ops::OpsStore
 {
 }
 
@@ -361,5 +365,6 @@ impl<T> Store for T where
         + crate::station::StationStore
         + InventoryStore
         + ScanQueue
+        + crate::ops::OpsStore
 {
 }

@@ -178,6 +178,7 @@ impl fmt::Debug for RegistryClient {
 
 impl RegistryClient {
     pub fn new(config: ClientConfig) -> Result<RegistryClient> {
+        crate::metrics::describe();
         let mut certificates = Vec::new();
         for pem in &config.ca_certificates_pem {
             let bundle = reqwest::Certificate::from_pem_bundle(pem)
@@ -795,9 +796,11 @@ impl RegistryClient {
                     if let Some(denied) = egress_denial(registry, &e) {
                         return Err(denied);
                     }
+                    crate::metrics::request(registry, None);
                     let retryable = !e.is_builder() && !e.is_redirect();
                     if retryable && attempt < max_attempts {
                         let delay = policy.backoff(attempt);
+                        crate::metrics::retry(registry, delay, false);
                         tracing::debug!(%registry, operation = req.operation, attempt, ?delay, error = %error_chain(&e), "retrying");
                         drop(permit);
                         tokio::time::sleep(delay).await;
@@ -808,6 +811,7 @@ impl RegistryClient {
             };
             self.observe(registry, resp.headers());
             let status = resp.status();
+            crate::metrics::request(registry, Some(status.as_u16()));
             tracing::debug!(%registry, operation = req.operation, path = req.url.path(), %status, attempt, "registry answered");
             if is_redirect(status) && !req.follow_redirects {
                 return Err(redirect_refused(registry, req.operation, status));
@@ -833,6 +837,7 @@ impl RegistryClient {
                     return Err(Error::RateLimited { registry: registry.to_owned(), retry_after: asked });
                 }
                 let delay = asked.map_or_else(|| policy.backoff(attempt), |d| policy.retry_after(d));
+                crate::metrics::retry(registry, delay, asked.is_some());
                 tracing::debug!(%registry, operation = req.operation, attempt, %status, ?delay, "retrying");
                 drop(resp);
                 drop(permit);
@@ -859,6 +864,7 @@ impl RegistryClient {
         match builder.send().await {
             Ok(resp) => {
                 self.observe(registry, resp.headers());
+                crate::metrics::request(registry, Some(resp.status().as_u16()));
                 tracing::debug!(%registry, operation = "PUT blob", path = url.path(), status = %resp.status(), "registry answered");
                 if is_redirect(resp.status()) {
                     return Err(redirect_refused(registry, "PUT blob", resp.status()));
@@ -867,8 +873,14 @@ impl RegistryClient {
             }
             Err(e) => Err(match egress_denial(registry, &e) {
                 Some(denied) => denied,
-                None if e.is_connect() => Error::Unreachable { registry: registry.to_owned(), cause: error_chain(&e) },
-                None => Error::Interrupted { registry: registry.to_owned(), cause: error_chain(&e) },
+                None => {
+                    crate::metrics::request(registry, None);
+                    if e.is_connect() {
+                        Error::Unreachable { registry: registry.to_owned(), cause: error_chain(&e) }
+                    } else {
+                        Error::Interrupted { registry: registry.to_owned(), cause: error_chain(&e) }
+                    }
+                }
             }),
         }
     }
@@ -1021,7 +1033,10 @@ impl RegistryClient {
                 Ok(resp) => resp,
                 Err(e) if attempt < policy.max_attempts && egress_denial(registry, &e).is_none() => {
                     tracing::debug!(%registry, attempt, error = %error_chain(&e), "retrying token request");
-                    tokio::time::sleep(policy.backoff(attempt)).await;
+                    let delay = policy.backoff(attempt);
+                    crate::metrics::request(registry, None);
+                    crate::metrics::retry(registry, delay, false);
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
                 Err(e) => {
@@ -1032,6 +1047,7 @@ impl RegistryClient {
                 }
             };
             let status = resp.status();
+            crate::metrics::request(registry, Some(status.as_u16()));
             tracing::debug!(%registry, %status, realm = %realm_host, "token endpoint answered");
             if is_redirect(status) {
                 return Err(redirect_refused(registry, "GET token", status));
@@ -1050,7 +1066,9 @@ impl RegistryClient {
                 let asked = header_str(resp.headers(), header::RETRY_AFTER.as_str())
                     .and_then(|v| parse_retry_after(v, SystemTime::now()));
                 if !(status == StatusCode::TOO_MANY_REQUESTS && asked.is_some_and(|d| d > policy.max_delay)) {
-                    tokio::time::sleep(asked.map_or_else(|| policy.backoff(attempt), |d| policy.retry_after(d))).await;
+                    let delay = asked.map_or_else(|| policy.backoff(attempt), |d| policy.retry_after(d));
+                    crate::metrics::retry(registry, delay, asked.is_some());
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             }

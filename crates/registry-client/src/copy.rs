@@ -137,7 +137,10 @@ fn same_registry_transfers(slots: usize) -> usize {
 #[async_trait]
 impl ImageCopier for CopyEngine {
     async fn copy_image(&self, request: &CopyRequest, progress: &dyn CopyProgress) -> Result<CopyOutcome, CopyError> {
-        Job::new(self, request, progress).run().await
+        let started = Instant::now();
+        let outcome = Job::new(self, request, progress).run().await?;
+        crate::metrics::throughput(outcome.bytes_copied, started.elapsed());
+        Ok(outcome)
     }
 
     async fn check_source(&self, source: &Reference, access: &RegistryAccess) -> Result<(), CopyError> {
@@ -596,6 +599,7 @@ impl<'a> Job<'a> {
             if present.contains(&blob.digest) {
                 self.engine.remember(&self.target, &blob.digest);
                 self.report(blob, blob.size, LayerState::Completed, Some(BlobCopy::Skipped));
+                crate::metrics::blob(BlobCopy::Skipped);
                 outcome.blobs_skipped += 1;
             } else {
                 to_copy.push(blob.clone());
@@ -628,6 +632,7 @@ impl<'a> Job<'a> {
             let mut done = 0;
             match self.copy_blob_once(blob, in_memory.get(&blob.digest), &mut done).await {
                 Ok(via) => {
+                    crate::metrics::blob(via);
                     self.engine.remember(&self.target, &blob.digest);
                     self.report(blob, blob.size, LayerState::Completed, Some(via));
                     return Ok(via);
@@ -808,9 +813,11 @@ fn throttled_progress(
 ) -> impl Stream<Item = crate::Result<Bytes>> + Send + 'static {
     let mut done = 0u64;
     let mut last = Instant::now();
+    let copied = crate::metrics::bytes_copied();
     stream.inspect(move |item| {
         if let Ok(chunk) = item {
             done += chunk.len() as u64;
+            copied.increment(chunk.len() as u64);
             if last.elapsed() >= PROGRESS_INTERVAL {
                 last = Instant::now();
                 progress.send_replace(done);

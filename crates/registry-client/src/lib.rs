@@ -11,6 +11,7 @@ mod egress;
 mod error;
 mod harbor;
 mod headers;
+mod metrics;
 mod types;
 
 pub use admin::{DistributionAdmin, InternalCopier};

@@ -496,6 +496,11 @@ impl JobQueue for DbStore {
     async fn job_types(&self) -> Result<Vec<(String, i64)>> {
         with_conn!(self, |conn| ops::queue::job_types(conn).await)
     }
+
+    async fn release_job(&self, id: JobId, worker: &str) -> Result<bool> {
+        let worker = worker.to_owned();
+        in_transaction!(self, |conn| ops::queue::release_job(conn, id, &worker).await)
+    }
 }
 
 #[async_trait]
@@ -911,5 +916,78 @@ impl image_core::store::ScanQueue for DbStore {
             max_attempts
         )
         .await)
+    }
+}
+
+#[async_trait]
+impl image_core::ops::OpsStore for DbStore {
+    async fn queue_depths(&self) -> Result<Vec<image_core::ops::QueueDepth>> {
+        with_conn!(self, |conn| ops::observe::queue_depths(conn, now_micros()).await)
+    }
+
+    async fn import_counts(&self) -> Result<Vec<(image_core::import::ImportState, i64)>> {
+        with_conn!(self, |conn| ops::observe::import_counts(conn).await)
+    }
+
+    fn pool_status(&self) -> image_core::ops::PoolStatus {
+        let status = match &*self.backend {
+            Backend::Sqlite(db) => db.pool.status(),
+            Backend::Postgres(db) => db.pool.status(),
+        };
+        image_core::ops::PoolStatus {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+
+    /// Each batch is its own transaction; imports go first, then events.
+    async fn prune(&self, policy: image_core::ops::RetentionPolicy, now: Timestamp) -> Result<image_core::ops::Pruned> {
+        let cut = |keep: Duration| to_micros(now).saturating_sub(i64::try_from(keep.as_micros()).unwrap_or(i64::MAX));
+        let (imports_before, events_before) = (cut(policy.imports), cut(policy.events));
+        let batch = i64::try_from(policy.batch.clamp(1, 100_000)).unwrap_or(1000);
+        let mut pruned = image_core::ops::Pruned::default();
+        loop {
+            let n = in_transaction!(self, |conn| ops::retention::prune_imports(conn, imports_before, batch).await)?;
+            pruned.imports += n as u64;
+            if (n as i64) < batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let n = in_transaction!(self, |conn| ops::retention::prune_events(conn, events_before, batch).await)?;
+            pruned.events += n as u64;
+            if (n as i64) < batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(pruned)
+    }
+
+    async fn catalog_generation(&self) -> Result<i64> {
+        with_conn!(self, |conn| ops::observe::catalog_generation(conn).await)
+    }
+
+    async fn queue_retention(&self, payload: image_core::job::RetentionPayload) -> Result<bool> {
+        let store: DbStore = self.clone();
+        detach(async move {
+            let queued: DbResult<bool> = async {
+                let _writer = store.lock_writer().await;
+                let mut pooled = store.pooled().await?;
+                pooled
+                    .conn()
+                    .write_transaction(async |conn| ops::retention::queue_retention(conn, &payload).await)
+                    .await
+            }
+            .await;
+            match queued {
+                Err(e) if error::is_unique_violation(&e) => Ok(false),
+                other => other.map_err(Error::from),
+            }
+        })
+        .await
     }
 }

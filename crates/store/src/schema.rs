@@ -239,6 +239,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    catalog_generation (id) {
+        id -> Integer,
+        generation -> BigInt,
+    }
+}
+
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(imports -> jobs (job_id));
@@ -260,5 +267,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     station_registries,
     station_downloads,
-    node_inventories
+    node_inventories,
+    catalog_generation
 );

@@ -142,6 +142,8 @@ on_both_backends!(
     sync_outcomes_are_recorded,
     a_sync_job_finds_its_repository_and_secret,
     queued_jobs_are_announced_on_postgres,
+    retention_removes_only_what_is_old,
+    one_retention_job_is_queued_at_a_time,
 );
 
 fn new_image(name: &str, category: Option<&str>, description: Option<&str>) -> NewImage {
@@ -2816,4 +2818,91 @@ async fn queued_jobs_are_announced_on_postgres(db: TestDb) {
     assert_eq!(heard_there.load(Ordering::SeqCst), 1, "the other schema heard this one's job");
     listener.abort();
     other_listener.unwrap().abort();
+}
+
+async fn all_event_ids(store: &DbStore) -> Vec<i64> {
+    let filter = EventFilter { page: Page::new(Some(1000), None).unwrap(), ..EventFilter::default() };
+    let mut ids: Vec<i64> = store.list_events(&filter).await.unwrap().items.iter().map(|e| e.id.get()).collect();
+    ids.sort();
+    ids
+}
+
+async fn import_ids(store: &DbStore) -> Vec<ImportId> {
+    let filter = ImportFilter { page: Page::new(Some(1000), None).unwrap(), ..ImportFilter::default() };
+    let mut ids: Vec<ImportId> = store.list_imports(&filter).await.unwrap().items.iter().map(|i| i.id).collect();
+    ids.sort_by_key(|id| id.get());
+    ids
+}
+
+/// Rows on either side of a moment `mid`: pruning "as of 90 days after `mid`" removes the finished
+/// imports and the events from before it, in batches of one or two rows, and keeps everything newer,
+/// and every import that has not finished (a running one here), however old.
+async fn retention_removes_only_what_is_old(db: TestDb) {
+    use image_core::ops::{OpsStore as _, Pruned, RetentionPolicy};
+    let store = &db.store;
+    let old_done = enqueue(store, "redis:1", "harbor.example.com/mirror/redis:1", ADMIN).await;
+    succeed(store, &old_done, digest(1), Vec::new()).await;
+    let old_canceled = enqueue(store, "redis:2", "harbor.example.com/mirror/redis:2", ADMIN).await;
+    store.cancel_import(old_canceled.id, ADMIN).await.unwrap();
+    let old_failed = enqueue(store, "redis:3", "harbor.example.com/mirror/redis:3", ADMIN).await;
+    let job = start(store, "w", &old_failed).await;
+    let failed = AttemptOutcome::Failed { error: "broken".into() };
+    assert!(store.finish_import_attempt(old_failed.id, job.id, "w", failed).await.unwrap());
+    // Running (its job claimed, so that the later import's claim takes that one): not finished, so kept.
+    let old_running = enqueue(store, "redis:4", "harbor.example.com/mirror/redis:4", ADMIN).await;
+    start(store, "w", &old_running).await;
+    let old_events = all_event_ids(store).await;
+    assert!(old_events.len() >= 7, "{old_events:?}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mid = OffsetDateTime::now_utc();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    let new_done = enqueue(store, "redis:5", "harbor.example.com/mirror/redis:5", ADMIN).await;
+    succeed(store, &new_done, digest(5), Vec::new()).await;
+    let all_events = all_event_ids(store).await;
+    let new_events: Vec<i64> = all_events.iter().copied().filter(|id| !old_events.contains(id)).collect();
+    assert!(new_events.len() >= 2, "{all_events:?}");
+
+    let later = mid + Duration::days(90);
+    let keep_events =
+        RetentionPolicy { imports: std::time::Duration::from_secs(90 * 86_400), batch: 1, ..RetentionPolicy::DEFAULT };
+    // Nothing is old yet a moment before `mid` + 90 days.
+    let pruned =
+        store.prune(keep_events, old_done.created_at + Duration::days(90) - Duration::seconds(1)).await.unwrap();
+    assert_eq!(pruned, Pruned::default());
+    assert_eq!(import_ids(store).await.len(), 5);
+
+    let pruned = store.prune(keep_events, later).await.unwrap();
+    assert_eq!(pruned, Pruned { imports: 3, events: 0 });
+    assert_eq!(import_ids(store).await, vec![old_running.id, new_done.id], "the running import stays, however old");
+    assert_eq!(all_event_ids(store).await, all_events, "events are kept for 365 days");
+
+    let ninety_days = RetentionPolicy {
+        imports: std::time::Duration::from_secs(90 * 86_400),
+        events: std::time::Duration::from_secs(90 * 86_400),
+        batch: 2,
+    };
+    let pruned = store.prune(ninety_days, later).await.unwrap();
+    assert_eq!(pruned, Pruned { imports: 0, events: old_events.len() as u64 });
+    assert_eq!(all_event_ids(store).await, new_events);
+    // Again: nothing more is old.
+    assert_eq!(store.prune(ninety_days, later).await.unwrap(), Pruned::default());
+    assert_eq!(import_ids(store).await, vec![old_running.id, new_done.id]);
+    store.get_import(new_done.id).await.unwrap();
+}
+
+async fn one_retention_job_is_queued_at_a_time(db: TestDb) {
+    use image_core::{job::RetentionPayload, ops::OpsStore as _};
+    let store = &db.store;
+    let payload = RetentionPayload { imports_secs: 3600, events_secs: 7200 };
+    let queued = futures::future::join_all((0..8).map(|_| store.queue_retention(payload))).await;
+    assert_eq!(queued.iter().filter(|q| *q.as_ref().unwrap()).count(), 1, "{queued:?}");
+    assert!(!store.queue_retention(payload).await.unwrap());
+    let job = store.claim_job("w", &["retention"], LEASE).await.unwrap().expect("the retention job");
+    assert_eq!(job.payload, json!({ "imports_secs": 3600, "events_secs": 7200 }));
+    // Still one while it runs; once done, the next run may queue again.
+    assert!(!store.queue_retention(payload).await.unwrap());
+    assert!(store.complete_job(job.id, "w").await.unwrap());
+    assert!(store.queue_retention(payload).await.unwrap());
 }

@@ -3,6 +3,7 @@ use std::{sync::Arc, time::Duration};
 use image_core::{
     Reference,
     copy::ImageCopier,
+    ops::OpsStore,
     store::{ImportStore, KubeStore},
 };
 
@@ -24,6 +25,8 @@ pub struct WorkerContext {
     pub inventory: Option<std::sync::Arc<crate::NodeReporter>>,
     /// Scans of imported artifacts ([`crate::ScanHandler`]); `None`: imports queue no scan.
     pub scans: Option<Arc<crate::ScanSettings>>,
+    /// What the retention job prunes.
+    pub ops: Arc<dyn OpsStore>,
 }
 
 impl std::fmt::Debug for WorkerContext {

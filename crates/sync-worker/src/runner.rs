@@ -21,8 +21,8 @@ pub struct RunnerConfig {
     pub lease: Duration,
     /// How long to wait before looking again when the queue is empty.
     pub poll_interval: Duration,
-    /// How long running jobs may go on after shutdown is asked for; then they are dropped, and their
-    /// leases lapse so that another worker resumes them.
+    /// How long running jobs may go on after shutdown is asked for; then they are dropped and their
+    /// leases ended (`JobQueue::release_job`), so that another worker resumes them at once.
     pub shutdown_grace: Duration,
 }
 
@@ -222,6 +222,8 @@ impl<J: Job> Dispatch<J::Context> for Typed<J> {
                     error = %err,
                     "cannot read the job's payload: it failed for good and is removed"
                 );
+                metrics::counter!("imagegate_jobs_finished_total", "job_type" => job.job_type.clone(), "outcome" => "failed")
+                    .increment(1);
                 if let Err(err) = queue.complete_job(job.id, &lease.worker).await {
                     tracing::warn!(error = %err, "cannot remove the job");
                 }
@@ -239,6 +241,7 @@ impl<J: Job> Dispatch<J::Context> for Typed<J> {
         } else {
             decide(J::run(ctx, &claimed).await, job.attempts, job.max_attempts, OffsetDateTime::now_utc())
         };
+        finished(&job.job_type, &next);
         let verdict = match next {
             Next::Finish(verdict) => verdict,
             Next::Requeue { error, run_at } => {
@@ -271,6 +274,19 @@ impl<J: Job> Dispatch<J::Context> for Typed<J> {
             }
         }
     }
+}
+
+/// Counts the attempt's outcome in `imagegate_jobs_finished_total` (through the `metrics` facade; nothing
+/// without a recorder): `succeeded`, `retry`, `failed` or `obsolete`.
+fn finished<T>(job_type: &str, next: &Next<T>) {
+    let outcome = match next {
+        Next::Finish(Verdict::Succeeded(_)) => "succeeded",
+        Next::Finish(Verdict::Retry { .. }) | Next::Requeue { .. } => "retry",
+        Next::Finish(Verdict::Failed { .. }) => "failed",
+        Next::Remove { .. } => "obsolete",
+    };
+    metrics::counter!("imagegate_jobs_finished_total", "job_type" => job_type.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 async fn remove<P>(job: &Claimed<P>) {
@@ -390,6 +406,8 @@ impl<C: Send + Sync + 'static> Runner<C> {
         );
         self.report_unknown_job_types().await;
         let mut running = JoinSet::new();
+        // The jobs running now, so that those still running at the end of the grace period are released.
+        let held: Arc<std::sync::Mutex<Vec<JobId>>> = Arc::default();
         tokio::pin!(shutdown);
         loop {
             while running.try_join_next().is_some() {}
@@ -407,7 +425,13 @@ impl<C: Send + Sync + 'static> Runner<C> {
             match claimed {
                 // Look again at once: more may be due.
                 Some(job) => {
-                    running.spawn(self.clone().run_job(job));
+                    let (id, held) = (job.id, held.clone());
+                    held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
+                    let run = self.clone().run_job(job);
+                    running.spawn(async move {
+                        run.await;
+                        held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|j| *j != id);
+                    });
                 }
                 None => {
                     tokio::select! {
@@ -422,11 +446,21 @@ impl<C: Send + Sync + 'static> Runner<C> {
         tracing::info!(running = running.len(), "worker stopping: letting running jobs finish");
         let drain = async { while running.join_next().await.is_some() {} };
         if tokio::time::timeout(self.config.shutdown_grace, drain).await.is_err() {
-            tracing::warn!(
-                abandoned = running.len(),
-                "jobs still running at the end of the grace period: their leases will lapse"
-            );
             running.abort_all();
+            while running.join_next().await.is_some() {}
+            let abandoned = std::mem::take(&mut *held.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            tracing::warn!(
+                abandoned = abandoned.len(),
+                "jobs still running at the end of the grace period: released for another worker to take over"
+            );
+            for id in abandoned {
+                match self.queue.release_job(id, &self.config.worker_id).await {
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(job_id = id.get(), error = %err, "cannot release the job; its lease will lapse")
+                    }
+                }
+            }
         }
         tracing::info!("worker stopped");
     }
@@ -510,6 +544,7 @@ mod tests {
         waiting: Vec<ClaimedJob>,
         completed: Vec<i64>,
         requeued: Vec<(i64, String, Timestamp)>,
+        released: Vec<i64>,
         /// Renewals answer that the lease was lost.
         lease_lost: bool,
     }
@@ -552,6 +587,11 @@ mod tests {
 
         async fn retry_job(&self, id: JobId, _: &str, error: &str, run_at: Timestamp) -> image_core::Result<bool> {
             self.state.lock().unwrap().requeued.push((id.get(), error.to_owned(), run_at));
+            Ok(true)
+        }
+
+        async fn release_job(&self, id: JobId, _: &str) -> image_core::Result<bool> {
+            self.state.lock().unwrap().released.push(id.get());
             Ok(true)
         }
 

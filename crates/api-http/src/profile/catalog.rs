@@ -414,8 +414,9 @@ async fn admission_check(
     extract::Body(b, _): Body<AdmissionBody>,
 ) -> ApiResult<Json<Value>> {
     let reference = Reference::parse(&b.image).map_err(|e| Error::invalid("image", e))?;
-    let (image, tags) = super::catalog_entry(s.store.as_ref(), &reference).await?;
-    match rules::admit_under(image.as_ref(), &tags, &reference, s.deny_severity) {
+    let entry = s.admission.entry(s.store.as_ref(), &reference).await?;
+    let (image, tags) = (&entry.0, &entry.1);
+    match rules::admit_under(image.as_ref(), tags, &reference, s.deny_severity) {
         Admission::Allowed { image, tag, warnings } => {
             let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
             Ok(Json(json!({ "allowed": true, "image": image, "tag": tag, "warnings": warnings })))

@@ -166,13 +166,15 @@ impl TestApp {
                     admin: internal.admin.clone(),
                     deny: internal.deny_severity,
                 })),
+                ops: store.clone(),
             };
             let config = sync_worker::RunnerConfig { worker_id: "test-worker".into(), ..Default::default() };
             runner = Some(Arc::new(
                 sync_worker::Runner::new(store.clone(), ctx, config)
                     .register::<sync_worker::ImportHandler>()
                     .register::<sync_worker::SyncHandler>()
-                    .register::<sync_worker::ScanHandler>(),
+                    .register::<sync_worker::ScanHandler>()
+                    .register::<sync_worker::RetentionHandler>(),
             ));
             state = state.with_internal_registry(internal);
         }
@@ -301,9 +303,14 @@ impl TestApp {
     async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
         let response = self.router.clone().oneshot(req).await.unwrap();
         let status = response.status();
+        let text =
+            response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"text/plain"));
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let value = if bytes.is_empty() {
             Value::Null
+        } else if text {
+            // `/metrics`: Prometheus's text format, as a JSON string.
+            Value::String(String::from_utf8(bytes.to_vec()).expect("UTF-8 text"))
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
         };

@@ -15,13 +15,17 @@ macro_rules! on_both_backends {
     };
 }
 
+mod admission;
 mod authorization;
 mod catalog;
 mod garbage;
 mod harbor;
 mod harness;
 mod kube;
+mod limits;
+mod metrics;
 mod platform;
+mod retention;
 mod station;
 mod station_images;
 mod users;

@@ -13,6 +13,8 @@
 //! | `sessions` | sign-in sessions, by the hash of their id |
 //! | `station` | the station profile's registries: registry secrets with the station's fields |
 //! | `nodes` | the node inventory: each node's last report and its inventory jobs |
+//! | `observe` | what the metrics read: queue depth per job type, imports per state |
+//! | `retention` | pruning finished imports and old audit events in batches |
 //!
 //! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
 //! whose SQL differs (the row-locking reads, the job channel) go through `conn.dialect()` (`conn::Dialect`).
@@ -27,7 +29,9 @@ pub(crate) mod exports;
 pub(crate) mod imports;
 pub(crate) mod kube;
 pub(crate) mod nodes;
+pub(crate) mod observe;
 pub(crate) mod queue;
+pub(crate) mod retention;
 pub(crate) mod sessions;
 pub(crate) mod station;
 pub(crate) mod users;

@@ -122,3 +122,12 @@ pub(crate) async fn job_types(conn: &mut Conn<'_>) -> DbResult<Vec<(String, i64)
         .load(conn)
         .await?)
 }
+
+/// Ends the lease now; the job is due for the next claim, which counts the next attempt.
+pub(crate) async fn release_job(conn: &mut Conn<'_>, id: JobId, worker: &str) -> DbResult<bool> {
+    let changed = diesel::update(jobs::table.find(id.get()).filter(jobs::lease_owner.eq(worker)))
+        .set(jobs::lease_until.eq(now_micros() - 1))
+        .execute(conn)
+        .await?;
+    Ok(changed == 1)
+}

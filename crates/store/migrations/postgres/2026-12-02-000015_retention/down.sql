@@ -1,0 +1,2 @@
+DROP INDEX jobs_one_retention;
+DROP INDEX imports_finished;

@@ -1,0 +1,7 @@
+DROP TRIGGER images_inserted_generation;
+DROP TRIGGER images_updated_generation;
+DROP TRIGGER images_deleted_generation;
+DROP TRIGGER image_tags_inserted_generation;
+DROP TRIGGER image_tags_updated_generation;
+DROP TRIGGER image_tags_deleted_generation;
+DROP TABLE catalog_generation;
