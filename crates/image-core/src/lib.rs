@@ -10,6 +10,7 @@ mod id;
 pub mod import;
 pub mod job;
 pub mod kube;
+pub mod oci;
 mod reference;
 pub mod registry;
 pub mod rules;

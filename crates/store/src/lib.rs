@@ -762,3 +762,6 @@ impl KubeStore for DbStore {
         with_conn!(self, |conn| ops::kube::repository_by_id(conn, &sealer, id.get()).await)
     }
 }
+
+// After the macros above, which it uses.
+mod registry_store;

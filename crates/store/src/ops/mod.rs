@@ -10,6 +10,7 @@
 //! | `exports` | export records |
 //! | `users` | users and API tokens |
 //! | `kube` | registry secrets, repositories and their scheduled syncs |
+//! | `registry` | the built-in registry's blobs, manifests, tags and uploads |
 //!
 //! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
 //! whose SQL differs (the row-locking reads, the job channel) go through `conn.dialect()` (`conn::Dialect`).
@@ -24,6 +25,7 @@ pub(crate) mod exports;
 pub(crate) mod imports;
 pub(crate) mod kube;
 pub(crate) mod queue;
+pub(crate) mod registry;
 pub(crate) mod users;
 
 use diesel::sql_types::{Nullable, Text};
