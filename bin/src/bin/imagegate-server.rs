@@ -37,6 +37,8 @@ struct Args {
     worker: WorkerArgs,
     #[command(flatten)]
     connections: imagegate::serve::ConnectionLimits,
+    #[command(flatten)]
+    builtin_registry: imagegate::builtin_registry::BuiltinRegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,7 +69,18 @@ async fn run() -> anyhow::Result<()> {
     }
 
     let store = Arc::new(store);
-    let registries = imagegate::registries(&args.registries)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let builtin = args.registries.internal_registry.as_deref().is_none_or(str::is_empty);
+    let (registries, builtin_credential) = if builtin {
+        let host = imagegate::builtin_registry::loopback_host(listener.local_addr()?);
+        let (registries, credential) = imagegate::builtin_registry::registries(&args.registries, &host)?;
+        tracing::info!(registry = %host, "no --internal-registry: serving the built-in registry at /v2/; imports land in it");
+        (registries, Some(credential))
+    } else {
+        (imagegate::registries(&args.registries)?, None)
+    };
     let waker = Arc::new(tokio::sync::Notify::new());
     let mut state = api_http::AppState::new(store.clone())
         .with_copier(registries.copier.clone())
@@ -98,10 +111,26 @@ async fn run() -> anyhow::Result<()> {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis));
-    let app = api_http::router(state).layer(trace);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let registry = match builtin_credential {
+        Some(credential) => {
+            let key = store::SecretKey::load_or_create(&args.common.secret_key_path())
+                .context("cannot load the secret key for the built-in registry's tokens")?;
+            Some(imagegate::builtin_registry::router(
+                store.clone(),
+                &state,
+                &args.common.data_dir,
+                &key,
+                &args.builtin_registry,
+                credential,
+            )?)
+        }
+        None => None,
+    };
+    let mut app = api_http::router(state);
+    if let Some(registry) = registry {
+        app = app.merge(registry);
+    }
+    let app = app.layer(trace);
     tracing::info!(address = %listener.local_addr()?, "imagegate-server listening");
     imagegate::serve::serve(listener, app, args.connections, async move {
         shutdown_signal().await;

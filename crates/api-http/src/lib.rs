@@ -4,6 +4,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod profile;
+pub mod registry_auth;
 mod routes;
 mod signin;
 mod users;

@@ -145,7 +145,7 @@ enum Identity {
 
 /// What a request needs to be allowed.
 enum Need<'a> {
-    /// `GET /v2/`: any valid credential, or none with anonymous pulls.
+    /// `GET /v2/`: any valid credential (an anonymous token included).
     Base,
     Catalog,
     Repository(&'a str, Action),
@@ -243,8 +243,9 @@ impl Registry {
                     ));
                 }
             }
-            (Identity::Anonymous, Need::Base) => anonymous_pull,
-            (Identity::Anonymous, Need::Catalog) => false,
+            // Always a challenge, anonymous pulls or not: clients learn from `/v2/` whether to authenticate,
+            // and one that got a 200 here would never answer a later challenge of a push.
+            (Identity::Anonymous, Need::Base | Need::Catalog) => false,
             (Identity::Anonymous, Need::Repository(_, action)) => action.permitted(None, anonymous_pull),
         };
         if allowed { Ok(()) } else { Err(self.challenge(req, &need, "authentication required")) }

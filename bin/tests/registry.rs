@@ -1,0 +1,194 @@
+//! The built-in registry of the real `imagegate-server` (started without `--internal-registry`, as the
+//! README's first command does): real clients copy images into and out of it with their digests kept, and an
+//! import lands in it.
+
+mod common;
+
+use common::{Server, free_port};
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_support::{Distribution, images};
+
+const PASSWORD: &str = "s3cret-enough";
+
+async fn start(args: &[&str]) -> (Server, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server {
+        child: Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env_remove("IMAGEGATE_DATABASE_URL")
+            .env_remove("IMAGEGATE_INTERNAL_REGISTRY")
+            .env("IMAGEGATE_ADMIN_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
+            && r.status().is_success()
+        {
+            return (server, format!("127.0.0.1:{port}"));
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `skopeo`, from `/usr/bin` or PATH (`cargo xtask test` installs it).
+fn skopeo_bin() -> String {
+    if std::path::Path::new("/usr/bin/skopeo").exists() {
+        return "/usr/bin/skopeo".into();
+    }
+    "skopeo".into()
+}
+
+/// Runs skopeo; its exit status, standard output and standard error.
+async fn skopeo(args: &[&str]) -> (bool, Vec<u8>, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(skopeo_bin())
+            .args(&args)
+            .env("HOME", std::env::temp_dir())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run skopeo ({e}); `cargo xtask test` installs it (Debian: skopeo)"))
+    })
+    .await
+    .unwrap();
+    (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+async fn copy(from: &str, to: &str, creds: &[&str]) {
+    let mut args = vec!["copy", "--all", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false"];
+    args.extend_from_slice(creds);
+    let (from, to) = (format!("docker://{from}"), format!("docker://{to}"));
+    args.extend([from.as_str(), to.as_str()]);
+    let (ok, _, stderr) = skopeo(&args).await;
+    assert!(ok, "skopeo copy {from} {to}: {stderr}");
+}
+
+async fn raw_digest(reference: &str, creds: Option<&str>) -> Result<String, String> {
+    let reference = format!("docker://{reference}");
+    let mut args = vec!["inspect", "--raw", "--tls-verify=false"];
+    if let Some(creds) = creds {
+        args.extend(["--creds", creds]);
+    } else {
+        args.push("--no-creds");
+    }
+    args.push(&reference);
+    let (ok, stdout, stderr) = skopeo(&args).await;
+    if ok { Ok(test_support::images::sha256(&stdout)) } else { Err(stderr) }
+}
+
+fn admin_creds() -> String {
+    format!("admin:{PASSWORD}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skopeo_copies_a_single_image_an_index_and_sixty_layers_in_and_out_with_digests_kept() {
+    let source = Distribution::start().await;
+    let sink = Distribution::start().await;
+    let single = images::push_image(&source, "copy/single", "1", &[2000, 30_000, 500]).await;
+    let index =
+        images::push_index(&source, "copy/index", "2", &[("linux", "amd64"), ("linux", "arm64")], &[4000], 1000).await;
+    let sixty = images::push_image(&source, "copy/sixty", "3", &[300; 60]).await;
+    let (_server, host) = start(&[]).await;
+    let creds = admin_creds();
+    for (repo, tag, pushed) in [("copy/single", "1", &single), ("copy/index", "2", &index), ("copy/sixty", "3", &sixty)]
+    {
+        let inside = format!("{host}/{repo}:{tag}");
+        copy(&format!("{}/{repo}:{tag}", source.host()), &inside, &["--dest-creds", &creds]).await;
+        assert_eq!(raw_digest(&inside, Some(&creds)).await.unwrap(), pushed.digest, "{repo} inside");
+        for manifest in &pushed.manifests {
+            let child = format!("{host}/{repo}@{}", manifest.digest);
+            assert_eq!(raw_digest(&child, Some(&creds)).await.unwrap(), manifest.digest, "{repo} child");
+        }
+        let out = format!("{}/{repo}:{tag}", sink.host());
+        copy(&inside, &out, &["--src-creds", &creds]).await;
+        assert_eq!(raw_digest(&out, None).await.unwrap(), pushed.digest, "{repo} copied out");
+    }
+    // Without credentials the challenge stands; a user who is not an admin cannot push.
+    let refused = raw_digest(&format!("{host}/copy/single:1"), None).await.unwrap_err();
+    assert!(refused.contains("401") || refused.to_lowercase().contains("unauthorized"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_pulls_only_with_the_flag() {
+    let source = Distribution::start().await;
+    let pushed = images::push_image(&source, "anon/app", "1", &[1000]).await;
+    let (_server, host) = start(&["--registry-anonymous-pull"]).await;
+    let inside = format!("{host}/anon/app:1");
+    copy(&format!("{}/anon/app:1", source.host()), &inside, &["--dest-creds", &admin_creds()]).await;
+    assert_eq!(raw_digest(&inside, None).await.unwrap(), pushed.digest);
+    let mut args = vec!["copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--dest-no-creds"];
+    let (from, to) = (format!("docker://{}/anon/app:1", source.host()), format!("docker://{host}/anon/other:1"));
+    args.extend([from.as_str(), to.as_str()]);
+    let (ok, _, stderr) = skopeo(&args).await;
+    assert!(!ok, "an anonymous push went through");
+    assert!(stderr.contains("401") || stderr.to_lowercase().contains("unauthorized"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_on_embedded_defaults_lands_in_the_built_in_registry() {
+    let source = Distribution::start().await;
+    let pushed =
+        images::push_index(&source, "imports/app", "1.0", &[("linux", "amd64"), ("linux", "arm64")], &[3000, 200], 500)
+            .await;
+    let (server, host) = start(&[]).await;
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{}/api/v1/images:import", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&json!({ "source": format!("{}/imports/app:1.0", source.host()) }))
+        .send()
+        .await
+        .unwrap();
+    let (status, answer): (u16, Value) = (resp.status().as_u16(), resp.json().await.unwrap());
+    assert!(status == 200 && answer["state"] == 1, "{status} {answer}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list: Value = http
+            .get(format!("{}/api/v1/images", server.base))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["images"][0]["artifacts"][0]["status"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the import did not finish: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let repository = format!("{}/imports/app", source.host().replace(':', "_"));
+    let catalog: Value = http
+        .get(format!("{}/v2/_catalog", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(catalog, json!({ "repositories": [repository] }));
+    let inside = format!("{host}/{repository}:1.0");
+    assert_eq!(raw_digest(&inside, Some(&admin_creds())).await.unwrap(), pushed.digest);
+    for manifest in &pushed.manifests {
+        let child = format!("{host}/{repository}@{}", manifest.digest);
+        assert_eq!(raw_digest(&child, Some(&admin_creds())).await.unwrap(), manifest.digest);
+    }
+}
