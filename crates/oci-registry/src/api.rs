@@ -892,8 +892,10 @@ async fn append_chunk(
 
 async fn patch_upload(registry: &Registry, req: &Req, name: &str, id: &str, body: Body) -> OciResult<Response> {
     registry.authorize(req, Need::Repository(name, Action::Push)).await?;
+    session(registry, name, id).await?;
     let lock = registry.blobs.upload_lock(id);
     let _held = lock.lock().await;
+    // Again under the lock: another request may have finished or cancelled it meanwhile.
     let session = session(registry, name, id).await?;
     let size = append_chunk(registry, req, name, &session, body).await?;
     Ok(respond(StatusCode::ACCEPTED, &upload_headers(name, id, size), Body::empty()))
@@ -901,8 +903,10 @@ async fn patch_upload(registry: &Registry, req: &Req, name: &str, id: &str, body
 
 async fn put_upload(registry: &Registry, req: &Req, name: &str, id: &str, body: Body) -> OciResult<Response> {
     registry.authorize(req, Need::Repository(name, Action::Push)).await?;
+    session(registry, name, id).await?;
     let lock = registry.blobs.upload_lock(id);
     let _held = lock.lock().await;
+    // Again under the lock: another request may have finished or cancelled it meanwhile.
     let session = session(registry, name, id).await?;
     let digest = parse_digest(
         req.param("digest")
@@ -921,6 +925,7 @@ async fn upload_status(registry: &Registry, req: &Req, name: &str, id: &str) -> 
 
 async fn cancel_upload(registry: &Registry, req: &Req, name: &str, id: &str) -> OciResult<Response> {
     registry.authorize(req, Need::Repository(name, Action::Push)).await?;
+    session(registry, name, id).await?;
     let lock = registry.blobs.upload_lock(id);
     let _held = lock.lock().await;
     session(registry, name, id).await?;

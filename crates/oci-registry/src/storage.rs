@@ -59,7 +59,8 @@ impl BlobStore {
         self.root.join("uploads").join(id)
     }
 
-    /// The lock that one writer of upload `id` holds.
+    /// The lock that one writer of upload `id` holds; taken only for an upload known to be in progress (the
+    /// entry goes when the upload ends).
     pub fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         locks.entry(id.to_owned()).or_default().clone()
