@@ -16,13 +16,17 @@ const PASSWORD: &str = "s3cret-enough";
 
 async fn start(args: &[&str]) -> (Server, String) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    start_at(dir.path().join("data"), dir, free_port(), args).await
+}
+
+/// A server on `port` with its data in `data`; `dir` is removed when the server is dropped.
+async fn start_at(data: std::path::PathBuf, dir: tempfile::TempDir, port: u16, args: &[&str]) -> (Server, String) {
     let server = Server {
         child: Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(&data)
             .args(args)
             .env_remove("IMAGEGATE_DATABASE_URL")
             .env_remove("IMAGEGATE_INTERNAL_REGISTRY")
@@ -191,4 +195,98 @@ async fn an_import_on_embedded_defaults_lands_in_the_built_in_registry() {
         let child = format!("{host}/{repository}@{}", manifest.digest);
         assert_eq!(raw_digest(&child, Some(&admin_creds())).await.unwrap(), manifest.digest);
     }
+}
+
+/// A request body that sends `first` and then nothing more until the sender is dropped.
+fn hanging_body(first: Vec<u8>) -> (reqwest::Body, tokio::sync::mpsc::Sender<Vec<u8>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let stream = futures::stream::unfold((Some(first), rx), |(first, mut rx)| async move {
+        match first {
+            Some(first) => Some((Ok::<_, std::io::Error>(first), (None, rx))),
+            None => rx.recv().await.map(|chunk| (Ok(chunk), (None, rx))),
+        }
+    });
+    (reqwest::Body::wrap_stream(stream), tx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_killed_mid_blob_leaves_nothing_visible_and_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let (mut server, _) = start_at(data.clone(), dir, port, &[]).await;
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let content = test_support::images::random_bytes(3 * 1024 * 1024);
+    let digest = test_support::images::sha256(&content);
+
+    // A chunked upload whose chunk is half sent, and a monolithic one, when the server is killed.
+    let start = http
+        .post(format!("{base}/v2/crash/app/blobs/uploads/"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 202);
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let (chunk, _keep_chunk) = hanging_body(content[..1024 * 1024].to_vec());
+    let patch =
+        tokio::spawn(http.patch(format!("{base}{location}")).basic_auth("admin", Some(PASSWORD)).body(chunk).send());
+    let (mono, _keep_mono) = hanging_body(content[..2 * 1024 * 1024].to_vec());
+    let post = tokio::spawn(
+        http.post(format!("{base}/v2/crash/app/blobs/uploads/?digest={digest}"))
+            .basic_auth("admin", Some(PASSWORD))
+            .body(mono)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    assert!(patch.await.unwrap().is_err() && post.await.unwrap().is_err(), "the requests outlived the server");
+    let uploads = std::fs::read_dir(data.join("registry/uploads")).unwrap().count();
+    assert!(uploads >= 1, "the killed uploads were being written under uploads/");
+
+    // Restart on the same data directory (its TempDir lives in `server` until the end).
+    let (server2, _) = start_at(data.clone(), tempfile::tempdir().unwrap(), port, &[]).await;
+    let head = http
+        .head(format!("{base}/v2/crash/app/blobs/{digest}"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 404, "a partial blob is visible");
+    let blobs: Vec<_> = walk(&data.join("registry/blobs"));
+    assert!(blobs.is_empty(), "files under blobs/: {blobs:?}");
+    // The session survived with none of the half-sent chunk; the retried push resumes and succeeds.
+    let status = http.get(format!("{base}{location}")).basic_auth("admin", Some(PASSWORD)).send().await.unwrap();
+    assert_eq!((status.status().as_u16(), status.headers()["range"].to_str().unwrap()), (204, "0-0"));
+    let len = content.len();
+    let done = http
+        .put(format!("{base}{location}?digest={digest}"))
+        .basic_auth("admin", Some(PASSWORD))
+        .header("content-range", format!("0-{}", len - 1))
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 201, "{}", done.text().await.unwrap());
+    let got = http
+        .get(format!("{base}/v2/crash/app/blobs/{digest}"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), content.as_slice());
+    drop(server2);
+    drop(server);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
 }
