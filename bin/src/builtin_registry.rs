@@ -24,6 +24,10 @@ pub struct BuiltinRegistryArgs {
     /// built-in registry's challenge [default: from each request's Host].
     #[arg(long, env = "IMAGEGATE_REGISTRY_PUBLIC_URL")]
     pub registry_public_url: Option<String>,
+    /// Manifest pulls from the built-in registry of images the catalog does not approve: `enforce` refuses
+    /// them (403 `DENIED` with the reason), `warn` serves them and logs the reason, `off` does not ask.
+    #[arg(long, env = "IMAGEGATE_GATE", default_value = "enforce")]
+    pub gate: oci_registry::GateMode,
 }
 
 /// The server's own credential for its built-in registry.
@@ -78,6 +82,8 @@ pub fn router(
         anonymous_pull: args.registry_anonymous_pull,
         internal_credential: Some((credential.username, credential.password)),
         public_url: args.registry_public_url.clone(),
+        gate_mode: args.gate,
+        gate: Some(api_http::registry_auth::catalog_gate(state)),
     };
     let registry = oci_registry::Registry::open(store, api_http::registry_auth::registry_authenticator(state), config)
         .with_context(|| format!("cannot open the built-in registry's directory {}", root.display()))?;

@@ -108,7 +108,7 @@ async fn skopeo_copies_a_single_image_an_index_and_sixty_layers_in_and_out_with_
     let index =
         images::push_index(&source, "copy/index", "2", &[("linux", "amd64"), ("linux", "arm64")], &[4000], 1000).await;
     let sixty = images::push_image(&source, "copy/sixty", "3", &[300; 60]).await;
-    let (_server, host) = start(&[]).await;
+    let (_server, host) = start(&["--gate", "off"]).await;
     let creds = admin_creds();
     for (repo, tag, pushed) in [("copy/single", "1", &single), ("copy/index", "2", &index), ("copy/sixty", "3", &sixty)]
     {
@@ -132,7 +132,7 @@ async fn skopeo_copies_a_single_image_an_index_and_sixty_layers_in_and_out_with_
 async fn anonymous_pulls_only_with_the_flag() {
     let source = Distribution::start().await;
     let pushed = images::push_image(&source, "anon/app", "1", &[1000]).await;
-    let (_server, host) = start(&["--registry-anonymous-pull"]).await;
+    let (_server, host) = start(&["--registry-anonymous-pull", "--gate", "off"]).await;
     let inside = format!("{host}/anon/app:1");
     copy(&format!("{}/anon/app:1", source.host()), &inside, &["--dest-creds", &admin_creds()]).await;
     assert_eq!(raw_digest(&inside, None).await.unwrap(), pushed.digest);
@@ -189,12 +189,50 @@ async fn an_import_on_embedded_defaults_lands_in_the_built_in_registry() {
         .await
         .unwrap();
     assert_eq!(catalog, json!({ "repositories": [repository] }));
+    // The import added the image to the catalog pending approval: the gate refuses its pulls, saying why.
     let inside = format!("{host}/{repository}:1.0");
+    let shown = format!("{}/imports/app", source.host());
+    let refused = raw_digest(&inside, Some(&admin_creds())).await.unwrap_err();
+    assert!(refused.contains(&format!("{shown} is pending approval")), "{refused}");
+    let by_digest = format!("{host}/{repository}@{}", pushed.digest);
+    assert!(raw_digest(&by_digest, Some(&admin_creds())).await.unwrap_err().contains("pending approval"));
+    let images: Value = http
+        .get(format!("{}/catalog/api/v1/images?search=app", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let image = images["images"].as_array().unwrap().iter().find(|i| i["image_name"] == "app").unwrap().clone();
+    let approve = http
+        .put(format!("{}/catalog/api/v1/images/{}", server.base, image["id"]))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&json!({ "approval_status": "approved" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approve.status(), 200);
+    // Approved: the tag, the index by digest and each platform's manifest by digest are served.
     assert_eq!(raw_digest(&inside, Some(&admin_creds())).await.unwrap(), pushed.digest);
+    assert_eq!(raw_digest(&by_digest, Some(&admin_creds())).await.unwrap(), pushed.digest);
     for manifest in &pushed.manifests {
         let child = format!("{host}/{repository}@{}", manifest.digest);
         assert_eq!(raw_digest(&child, Some(&admin_creds())).await.unwrap(), manifest.digest);
     }
+    // A tag the catalog does not list is refused, though its manifest is the approved one.
+    let put = http
+        .put(format!("{}/v2/{repository}/manifests/unlisted", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .header("content-type", pushed.media_type.as_str())
+        .body(pushed.bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let unlisted = raw_digest(&format!("{host}/{repository}:unlisted"), Some(&admin_creds())).await.unwrap_err();
+    assert!(unlisted.contains(&format!("tag unlisted of {shown} is not approved")), "{unlisted}");
 }
 
 /// A request body that sends `first` and then nothing more until the sender is dropped.

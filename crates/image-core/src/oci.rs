@@ -138,6 +138,9 @@ pub trait RegistryStore: Send + Sync {
     /// The manifests of `repository` whose subject is `subject`, by digest.
     async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<ManifestDescriptor>>;
 
+    /// The manifests of `repository` (indexes) that list the manifest `digest`.
+    async fn parents(&self, repository: &str, digest: &Digest) -> Result<Vec<Digest>>;
+
     async fn create_upload(&self, id: &str, repository: &str) -> Result<UploadSession>;
 
     async fn get_upload(&self, id: &str) -> Result<Option<UploadSession>>;

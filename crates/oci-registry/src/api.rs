@@ -22,6 +22,7 @@ use crate::{
     Registry,
     auth::{Action, AuthFailure, Claims, Principal, Scope, TOKEN_TTL_SECS},
     error::{Code, OciError, OciResult},
+    gate::{GateMode, Pull},
     manifest, name,
     storage::{AppendError, file_stream},
 };
@@ -139,6 +140,8 @@ fn percent_decode(s: &str) -> String {
 /// Who sent a request.
 enum Identity {
     Anonymous,
+    /// The server's own credential: an admin that the gate lets through.
+    Internal,
     User(Principal),
     Token(Claims),
 }
@@ -213,7 +216,7 @@ impl Registry {
             let (username, password) = decode_basic(credential)
                 .ok_or_else(|| self.challenge(req, need, "the Basic credentials are not base64 of `user:password`"))?;
             if self.is_internal(&username, &password) {
-                return Ok(Identity::User(Principal { name: username, admin: true }));
+                return Ok(Identity::Internal);
             }
             return match self.auth.basic(&username, &password, req.client).await.map_err(failure)? {
                 Some(principal) => Ok(Identity::User(principal)),
@@ -226,8 +229,15 @@ impl Registry {
     /// Allows the request, or answers why not: a challenge to whoever has not shown enough, `DENIED` to a
     /// signed-in user whose role does not allow it.
     async fn authorize(&self, req: &Req, need: Need<'_>) -> OciResult<()> {
+        self.authorize_as(req, need).await.map(drop)
+    }
+
+    /// [`Registry::authorize`], answering who the caller is.
+    async fn authorize_as(&self, req: &Req, need: Need<'_>) -> OciResult<Identity> {
         let anonymous_pull = self.config.anonymous_pull;
-        let allowed = match (&self.identify(req, &need).await?, &need) {
+        let identity = self.identify(req, &need).await?;
+        let allowed = match (&identity, &need) {
+            (Identity::Internal, _) => true,
             (Identity::Token(_), Need::Base) | (Identity::User(_), Need::Base | Need::Catalog) => true,
             (Identity::Token(claims), Need::Catalog) => claims.allows("registry", "catalog", "*"),
             (Identity::Token(claims), Need::Repository(name, action)) => {
@@ -248,7 +258,7 @@ impl Registry {
             (Identity::Anonymous, Need::Base | Need::Catalog) => false,
             (Identity::Anonymous, Need::Repository(_, action)) => action.permitted(None, anonymous_pull),
         };
-        if allowed { Ok(()) } else { Err(self.challenge(req, &need, "authentication required")) }
+        if allowed { Ok(identity) } else { Err(self.challenge(req, &need, "authentication required")) }
     }
 }
 
@@ -413,6 +423,7 @@ async fn route(registry: &Registry, req: &Req, path: &str, body: Body) -> OciRes
 async fn token(registry: &Registry, req: &Req) -> OciResult<Response> {
     let principal = match registry.identify(req, &Need::Base).await {
         Ok(Identity::User(principal)) => Some(principal),
+        Ok(Identity::Internal) => Some(Principal { name: "imagegate-internal".into(), admin: true }),
         Ok(Identity::Anonymous) => None,
         Ok(Identity::Token(claims)) if !claims.sub.is_empty() => {
             // A token of ours is not traded for another: sign in with a password or an API token.
@@ -565,11 +576,14 @@ async fn manifest_unknown(registry: &Registry, name: &str, reference: &str) -> O
 }
 
 async fn get_manifest(registry: &Registry, req: &Req, name: &str, reference: &str) -> OciResult<Response> {
-    registry.authorize(req, Need::Repository(name, Action::Pull)).await?;
+    let identity = registry.authorize_as(req, Need::Repository(name, Action::Pull)).await?;
     let wanted = manifest_ref(reference)?;
     let Some(found) = registry.store.get_manifest(name, &wanted).await? else {
         return Err(manifest_unknown(registry, name, reference).await);
     };
+    if !matches!(identity, Identity::Internal) {
+        gate(registry, name, &wanted, &found.digest).await?;
+    }
     let headers = [
         (header::CONTENT_TYPE, found.media_type.clone()),
         (header::CONTENT_LENGTH, found.content.len().to_string()),
@@ -578,6 +592,30 @@ async fn get_manifest(registry: &Registry, req: &Req, name: &str, reference: &st
     ];
     let body = if req.method == Method::HEAD { Body::empty() } else { Body::from(found.content) };
     Ok(respond(StatusCode::OK, &headers, body))
+}
+
+/// Asks the gate about a manifest pull; refuses it (enforce) or logs it (warn).
+async fn gate(registry: &Registry, name: &str, wanted: &ManifestRef, digest: &Digest) -> OciResult<()> {
+    let Some(gate) = registry.config.gate.as_ref().filter(|_| registry.config.gate_mode != GateMode::Off) else {
+        return Ok(());
+    };
+    let parents = registry.store.parents(name, digest).await?;
+    let tag = match wanted {
+        ManifestRef::Tag(tag) => Some(tag.as_str()),
+        ManifestRef::Digest(_) => None,
+    };
+    let Some(reason) = gate.refusal(Pull { repository: name, tag, digest, parents: &parents }).await? else {
+        return Ok(());
+    };
+    match registry.config.gate_mode {
+        GateMode::Warn => {
+            tracing::warn!(repository = name, %digest, reason = %reason, "gate (warn): serving a pull the catalog does not approve");
+            Ok(())
+        }
+        _ => {
+            Err(OciError::new(Code::Denied, reason).with_detail(serde_json::json!({ "name": name, "digest": digest })))
+        }
+    }
 }
 
 async fn put_manifest(registry: &Registry, req: &Req, name: &str, reference: &str, body: Body) -> OciResult<Response> {

@@ -3,6 +3,7 @@
 mod api;
 pub mod auth;
 pub mod error;
+pub mod gate;
 pub mod manifest;
 pub mod name;
 pub mod storage;
@@ -15,6 +16,7 @@ pub use crate::{
     api::router,
     auth::{Action, AuthFailure, Authenticator, Principal, TokenSigner},
     error::{Code, OciError},
+    gate::{Gate, GateMode},
     storage::BlobStore,
 };
 
@@ -33,6 +35,10 @@ pub struct RegistryConfig {
     /// The URL clients reach the server at (`https://registry.example.com`), for the token realm; without
     /// it the realm is built from the request's `Host`.
     pub public_url: Option<String>,
+    /// What manifest pulls refused by [`RegistryConfig::gate`] get.
+    pub gate_mode: GateMode,
+    /// The catalog's decision on manifest pulls; none: every pull that auth allows is served.
+    pub gate: Option<std::sync::Arc<dyn Gate>>,
 }
 
 impl std::fmt::Debug for RegistryConfig {
@@ -41,6 +47,7 @@ impl std::fmt::Debug for RegistryConfig {
             .field("root", &self.root)
             .field("anonymous_pull", &self.anonymous_pull)
             .field("public_url", &self.public_url)
+            .field("gate_mode", &self.gate_mode)
             .finish_non_exhaustive()
     }
 }

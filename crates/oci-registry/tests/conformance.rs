@@ -531,3 +531,48 @@ mod crash_safety {
         }
     }
 }
+
+mod gate {
+    use super::*;
+
+    #[tokio::test]
+    async fn refused_pulls_are_denied_warned_or_not_asked() {
+        for mode in [oci_registry::GateMode::Enforce, oci_registry::GateMode::Warn, oci_registry::GateMode::Off] {
+            for reg in gated(false, mode).await {
+                let image = reg.push_image("app", "bad", OCI_MANIFEST, b"l").await;
+                reg.admin("PUT", "/v2/app/manifests/good", &[("content-type", OCI_MANIFEST)], image.clone()).await;
+                let index = json!({
+                    "schemaVersion": 2, "mediaType": OCI_INDEX,
+                    "manifests": [{ "mediaType": OCI_MANIFEST, "digest": sha(&image), "size": image.len() }],
+                })
+                .to_string();
+                reg.admin("PUT", "/v2/app/manifests/multi", &[("content-type", OCI_INDEX)], index.clone()).await;
+                let bad = reg.admin("GET", "/v2/app/manifests/bad", &[], Body::empty()).await;
+                let orphan = reg
+                    .admin("HEAD", &format!("/v2/app/manifests/{}", sha(index.as_bytes())), &[], Body::empty())
+                    .await;
+                match mode {
+                    oci_registry::GateMode::Enforce => {
+                        assert_eq!((bad.status, bad.code().as_str()), (StatusCode::FORBIDDEN, "DENIED"));
+                        assert_eq!(bad.json()["errors"][0]["message"], "tag bad of app is not approved");
+                        assert_eq!(orphan.status, StatusCode::FORBIDDEN);
+                    }
+                    _ => assert!(bad.status == StatusCode::OK && orphan.status == StatusCode::OK, "{mode:?}"),
+                }
+                assert_eq!(reg.admin("GET", "/v2/app/manifests/good", &[], Body::empty()).await.status, StatusCode::OK);
+                // A platform's manifest of an index, by digest, and the blobs stay pullable.
+                let child = reg.admin("GET", &format!("/v2/app/manifests/{}", sha(&image)), &[], Body::empty()).await;
+                assert_eq!(child.status, StatusCode::OK);
+                assert_eq!(
+                    reg.admin("GET", &format!("/v2/app/blobs/{}", sha(b"l")), &[], Body::empty()).await.status,
+                    StatusCode::OK
+                );
+                // The server's own credential passes the gate (imports read what they copy).
+                let internal = reg
+                    .send("GET", "/v2/app/manifests/bad", Some(basic("internal", "internal-pw")), &[], Body::empty())
+                    .await;
+                assert_eq!(internal.status, StatusCode::OK);
+            }
+        }
+    }
+}

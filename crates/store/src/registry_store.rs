@@ -69,6 +69,11 @@ impl RegistryStore for DbStore {
         with_conn!(self, |conn| ops::registry::referrers(conn, &repository, &subject).await)
     }
 
+    async fn parents(&self, repository: &str, digest: &Digest) -> Result<Vec<Digest>> {
+        let (repository, digest) = (repository.to_owned(), digest.clone());
+        with_conn!(self, |conn| ops::registry::parents(conn, &repository, &digest).await)
+    }
+
     async fn create_upload(&self, id: &str, repository: &str) -> Result<UploadSession> {
         let (id, repository) = (id.to_owned(), repository.to_owned());
         in_transaction!(self, |conn| ops::registry::create_upload(conn, &id, &repository).await)

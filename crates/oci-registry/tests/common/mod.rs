@@ -95,7 +95,28 @@ pub async fn stores() -> Vec<Arc<store::DbStore>> {
     stores
 }
 
+/// Refuses pulls by the tag `bad`, and by digest any manifest no index lists.
+#[derive(Debug)]
+pub struct TagGate;
+
+#[async_trait]
+impl oci_registry::Gate for TagGate {
+    async fn refusal(&self, pull: oci_registry::gate::Pull<'_>) -> image_core::Result<Option<String>> {
+        Ok(match pull.tag {
+            Some("bad") => Some(format!("tag bad of {} is not approved", pull.repository)),
+            Some(_) => None,
+            None if pull.parents.is_empty() => Some(format!("{} is not an approved tag", pull.digest)),
+            None => None,
+        })
+    }
+}
+
 pub async fn registries(anonymous_pull: bool) -> Vec<Reg> {
+    gated(anonymous_pull, oci_registry::GateMode::Off).await
+}
+
+/// Registries whose gate is [`TagGate`] in `mode`.
+pub async fn gated(anonymous_pull: bool, gate_mode: oci_registry::GateMode) -> Vec<Reg> {
     let mut out = Vec::new();
     for store in stores().await {
         let dir = tempfile::tempdir().unwrap();
@@ -105,6 +126,8 @@ pub async fn registries(anonymous_pull: bool) -> Vec<Reg> {
             anonymous_pull,
             internal_credential: Some(("internal".into(), "internal-pw".into())),
             public_url: None,
+            gate_mode,
+            gate: Some(Arc::new(TagGate)),
         };
         let registry = Registry::open(store, Arc::new(Users), config).unwrap();
         out.push(Reg { router: oci_registry::router(Arc::new(registry)), dir });

@@ -360,6 +360,18 @@ pub(crate) async fn referrers(
         .collect()
 }
 
+pub(crate) async fn parents(conn: &mut Conn<'_>, repository: &str, child: &Digest) -> DbResult<Vec<Digest>> {
+    let rows: Vec<String> = registry_manifest_references::table
+        .filter(registry_manifest_references::repository.eq(repository))
+        .filter(registry_manifest_references::digest.eq(child.as_str()))
+        .filter(registry_manifest_references::kind.eq("manifest"))
+        .select(registry_manifest_references::manifest_digest)
+        .distinct()
+        .load(conn)
+        .await?;
+    rows.iter().map(|d| digest(d)).collect()
+}
+
 pub(crate) async fn create_upload(conn: &mut Conn<'_>, id: &str, repository: &str) -> DbResult<UploadSession> {
     let now = now_micros();
     diesel::insert_into(registry_uploads::table)
