@@ -89,3 +89,32 @@ pub fn router(
         .with_context(|| format!("cannot open the built-in registry's directory {}", root.display()))?;
     Ok(oci_registry::router(Arc::new(registry)))
 }
+
+/// `imagegate-server gc`: removes (or, with `dry_run`, lists) the built-in registry's blobs that no manifest
+/// references and that are older than `grace`, and blob files no record names; prints one line each and a
+/// total.
+pub async fn gc(
+    store: &store::DbStore,
+    data_dir: &Path,
+    grace: std::time::Duration,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let root = data_dir.join("registry");
+    let blobs = oci_registry::BlobStore::open(&root)
+        .with_context(|| format!("cannot open the built-in registry's directory {}", root.display()))?;
+    let report = oci_registry::gc::collect(store, &blobs, grace, dry_run).await.context("garbage collection failed")?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for (digest, size) in &report.blobs {
+        println!("{verb} blob {digest} ({size} bytes)");
+    }
+    for (path, size) in &report.files {
+        println!("{verb} unrecorded file {} ({size} bytes)", path.display());
+    }
+    println!(
+        "{verb} {} blobs and {} unrecorded files, {} bytes",
+        report.blobs.len(),
+        report.files.len(),
+        report.bytes()
+    );
+    Ok(())
+}

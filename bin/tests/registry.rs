@@ -328,3 +328,61 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_dry_run_lists_unreferenced_blobs_and_gc_removes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (server, _) = start_at(data.clone(), dir, free_port(), &[]).await;
+    let http = reqwest::Client::new();
+    let content = b"a layer whose manifest never came".to_vec();
+    let digest = test_support::images::sha256(&content);
+    let push = http
+        .post(format!("{}/v2/gc/app/blobs/uploads/?digest={digest}", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(push.status(), 201);
+    let gc = |args: &'static [&'static str]| {
+        let data = data.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
+                    .arg("--data-dir")
+                    .arg(&data)
+                    .arg("gc")
+                    .args(args)
+                    .env_remove("IMAGEGATE_DATABASE_URL")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        }
+    };
+    let head = async || {
+        http.head(format!("{}/v2/gc/app/blobs/{digest}", server.base))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let kept = gc(&["--dry-run"]).await;
+    assert_eq!(kept, "would remove 0 blobs and 0 unrecorded files, 0 bytes\n", "within the default 24 h grace");
+    let dry = gc(&["--dry-run", "--grace-hours", "0"]).await;
+    let len = content.len();
+    assert_eq!(
+        dry,
+        format!("would remove blob {digest} ({len} bytes)\nwould remove 1 blobs and 0 unrecorded files, {len} bytes\n")
+    );
+    assert_eq!(head().await, 200, "a dry run removed the blob");
+    let done = gc(&["--grace-hours", "0"]).await;
+    assert!(done.starts_with(&format!("removed blob {digest}")), "{done}");
+    assert_eq!(head().await, 404);
+}

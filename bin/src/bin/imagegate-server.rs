@@ -46,6 +46,16 @@ enum Command {
     /// Adds users, sets passwords and lists users, in the database the server uses, running or not.
     #[command(subcommand)]
     User(UserCommand),
+    /// Removes the built-in registry's blobs that no manifest references, once older than the grace period
+    /// (so never one an in-flight push has uploaded), and blob files no record names.
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Hours a blob is kept after it was pushed, referenced or not.
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,9 +65,17 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::User(command)) = args.command {
-        let store = args.common.open_store_for_command().await?;
-        return imagegate::users::run(&store, command).await;
+    match args.command {
+        Some(Command::User(command)) => {
+            let store = args.common.open_store_for_command().await?;
+            return imagegate::users::run(&store, command).await;
+        }
+        Some(Command::Gc { dry_run, grace_hours }) => {
+            let store = args.common.open_store_for_command().await?;
+            let grace = Duration::from_secs(grace_hours.saturating_mul(3600));
+            return imagegate::builtin_registry::gc(&store, &args.common.data_dir, grace, dry_run).await;
+        }
+        None => {}
     }
     let store = args.common.open_store().await?;
 

@@ -141,6 +141,14 @@ pub trait RegistryStore: Send + Sync {
     /// The manifests of `repository` (indexes) that list the manifest `digest`.
     async fn parents(&self, repository: &str, digest: &Digest) -> Result<Vec<Digest>>;
 
+    /// Blobs recorded before `before` that no manifest of any repository references, by digest, with their
+    /// sizes: what garbage collection removes.
+    async fn unreferenced_blobs(&self, before: Timestamp) -> Result<Vec<(Digest, i64)>>;
+
+    /// Forgets the blob (in every repository) if it is still unreferenced and recorded before `before`, in one
+    /// transaction; false when it was not.
+    async fn delete_unreferenced_blob(&self, digest: &Digest, before: Timestamp) -> Result<bool>;
+
     async fn create_upload(&self, id: &str, repository: &str) -> Result<UploadSession>;
 
     async fn get_upload(&self, id: &str) -> Result<Option<UploadSession>>;

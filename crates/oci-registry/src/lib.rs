@@ -4,6 +4,7 @@ mod api;
 pub mod auth;
 pub mod error;
 pub mod gate;
+pub mod gc;
 pub mod manifest;
 pub mod name;
 pub mod storage;
@@ -80,5 +81,11 @@ impl Registry {
 
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
+    }
+
+    /// Removes (or, with `dry_run`, reports) blobs no manifest references and unnamed blob files, older
+    /// than `grace` (see [`gc`]).
+    pub async fn collect_garbage(&self, grace: std::time::Duration, dry_run: bool) -> image_core::Result<gc::GcReport> {
+        gc::collect(self.store.as_ref(), &self.blobs, grace, dry_run).await
     }
 }

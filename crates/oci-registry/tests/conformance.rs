@@ -576,3 +576,52 @@ mod gate {
         }
     }
 }
+
+mod garbage_collection {
+    use super::*;
+
+    #[tokio::test]
+    async fn unreferenced_blobs_go_after_the_grace_period_and_a_dry_run_removes_nothing() {
+        for reg in registries(false).await {
+            reg.push_image("app", "v1", OCI_MANIFEST, b"kept layer").await;
+            let loose = reg.push_blob("app", b"pushed, never referenced").await;
+            let mounted = reg
+                .admin("POST", &format!("/v2/other/blobs/uploads/?mount={loose}&from=app"), &[], Body::empty())
+                .await;
+            assert_eq!(mounted.status, StatusCode::CREATED);
+            // An unrecorded file, as a crash between rename and record leaves.
+            let orphan = reg.dir.path().join("registry/blobs/sha256/ab").join("ab".repeat(32));
+            std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+            std::fs::write(&orphan, b"orphan").unwrap();
+
+            let recent = reg.registry.collect_garbage(std::time::Duration::from_secs(3600), false).await.unwrap();
+            assert_eq!(recent, oci_registry::gc::GcReport::default(), "within the grace period nothing goes");
+            let dry = reg.registry.collect_garbage(std::time::Duration::ZERO, true).await.unwrap();
+            assert_eq!(dry.blobs, vec![(loose.parse().unwrap(), 24)]);
+            assert_eq!(dry.files, vec![(orphan.clone(), 6)]);
+            assert_eq!(
+                reg.admin("HEAD", &format!("/v2/app/blobs/{loose}"), &[], Body::empty()).await.status,
+                StatusCode::OK
+            );
+            assert!(orphan.exists());
+
+            let done = reg.registry.collect_garbage(std::time::Duration::ZERO, false).await.unwrap();
+            assert_eq!(done, dry);
+            for repo in ["app", "other"] {
+                assert_eq!(
+                    reg.admin("HEAD", &format!("/v2/{repo}/blobs/{loose}"), &[], Body::empty()).await.status,
+                    StatusCode::NOT_FOUND
+                );
+            }
+            assert!(!orphan.exists());
+            // What the image references stays, whole.
+            assert_eq!(
+                reg.admin("GET", &format!("/v2/app/blobs/{}", sha(b"kept layer")), &[], Body::empty()).await.body,
+                b"kept layer"
+            );
+            assert_eq!(reg.admin("GET", "/v2/app/manifests/v1", &[], Body::empty()).await.status, StatusCode::OK);
+            let again = reg.registry.collect_garbage(std::time::Duration::ZERO, false).await.unwrap();
+            assert_eq!(again, oci_registry::gc::GcReport::default());
+        }
+    }
+}

@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 use image_core::{
-    Digest, Error, Result,
+    Digest, Error, Result, Timestamp,
     oci::{ManifestDescriptor, ManifestRef, NewManifest, PutManifest, RegistryStore, StoredManifest, UploadSession},
 };
 
-use crate::{DbStore, detach, error::DbResult, ops};
+use crate::{DbStore, detach, error::DbResult, models::to_micros, ops};
 
 #[async_trait]
 impl RegistryStore for DbStore {
@@ -72,6 +72,16 @@ impl RegistryStore for DbStore {
     async fn parents(&self, repository: &str, digest: &Digest) -> Result<Vec<Digest>> {
         let (repository, digest) = (repository.to_owned(), digest.clone());
         with_conn!(self, |conn| ops::registry::parents(conn, &repository, &digest).await)
+    }
+
+    async fn unreferenced_blobs(&self, before: Timestamp) -> Result<Vec<(Digest, i64)>> {
+        let before = to_micros(before);
+        with_conn!(self, |conn| ops::registry::unreferenced_blobs(conn, before).await)
+    }
+
+    async fn delete_unreferenced_blob(&self, digest: &Digest, before: Timestamp) -> Result<bool> {
+        let (digest, before) = (digest.clone(), to_micros(before));
+        in_transaction!(self, |conn| ops::registry::delete_unreferenced_blob(conn, &digest, before).await)
     }
 
     async fn create_upload(&self, id: &str, repository: &str) -> Result<UploadSession> {

@@ -278,3 +278,6 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+
+// Garbage collection selects blobs that no manifest reference names.
+diesel::allow_tables_to_appear_in_same_query!(registry_blobs, registry_manifest_references);

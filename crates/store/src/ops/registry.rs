@@ -372,6 +372,46 @@ pub(crate) async fn parents(conn: &mut Conn<'_>, repository: &str, child: &Diges
     rows.iter().map(|d| digest(d)).collect()
 }
 
+pub(crate) async fn unreferenced_blobs(conn: &mut Conn<'_>, before: Micros) -> DbResult<Vec<(Digest, i64)>> {
+    let referenced = registry_manifest_references::table
+        .filter(registry_manifest_references::kind.eq("blob"))
+        .select(registry_manifest_references::digest);
+    let rows: Vec<(String, i64)> = registry_blobs::table
+        .filter(registry_blobs::created_at.lt(before))
+        .filter(diesel::dsl::not(registry_blobs::digest.eq_any(referenced)))
+        .select((registry_blobs::digest, registry_blobs::size))
+        .order(registry_blobs::digest.asc())
+        .load(conn)
+        .await?;
+    rows.into_iter().map(|(d, size)| Ok((digest(&d)?, size))).collect()
+}
+
+pub(crate) async fn delete_unreferenced_blob(conn: &mut Conn<'_>, blob: &Digest, before: Micros) -> DbResult<bool> {
+    let referenced: i64 = registry_manifest_references::table
+        .filter(registry_manifest_references::digest.eq(blob.as_str()))
+        .filter(registry_manifest_references::kind.eq("blob"))
+        .count()
+        .get_result(conn)
+        .await?;
+    if referenced > 0 {
+        return Ok(false);
+    }
+    let old: i64 = registry_blobs::table
+        .filter(registry_blobs::digest.eq(blob.as_str()))
+        .filter(registry_blobs::created_at.lt(before))
+        .count()
+        .get_result(conn)
+        .await?;
+    if old == 0 {
+        return Ok(false);
+    }
+    diesel::delete(registry_repository_blobs::table.filter(registry_repository_blobs::digest.eq(blob.as_str())))
+        .execute(conn)
+        .await?;
+    diesel::delete(registry_blobs::table.find(blob.as_str())).execute(conn).await?;
+    Ok(true)
+}
+
 pub(crate) async fn create_upload(conn: &mut Conn<'_>, id: &str, repository: &str) -> DbResult<UploadSession> {
     let now = now_micros();
     diesel::insert_into(registry_uploads::table)
