@@ -91,8 +91,8 @@ pub fn router(
 }
 
 /// `imagegate-server gc`: removes (or, with `dry_run`, lists) the built-in registry's blobs that no manifest
-/// references and that are older than `grace`, and blob files no record names; prints one line each and a
-/// total.
+/// references and that are older than `grace`, blob files no record names and abandoned uploads; prints one line each
+/// and a total.
 pub async fn gc(
     store: &store::DbStore,
     data_dir: &Path,
@@ -110,10 +110,14 @@ pub async fn gc(
     for (path, size) in &report.files {
         println!("{verb} unrecorded file {} ({size} bytes)", path.display());
     }
+    for (id, size) in &report.uploads {
+        println!("{verb} abandoned upload {id} ({size} bytes)");
+    }
     println!(
-        "{verb} {} blobs and {} unrecorded files, {} bytes",
+        "{verb} {} blobs, {} unrecorded files and {} abandoned uploads, {} bytes",
         report.blobs.len(),
         report.files.len(),
+        report.uploads.len(),
         report.bytes()
     );
     Ok(())

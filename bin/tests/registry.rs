@@ -345,6 +345,23 @@ async fn gc_dry_run_lists_unreferenced_blobs_and_gc_removes_them() {
         .await
         .unwrap();
     assert_eq!(push.status(), 201);
+    // An upload left half done.
+    let start = http
+        .post(format!("{}/v2/gc/app/blobs/uploads/", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let upload = location.rsplit('/').next().unwrap().to_owned();
+    let patch = http
+        .patch(format!("{}{location}", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 202);
     let gc = |args: &'static [&'static str]| {
         let data = data.clone();
         async move {
@@ -374,15 +391,25 @@ async fn gc_dry_run_lists_unreferenced_blobs_and_gc_removes_them() {
             .as_u16()
     };
     let kept = gc(&["--dry-run"]).await;
-    assert_eq!(kept, "would remove 0 blobs and 0 unrecorded files, 0 bytes\n", "within the default 24 h grace");
+    assert_eq!(
+        kept, "would remove 0 blobs, 0 unrecorded files and 0 abandoned uploads, 0 bytes\n",
+        "within the default 24 h grace"
+    );
     let dry = gc(&["--dry-run", "--grace-hours", "0"]).await;
     let len = content.len();
     assert_eq!(
         dry,
-        format!("would remove blob {digest} ({len} bytes)\nwould remove 1 blobs and 0 unrecorded files, {len} bytes\n")
+        format!(
+            "would remove blob {digest} ({len} bytes)\nwould remove abandoned upload {upload} (3 bytes)\n\
+             would remove 1 blobs, 0 unrecorded files and 1 abandoned uploads, {} bytes\n",
+            len + 3
+        )
     );
     assert_eq!(head().await, 200, "a dry run removed the blob");
     let done = gc(&["--grace-hours", "0"]).await;
     assert!(done.starts_with(&format!("removed blob {digest}")), "{done}");
     assert_eq!(head().await, 404);
+    let status =
+        http.get(format!("{}{location}", server.base)).basic_auth("admin", Some(PASSWORD)).send().await.unwrap();
+    assert_eq!(status.status(), 404, "the abandoned upload is gone");
 }

@@ -149,6 +149,9 @@ pub trait RegistryStore: Send + Sync {
     /// transaction; false when it was not.
     async fn delete_unreferenced_blob(&self, digest: &Digest, before: Timestamp) -> Result<bool>;
 
+    /// Uploads last written before `before`: abandoned.
+    async fn stale_uploads(&self, before: Timestamp) -> Result<Vec<UploadSession>>;
+
     async fn create_upload(&self, id: &str, repository: &str) -> Result<UploadSession>;
 
     async fn get_upload(&self, id: &str) -> Result<Option<UploadSession>>;

@@ -1,7 +1,8 @@
 //! Garbage collection: blobs that no manifest references, once a grace period has passed since they were
 //! recorded (a push uploads its blobs before its manifest, so a recent unreferenced blob is one an in-flight
-//! push needs), and blob files that no record names (a crash between the rename and the record). Uploads in
-//! progress are files under `uploads/`, never blobs, and are not touched.
+//! push needs), blob files that no record names (a crash between the rename and the record), and uploads
+//! nobody has written to for the grace period (abandoned sessions, and the files of monolithic uploads cut
+//! off mid-body). An upload written to within the grace period is not touched.
 //!
 //! A blob is forgotten first (one transaction that checks again that nothing references it), then its file
 //! goes: a crash in between leaves an unnamed file, which the next collection removes.
@@ -19,11 +20,14 @@ pub struct GcReport {
     pub blobs: Vec<(Digest, u64)>,
     /// Blob files that no record names.
     pub files: Vec<(PathBuf, u64)>,
+    /// Abandoned uploads: the session's id (or the file's name, for one without a session) and its bytes.
+    pub uploads: Vec<(String, u64)>,
 }
 
 impl GcReport {
     pub fn bytes(&self) -> u64 {
-        self.blobs.iter().map(|(_, size)| size).chain(self.files.iter().map(|(_, size)| size)).sum()
+        let blobs = self.blobs.iter().map(|(_, size)| size);
+        blobs.chain(self.files.iter().map(|(_, size)| size)).chain(self.uploads.iter().map(|(_, size)| size)).sum()
     }
 }
 
@@ -56,6 +60,27 @@ pub async fn collect(
             }
             report.files.push((path, size));
         }
+    }
+    for session in store.stale_uploads(before).await? {
+        if !dry_run {
+            store.delete_upload(&session.id).await?;
+            blobs.remove_upload(&session.id).await.map_err(image_core::Error::storage)?;
+        }
+        report.uploads.push((session.id, session.size.max(0) as u64));
+    }
+    for entry in std::fs::read_dir(blobs.root().join("uploads")).into_iter().flatten().flatten() {
+        let (Ok(meta), Some(id)) = (entry.metadata(), entry.file_name().to_str().map(str::to_owned)) else { continue };
+        let modified = meta.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        if !meta.is_file() || modified >= cutoff || report.uploads.iter().any(|(u, _)| *u == id) {
+            continue;
+        }
+        if store.get_upload(&id).await?.is_some() {
+            continue;
+        }
+        if !dry_run {
+            blobs.remove_upload(&id).await.map_err(image_core::Error::storage)?;
+        }
+        report.uploads.push((id, meta.len()));
     }
     Ok(report)
 }

@@ -593,12 +593,18 @@ mod garbage_collection {
             let orphan = reg.dir.path().join("registry/blobs/sha256/ab").join("ab".repeat(32));
             std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
             std::fs::write(&orphan, b"orphan").unwrap();
+            let start = reg.admin("POST", "/v2/app/blobs/uploads/", &[], Body::empty()).await;
+            let location = start.header("location").to_owned();
+            reg.admin("PATCH", &location, &[], &b"half"[..]).await;
+            let upload = location.rsplit('/').next().unwrap().to_owned();
 
             let recent = reg.registry.collect_garbage(std::time::Duration::from_secs(3600), false).await.unwrap();
             assert_eq!(recent, oci_registry::gc::GcReport::default(), "within the grace period nothing goes");
             let dry = reg.registry.collect_garbage(std::time::Duration::ZERO, true).await.unwrap();
             assert_eq!(dry.blobs, vec![(loose.parse().unwrap(), 24)]);
             assert_eq!(dry.files, vec![(orphan.clone(), 6)]);
+            assert_eq!(dry.uploads, vec![(upload.clone(), 4)]);
+            assert_eq!(reg.admin("GET", &location, &[], Body::empty()).await.status, StatusCode::NO_CONTENT);
             assert_eq!(
                 reg.admin("HEAD", &format!("/v2/app/blobs/{loose}"), &[], Body::empty()).await.status,
                 StatusCode::OK
@@ -614,6 +620,8 @@ mod garbage_collection {
                 );
             }
             assert!(!orphan.exists());
+            assert_eq!(reg.admin("GET", &location, &[], Body::empty()).await.code(), "BLOB_UPLOAD_UNKNOWN");
+            assert!(!reg.dir.path().join("registry/uploads").join(&upload).exists());
             // What the image references stays, whole.
             assert_eq!(
                 reg.admin("GET", &format!("/v2/app/blobs/{}", sha(b"kept layer")), &[], Body::empty()).await.body,

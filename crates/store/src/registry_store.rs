@@ -84,6 +84,11 @@ impl RegistryStore for DbStore {
         in_transaction!(self, |conn| ops::registry::delete_unreferenced_blob(conn, &digest, before).await)
     }
 
+    async fn stale_uploads(&self, before: Timestamp) -> Result<Vec<UploadSession>> {
+        let before = to_micros(before);
+        with_conn!(self, |conn| ops::registry::stale_uploads(conn, before).await)
+    }
+
     async fn create_upload(&self, id: &str, repository: &str) -> Result<UploadSession> {
         let (id, repository) = (id.to_owned(), repository.to_owned());
         in_transaction!(self, |conn| ops::registry::create_upload(conn, &id, &repository).await)

@@ -412,6 +412,16 @@ pub(crate) async fn delete_unreferenced_blob(conn: &mut Conn<'_>, blob: &Digest,
     Ok(true)
 }
 
+pub(crate) async fn stale_uploads(conn: &mut Conn<'_>, before: Micros) -> DbResult<Vec<UploadSession>> {
+    let rows: Vec<UploadRow> = registry_uploads::table
+        .filter(registry_uploads::updated_at.lt(before))
+        .select(columns::<UploadRow>())
+        .order(registry_uploads::id.asc())
+        .load(conn)
+        .await?;
+    rows.into_iter().map(UploadRow::into_domain).collect()
+}
+
 pub(crate) async fn create_upload(conn: &mut Conn<'_>, id: &str, repository: &str) -> DbResult<UploadSession> {
     let now = now_micros();
     diesel::insert_into(registry_uploads::table)
