@@ -106,22 +106,20 @@ async fn run() -> anyhow::Result<()> {
         .with_token_ttl(args.token_ttl);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
-    match registries.internal {
-        Some(internal) => {
-            tracing::info!(registry = %internal.host, prefix = %internal.prefix, "imports land in this internal registry");
-            if !args.no_worker {
-                let mut stop = stop_rx.clone();
-                let (store, internal, worker_args) = (store.clone(), internal.clone(), args.worker.clone());
-                worker = Some(tokio::spawn(async move {
-                    imagegate::run_worker(store, &internal, &worker_args, waker, async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
-                }));
-            }
-            state = state.with_internal_registry(internal);
+    // Always one: without --internal-registry, the built-in registry is the internal one.
+    if let Some(internal) = registries.internal {
+        tracing::info!(registry = %internal.host, prefix = %internal.prefix, "imports land in this internal registry");
+        if !args.no_worker {
+            let mut stop = stop_rx.clone();
+            let (store, internal, worker_args) = (store.clone(), internal.clone(), args.worker.clone());
+            worker = Some(tokio::spawn(async move {
+                imagegate::run_worker(store, &internal, &worker_args, waker, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            }));
         }
-        None => tracing::warn!("no --internal-registry: imports and syncs are refused until one is configured"),
+        state = state.with_internal_registry(internal);
     }
 
     let trace = TraceLayer::new_for_http()
