@@ -25,7 +25,7 @@ pub struct BuiltinRegistryArgs {
     #[arg(long, env = "IMAGEGATE_REGISTRY_PUBLIC_URL")]
     pub registry_public_url: Option<String>,
     /// Manifest pulls from the built-in registry of images the catalog does not approve: `enforce` refuses
-    /// them (403 `DENIED` with the reason), `warn` serves them and logs the reason, `off` does not ask.
+    /// them (403 `DENIED` with the reason), `warn` serves them and records an audit event with the reason, `off` does not ask.
     #[arg(long, env = "IMAGEGATE_GATE", default_value = "enforce")]
     pub gate: oci_registry::GateMode,
 }

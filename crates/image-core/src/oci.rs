@@ -8,6 +8,10 @@ use async_trait::async_trait;
 
 use crate::{Digest, Result, Timestamp};
 
+/// The audit event of a pull the gate would refuse but serves (`--gate warn`); details: `repository`,
+/// `digest`, `reason`.
+pub const GATE_WARNED_EVENT: &str = "registry.pull.warned";
+
 /// What a manifest references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReferenceKind {
@@ -151,6 +155,9 @@ pub trait RegistryStore: Send + Sync {
 
     /// Uploads last written before `before`: abandoned.
     async fn stale_uploads(&self, before: Timestamp) -> Result<Vec<UploadSession>>;
+
+    /// Records a [`GATE_WARNED_EVENT`] by `actor`.
+    async fn record_gate_warning(&self, actor: &str, repository: &str, digest: &Digest, reason: &str) -> Result<()>;
 
     async fn create_upload(&self, id: &str, repository: &str) -> Result<UploadSession>;
 

@@ -581,8 +581,14 @@ async fn get_manifest(registry: &Registry, req: &Req, name: &str, reference: &st
     let Some(found) = registry.store.get_manifest(name, &wanted).await? else {
         return Err(manifest_unknown(registry, name, reference).await);
     };
-    if !matches!(identity, Identity::Internal) {
-        gate(registry, name, &wanted, &found.digest).await?;
+    let actor = match &identity {
+        Identity::Internal => None,
+        Identity::User(principal) => Some(principal.name.as_str()),
+        Identity::Token(claims) if !claims.sub.is_empty() => Some(claims.sub.as_str()),
+        Identity::Token(_) | Identity::Anonymous => Some("anonymous"),
+    };
+    if let Some(actor) = actor {
+        gate(registry, actor, name, &wanted, &found.digest).await?;
     }
     let headers = [
         (header::CONTENT_TYPE, found.media_type.clone()),
@@ -594,8 +600,9 @@ async fn get_manifest(registry: &Registry, req: &Req, name: &str, reference: &st
     Ok(respond(StatusCode::OK, &headers, body))
 }
 
-/// Asks the gate about a manifest pull; refuses it (enforce) or logs it (warn).
-async fn gate(registry: &Registry, name: &str, wanted: &ManifestRef, digest: &Digest) -> OciResult<()> {
+/// Asks the gate about `actor`'s manifest pull; refuses it (enforce) or serves it and records an audit event
+/// (warn).
+async fn gate(registry: &Registry, actor: &str, name: &str, wanted: &ManifestRef, digest: &Digest) -> OciResult<()> {
     let Some(gate) = registry.config.gate.as_ref().filter(|_| registry.config.gate_mode != GateMode::Off) else {
         return Ok(());
     };
@@ -610,6 +617,7 @@ async fn gate(registry: &Registry, name: &str, wanted: &ManifestRef, digest: &Di
     match registry.config.gate_mode {
         GateMode::Warn => {
             tracing::warn!(repository = name, %digest, reason = %reason, "gate (warn): serving a pull the catalog does not approve");
+            registry.store.record_gate_warning(actor, name, digest, &reason).await?;
             Ok(())
         }
         _ => {

@@ -1,5 +1,5 @@
 //! The gate: manifest pulls (`GET`/`HEAD` by tag or digest) of images the catalog does not approve are
-//! refused with 403 `DENIED` and the reason, or (in `warn` mode) served and logged.
+//! refused with 403 `DENIED` and the reason, or (in `warn` mode) served and recorded as an audit event.
 //!
 //! Blobs are not gated: without an approved manifest naming them a client cannot assemble an image, and the
 //! blobs of approved manifests stay pullable. The server's own credential (imports) passes.
@@ -13,7 +13,7 @@ pub enum GateMode {
     /// Refuse it: 403 `DENIED`.
     #[default]
     Enforce,
-    /// Serve it, and log why it would have been refused.
+    /// Serve it, and record why it would have been refused (an audit event).
     Warn,
     /// No gate.
     Off,

@@ -559,6 +559,21 @@ mod gate {
                     }
                     _ => assert!(bad.status == StatusCode::OK && orphan.status == StatusCode::OK, "{mode:?}"),
                 }
+                let filter = image_core::event::EventFilter {
+                    event_type: Some(image_core::oci::GATE_WARNED_EVENT.to_owned()),
+                    ..Default::default()
+                };
+                let events =
+                    image_core::store::CatalogStore::list_events(reg.store.as_ref(), &filter).await.unwrap().items;
+                if mode == oci_registry::GateMode::Warn {
+                    assert_eq!(events.len(), 2, "one per warned pull");
+                    let reasons: Vec<_> =
+                        events.iter().map(|e| e.details["reason"].as_str().unwrap().to_owned()).collect();
+                    assert!(reasons.contains(&"tag bad of app is not approved".to_owned()), "{reasons:?}");
+                    assert!(events.iter().all(|e| e.actor == "admin" && e.details["repository"] == "app"));
+                } else {
+                    assert!(events.is_empty(), "{mode:?}: {events:?}");
+                }
                 assert_eq!(reg.admin("GET", "/v2/app/manifests/good", &[], Body::empty()).await.status, StatusCode::OK);
                 // A platform's manifest of an index, by digest, and the blobs stay pullable.
                 let child = reg.admin("GET", &format!("/v2/app/manifests/{}", sha(&image)), &[], Body::empty()).await;

@@ -89,6 +89,13 @@ impl RegistryStore for DbStore {
         with_conn!(self, |conn| ops::registry::stale_uploads(conn, before).await)
     }
 
+    async fn record_gate_warning(&self, actor: &str, repository: &str, digest: &Digest, reason: &str) -> Result<()> {
+        let (actor, repository, digest, reason) =
+            (actor.to_owned(), repository.to_owned(), digest.clone(), reason.to_owned());
+        in_transaction!(self, |conn| ops::registry::record_gate_warning(conn, &actor, &repository, &digest, &reason)
+            .await)
+    }
+
     async fn create_upload(&self, id: &str, repository: &str) -> Result<UploadSession> {
         let (id, repository) = (id.to_owned(), repository.to_owned());
         in_transaction!(self, |conn| ops::registry::create_upload(conn, &id, &repository).await)

@@ -49,6 +49,7 @@ impl Authenticator for Users {
 #[derive(Debug)]
 pub struct Reg {
     router: Router,
+    pub store: Arc<store::DbStore>,
     pub registry: Arc<Registry>,
     pub dir: tempfile::TempDir,
 }
@@ -130,8 +131,8 @@ pub async fn gated(anonymous_pull: bool, gate_mode: oci_registry::GateMode) -> V
             gate_mode,
             gate: Some(Arc::new(TagGate)),
         };
-        let registry = Arc::new(Registry::open(store, Arc::new(Users), config).unwrap());
-        out.push(Reg { router: oci_registry::router(registry.clone()), registry, dir });
+        let registry = Arc::new(Registry::open(store.clone(), Arc::new(Users), config).unwrap());
+        out.push(Reg { router: oci_registry::router(registry.clone()), registry, store, dir });
     }
     out
 }

@@ -422,6 +422,18 @@ pub(crate) async fn stale_uploads(conn: &mut Conn<'_>, before: Micros) -> DbResu
     rows.into_iter().map(UploadRow::into_domain).collect()
 }
 
+pub(crate) async fn record_gate_warning(
+    conn: &mut Conn<'_>,
+    actor: &str,
+    repository: &str,
+    digest: &Digest,
+    reason: &str,
+) -> DbResult<()> {
+    let details = serde_json::json!({ "repository": repository, "digest": digest, "reason": reason });
+    super::events::record(conn, image_core::oci::GATE_WARNED_EVENT, actor, now_micros(), Default::default(), details)
+        .await
+}
+
 pub(crate) async fn create_upload(conn: &mut Conn<'_>, id: &str, repository: &str) -> DbResult<UploadSession> {
     let now = now_micros();
     diesel::insert_into(registry_uploads::table)
