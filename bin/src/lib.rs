@@ -4,6 +4,8 @@ pub mod inventory;
 pub mod serve;
 pub mod users;
 
+pub mod builtin_registry;
+
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
@@ -177,6 +179,11 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// The secret key file: `--secret-key-file`, or `secret.key` in the data directory.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
     /// Sets up logging and opens (and migrates) the database.
     pub async fn open_store(&self) -> anyhow::Result<store::DbStore> {
         init_logging(self.log_format);
@@ -260,7 +267,8 @@ pub fn parse_retention(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
     /// URL of the internal registry imports land in: `https://harbor.example.com`, or `http://127.0.0.1:5000`
-    /// for plain HTTP. Imports are refused without one.
+    /// for plain HTTP. Without one the server serves its built-in registry at `/v2/` and imports land there;
+    /// a worker refuses imports.
     #[arg(long, env = "IMAGEGATE_INTERNAL_REGISTRY")]
     pub internal_registry: Option<String>,
     /// User name for the internal registry.

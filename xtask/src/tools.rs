@@ -1,5 +1,6 @@
 //! Finding (and, as root, installing) the external programs the suite needs:
-//! PostgreSQL's server binaries, CNCF Distribution's `docker-registry` and containerd.
+//! PostgreSQL's server binaries, CNCF Distribution's `docker-registry` and containerd; and `skopeo`, which the
+//! built-in registry's tests copy images with.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -32,8 +33,27 @@ pub struct PgBin {
     pub psql: PathBuf,
 }
 
+/// The Debian package of `skopeo`, the client the built-in registry's tests copy images with.
+const SKOPEO_PACKAGE: &str = "skopeo";
+
+/// Finds `skopeo`; when it is missing and we are root, installs it with apt-get.
+fn ensure_skopeo() -> Result<()> {
+    if Path::new("/usr/bin/skopeo").exists() || which("skopeo").is_some() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "skopeo was not found (looked at /usr/bin/skopeo and on PATH); install the Debian package `{SKOPEO_PACKAGE}` \
+             (`sudo apt-get install -y --no-install-recommends {SKOPEO_PACKAGE}`), or run `cargo xtask` as root"
+        );
+    }
+    eprintln!("skopeo was not found: installing {SKOPEO_PACKAGE} with apt-get");
+    apt_install(&[SKOPEO_PACKAGE])
+}
+
 /// Finds the tools; when some are missing and we are root, installs them with apt-get.
 pub fn ensure() -> Result<Tools> {
+    ensure_skopeo()?;
     let (pg, registry) = (find_pg(), find_registry());
     if let (Some(pg), Some(registry)) = (&pg, &registry) {
         return Ok(Tools { pg: pg.clone(), registry: registry.clone() });

@@ -54,6 +54,8 @@ struct Args {
     inventory: imagegate::inventory::InventoryArgs,
     #[command(flatten)]
     metrics: imagegate::MetricsArgs,
+    #[command(flatten)]
+    builtin_registry: imagegate::builtin_registry::BuiltinRegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +63,16 @@ enum Command {
     /// Adds users, sets passwords and lists users, in the database the server uses, running or not.
     #[command(subcommand)]
     User(UserCommand),
+    /// Removes the built-in registry's blobs that no manifest references, once older than the grace period
+    /// (so never one an in-flight push has uploaded), and blob files no record names.
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Hours a blob is kept after it was pushed, referenced or not.
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,9 +82,17 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::User(command)) = args.command {
-        let store = args.common.open_store_for_command().await?;
-        return imagegate::users::run(&store, command).await;
+    match args.command {
+        Some(Command::User(command)) => {
+            let store = args.common.open_store_for_command().await?;
+            return imagegate::users::run(&store, command).await;
+        }
+        Some(Command::Gc { dry_run, grace_hours }) => {
+            let store = args.common.open_store_for_command().await?;
+            let grace = Duration::from_secs(grace_hours.saturating_mul(3600));
+            return imagegate::builtin_registry::gc(&store, &args.common.data_dir, grace, dry_run).await;
+        }
+        None => {}
     }
     let node = args.inventory.node()?;
     let store = args.common.open_store().await?;
@@ -85,7 +105,18 @@ async fn run() -> anyhow::Result<()> {
     }
 
     let store = Arc::new(store);
-    let registries = imagegate::registries(&args.registries)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let builtin = args.registries.internal_registry.as_deref().is_none_or(str::is_empty);
+    let (registries, builtin_credential) = if builtin {
+        let host = imagegate::builtin_registry::loopback_host(listener.local_addr()?);
+        let (registries, credential) = imagegate::builtin_registry::registries(&args.registries, &host)?;
+        tracing::info!(registry = %host, "no --internal-registry: serving the built-in registry at /v2/; imports land in it");
+        (registries, Some(credential))
+    } else {
+        (imagegate::registries(&args.registries)?, None)
+    };
     let waker = Arc::new(tokio::sync::Notify::new());
     let mut state = api_http::AppState::new(store.clone())
         .with_copier(registries.copier.clone())
@@ -113,23 +144,21 @@ async fn run() -> anyhow::Result<()> {
     }
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut worker = None;
-    match registries.internal {
-        Some(internal) => {
-            tracing::info!(registry = %internal.host, prefix = %internal.prefix, "imports land in this internal registry");
-            if !args.no_worker {
-                let mut stop = stop_rx.clone();
-                let (store, internal, worker_args) = (store.clone(), internal.clone(), args.worker.clone());
-                let reporter = node.as_ref().map(|node| node.reporter(store.clone()));
-                worker = Some(tokio::spawn(async move {
-                    imagegate::run_worker(store, &internal, &worker_args, waker, reporter, async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
-                }));
-            }
-            state = state.with_internal_registry(internal);
+    // Always one: without --internal-registry, the built-in registry is the internal one.
+    if let Some(internal) = registries.internal {
+        tracing::info!(registry = %internal.host, prefix = %internal.prefix, "imports land in this internal registry");
+        if !args.no_worker {
+            let mut stop = stop_rx.clone();
+            let (store, internal, worker_args) = (store.clone(), internal.clone(), args.worker.clone());
+            let reporter = node.as_ref().map(|node| node.reporter(store.clone()));
+            worker = Some(tokio::spawn(async move {
+                imagegate::run_worker(store, &internal, &worker_args, waker, reporter, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            }));
         }
-        None => tracing::warn!("no --internal-registry: imports and syncs are refused until one is configured"),
+        state = state.with_internal_registry(internal);
     }
 
     let trace = TraceLayer::new_for_http()
@@ -137,10 +166,26 @@ async fn run() -> anyhow::Result<()> {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis));
-    let app = api_http::router(state).layer(trace);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let registry = match builtin_credential {
+        Some(credential) => {
+            let key = store::SecretKey::load_or_create(&args.common.secret_key_path())
+                .context("cannot load the secret key for the built-in registry's tokens")?;
+            Some(imagegate::builtin_registry::router(
+                store.clone(),
+                &state,
+                &args.common.data_dir,
+                &key,
+                &args.builtin_registry,
+                credential,
+            )?)
+        }
+        None => None,
+    };
+    let mut app = api_http::router(state);
+    if let Some(registry) = registry {
+        app = app.merge(registry);
+    }
+    let app = app.layer(trace);
     tracing::info!(address = %listener.local_addr()?, "imagegate-server listening");
     imagegate::serve::serve(listener, app, args.connections, async move {
         shutdown_signal().await;

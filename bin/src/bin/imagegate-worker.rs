@@ -35,7 +35,10 @@ async fn run() -> anyhow::Result<()> {
     let store = Arc::new(args.common.open_store().await?);
     let registries = imagegate::registries(&args.registries)?;
     let Some(internal) = registries.internal else {
-        bail!("a worker needs --internal-registry (or IMAGEGATE_INTERNAL_REGISTRY): where imports land");
+        bail!(
+            "a worker needs --internal-registry (or IMAGEGATE_INTERNAL_REGISTRY): where imports land; for a server's \
+             built-in registry, the server's URL with an admin's --internal-registry-username and --internal-registry-password"
+        );
     };
     // Jobs come from other processes here: on PostgreSQL they announce them, elsewhere this worker polls.
     let waker = Arc::new(tokio::sync::Notify::new());

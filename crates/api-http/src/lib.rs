@@ -7,6 +7,7 @@ pub mod extract;
 pub mod limits;
 pub mod metrics;
 pub mod profile;
+pub mod registry_auth;
 mod routes;
 pub mod session;
 mod signin;

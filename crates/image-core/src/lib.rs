@@ -11,6 +11,7 @@ pub mod import;
 pub mod inventory;
 pub mod job;
 pub mod kube;
+pub mod oci;
 pub mod ops;
 mod reference;
 pub mod registry;

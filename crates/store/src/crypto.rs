@@ -51,6 +51,12 @@ impl SecretKey {
         SecretKey(Zeroizing::new(bytes))
     }
 
+    /// Lends the key's bytes to `derive`, which makes another key of them (the built-in registry's token
+    /// key, say); the bytes themselves never leave.
+    pub fn derive_with<T>(&self, derive: impl FnOnce(&[u8]) -> T) -> T {
+        derive(&self.0[..])
+    }
+
     /// A key written as 64 hexadecimal digits (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> Result<SecretKey> {
         let text = text.trim();

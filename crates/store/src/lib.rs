@@ -991,3 +991,6 @@ impl image_core::ops::OpsStore for DbStore {
         .await
     }
 }
+
+// After the macros above, which it uses.
+mod registry_store;

@@ -270,3 +270,68 @@ diesel::allow_tables_to_appear_in_same_query!(
     node_inventories,
     catalog_generation
 );
+
+// The built-in registry (crates/oci-registry); see migrations/*/2026-12-02-100000_registry.
+
+diesel::table! {
+    registry_blobs (digest) {
+        digest -> Text,
+        size -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    registry_repository_blobs (repository, digest) {
+        repository -> Text,
+        digest -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    registry_manifests (repository, digest) {
+        repository -> Text,
+        digest -> Text,
+        media_type -> Text,
+        artifact_type -> Nullable<Text>,
+        size -> BigInt,
+        content -> Binary,
+        subject -> Nullable<Text>,
+        annotations -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    registry_manifest_references (repository, manifest_digest, position) {
+        repository -> Text,
+        manifest_digest -> Text,
+        position -> Integer,
+        digest -> Text,
+        kind -> Text,
+        size -> BigInt,
+    }
+}
+
+diesel::table! {
+    registry_tags (repository, tag) {
+        repository -> Text,
+        tag -> Text,
+        digest -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    registry_uploads (id) {
+        id -> Text,
+        repository -> Text,
+        size -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+// Garbage collection selects blobs that no manifest reference names.
+diesel::allow_tables_to_appear_in_same_query!(registry_blobs, registry_manifest_references);

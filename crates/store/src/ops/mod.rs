@@ -15,6 +15,7 @@
 //! | `nodes` | the node inventory: each node's last report and its inventory jobs |
 //! | `observe` | what the metrics read: queue depth per job type, imports per state |
 //! | `retention` | pruning finished imports and old audit events in batches |
+//! | `registry` | the built-in registry's blobs, manifests, tags and uploads |
 //!
 //! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
 //! whose SQL differs (the row-locking reads, the job channel) go through `conn.dialect()` (`conn::Dialect`).
@@ -31,6 +32,7 @@ pub(crate) mod kube;
 pub(crate) mod nodes;
 pub(crate) mod observe;
 pub(crate) mod queue;
+pub(crate) mod registry;
 pub(crate) mod retention;
 pub(crate) mod sessions;
 pub(crate) mod station;

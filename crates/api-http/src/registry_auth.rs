@@ -1,0 +1,154 @@
+//! The built-in registry's [`Authenticator`]: the same users, passwords (with the same sign-in limits and
+//! remembered checks) and API tokens as the JSON API; and its [`Gate`], the catalog's admission decision.
+
+use std::{net::IpAddr, sync::Arc};
+
+use async_trait::async_trait;
+use image_core::{
+    Reference,
+    auth::{Role, User},
+    catalog::ApprovalStatus,
+    rules::{self, Admission, Refusal},
+};
+use oci_registry::{
+    AuthFailure, Authenticator, Principal,
+    gate::{Gate, Pull},
+};
+
+use crate::{
+    AppState,
+    auth::{check_password, token_hash},
+    error::ApiError,
+};
+
+/// Checks credentials sent to `/v2/` against the server's users.
+#[derive(Debug, Clone)]
+pub struct RegistryUsers(AppState);
+
+/// The authenticator the built-in registry of a server with `state` uses.
+pub fn registry_authenticator(state: &AppState) -> Arc<dyn Authenticator> {
+    Arc::new(RegistryUsers(state.clone()))
+}
+
+fn principal(user: User) -> Principal {
+    Principal { admin: user.role == Role::Admin, name: user.username }
+}
+
+fn failure(error: ApiError) -> AuthFailure {
+    if error.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {
+        AuthFailure::TooManyRequests { message: error.message, retry_after_secs: error.retry_after_secs }
+    } else {
+        AuthFailure::Unavailable(error.message)
+    }
+}
+
+#[async_trait]
+impl Authenticator for RegistryUsers {
+    async fn basic(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Principal>, AuthFailure> {
+        Ok(check_password(&self.0, username, password, client).await.map_err(failure)?.map(principal))
+    }
+
+    async fn api_token(&self, token: &str) -> Result<Option<Principal>, AuthFailure> {
+        match self.0.store.find_user_by_token(&token_hash(token)).await {
+            Ok(found) => Ok(found.map(|(_, user)| principal(user))),
+            Err(error) => Err(failure(ApiError::from(error))),
+        }
+    }
+}
+
+/// The built-in registry's gate: a manifest pull is decided by [`image_core::rules::admit`] on the catalog
+/// image the repository was imported from.
+#[derive(Debug, Clone)]
+pub struct CatalogGate(AppState);
+
+/// The gate the built-in registry of a server with `state` asks.
+pub fn catalog_gate(state: &AppState) -> Arc<dyn Gate> {
+    Arc::new(CatalogGate(state.clone()))
+}
+
+/// The source registry and repository that an internal repository holds: the inverse of
+/// [`image_core::import::internal_target`] (a first component with a `.` or `_`, or `localhost`, is a
+/// registry host, its port's `:` written `_`; otherwise the image is Docker Hub's).
+fn source_of(prefix: &str, repository: &str) -> Option<(String, String)> {
+    let path = match prefix.trim_matches('/') {
+        "" => repository,
+        prefix => repository.strip_prefix(prefix)?.strip_prefix('/')?,
+    };
+    match path.split_once('/') {
+        Some((first, rest)) if first.contains(['.', '_']) || first.starts_with("localhost") => {
+            let registry = match first.rsplit_once('_') {
+                Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("{host}:{port}")
+                }
+                _ => first.to_owned(),
+            };
+            Some((registry, rest.to_owned()))
+        }
+        _ => Some((image_core::DEFAULT_REGISTRY.to_owned(), path.to_owned())),
+    }
+}
+
+#[async_trait]
+impl Gate for CatalogGate {
+    async fn refusal(&self, pull: Pull<'_>) -> image_core::Result<Option<String>> {
+        let prefix = self.0.internal.as_ref().map(|i| i.prefix.clone()).unwrap_or_default();
+        let Some((registry, repository)) = source_of(&prefix, pull.repository) else {
+            return Ok(Some(format!("{} is not under this registry's import path `{prefix}`", pull.repository)));
+        };
+        let shown = format!("{registry}/{repository}");
+        let reference = match pull.tag {
+            Some(tag) => Reference::new(&registry, &repository, Some(tag), None),
+            None => Reference::new(&registry, &repository, None, Some(pull.digest.clone())),
+        };
+        let Ok(reference) = reference else { return Ok(Some(format!("{shown} is not in the catalog"))) };
+        let (image, tags) = crate::profile::catalog_entry(self.0.store.as_ref(), &reference).await?;
+        let deny = self.0.deny_severity;
+        let mut decision = rules::admit_under(image.as_ref(), &tags, &reference, deny);
+        // A platform's manifest of an approved index is approved with it.
+        for parent in pull.parents {
+            if !matches!(decision, Admission::Refused(Refusal::TagNotListed)) || pull.tag.is_some() {
+                break;
+            }
+            if let Ok(by_parent) = Reference::new(&registry, &repository, None, Some(parent.clone())) {
+                let again = rules::admit_under(image.as_ref(), &tags, &by_parent, deny);
+                if matches!(again, Admission::Allowed { .. }) {
+                    decision = again;
+                }
+            }
+        }
+        Ok(match decision {
+            Admission::Allowed { warnings, .. } => warnings.first().map(|w| format!("{shown}: {w}")),
+            Admission::Refused(Refusal::NotApproved) => Some(match image.map(|i| i.approval_status) {
+                None => format!("{shown} is not in the catalog"),
+                Some(ApprovalStatus::Pending) => format!("{shown} is pending approval"),
+                Some(ApprovalStatus::Rejected) => format!("{shown} was rejected"),
+                Some(ApprovalStatus::Approved) => format!("{shown} is not approved"),
+            }),
+            Admission::Refused(Refusal::TagNotListed) => Some(match pull.tag {
+                Some(tag) => format!("tag {tag} of {shown} is not approved"),
+                None => format!("{} is not an approved tag of {shown}", pull.digest),
+            }),
+            Admission::Refused(refusal @ Refusal::ScanFailed { .. }) => Some(format!("{shown}: {refusal}")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_of;
+
+    #[test]
+    fn internal_repositories_map_back_to_their_sources() {
+        let of = |prefix: &str, repository: &str| source_of(prefix, repository);
+        assert_eq!(of("", "library/redis"), Some(("docker.io".into(), "library/redis".into())));
+        assert_eq!(of("", "127.0.0.1_5000/team/app"), Some(("127.0.0.1:5000".into(), "team/app".into())));
+        assert_eq!(of("mirror", "mirror/ghcr.io/acme/app"), Some(("ghcr.io".into(), "acme/app".into())));
+        assert_eq!(of("mirror", "localhost_5000/app"), None);
+        assert_eq!(of("", "localhost/app"), Some(("localhost".into(), "app".into())));
+    }
+}
