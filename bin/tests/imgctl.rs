@@ -817,3 +817,94 @@ async fn the_walk_on_postgresql() {
     ok(&imgctl(home, &["logout"], ""));
     assert_eq!(status_with_token(&server, &token).await, 401, "logout revoked the token");
 }
+
+/// `images`, `nodes`, `drift` and `stats` against a server on its embedded defaults that reads a real
+/// containerd: seed 004's two lists as tables, the node, the unapproved image it runs, and the built-in
+/// registry's counts; with `-o json`, the API's documents. Skips where containerd cannot run.
+#[tokio::test]
+async fn inventory_commands() {
+    let containerd = match test_support::containerd::Containerd::start() {
+        Ok(containerd) => containerd,
+        Err(reason) => {
+            eprintln!("skipped: containerd cannot run here: {reason}");
+            return;
+        }
+    };
+    let image = test_support::containerd::oci_archive(
+        &containerd.scratch(),
+        "app",
+        &["docker.io/library/unlisted:1"],
+        &[2_000],
+    );
+    containerd.import(&image.archive).unwrap();
+    let source = test_support::Distribution::start().await;
+    test_support::images::push_image(&source, "team/app", "1", &[1000]).await;
+    let endpoint = containerd.endpoint();
+    let server =
+        serve_with(&["--cri-endpoint", &endpoint, "--node-name", "node-1", "--inventory-interval", "1s"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+    ok(&imgctl(home, &["import", &format!("{}/team/app:1", source.host()), "--wait"], ""));
+
+    // The runtime lists an imported image a moment later, and the node's first report follows.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let images: Value = serde_json::from_str(&ok(&imgctl(home, &["images", "-o", "json"], ""))).unwrap();
+        let nodes: Value = serde_json::from_str(&ok(&imgctl(home, &["nodes", "-o", "json"], ""))).unwrap();
+        if !images["containerd_images"].as_array().unwrap().is_empty() && nodes["nodes"][0]["image_count"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the runtime's image never showed: {images} {nodes}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let tables = ok(&imgctl(home, &["images"], ""));
+    let (runtime, registry) = tables.split_once("\n\n").expect(&tables);
+    let rows: Vec<Vec<&str>> = runtime.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["IMAGE", "TAG", "IMAGE", "ID", "SIZE"], "{tables}");
+    assert_eq!(&rows[1][..2], ["docker.io/library/unlisted", "1"], "{tables}");
+    assert_eq!(rows[1][2].len(), 12, "crictl's short image id: {tables}");
+    let row: Vec<&str> = registry.lines().nth(1).expect(&tables).split_whitespace().collect();
+    // On a plain registry, the project is the repository's first path segment.
+    assert_eq!(&row[..3], [&source.host().replace(':', "_") as &str, "team/app", "1"], "{tables}");
+
+    let nodes = ok(&imgctl(home, &["nodes", "--no-headers"], ""));
+    let row: Vec<&str> = nodes.lines().next().expect(&nodes).split_whitespace().collect();
+    assert_eq!((row[0], row[1], row[row.len() - 2]), ("node-1", "ready", "1"), "{nodes}");
+
+    let drift = ok(&imgctl(home, &["drift"], ""));
+    let row: Vec<&str> = drift.lines().nth(1).expect(&drift).split_whitespace().collect();
+    assert_eq!(row[0], "docker.io/library/unlisted:1", "{drift}");
+    assert_eq!(&row[2..], ["not_approved", "node-1"], "{drift}");
+    assert_eq!(ok(&imgctl(home, &["drift", "--node", "node-1", "--no-headers"], "")).lines().count(), 1);
+    fails(&imgctl(home, &["drift", "--node", "nowhere"], ""), 4);
+
+    let stats = ok(&imgctl(home, &["stats"], ""));
+    assert!(stats.starts_with("STATUS:          healthy\n"), "{stats}");
+    assert!(stats.contains("REPOSITORIES:    1 private, 0 public\n"), "{stats}");
+
+    let token = token_in(&config(home));
+    for (args, path) in [
+        (&["images", "-o", "json"][..], "/images"),
+        (&["nodes", "-o", "json"], "/api/v1/nodes"),
+        (&["drift", "-o", "json"], "/api/v1/drift"),
+        (&["stats", "-o", "json"], "/api/v1/harbor/stats"),
+    ] {
+        let printed: Value = serde_json::from_str(&ok(&imgctl(home, args, ""))).unwrap();
+        let api: Value = reqwest::Client::new()
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if path != "/api/v1/nodes" {
+            assert_eq!(printed, api, "{path}");
+        } else {
+            assert_eq!(printed["nodes"][0]["name"], api["nodes"][0]["name"]);
+        }
+    }
+}

@@ -65,7 +65,7 @@ mod exit {
 #[command(
     name = "imgctl",
     version,
-    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks, imports, registry secrets, repositories and users."
+    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks, imports, registry secrets, repositories, users, node inventories and drift."
 )]
 struct Cli {
     /// The server, `http://host:port`; default: the context's server, else http://127.0.0.1:5375.
@@ -166,6 +166,26 @@ enum Command {
     /// Repositories: a registry's tag, synced into the internal registry on a schedule.
     #[command(subcommand)]
     Repos(ReposCommand),
+    /// A node's runtime images and the internal registry's, as seed 004's two lists.
+    #[command(after_help = "Examples:\n  imgctl images\n  imgctl images --node worker-1")]
+    Images {
+        /// Another node's last report, instead of this server's node.
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// The internal registry's health and counts.
+    #[command(after_help = "Example:\n  imgctl stats")]
+    Stats,
+    /// The fleet's nodes: their runtimes, image counts and last reports.
+    #[command(after_help = "Example:\n  imgctl nodes")]
+    Nodes,
+    /// Images running on nodes that the catalog does not approve, and why.
+    #[command(after_help = "Examples:\n  imgctl drift\n  imgctl drift --node worker-1 -o json")]
+    Drift {
+        /// Only this node's images.
+        #[arg(long)]
+        node: Option<String>,
+    },
     /// Prints the completion script for SHELL.
     #[command(
         after_help = "Examples:\n  imgctl completion bash > /etc/bash_completion.d/imgctl\n  imgctl completion zsh > \"${fpath[1]}/_imgctl\"\n  imgctl completion fish > ~/.config/fish/completions/imgctl.fish"
@@ -936,6 +956,10 @@ impl Ctl {
             Command::Users(c) => self.users(c).await,
             Command::Secrets(c) => self.secrets(c).await,
             Command::Repos(c) => self.repos(c).await,
+            Command::Images { node } => self.images(node.as_deref()).await,
+            Command::Stats => self.stats().await,
+            Command::Nodes => self.nodes().await,
+            Command::Drift { node } => self.drift(node.as_deref()).await,
             Command::Login { .. }
             | Command::Logout
             | Command::Password { .. }
@@ -1489,6 +1513,111 @@ impl Ctl {
                 }
             }
         }
+        Ok(())
+    }
+
+    async fn images(&self, node: Option<&str>) -> Outcome {
+        let images = self.client.node_images(node).await?;
+        if self.document() {
+            self.print(images.json());
+            return Ok(());
+        }
+        let rows: Vec<Vec<String>> = images
+            .containerd_images
+            .iter()
+            .map(|i| vec![i.repository.clone(), i.tag.clone(), i.image_id.clone(), i.size.clone()])
+            .collect();
+        output::table(&["IMAGE", "TAG", "IMAGE ID", "SIZE"], &rows, self.no_headers);
+        println!();
+        let rows: Vec<Vec<String>> = images
+            .harbor_images
+            .iter()
+            .map(|i| {
+                vec![
+                    cell(Some(&i.project)),
+                    i.repository.clone(),
+                    i.tag.clone(),
+                    i.digest.clone(),
+                    i.size.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        output::table(&["PROJECT", "REPOSITORY", "TAG", "DIGEST", "SIZE"], &rows, self.no_headers);
+        for e in &images.errors {
+            eprintln!("warning: {}: {}", e.source, e.reason);
+        }
+        Ok(())
+    }
+
+    async fn stats(&self) -> Outcome {
+        let stats = self.client.registry_stats().await?;
+        if self.document() {
+            self.print(stats.json());
+            return Ok(());
+        }
+        println!("STATUS:          {}", stats.status);
+        if let Some(reason) = &stats.reason {
+            println!("REASON:          {reason}");
+        }
+        println!("PROJECTS:        {} private, {} public", stats.private_project_count, stats.public_project_count);
+        println!("REPOSITORIES:    {} private, {} public", stats.private_repo_count, stats.public_repo_count);
+        println!("STORAGE:         {}", output::size(stats.total_storage));
+        if !stats.components.is_empty() {
+            println!();
+            let rows: Vec<Vec<String>> =
+                stats.components.iter().map(|c| vec![c.name.clone(), c.status.clone()]).collect();
+            output::table(&["COMPONENT", "STATUS"], &rows, self.no_headers);
+        }
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Outcome {
+        let list = self.client.list_nodes().await?;
+        if self.document() {
+            self.print(list.json());
+            return Ok(());
+        }
+        let rows: Vec<Vec<String>> = list
+            .nodes
+            .iter()
+            .map(|n| {
+                let runtime = match (&n.runtime_name, &n.runtime_version) {
+                    (Some(name), Some(version)) => format!("{name} {version}"),
+                    (Some(name), None) => name.clone(),
+                    _ => "-".into(),
+                };
+                let state = if n.stale {
+                    "stale"
+                } else if n.last_error.is_some() {
+                    "failing"
+                } else {
+                    "ready"
+                };
+                vec![
+                    n.name.clone(),
+                    state.into(),
+                    runtime,
+                    n.image_count.to_string(),
+                    n.last_report_at.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        output::table(&["NAME", "STATE", "RUNTIME", "IMAGES", "LAST-REPORT"], &rows, self.no_headers);
+        Ok(())
+    }
+
+    async fn drift(&self, node: Option<&str>) -> Outcome {
+        let drift = self.client.drift(node).await?;
+        if self.document() {
+            self.print(drift.json());
+            return Ok(());
+        }
+        let rows: Vec<Vec<String>> = drift
+            .drift
+            .iter()
+            .map(|d| vec![d.image.clone(), d.image_id.clone(), d.reason.clone(), d.nodes.join(",")])
+            .collect();
+        output::table(&["IMAGE", "IMAGE ID", "REASON", "NODES"], &rows, self.no_headers);
         Ok(())
     }
 

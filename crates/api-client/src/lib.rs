@@ -466,6 +466,28 @@ impl Client {
         self.no_content(Method::PUT, &["api", "v1", "users", "me", "password"], Some(&body)).await
     }
 
+    // ---- inventory and the internal registry ------------------------------------------------------------
+
+    /// `GET /images` (seed 004): this server's node, or `node`'s last report.
+    pub async fn node_images(&self, node: Option<&str>) -> Result<Reply<NodeImages>> {
+        self.get(&["images"], &NodeQuery { node }).await
+    }
+
+    /// The nodes of the fleet.
+    pub async fn list_nodes(&self) -> Result<Reply<NodeList>> {
+        self.get(&["api", "v1", "nodes"], &()).await
+    }
+
+    /// Images running on the nodes (or on `node`) that the catalog does not approve.
+    pub async fn drift(&self, node: Option<&str>) -> Result<Reply<Drift>> {
+        self.get(&["api", "v1", "drift"], &NodeQuery { node }).await
+    }
+
+    /// The internal registry's health and counts (seed 000's Harbor statistics).
+    pub async fn registry_stats(&self) -> Result<Reply<RegistryStats>> {
+        self.get(&["api", "v1", "harbor", "stats"], &()).await
+    }
+
     /// A request to a path of the API not covered above, answered as JSON (for example
     /// `get_json(&["catalog", "api", "v1", "images", "categories"])`).
     pub async fn get_json(&self, segments: &[&str]) -> Result<Reply<Value>> {
@@ -532,4 +554,11 @@ mod tests {
         let reply = decode::<ImageList>(br#"{"images": [], "total": 0, "new": true}"#, "u").unwrap();
         assert_eq!((reply.total, reply.json()["new"].as_bool()), (0, Some(true)));
     }
+}
+
+/// `?node=NAME`, left out when none.
+#[derive(Serialize)]
+struct NodeQuery<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
 }

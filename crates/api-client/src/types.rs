@@ -651,3 +651,109 @@ pub struct TokenList {
     pub username: String,
     pub tokens: Vec<TokenInfo>,
 }
+
+/// `GET /images` (seed 004): the node's runtime images and the internal registry's tagged artifacts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeImages {
+    pub containerd_images: Vec<RuntimeImageRow>,
+    pub harbor_images: Vec<RegistryImageRow>,
+    /// One entry per source that failed; the other list is still there.
+    pub errors: Vec<SourceError>,
+}
+
+/// One row of the runtime's images, as `crictl images` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeImageRow {
+    /// The first 12 hex digits of the image id.
+    pub image_id: String,
+    pub repository: String,
+    /// Human size (`117MB`).
+    pub size: String,
+    pub tag: String,
+}
+
+/// One tag of the internal registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryImageRow {
+    pub digest: String,
+    pub project: String,
+    pub repository: String,
+    #[serde(default)]
+    pub size: Option<String>,
+    pub tag: String,
+}
+
+/// A source of `GET /images` that failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceError {
+    /// `containerd` or `harbor`.
+    pub source: String,
+    pub reason: String,
+}
+
+/// `GET /api/v1/nodes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeList {
+    pub nodes: Vec<Node>,
+}
+
+/// A node of the fleet, by its last report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    #[serde(default)]
+    pub runtime_name: Option<String>,
+    #[serde(default)]
+    pub runtime_version: Option<String>,
+    /// RFC 3339; none before the first report that worked.
+    #[serde(default)]
+    pub last_report_at: Option<String>,
+    pub last_attempt_at: String,
+    pub image_count: u64,
+    pub interval_seconds: i64,
+    /// No attempt for three intervals.
+    pub stale: bool,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// `GET /api/v1/drift`: images running on nodes that the catalog does not approve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub drift: Vec<DriftEntry>,
+    /// The nodes looked at.
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftEntry {
+    pub image: String,
+    pub image_id: String,
+    /// `not_approved`, `tag_not_listed` or `vulnerable`.
+    pub reason: String,
+    pub message: String,
+    pub nodes: Vec<String>,
+}
+
+/// `GET /api/v1/harbor/stats` (seed 000): the internal registry's health and counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryStats {
+    /// `healthy` or `unhealthy`.
+    pub status: String,
+    pub components: Vec<ComponentStatus>,
+    pub private_project_count: u64,
+    pub public_project_count: u64,
+    pub private_repo_count: u64,
+    pub public_repo_count: u64,
+    /// Bytes.
+    pub total_storage: u64,
+    /// Why it is unhealthy, when it is.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    pub name: String,
+    pub status: String,
+}

@@ -421,7 +421,9 @@ async fn route(registry: &Registry, req: &Req, path: &str, body: Body) -> OciRes
 // Tokens
 
 async fn token(registry: &Registry, req: &Req) -> OciResult<Response> {
-    let principal = match registry.identify(req, &Need::Base).await {
+    let identity = registry.identify(req, &Need::Base).await;
+    let internal = matches!(identity, Ok(Identity::Internal));
+    let principal = match identity {
         Ok(Identity::User(principal)) => Some(principal),
         Ok(Identity::Internal) => Some(Principal { name: "imagegate-internal".into(), admin: true }),
         Ok(Identity::Anonymous) => None,
@@ -462,6 +464,7 @@ async fn token(registry: &Registry, req: &Req) -> OciResult<Response> {
         access,
         exp: issued + TOKEN_TTL_SECS,
         iat: issued,
+        internal,
     };
     let token = registry.config.signer.sign(&claims);
     let issued_at = time::OffsetDateTime::from_unix_timestamp(issued)
@@ -583,6 +586,7 @@ async fn get_manifest(registry: &Registry, req: &Req, name: &str, reference: &st
     };
     let actor = match &identity {
         Identity::Internal => None,
+        Identity::Token(claims) if claims.internal => None,
         Identity::User(principal) => Some(principal.name.as_str()),
         Identity::Token(claims) if !claims.sub.is_empty() => Some(claims.sub.as_str()),
         Identity::Token(_) | Identity::Anonymous => Some("anonymous"),

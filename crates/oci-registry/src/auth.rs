@@ -99,6 +99,10 @@ pub struct Claims {
     /// Unix seconds.
     pub exp: i64,
     pub iat: i64,
+    /// Issued to the server's own credential (its copier and registry adapter), which the gate lets
+    /// through; no user's token has it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
 }
 
 impl Claims {
@@ -220,6 +224,7 @@ mod tests {
             access: vec![Access { kind: "repository".into(), name: "a/b".into(), actions: vec!["pull".into()] }],
             exp: 1_000,
             iat: 700,
+            internal: false,
         };
         let token = signer.sign(&claims);
         assert!(signer.verify(&token, 999).unwrap().allows("repository", "a/b", "pull"));
