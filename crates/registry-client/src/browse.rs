@@ -90,23 +90,20 @@ impl RegistryBrowser for CopyEngine {
     }
 
     async fn search_hub(&self, search_url: &str, query: &str) -> Result<Vec<HubRepository>, CopyError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| CopyError::permanent(e.to_string()))?;
-        let response = client
-            .get(search_url)
-            .query(&[("q", query), ("n", "100")])
-            .send()
+        let url = reqwest::Url::parse(search_url)
+            .map_err(|e| CopyError::permanent(format!("`{search_url}` is not a URL: {e}")))?;
+        let answer = self
+            .client()
+            .get_public_json(&url, &[("q", query), ("n", "100")], Duration::from_secs(15), "Docker Hub search")
             .await
-            .map_err(|e| CopyError::transient(format!("Docker Hub's search did not answer: {e}")))?;
-        if !response.status().is_success() {
-            return Err(CopyError::transient(format!("Docker Hub's search answered {}", response.status())));
+            .map_err(|e| match e {
+                crate::Error::EgressDenied { .. } => CopyError::permanent(e.to_string()),
+                e => CopyError::transient(format!("Docker Hub's search did not answer: {e}")),
+            })?;
+        if !(200..300).contains(&answer.status) {
+            return Err(CopyError::transient(format!("Docker Hub's search answered {}", answer.status)));
         }
-        let body: Value = response
-            .json()
-            .await
+        let body: Value = serde_json::from_slice(&answer.body)
             .map_err(|e| CopyError::transient(format!("Docker Hub's search answered something else than JSON: {e}")))?;
         let results = body["results"]
             .as_array()

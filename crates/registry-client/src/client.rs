@@ -710,6 +710,41 @@ impl RegistryClient {
         Ok(ApiAnswer { status, headers, body })
     }
 
+    /// A GET of a public JSON endpoint that is not a registry (Docker Hub's repository search): no
+    /// credentials, no redirects, through the egress policy like every other request, at most
+    /// `MAX_LIST_PAGE_SIZE` bytes, within `timeout`. Any status is returned with its body.
+    pub(crate) async fn get_public_json(
+        &self,
+        url: &Url,
+        query: &[(&str, &str)],
+        timeout: std::time::Duration,
+        operation: &'static str,
+    ) -> Result<ApiAnswer> {
+        let host = url.host_str().unwrap_or_default().to_owned();
+        self.check_egress(&host, url)?;
+        let resp = self
+            .inner
+            .http
+            .get(url.clone())
+            .query(query)
+            .header(header::ACCEPT, "application/json")
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| match egress_denial(&host, &e) {
+                Some(denied) => denied,
+                None if e.is_connect() => Error::Unreachable { registry: host.clone(), cause: error_chain(&e) },
+                None => Error::Interrupted { registry: host.clone(), cause: error_chain(&e) },
+            })?;
+        if is_redirect(resp.status()) {
+            return Err(redirect_refused(&host, operation, resp.status()));
+        }
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = read_body(&host, resp, MAX_LIST_PAGE_SIZE, operation).await?;
+        Ok(ApiAnswer { status, headers, body })
+    }
+
     /// The error for an API answer the operation did not expect: Harbor's `{"errors": [{code, message}]}`
     /// body has the distribution protocol's shape.
     pub(crate) fn api_error(&self, registry: &str, operation: &str, answer: &ApiAnswer) -> Error {

@@ -301,3 +301,22 @@ async fn redirect_targets_and_token_services_are_checked_against_the_policy() {
     client_with(&[], &[]).ping(&host).await.unwrap();
     assert_eq!(tokens.0.all().len(), 1, "{:?}", tokens.0.all());
 }
+
+/// Docker Hub's search (the station profile's `dockerhub` category) goes through the egress policy too:
+/// a search URL on a denied address (IPv4, or IPv4-mapped IPv6) is refused for good without a request.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_docker_hub_search_obeys_the_policy() {
+    use image_core::station::RegistryBrowser as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let engine = CopyEngine::new(Arc::new(client_with(&["127.0.0.2/32"], &[])), CopyConfig::default());
+    for url in [format!("http://127.0.0.2:{port}/v1/search"), format!("http://[::ffff:127.0.0.2]:{port}/v1/search")] {
+        let err = engine.search_hub(&url, "redis").await.unwrap_err();
+        assert_eq!(err.kind, CopyErrorKind::Permanent, "{url}: {err}");
+        assert!(err.message.starts_with("the egress policy refuses connections to "), "{url}: {err}");
+        assert!(err.message.contains("127.0.0.2"), "{url}: {err}");
+    }
+    // Nothing connected: the listener has no connection waiting.
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "a connection reached the denied address");
+}
