@@ -321,20 +321,9 @@ impl Client {
         &self,
         id: i64,
         interval: Duration,
-        mut on_change: impl FnMut(&Reply<ImportProgress>),
+        on_change: impl FnMut(&Reply<ImportProgress>),
     ) -> Result<Reply<ImportProgress>> {
-        let mut last: Option<Value> = None;
-        loop {
-            let progress = self.import_progress(id).await?;
-            if last.as_ref() != Some(progress.json()) {
-                on_change(&progress);
-                last = Some(progress.json().clone());
-            }
-            if progress.is_finished() {
-                return Ok(progress);
-            }
-            tokio::time::sleep(interval).await;
-        }
+        poll_until_finished(interval, || self.import_progress(id), ImportProgress::is_finished, on_change).await
     }
 
     /// Stops a queued or running import (admins).
@@ -349,20 +338,9 @@ impl Client {
         &self,
         id: i64,
         interval: Duration,
-        mut on_change: impl FnMut(&Reply<ImportDetails>),
+        on_change: impl FnMut(&Reply<ImportDetails>),
     ) -> Result<Reply<ImportDetails>> {
-        let mut last: Option<Value> = None;
-        loop {
-            let details = self.import_details(id).await?;
-            if last.as_ref() != Some(details.json()) {
-                on_change(&details);
-                last = Some(details.json().clone());
-            }
-            if details.is_finished() {
-                return Ok(details);
-            }
-            tokio::time::sleep(interval).await;
-        }
+        poll_until_finished(interval, || self.import_details(id), ImportDetails::is_finished, on_change).await
     }
 
     // ---- registry secrets and repositories ------------------------------------------------------------
@@ -561,4 +539,30 @@ mod tests {
 struct NodeQuery<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     node: Option<&'a str>,
+}
+
+/// Fetches an answer every `interval` until `finished` says it is the last, calling `on_change` with each
+/// answer that differs from the one before (the first included); returns the last one.
+async fn poll_until_finished<T, F, Fut>(
+    interval: Duration,
+    mut fetch: F,
+    finished: fn(&T) -> bool,
+    mut on_change: impl FnMut(&Reply<T>),
+) -> Result<Reply<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Reply<T>>>,
+{
+    let mut last: Option<Value> = None;
+    loop {
+        let answer = fetch().await?;
+        if last.as_ref() != Some(answer.json()) {
+            on_change(&answer);
+            last = Some(answer.json().clone());
+        }
+        if finished(&answer) {
+            return Ok(answer);
+        }
+        tokio::time::sleep(interval).await;
+    }
 }

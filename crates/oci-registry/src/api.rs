@@ -205,7 +205,8 @@ impl Registry {
         let credential = credential.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
             if let Some(claims) = self.config.signer.verify(credential, now()) {
-                return Ok(Identity::Token(claims));
+                // A token issued to the server's own credential stands for that credential.
+                return Ok(if claims.internal { Identity::Internal } else { Identity::Token(claims) });
             }
             return match self.auth.api_token(credential).await.map_err(failure)? {
                 Some(principal) => Ok(Identity::User(principal)),
@@ -586,7 +587,6 @@ async fn get_manifest(registry: &Registry, req: &Req, name: &str, reference: &st
     };
     let actor = match &identity {
         Identity::Internal => None,
-        Identity::Token(claims) if claims.internal => None,
         Identity::User(principal) => Some(principal.name.as_str()),
         Identity::Token(claims) if !claims.sub.is_empty() => Some(claims.sub.as_str()),
         Identity::Token(_) | Identity::Anonymous => Some("anonymous"),
