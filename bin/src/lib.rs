@@ -445,6 +445,10 @@ pub struct WorkerArgs {
     /// How long audit events are kept: `365d`; at least 1h.
     #[arg(long, env = "IMAGEGATE_RETAIN_EVENTS", default_value = "365d", value_parser = parse_retention)]
     pub retain_events: Duration,
+    /// How often catalog tags whose vulnerability scan is pending are read again from Harbor: `10m`, `1h`
+    /// (only with Harbor as the internal registry).
+    #[arg(long, env = "IMAGEGATE_SCAN_REFRESH_INTERVAL", default_value = "10m", value_parser = parse_token_ttl)]
+    pub scan_refresh_interval: Duration,
 }
 
 impl WorkerArgs {
@@ -524,16 +528,24 @@ pub async fn run_worker(
         let _ = rx.wait_for(|s| *s).await;
     };
     let every = Duration::from_secs(args.scheduler_interval_secs.max(1));
+    let scan_refresh = sync_worker::schedule_scan_refresh(
+        store.clone(),
+        internal.admin.clone(),
+        args.scan_refresh_interval,
+        waker.clone(),
+        stopped(stop_rx.clone()),
+    );
     tokio::join!(
         runner.run(stopped(stop_rx.clone())),
         sync_worker::schedule_syncs(store.clone(), every, waker.clone(), stopped(stop_rx.clone())),
         sync_worker::schedule_retention(
-            store,
+            store.clone(),
             args.retention(),
             RETENTION_INTERVAL,
             waker.clone(),
             stopped(stop_rx.clone())
         ),
+        scan_refresh,
         async {
             if let Some(reporter) = inventory {
                 sync_worker::schedule_inventory(reporter, waker, stopped(stop_rx)).await;

@@ -229,6 +229,17 @@ pub struct SecretRef {
     pub name: String,
 }
 
+/// An artifact pushed to the internal registry beside imagegate, as a registry event tells it: recorded as a
+/// finished import of `source` (the catalog's image, with the pushed tag) into `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryPush {
+    pub source: Reference,
+    pub target: Reference,
+    pub digest: Digest,
+    /// Its platforms, with their sizes, where the registry could say; empty otherwise.
+    pub artifacts: Vec<Artifact>,
+}
+
 /// A new import, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewImport {

@@ -184,6 +184,22 @@ pub trait ImportStore: Send + Sync {
     async fn cancel_import(&self, id: ImportId, actor: &str) -> Result<ImportJob>;
     /// Deletes the import's record. Fails with `Conflict` while the import is queued or running.
     async fn delete_import(&self, id: ImportId, actor: &str) -> Result<ImportJob>;
+    /// Records an artifact pushed straight to the internal registry (a registry event) as a succeeded import,
+    /// so that the platform listing shows it; finished records of the same target with another digest (the
+    /// push moved the tag) are deleted. `None`, changing nothing, when a succeeded import of that target
+    /// already has the digest.
+    async fn record_registry_push(&self, push: &crate::import::RegistryPush, actor: &str) -> Result<Option<ImportJob>>;
+    /// Deletes the records of finished imports into `repository` of `registry` whose digest is `digest` (and
+    /// whose target tag is `tag`, when given): what a delete made straight on the internal registry removed.
+    /// Answers how many.
+    async fn forget_registry_artifact(
+        &self,
+        registry: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: &crate::Digest,
+        actor: &str,
+    ) -> Result<u64>;
 
     async fn create_export(&self, export: ExportRecord) -> Result<ExportRecord>;
     /// Sets an export record's phase, with an audit event, when `actor` recorded it or `actor_is_admin`;
@@ -336,6 +352,10 @@ pub trait ScanQueue: Send + Sync {
         run_at: crate::Timestamp,
         max_attempts: i32,
     ) -> Result<JobId>;
+    /// Queues a read-only scan for each of at most `limit` catalog tags whose scan is `pending` (of the newest
+    /// succeeded import of that tag), unless one is queued or running already: the scheduled refresh that
+    /// catches scans which finished after their job gave up, or whose webhook never came. Answers how many.
+    async fn queue_pending_scans(&self, limit: i64) -> Result<u64>;
 }
 
 /// Everything the HTTP layer needs from storage, as one object.

@@ -93,6 +93,9 @@ pub mod import_kind {
     pub const CANCELED: &str = "image.import.canceled";
     /// An import's record was deleted; details are the record.
     pub const DELETED: &str = "image.import.deleted";
+    /// An artifact pushed straight to the internal registry was recorded as a succeeded import; details:
+    /// `import_id`, `source`, `target`, `digest`.
+    pub const RECORDED: &str = "image.import.recorded";
 }
 
 /// The job type of repository syncs (`image_core::job::SyncPayload`); its `max_attempts` is the
@@ -578,6 +581,36 @@ impl ImportStore for DbStore {
         in_transaction!(self, |conn| ops::imports::delete_import(conn, id.get(), &actor).await)
     }
 
+    async fn record_registry_push(
+        &self,
+        push: &image_core::import::RegistryPush,
+        actor: &str,
+    ) -> Result<Option<ImportJob>> {
+        let (push, actor) = (push.clone(), actor.to_owned());
+        in_transaction!(self, |conn| ops::imports::record_registry_push(conn, &push, &actor).await)
+    }
+
+    async fn forget_registry_artifact(
+        &self,
+        registry: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: &image_core::Digest,
+        actor: &str,
+    ) -> Result<u64> {
+        let (registry, repository, tag) = (registry.to_owned(), repository.to_owned(), tag.map(str::to_owned));
+        let (digest, actor) = (digest.clone(), actor.to_owned());
+        in_transaction!(self, |conn| ops::imports::forget_registry_artifact(
+            conn,
+            &registry,
+            &repository,
+            tag.as_deref(),
+            &digest,
+            &actor
+        )
+        .await)
+    }
+
     /// The given id and creation time are ignored: the store assigns both.
     async fn create_export(&self, export: ExportRecord) -> Result<ExportRecord> {
         in_transaction!(self, |conn| ops::exports::create_export(conn, &export).await)
@@ -916,6 +949,10 @@ impl image_core::store::ScanQueue for DbStore {
             max_attempts
         )
         .await)
+    }
+
+    async fn queue_pending_scans(&self, limit: i64) -> Result<u64> {
+        in_transaction!(self, |conn| ops::scans::queue_pending_scans(conn, limit).await)
     }
 }
 

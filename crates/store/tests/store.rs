@@ -20,7 +20,7 @@ use image_core::{
     kube::{
         NewRegistrySecret, NewRepository, Provider, RepositoryId, Secret, SyncStatus, SyncedManifest, VerifyStatus,
     },
-    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, KubeStore, UserStore},
+    store::{CatalogStore, ClaimedJob, HealthCheck, ImportStore, JobId, JobQueue, KubeStore, ScanQueue, UserStore},
 };
 use serde_json::json;
 use store::{DbStore, SYNC_JOB_TYPE, SecretKey, StoreOptions, import_kind, kube_kind};
@@ -144,6 +144,8 @@ on_both_backends!(
     queued_jobs_are_announced_on_postgres,
     retention_removes_only_what_is_old,
     one_retention_job_is_queued_at_a_time,
+    a_push_beside_imagegate_is_recorded_and_its_delete_forgotten,
+    pending_scans_are_queued_once,
 );
 
 fn new_image(name: &str, category: Option<&str>, description: Option<&str>) -> NewImage {
@@ -2905,4 +2907,98 @@ async fn one_retention_job_is_queued_at_a_time(db: TestDb) {
     assert!(!store.queue_retention(payload).await.unwrap());
     assert!(store.complete_job(job.id, "w").await.unwrap());
     assert!(store.queue_retention(payload).await.unwrap());
+}
+
+/// The targets and digests of the succeeded imports, oldest first.
+async fn ready_imports(store: &DbStore) -> Vec<(String, Option<Digest>, String)> {
+    let filter = ImportFilter {
+        ready: Some(true),
+        order_by: ImportOrder::Id,
+        descending: false,
+        page: Page::new(Some(100), None).unwrap(),
+        ..ImportFilter::default()
+    };
+    let listing = store.list_imports(&filter).await.unwrap();
+    listing.items.into_iter().map(|i| (i.target.to_string(), i.digest, i.created_by)).collect()
+}
+
+async fn a_push_beside_imagegate_is_recorded_and_its_delete_forgotten(db: TestDb) {
+    let store = &db.store;
+    let imported = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    succeed(store, &imported, digest(1), vec![artifact(2, "amd64", 100)]).await;
+    let push = |tag: &str, n: u8| image_core::import::RegistryPush {
+        source: reference(&format!("redis:{tag}")),
+        target: reference(&format!("harbor.example.com/mirror/redis:{tag}")),
+        digest: digest(n),
+        artifacts: vec![artifact(n + 1, "arm64", 50)],
+    };
+    let recorded = store.record_registry_push(&push("8", 3), "harbor-webhook").await.unwrap().expect("recorded");
+    assert_eq!((recorded.state, recorded.digest.clone()), (ImportState::Succeeded, Some(digest(3))));
+    assert_eq!(recorded.artifacts, vec![artifact(4, "arm64", 50)]);
+    assert_eq!(events_of(store, import_kind::RECORDED).await.len(), 1);
+    // The same push again changes nothing; no job is queued for a recorded push.
+    assert_eq!(store.record_registry_push(&push("8", 3), "harbor-webhook").await.unwrap(), None);
+    assert!(store.claim_job("w", IMPORT, LEASE).await.unwrap().is_none());
+    // A push that moves tag 7 replaces the import's record, whose digest is no longer there.
+    store.record_registry_push(&push("7", 5), "harbor-webhook").await.unwrap().expect("recorded");
+    assert_eq!(
+        ready_imports(store).await,
+        vec![
+            ("harbor.example.com/mirror/redis:8".into(), Some(digest(3)), "harbor-webhook".into()),
+            ("harbor.example.com/mirror/redis:7".into(), Some(digest(5)), "harbor-webhook".into()),
+        ]
+    );
+
+    // A delete by another tag or digest, or in another repository, forgets nothing.
+    let forget = |repository: &'static str, tag: Option<&'static str>, n: u8| async move {
+        store
+            .forget_registry_artifact("harbor.example.com", repository, tag, &digest(n), "harbor-webhook")
+            .await
+            .unwrap()
+    };
+    assert_eq!(forget("mirror/redis", Some("7"), 3).await, 0);
+    assert_eq!(forget("mirror/redis", None, 9).await, 0);
+    assert_eq!(forget("mirror/other", None, 3).await, 0);
+    assert_eq!(forget("mirror/redis", Some("8"), 3).await, 1);
+    assert_eq!(forget("mirror/redis", None, 5).await, 1);
+    assert!(ready_imports(store).await.is_empty());
+    // A queued import is never forgotten.
+    let queued = enqueue(store, "redis:9", "harbor.example.com/mirror/redis:9", "carol").await;
+    assert_eq!(
+        store.forget_registry_artifact("harbor.example.com", "mirror/redis", None, &digest(1), "x").await.unwrap(),
+        0
+    );
+    assert_eq!(store.get_import(queued.id).await.unwrap().state, ImportState::Queued);
+}
+
+async fn pending_scans_are_queued_once(db: TestDb) {
+    let store = &db.store;
+    assert_eq!(store.queue_pending_scans(100).await.unwrap(), 0);
+    let imported = enqueue(store, "redis:7", "harbor.example.com/mirror/redis:7", "carol").await;
+    succeed(store, &imported, digest(1), vec![artifact(2, "amd64", 100)]).await;
+    let image = store.find_image("docker.io", "library", "redis").await.unwrap().expect("imported");
+    let tag = store.list_tags(image.id).await.unwrap().into_iter().find(|t| t.tag == "7").expect("tag 7");
+    // Unscanned and passed tags are not refreshed.
+    assert_eq!(store.queue_pending_scans(100).await.unwrap(), 0);
+    let pending = TagUpdate { security_scan_status: Some(Some("pending".into())), ..TagUpdate::default() };
+    store.update_tag(image.id, tag.id, pending, ADMIN).await.unwrap();
+    assert_eq!(store.queue_pending_scans(100).await.unwrap(), 1);
+    // A scan job is queued for it already: none more.
+    assert_eq!(store.queue_pending_scans(100).await.unwrap(), 0);
+    use image_core::job::JobPayload as _;
+    let job = store.claim_job("w", &[image_core::job::ScanPayload::NAME], LEASE).await.unwrap().expect("a scan job");
+    let payload: image_core::job::ScanPayload = serde_json::from_value(job.payload.clone()).unwrap();
+    assert_eq!(
+        payload,
+        image_core::job::ScanPayload {
+            source: reference("redis:7"),
+            repository: "mirror/redis".into(),
+            digest: digest(1),
+            request: false,
+        }
+    );
+    // Still running: none more; once it is done, the next round queues another while the tag is pending.
+    assert_eq!(store.queue_pending_scans(100).await.unwrap(), 0);
+    assert!(store.complete_job(job.id, "w").await.unwrap());
+    assert_eq!(store.queue_pending_scans(100).await.unwrap(), 1);
 }

@@ -162,3 +162,45 @@ pub async fn record(
     tracing::info!(%source, status = status.as_str(), ?count, "scan outcome written to the catalog");
     Ok(())
 }
+
+/// Tags whose pending scans one round of the refresh queues at most.
+const REFRESH_BATCH: i64 = 500;
+
+/// Queues a read-only scan of every catalog tag whose scan is `pending`, every `every` (± 20 %), the first at
+/// once, until `shutdown` resolves: a scan that finished after its job gave up, or whose webhook never came,
+/// still reaches the catalog. Several schedulers on one database are safe: a tag with a scan job queued or
+/// running gets no second one.
+///
+/// Only a Harbor scans: on another registry a round does nothing. With `--internal-registry-kind auto` the
+/// kind is known once the registry has answered, so a round asks for its health while it is not.
+pub async fn schedule_scan_refresh(
+    scans: Arc<dyn image_core::store::ScanQueue>,
+    admin: Arc<dyn RegistryAdmin>,
+    every: Duration,
+    waker: Arc<tokio::sync::Notify>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        if admin.kind() != RegistryKind::Harbor {
+            admin.health().await;
+        }
+        let refreshed = match admin.kind() {
+            RegistryKind::Harbor => scans.queue_pending_scans(REFRESH_BATCH).await,
+            _ => Ok(0),
+        };
+        match refreshed {
+            Ok(0) => {}
+            Ok(queued) => {
+                tracing::info!(queued, "queued the refresh of pending scans");
+                crate::wake(&waker);
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot queue the refresh of pending scans; trying again later"),
+        }
+        let pause = every.mul_f64(0.8 + rand::random::<f64>() * 0.4);
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}

@@ -6,17 +6,19 @@
 //!
 //! `SCANNING_COMPLETED`, `SCANNING_FAILED` and `SCANNING_STOPPED` queue a `scan` job (read only, no new
 //! scan) for each resource that a succeeded import put there, so that the catalog tag gets the outcome.
-//! `PUSH_ARTIFACT` and `DELETE_ARTIFACT` of a repository an import landed in change the catalog image of that
-//! import's source: a pushed tag is added (or its digest moved), a deleted one loses its digest. Other event
-//! types are checked and acknowledged. A missing or wrong secret is a 401, a malformed payload a 400; neither
-//! changes anything.
+//! `PUSH_ARTIFACT` and `DELETE_ARTIFACT` (and Distribution's `push` and `delete`) change the platform
+//! listing: a pushed tag shows there as a finished import (made by `harbor-webhook` or `registry-webhook`),
+//! and a deleted artifact's records go. In a repository an import landed in, they also change the catalog
+//! image of that import's source: a pushed tag is added (or its digest moved), a deleted one loses its
+//! digest. Other event types are checked and acknowledged. A missing or wrong secret is a 401, a malformed
+//! payload a 400; neither changes anything.
 
 use std::collections::BTreeSet;
 
 use axum::{Json, extract::State, http::StatusCode};
-use image_core::import::{ImportFilter, ImportOrder};
+use image_core::import::{Artifact, ImportFilter, ImportJob, ImportOrder, RegistryPush};
 use image_core::job::ScanPayload;
-use image_core::{Digest, Error, catalog::Page};
+use image_core::{Digest, Error, Reference, catalog::Page};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -146,10 +148,12 @@ async fn harbor_webhook(
     match event.event_type.as_str() {
         "PUSH_ARTIFACT" | "DELETE_ARTIFACT" => {
             let push = event.event_type == "PUSH_ARTIFACT";
-            let changed = tags_from_event(&s, &internal.host, &repository, &tagged, push).await?;
+            let (tags, listed) = artifact_event(&s, &internal, &repository, &tagged, push, HARBOR_ACTOR).await?;
             return Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({ "type": event.event_type, "queued": 0, "tags_changed": changed })),
+                Json(
+                    json!({ "type": event.event_type, "queued": 0, "tags_changed": tags, "artifacts_changed": listed }),
+                ),
             ));
         }
         "SCANNING_COMPLETED" | "SCANNING_FAILED" | "SCANNING_STOPPED" => {}
@@ -194,16 +198,8 @@ async fn harbor_webhook(
     Ok((StatusCode::ACCEPTED, Json(json!({ "type": event.event_type, "queued": queued }))))
 }
 
-/// A push or delete made directly on the internal registry, onto the catalog's tags: the catalog image is
-/// the source of an import that landed in `repository`; a pushed tag is added to it (or its digest moved),
-/// a deleted tag keeps its place in the approved list but loses its digest. Answers how many tags changed.
-async fn tags_from_event(
-    s: &AppState,
-    host: &str,
-    repository: &str,
-    tagged: &[(Option<String>, Digest)],
-    push: bool,
-) -> image_core::Result<u64> {
+/// The newest succeeded import that landed in `repository` of the internal registry `host`, if any.
+async fn landed_import(s: &AppState, host: &str, repository: &str) -> image_core::Result<Option<ImportJob>> {
     let filter = ImportFilter {
         tag: None,
         ready: Some(true),
@@ -213,11 +209,38 @@ async fn tags_from_event(
         page: Page::new(Some(Page::MAX_LIMIT), None)?,
     };
     let listing = s.store.list_imports(&filter).await?;
-    let Some(import) =
-        listing.items.into_iter().find(|i| i.target.registry() == host && i.target.repository() == repository)
-    else {
-        return Ok(0);
+    Ok(listing.items.into_iter().find(|i| i.target.registry() == host && i.target.repository() == repository))
+}
+
+/// A push or delete made directly on the internal registry, onto the catalog's tags and the platform
+/// listing. Answers how many tags and how many listed artifacts changed.
+async fn artifact_event(
+    s: &AppState,
+    internal: &crate::InternalRegistry,
+    repository: &str,
+    tagged: &[(Option<String>, Digest)],
+    push: bool,
+    actor: &str,
+) -> image_core::Result<(u64, u64)> {
+    let landed = landed_import(s, &internal.host, repository).await?;
+    let tags = match &landed {
+        Some(import) => tags_from_event(s, import, tagged, push, actor).await?,
+        None => 0,
     };
+    let listed = listing_from_event(s, internal, landed.as_ref(), repository, tagged, push, actor).await?;
+    Ok((tags, listed))
+}
+
+/// The catalog's tags: the catalog image is the source of `import`, which landed in the event's repository;
+/// a pushed tag is added to it (or its digest moved), a deleted tag keeps its place in the approved list
+/// but loses its digest. Answers how many tags changed.
+async fn tags_from_event(
+    s: &AppState,
+    import: &ImportJob,
+    tagged: &[(Option<String>, Digest)],
+    push: bool,
+    actor: &str,
+) -> image_core::Result<u64> {
     let (namespace, name) = import.source.repository().rsplit_once('/').unwrap_or(("", import.source.repository()));
     let Some(image) = s.store.find_image(import.source.registry(), namespace, name).await? else { return Ok(0) };
     let tags = s.store.list_tags(image.id).await?;
@@ -230,7 +253,7 @@ async fn tags_from_event(
                     continue;
                 }
                 let update = image_core::catalog::TagUpdate { digest: Some(None), ..Default::default() };
-                s.store.update_tag(image.id, tag.id, update, ACTOR).await?;
+                s.store.update_tag(image.id, tag.id, update, actor).await?;
                 changed += 1;
             }
             continue;
@@ -239,12 +262,12 @@ async fn tags_from_event(
         match tags.iter().find(|t| &t.tag == tag_name) {
             None => {
                 let new = image_core::catalog::NewTag::new(tag_name.clone())?.with_digest(Some(digest.clone()));
-                s.store.create_tag(image.id, new, ACTOR).await?;
+                s.store.create_tag(image.id, new, actor).await?;
             }
             Some(tag) if tag.digest.as_ref() != Some(digest) => {
                 let update =
                     image_core::catalog::TagUpdate { digest: Some(Some(digest.clone())), ..Default::default() };
-                s.store.update_tag(image.id, tag.id, update, ACTOR).await?;
+                s.store.update_tag(image.id, tag.id, update, actor).await?;
             }
             Some(_) => continue,
         }
@@ -253,8 +276,81 @@ async fn tags_from_event(
     Ok(changed)
 }
 
-/// Who the audit trail says changed a tag from a registry event.
-const ACTOR: &str = "harbor-webhook";
+/// The platform listing: a pushed tag is recorded as a finished import (of the catalog image the import
+/// that landed in `repository` came from, with the pushed tag; of the internal repository itself when no
+/// import landed there), with its platforms and size where the registry says; a deleted artifact's records
+/// go. Answers how many records changed.
+async fn listing_from_event(
+    s: &AppState,
+    internal: &crate::InternalRegistry,
+    landed: Option<&ImportJob>,
+    repository: &str,
+    tagged: &[(Option<String>, Digest)],
+    push: bool,
+    actor: &str,
+) -> image_core::Result<u64> {
+    let host = internal.host.as_str();
+    let mut changed = 0;
+    for (tag, digest) in tagged {
+        if !push {
+            changed += s.store.forget_registry_artifact(host, repository, tag.as_deref(), digest, actor).await?;
+            continue;
+        }
+        let Some(tag) = tag else { continue };
+        let invalid = |e: image_core::ReferenceError| Error::invalid("repository", e.to_string());
+        let target = Reference::new(host, repository, Some(tag), None).map_err(invalid)?;
+        let source = match landed {
+            Some(import) => Reference::new(import.source.registry(), import.source.repository(), Some(tag), None)
+                .map_err(invalid)?,
+            None => target.clone(),
+        };
+        let artifacts = registry_artifacts(internal, repository, digest).await;
+        let recorded = RegistryPush { source, target, digest: digest.clone(), artifacts };
+        if s.store.record_registry_push(&recorded, actor).await?.is_some() {
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// The platforms and size of `digest` in `repository`, as the internal registry lists them; none when it
+/// cannot say (the record then shows the digest alone).
+async fn registry_artifacts(internal: &crate::InternalRegistry, repository: &str, digest: &Digest) -> Vec<Artifact> {
+    let listed = match internal.admin.list_artifacts(repository).await {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::info!(%repository, %error, "the internal registry could not list a pushed artifact's platforms");
+            return Vec::new();
+        }
+    };
+    let Some(found) = listed.into_iter().find(|a| &a.digest == digest) else { return Vec::new() };
+    let media_type = found.media_type.clone().unwrap_or_default();
+    let platforms: Vec<Option<&str>> = match found.platforms.as_slice() {
+        [] => vec![None],
+        many => many.iter().map(|p| Some(p.as_str())).collect(),
+    };
+    let share = found.size.unwrap_or(0) / platforms.len() as u64;
+    platforms
+        .into_iter()
+        .map(|platform| {
+            let mut parts = platform.unwrap_or_default().splitn(3, '/');
+            let some = |p: Option<&str>| p.filter(|p| !p.is_empty()).map(str::to_owned);
+            Artifact {
+                digest: digest.clone(),
+                media_type: media_type.clone(),
+                os: some(parts.next()),
+                architecture: some(parts.next()),
+                variant: some(parts.next()),
+                size: share,
+            }
+        })
+        .collect()
+}
+
+/// Who the audit trail says changed a tag or a listed artifact from a Harbor event.
+const HARBOR_ACTOR: &str = "harbor-webhook";
+/// Who the audit trail says changed a tag or a listed artifact from a registry notification.
+const REGISTRY_ACTOR: &str = "registry-webhook";
 
 /// CNCF Distribution's notification envelope (`application/vnd.docker.distribution.events.v1+json`).
 #[derive(Debug, Deserialize)]
@@ -313,11 +409,13 @@ async fn registry_webhook(
         }
     }
     let Some(internal) = s.internal.clone() else {
-        return Ok((StatusCode::ACCEPTED, Json(json!({ "tags_changed": 0 }))));
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "tags_changed": 0, "artifacts_changed": 0 }))));
     };
-    let mut changed = 0;
+    let (mut tags, mut listed) = (0, 0);
     for (push, repository, tag, digest) in changes {
-        changed += tags_from_event(&s, &internal.host, &repository, &[(tag, digest)], push).await?;
+        let (t, l) = artifact_event(&s, &internal, &repository, &[(tag, digest)], push, REGISTRY_ACTOR).await?;
+        tags += t;
+        listed += l;
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "tags_changed": changed }))))
+    Ok((StatusCode::ACCEPTED, Json(json!({ "tags_changed": tags, "artifacts_changed": listed }))))
 }

@@ -255,21 +255,63 @@ async fn a_harbor_scan_webhook_refreshes_the_catalog_tag(postgres: bool) {
     push["type"] = json!("PUSH_ARTIFACT");
     push["event_data"]["resources"][0]["tag"] = json!("2.0");
     let (status, body) = app.send_with_header("POST", path, Some(&push), HARBOR_WEBHOOK_SECRET).await;
-    assert_eq!((status, body["tags_changed"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    assert_eq!(
+        (status, body["tags_changed"].as_i64(), body["artifacts_changed"].as_i64()),
+        (StatusCode::ACCEPTED, Some(1), Some(1)),
+        "{body}"
+    );
     let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
     let pushed = details["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "2.0").cloned();
     assert_eq!(pushed.as_ref().map(|t| t["digest"].clone()), Some(json!(side.digest)), "{details}");
+    // It shows in the platform listing too, with the platform and size Harbor lists for it.
+    let (_, listing) = app.get("/api/v1/images?tag=2.0").await;
+    assert_eq!(listing["totalCount"], 1, "{listing}");
+    let listed = &listing["images"][0]["artifacts"][0];
+    assert_eq!(
+        (listed["digest"].as_str(), listed["userName"].as_str(), listed["status"].as_str()),
+        (Some(side.digest.as_str()), Some("harbor-webhook"), Some("ready")),
+        "{listing}"
+    );
+    assert_eq!((listed["os"].as_str(), listed["arch"].as_str()), (Some("linux"), Some("amd64")), "{listing}");
+    assert!(listed["size"].as_u64().unwrap() >= 512, "{listing}");
     // The same event again changes nothing.
     let (_, body) = app.send_with_header("POST", path, Some(&push), HARBOR_WEBHOOK_SECRET).await;
-    assert_eq!(body["tags_changed"], 0, "{body}");
+    assert_eq!((body["tags_changed"].as_i64(), body["artifacts_changed"].as_i64()), (Some(0), Some(0)), "{body}");
 
     let mut delete = push.clone();
     delete["type"] = json!("DELETE_ARTIFACT");
     let (status, body) = app.send_with_header("POST", path, Some(&delete), HARBOR_WEBHOOK_SECRET).await;
-    assert_eq!((status, body["tags_changed"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    assert_eq!(
+        (status, body["tags_changed"].as_i64(), body["artifacts_changed"].as_i64()),
+        (StatusCode::ACCEPTED, Some(1), Some(1)),
+        "{body}"
+    );
     let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
     let deleted = details["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "2.0").cloned().unwrap();
     assert_eq!(deleted["digest"], serde_json::Value::Null, "{details}");
+    let (_, listing) = app.get("/api/v1/images?tag=2.0").await;
+    assert_eq!(listing["totalCount"], 0, "{listing}");
+    let (_, listing) = app.get("/api/v1/images?tag=1.0").await;
+    assert_eq!(listing["totalCount"], 1, "the import's own record stays: {listing}");
+
+    // A push into a repository no import landed in shows in the listing under that repository.
+    let other = "mirror/team/sidecar";
+    let sidecar = images::push_image(harbor.registry(), other, "0.1", &[256]).await;
+    let mut elsewhere = push.clone();
+    elsewhere["event_data"]["resources"][0] = json!({"digest": sidecar.digest, "tag": "0.1"});
+    elsewhere["event_data"]["repository"]["repo_full_name"] = json!(other);
+    let (status, body) = app.send_with_header("POST", path, Some(&elsewhere), HARBOR_WEBHOOK_SECRET).await;
+    assert_eq!(
+        (status, body["tags_changed"].as_i64(), body["artifacts_changed"].as_i64()),
+        (StatusCode::ACCEPTED, Some(0), Some(1)),
+        "{body}"
+    );
+    let (_, listing) = app.get("/api/v1/images?tag=0.1").await;
+    assert_eq!(
+        (listing["images"][0]["repo"].as_str(), listing["images"][0]["artifacts"][0]["digest"].as_str()),
+        (Some(other), Some(sidecar.digest.as_str())),
+        "{listing}"
+    );
 
     // An event of another type is acknowledged and changes nothing.
     let before = app.snapshot_state().await;
@@ -332,9 +374,17 @@ async fn a_registry_notification_of_a_side_push_reaches_the_catalog(postgres: bo
 
     let (status, body) =
         app.send_with_header("POST", path, Some(&envelope("push", Some("2.0"))), REGISTRY_WEBHOOK_SECRET).await;
-    assert_eq!((status, body["tags_changed"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    assert_eq!(
+        (status, body["tags_changed"].as_i64(), body["artifacts_changed"].as_i64()),
+        (StatusCode::ACCEPTED, Some(1), Some(1)),
+        "{body}"
+    );
     let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
     assert_eq!(tag_digest(&details), Some(json!(side.digest)), "{details}");
+    let listed = |listing: &serde_json::Value| listing["images"][0]["artifacts"][0]["digest"].clone();
+    let (_, listing) = app.get("/api/v1/images?tag=2.0").await;
+    assert_eq!(listed(&listing), json!(side.digest), "{listing}");
+    assert_eq!(listing["images"][0]["artifacts"][0]["userName"], "registry-webhook", "{listing}");
 
     // A pull changes nothing; a manifest delete (no tag) clears the tags on that digest.
     let (_, body) =
@@ -342,7 +392,13 @@ async fn a_registry_notification_of_a_side_push_reaches_the_catalog(postgres: bo
     assert_eq!(body["tags_changed"], 0);
     let (status, body) =
         app.send_with_header("POST", path, Some(&envelope("delete", None)), REGISTRY_WEBHOOK_SECRET).await;
-    assert_eq!((status, body["tags_changed"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    assert_eq!(
+        (status, body["tags_changed"].as_i64(), body["artifacts_changed"].as_i64()),
+        (StatusCode::ACCEPTED, Some(1), Some(1)),
+        "{body}"
+    );
     let (_, details) = app.get(&format!("/catalog/api/v1/images/{image_id}")).await;
     assert_eq!(tag_digest(&details), Some(serde_json::Value::Null), "{details}");
+    let (_, listing) = app.get("/api/v1/images?tag=2.0").await;
+    assert_eq!(listing["totalCount"], 0, "{listing}");
 }

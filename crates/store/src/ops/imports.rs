@@ -462,3 +462,91 @@ pub(crate) async fn delete_import(conn: &mut Conn<'_>, id: i64, actor: &str) -> 
     record(conn, import_kind::DELETED, actor, now_micros(), Subject::default(), json!(import)).await?;
     Ok(import)
 }
+
+/// Records an artifact pushed straight to the internal registry as a succeeded import with no job; finished
+/// records of the same target with another digest go, since the tag no longer points at what they copied.
+pub(crate) async fn record_registry_push(
+    conn: &mut Conn<'_>,
+    push: &image_core::import::RegistryPush,
+    actor: &str,
+) -> DbResult<Option<ImportJob>> {
+    let target = push.target.to_string();
+    let same_target: Vec<(i64, String, Option<String>)> = imports::table
+        .filter(imports::target.eq(&target))
+        .select((imports::id, imports::state, imports::digest))
+        .load(conn)
+        .await?;
+    let known = same_target.iter().any(|(_, state, digest)| {
+        state == ImportState::Succeeded.as_str() && digest.as_deref() == Some(push.digest.as_str())
+    });
+    if known {
+        return Ok(None);
+    }
+    for (id, state, _) in &same_target {
+        if !ACTIVE_STATES.contains(&state.as_str()) {
+            delete_import(conn, *id, actor).await?;
+        }
+    }
+    let now = now_micros();
+    let row = NewImportRow {
+        source: push.source.to_string(),
+        target: target.clone(),
+        source_registry: push.source.registry(),
+        source_repository: push.source.repository(),
+        target_registry: push.target.registry(),
+        target_repository: push.target.repository(),
+        target_tag: push.target.tag(),
+        platforms: to_json(&Vec::<image_core::import::Platform>::new())?,
+        state: ImportState::Succeeded.as_str(),
+        max_attempts: 1,
+        timeout_secs: NewImport::DEFAULT_TIMEOUT_SECS,
+        description: Some("pushed to the internal registry directly"),
+        created_by: actor,
+        created_at: now,
+        updated_at: now,
+        registry_secret_namespace: None,
+        registry_secret_name: None,
+    };
+    let id: i64 = diesel::insert_into(imports::table).values(row).returning(imports::id).get_result(conn).await?;
+    diesel::update(imports::table.find(id))
+        .set((
+            imports::finished_at.eq(now),
+            imports::digest.eq(push.digest.as_str()),
+            imports::artifacts.eq(to_json(&push.artifacts)?),
+        ))
+        .execute(conn)
+        .await?;
+    let recorded = find_import(conn, id).await?;
+    let mut details = import_details(&recorded);
+    details["digest"] = json!(push.digest.as_str());
+    record(conn, import_kind::RECORDED, actor, now, Subject::default(), details).await?;
+    Ok(Some(recorded))
+}
+
+/// Deletes the finished imports into `repository` of `registry` with `digest` (and target tag `tag`, when
+/// given), each with `image.import.deleted`.
+pub(crate) async fn forget_registry_artifact(
+    conn: &mut Conn<'_>,
+    registry: &str,
+    repository: &str,
+    tag: Option<&str>,
+    digest: &Digest,
+    actor: &str,
+) -> DbResult<u64> {
+    let found: Vec<(i64, String, Option<String>)> = imports::table
+        .filter(imports::target_registry.eq(registry))
+        .filter(imports::target_repository.eq(repository))
+        .filter(imports::digest.eq(digest.as_str()))
+        .select((imports::id, imports::state, imports::target_tag))
+        .load(conn)
+        .await?;
+    let mut deleted = 0;
+    for (id, state, target_tag) in found {
+        let tag_matches = tag.is_none_or(|t| target_tag.as_deref() == Some(t));
+        if tag_matches && !ACTIVE_STATES.contains(&state.as_str()) {
+            delete_import(conn, id, actor).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}

@@ -15,6 +15,7 @@
 //! | `nodes` | the node inventory: each node's last report and its inventory jobs |
 //! | `observe` | what the metrics read: queue depth per job type, imports per state |
 //! | `retention` | pruning finished imports and old audit events in batches |
+//! | `scans` | the scheduled refresh of pending vulnerability scans |
 //! | `registry` | the built-in registry's blobs, manifests, tags and uploads |
 //!
 //! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
@@ -34,6 +35,7 @@ pub(crate) mod observe;
 pub(crate) mod queue;
 pub(crate) mod registry;
 pub(crate) mod retention;
+pub(crate) mod scans;
 pub(crate) mod sessions;
 pub(crate) mod station;
 pub(crate) mod users;
