@@ -50,8 +50,8 @@ pub(crate) fn routes() -> Routes {
         .merge(Routes::new("/api/v1").get("/nodes", Access::SignedIn, nodes).get("/drift", Access::SignedIn, drift))
 }
 
-#[derive(Deserialize)]
-struct NodeQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct NodeQuery {
     node: Option<String>,
 }
 

@@ -64,6 +64,10 @@ impl ErrorFormat for Station {
 }
 
 pub use browse::HubCache;
+pub(crate) use browse::BrowseQuery;
+pub(crate) use image::{DownloadBody, DownloadQuery, SearchQuery};
+pub(crate) use login::Credentials;
+pub(crate) use registry::{PingBody, PingQuery, RegistryBody};
 
 type ApiResult<T> = Result<T, ProfileError<Station>>;
 type User = auth::Authenticated<Station>;
