@@ -345,7 +345,10 @@ fn operation(route: &Route, doc: &Doc, generator: &mut SchemaGenerator) -> Value
         if let Some(other) = doc.error_body {
             schema = json!({ "anyOf": [schema, other(generator).to_value()] });
         }
-        responses.insert(key, json!({ "description": description, "content": { "application/json": { "schema": schema } } }));
+        responses.insert(
+            key,
+            json!({ "description": description, "content": { "application/json": { "schema": schema } } }),
+        );
     }
     let mut sorted: Vec<(String, Value)> = responses.into_iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Content::*, Doc, Errors};
 use crate::{
     auth,
-    profile::{catalog, inventory, kube, platform, station, webhooks},
+    profile::{catalog, harbor, inventory, kube, platform, progress, station, webhooks},
     users,
 };
 
@@ -61,7 +61,8 @@ fn sign_in() -> Vec<Doc> {
             "The caller's tokens (never their secrets); an admin may name another user with `?user=`.",
         )
         .query::<auth::TokensQuery>()
-        .answer(200, "`{\"tokens\": […]}`", AnyJson),
+        .answer(200, "`{\"tokens\": […]}`", AnyJson)
+        .status(&[404]),
         Doc::new(
             "DELETE",
             "/api/v1/auth/tokens/{id}",
@@ -69,8 +70,11 @@ fn sign_in() -> Vec<Doc> {
             "Revokes one of the caller's tokens by id (an admin: anyone's); another user's token is not found.",
         )
         .answer(204, "Revoked", Empty),
-        Doc::new("GET", "/api/v1/users", "List users", "Every user with their role.")
-            .answer(200, "`{\"users\": […]}`", AnyJson),
+        Doc::new("GET", "/api/v1/users", "List users", "Every user with their role.").answer(
+            200,
+            "`{\"users\": […]}`",
+            AnyJson,
+        ),
         Doc::new("POST", "/api/v1/users", "Add a user", "A new user with the role `user` or `admin`.")
             .body::<users::NewUserRequest>()
             .answer(201, "The user", AnyJson)
@@ -101,62 +105,120 @@ fn sign_in() -> Vec<Doc> {
         )
         .body::<users::PasswordChange>()
         .answer(204, "Changed", Empty)
-        .status(&[429]),
+        .status(&[403, 429]),
     ]
 }
 
 fn catalog_profile() -> Vec<Doc> {
     let at = |path: &str| format!("{CATALOG}{path}");
     vec![
-        Doc::new("GET", at("/images"), "List catalog images", "Images, filtered by status, category or a search term, a page at a time.")
-            .query::<catalog::ListQuery>()
-            .answer(200, "`{\"images\": […], \"total\": n}`", AnyJson),
-        Doc::new("POST", at("/images"), "Add a catalog image", "An admin adds an image, approved unless `approval_status` says otherwise.")
-            .body::<catalog::CreateImage>()
-            .answer(201, "The image", AnyJson)
-            .status(&[409]),
+        Doc::new(
+            "GET",
+            at("/images"),
+            "List catalog images",
+            "Images, filtered by status, category or a search term, a page at a time.",
+        )
+        .query::<catalog::ListQuery>()
+        .answer(200, "`{\"images\": […], \"total\": n}`", AnyJson),
+        Doc::new(
+            "POST",
+            at("/images"),
+            "Add a catalog image",
+            "An admin adds an image, approved unless `approval_status` says otherwise.",
+        )
+        .body::<catalog::CreateImage>()
+        .answer(201, "The image", AnyJson)
+        .status(&[409]),
         Doc::new("GET", at("/images/categories"), "List categories", "Each category with how many images it has.")
             .answer(200, "`{\"categories\": [{\"category\", \"count\"}]}`", AnyJson),
-        Doc::new("GET", at("/images/{id}"), "Get a catalog image", "One image with its tags.")
-            .answer(200, "The image and its `tags`", AnyJson),
-        Doc::new("PUT", at("/images/{id}"), "Change a catalog image", "Changes an image's description, category, approval status or official mark.")
-            .body::<catalog::UpdateImage>()
-            .answer(200, "The image", AnyJson)
-            .status(&[409]),
+        Doc::new("GET", at("/images/{id}"), "Get a catalog image", "One image with its tags.").answer(
+            200,
+            "The image and its `tags`",
+            AnyJson,
+        ),
+        Doc::new(
+            "PUT",
+            at("/images/{id}"),
+            "Change a catalog image",
+            "Changes an image's description, category, approval status or official mark.",
+        )
+        .body::<catalog::UpdateImage>()
+        .answer(200, "The image", AnyJson)
+        .status(&[409]),
         Doc::new("DELETE", at("/images/{id}"), "Delete a catalog image", "Deletes an image with its tags.")
             .answer(200, "`{\"message\", \"image\"}`", AnyJson)
             .status(&[409]),
-        Doc::new("POST", at("/images/{id}/tags"), "Add a tag", "Adds a tag to an image; a recommended one unmarks the image's others.")
-            .body::<catalog::CreateTag>()
-            .answer(201, "The tag", AnyJson)
-            .status(&[409]),
-        Doc::new("PUT", at("/images/{id}/tags/{tag_id}"), "Change a tag", "Changes a tag's fields; marking it recommended unmarks the image's others.")
-            .body::<catalog::UpdateTag>()
-            .answer(200, "The tag", AnyJson)
-            .status(&[409]),
+        Doc::new(
+            "POST",
+            at("/images/{id}/tags"),
+            "Add a tag",
+            "Adds a tag to an image; a recommended one unmarks the image's others.",
+        )
+        .body::<catalog::CreateTag>()
+        .answer(201, "The tag", AnyJson)
+        .status(&[409]),
+        Doc::new(
+            "PUT",
+            at("/images/{id}/tags/{tag_id}"),
+            "Change a tag",
+            "Changes a tag's fields; marking it recommended unmarks the image's others.",
+        )
+        .body::<catalog::UpdateTag>()
+        .answer(200, "The tag", AnyJson)
+        .status(&[409]),
         Doc::new("DELETE", at("/images/{id}/tags/{tag_id}"), "Delete a tag", "Removes a tag from an image's list.")
             .answer(200, "`{\"message\", \"tag\"}`", AnyJson)
             .status(&[409]),
-        Doc::new("GET", at("/approval-requests"), "List approval requests", "Requests, filtered by status, a page at a time.")
-            .query::<catalog::RequestQuery>()
-            .answer(200, "`{\"requests\": […], \"total\": n}`", AnyJson),
-        Doc::new("POST", at("/approval-requests"), "Ask for an approval", "Any user asks for an image (and a tag) to be approved.")
-            .body::<catalog::CreateRequest>()
-            .answer(201, "The request", AnyJson)
-            .status(&[409]),
-        Doc::new("GET", at("/approval-requests/{id}"), "Get an approval request", "One request with its decision, if any.")
-            .answer(200, "The request", AnyJson),
-        Doc::new("POST", at("/approval-requests/{id}/approve"), "Approve a request", "Approves a pending request, creating or approving its image and tag.")
-            .optional_body::<catalog::ApproveBody>()
-            .answer(200, "`{\"message\", \"request\", \"image\"}`", AnyJson)
-            .status(&[409]),
-        Doc::new("POST", at("/approval-requests/{id}/reject"), "Reject a request", "Rejects a pending request with a reason.")
-            .body::<catalog::RejectBody>()
-            .answer(200, "`{\"message\", \"request\"}`", AnyJson)
-            .status(&[409]),
-        Doc::new("GET", at("/events"), "The audit trail", "Audit events, newest first, filtered by type, image or actor.")
-            .query::<catalog::EventQuery>()
-            .answer(200, "`{\"events\": […], \"total\": n}`", AnyJson),
+        Doc::new(
+            "GET",
+            at("/approval-requests"),
+            "List approval requests",
+            "Requests, filtered by status, a page at a time.",
+        )
+        .query::<catalog::RequestQuery>()
+        .answer(200, "`{\"requests\": […], \"total\": n}`", AnyJson),
+        Doc::new(
+            "POST",
+            at("/approval-requests"),
+            "Ask for an approval",
+            "Any user asks for an image (and a tag) to be approved.",
+        )
+        .body::<catalog::CreateRequest>()
+        .answer(201, "The request", AnyJson)
+        .status(&[409]),
+        Doc::new(
+            "GET",
+            at("/approval-requests/{id}"),
+            "Get an approval request",
+            "One request with its decision, if any.",
+        )
+        .answer(200, "The request", AnyJson),
+        Doc::new(
+            "POST",
+            at("/approval-requests/{id}/approve"),
+            "Approve a request",
+            "Approves a pending request, creating or approving its image and tag.",
+        )
+        .optional_body::<catalog::ApproveBody>()
+        .answer(200, "`{\"message\", \"request\", \"image\"}`", AnyJson)
+        .status(&[409]),
+        Doc::new(
+            "POST",
+            at("/approval-requests/{id}/reject"),
+            "Reject a request",
+            "Rejects a pending request with a reason.",
+        )
+        .body::<catalog::RejectBody>()
+        .answer(200, "`{\"message\", \"request\"}`", AnyJson)
+        .status(&[409]),
+        Doc::new(
+            "GET",
+            at("/events"),
+            "The audit trail",
+            "Audit events, newest first, filtered by type, image or actor.",
+        )
+        .query::<catalog::EventQuery>()
+        .answer(200, "`{\"events\": […], \"total\": n}`", AnyJson),
         Doc::new(
             "POST",
             at("/admission/check"),
@@ -181,14 +243,19 @@ fn platform_profile() -> Vec<Doc> {
              and paged.",
         )
         .query::<platform::ListQuery>()
-        .answer(200, "`{\"totalCount\", \"images\": [{\"registryHost\", \"repo\", \"artifacts\"}]}`", AnyJson),
+        .ok::<Value>(200, "`{\"totalCount\", \"images\": [{\"registryHost\", \"repo\", \"artifacts\"}]}`; with `flat=true`, an array of artifacts"),
         Doc::new("GET", "/api/v1/images/custom", "List exported images", "Export records grouped by repository.")
             .query::<platform::ExportQuery>()
             .answer(200, "`{\"totalCount\", \"images\"}`", AnyJson),
-        Doc::new("POST", "/api/v1/images/custom", "Record an exported image", "Records an image a user exported (pushed) elsewhere.")
-            .body::<platform::CreateExport>()
-            .answer(201, "The export record", AnyJson)
-            .status(&[409]),
+        Doc::new(
+            "POST",
+            "/api/v1/images/custom",
+            "Record an exported image",
+            "Records an image a user exported (pushed) elsewhere.",
+        )
+        .body::<platform::CreateExport>()
+        .answer(201, "The export record", AnyJson)
+        .status(&[409]),
         Doc::new("PUT", "/api/v1/images/custom/{id}", "Change an export's status", "Sets an export record's phase.")
             .body::<platform::UpdateExport>()
             .answer(200, "The export record", AnyJson),
@@ -206,7 +273,7 @@ fn platform_profile() -> Vec<Doc> {
             "An import's layers",
             "Per-layer progress of an import, with its status and, once it failed or is retrying, why.",
         )
-        .answer(200, "`{\"layersDetail\", \"status\", \"attempts\"}`", AnyJson),
+        .ok::<platform::ImportingDetails>(200, "The layers, the import's status and attempts"),
         Doc::new("POST", "/api/v1/images/{id}/cancel", "Cancel an import", "Cancels a queued or running import.")
             .answer(200, "`{\"state\", \"message\"}`", AnyJson)
             .status(&[409]),
@@ -230,8 +297,13 @@ fn platform_profile() -> Vec<Doc> {
         .body::<platform::LayersDetail>()
         .answer(200, "Recorded", Empty)
         .status(&[409]),
-        Doc::new("GET", "/api/v1/images/{id}/progress", "An import's progress", "Bytes done and total per layer, and the import's state.")
-            .answer(200, "The progress", AnyJson),
+        Doc::new(
+            "GET",
+            "/api/v1/images/{id}/progress",
+            "An import's progress",
+            "Bytes done and total per layer, and the import's state.",
+        )
+        .ok::<progress::Progress>(200, "The progress"),
         Doc::new(
             "GET",
             "/api/v1/images/{id}/progress/events",
@@ -296,12 +368,25 @@ fn station_profile() -> Vec<Doc> {
         .body::<station::Credentials>()
         .answer(200, "The user, with the session cookie set", AnyJson)
         .status(&[401, 429]),
-        Doc::new("GET", "/api/v1/login_refresh", "Refresh a session", "Says who is signed in, keeping the session alive.")
-            .answer(200, "The user", AnyJson),
-        Doc::new("PUT", "/api/v1/logout", "Sign out of a session", "Ends the session the cookie names.")
-            .answer(200, "Signed out", AnyJson),
-        Doc::new("GET", "/api/v1/registry", "List the station's registries", "The registries of the station namespace, without passwords.")
-            .answer(200, "The registries", AnyJson),
+        Doc::new(
+            "GET",
+            "/api/v1/login_refresh",
+            "Refresh a session",
+            "Says who is signed in, keeping the session alive.",
+        )
+        .answer(200, "The user", AnyJson),
+        Doc::new("PUT", "/api/v1/logout", "Sign out of a session", "Ends the session the cookie names.").answer(
+            200,
+            "Signed out",
+            AnyJson,
+        ),
+        Doc::new(
+            "GET",
+            "/api/v1/registry",
+            "List the station's registries",
+            "The registries of the station namespace, without passwords.",
+        )
+        .answer(200, "The registries", AnyJson),
         Doc::new(
             "POST",
             "/api/v1/registry",
@@ -318,10 +403,15 @@ fn station_profile() -> Vec<Doc> {
             .query::<station::PingQuery>()
             .answer(200, "`{\"result\"}`", AnyJson)
             .status(&[422, 502]),
-        Doc::new("POST", "/api/v1/registry/ping", "Ping a registry with credentials", "Asks a registry's `/v2/` with the credentials given.")
-            .optional_body::<station::PingBody>()
-            .answer(200, "`{\"result\"}`", AnyJson)
-            .status(&[422, 502]),
+        Doc::new(
+            "POST",
+            "/api/v1/registry/ping",
+            "Ping a registry with credentials",
+            "Asks a registry's `/v2/` with the credentials given.",
+        )
+        .optional_body::<station::PingBody>()
+        .answer(200, "`{\"result\"}`", AnyJson)
+        .status(&[422, 502]),
         Doc::new(
             "GET",
             "/api/v1/image/",
@@ -331,8 +421,13 @@ fn station_profile() -> Vec<Doc> {
         .query::<station::SearchQuery>()
         .answer(200, "The images found", AnyJson)
         .status(&[422, 502]),
-        Doc::new("GET", "/api/v1/image/downloadstatus", "Downloads in progress", "Imports started by the station, with their progress.")
-            .ok::<Vec<Value>>(200, "The downloads"),
+        Doc::new(
+            "GET",
+            "/api/v1/image/downloadstatus",
+            "Downloads in progress",
+            "Imports started by the station, with their progress.",
+        )
+        .ok::<Vec<Value>>(200, "The downloads"),
         Doc::new(
             "GET",
             "/api/v1/image/{*path}",
@@ -353,9 +448,14 @@ fn station_profile() -> Vec<Doc> {
         .query::<station::DownloadQuery>()
         .answer(200, "The download", AnyJson)
         .status(&[409, 422, 502]),
-        Doc::new("DELETE", "/api/v1/image/{*path}", "Delete a local image", "`<name>:<tag>` deletes the imported image.")
-            .answer(200, "Deleted", AnyJson)
-            .status(&[409, 502]),
+        Doc::new(
+            "DELETE",
+            "/api/v1/image/{*path}",
+            "Delete a local image",
+            "`<name>:<tag>` deletes the imported image.",
+        )
+        .answer(200, "Deleted", AnyJson)
+        .status(&[409, 502]),
     ];
     docs.into_iter().map(|d| d.errors(Errors::Station)).collect()
 }
@@ -370,14 +470,19 @@ fn integrations() -> Vec<Doc> {
              source that fails is an entry of `errors`.",
         )
         .query::<inventory::NodeQuery>()
-        .answer(200, "`{\"containerd_images\", \"harbor_images\", \"errors\"}`", AnyJson)
+        .ok::<inventory::ImagesAnswer>(200, "The node's and the registry's images, and the sources that failed")
         .status(&[404]),
         Doc::new("GET", "/api/v1/nodes", "The fleet's nodes", "Each node's last report, and whether it is stale.")
-            .answer(200, "`{\"nodes\": […]}`", AnyJson),
-        Doc::new("GET", "/api/v1/drift", "Images nodes run that the catalog does not approve", "Per node, each image the admission rule refuses, with the reason.")
-            .query::<inventory::NodeQuery>()
-            .answer(200, "`{\"nodes\": […]}`", AnyJson)
-            .status(&[404]),
+            .ok::<inventory::NodeList>(200, "The nodes"),
+        Doc::new(
+            "GET",
+            "/api/v1/drift",
+            "Images nodes run that the catalog does not approve",
+            "Per node, each image the admission rule refuses, with the reason.",
+        )
+        .query::<inventory::NodeQuery>()
+        .ok::<inventory::DriftAnswer>(200, "The drift and the nodes checked")
+        .status(&[404]),
         Doc::new(
             "GET",
             "/api/v1/harbor/stats",
@@ -385,7 +490,7 @@ fn integrations() -> Vec<Doc> {
             "Seed 000's shape: health per component, project and repository counts, storage; an unreachable registry \
              is `unhealthy` with a reason, still 200.",
         )
-        .answer(200, "The statistics", AnyJson),
+        .ok::<harbor::HarborStats>(200, "The statistics"),
         Doc::new(
             "POST",
             "/api/v1/webhooks/harbor",

@@ -472,9 +472,9 @@ pub(crate) struct LayersDetail {
 }
 
 /// The seed's `layersDetail`, plus the import's status and, once it failed or is retrying, why.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ImportingDetails {
+pub(crate) struct ImportingDetails {
     layers_detail: BTreeMap<String, LayerDetail>,
     status: &'static str,
     attempts: i32,
