@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::{Content::*, Doc, Errors};
+use super::{Content::*, Doc, Errors, catalog as schemas};
 use crate::{
     auth,
     profile::{catalog, harbor, inventory, kube, platform, progress, station, webhooks},
@@ -119,7 +119,7 @@ fn catalog_profile() -> Vec<Doc> {
             "Images, filtered by status, category or a search term, a page at a time.",
         )
         .query::<catalog::ListQuery>()
-        .answer(200, "`{\"images\": […], \"total\": n}`", AnyJson),
+        .ok::<schemas::ImageList>(200, "A page of images and the total"),
         Doc::new(
             "POST",
             at("/images"),
@@ -127,15 +127,12 @@ fn catalog_profile() -> Vec<Doc> {
             "An admin adds an image, approved unless `approval_status` says otherwise.",
         )
         .body::<catalog::CreateImage>()
-        .answer(201, "The image", AnyJson)
+        .ok::<schemas::CatalogImage>(201, "The image")
         .status(&[409]),
         Doc::new("GET", at("/images/categories"), "List categories", "Each category with how many images it has.")
-            .answer(200, "`{\"categories\": [{\"category\", \"count\"}]}`", AnyJson),
-        Doc::new("GET", at("/images/{id}"), "Get a catalog image", "One image with its tags.").answer(
-            200,
-            "The image and its `tags`",
-            AnyJson,
-        ),
+            .ok::<schemas::Categories>(200, "Each category and its count"),
+        Doc::new("GET", at("/images/{id}"), "Get a catalog image", "One image with its tags.")
+            .ok::<schemas::ImageDetails>(200, "The image and its tags"),
         Doc::new(
             "PUT",
             at("/images/{id}"),
@@ -143,10 +140,10 @@ fn catalog_profile() -> Vec<Doc> {
             "Changes an image's description, category, approval status or official mark.",
         )
         .body::<catalog::UpdateImage>()
-        .answer(200, "The image", AnyJson)
+        .ok::<schemas::CatalogImage>(200, "The image")
         .status(&[409]),
         Doc::new("DELETE", at("/images/{id}"), "Delete a catalog image", "Deletes an image with its tags.")
-            .answer(200, "`{\"message\", \"image\"}`", AnyJson)
+            .ok::<schemas::ImageDeleted>(200, "The deleted image")
             .status(&[409]),
         Doc::new(
             "POST",
@@ -155,7 +152,7 @@ fn catalog_profile() -> Vec<Doc> {
             "Adds a tag to an image; a recommended one unmarks the image's others.",
         )
         .body::<catalog::CreateTag>()
-        .answer(201, "The tag", AnyJson)
+        .ok::<schemas::Tag>(201, "The tag")
         .status(&[409]),
         Doc::new(
             "PUT",
@@ -164,10 +161,10 @@ fn catalog_profile() -> Vec<Doc> {
             "Changes a tag's fields; marking it recommended unmarks the image's others.",
         )
         .body::<catalog::UpdateTag>()
-        .answer(200, "The tag", AnyJson)
+        .ok::<schemas::Tag>(200, "The tag")
         .status(&[409]),
         Doc::new("DELETE", at("/images/{id}/tags/{tag_id}"), "Delete a tag", "Removes a tag from an image's list.")
-            .answer(200, "`{\"message\", \"tag\"}`", AnyJson)
+            .ok::<schemas::TagDeleted>(200, "The deleted tag")
             .status(&[409]),
         Doc::new(
             "GET",
@@ -176,7 +173,7 @@ fn catalog_profile() -> Vec<Doc> {
             "Requests, filtered by status, a page at a time.",
         )
         .query::<catalog::RequestQuery>()
-        .answer(200, "`{\"requests\": […], \"total\": n}`", AnyJson),
+        .ok::<schemas::RequestList>(200, "A page of requests and the total"),
         Doc::new(
             "POST",
             at("/approval-requests"),
@@ -184,7 +181,7 @@ fn catalog_profile() -> Vec<Doc> {
             "Any user asks for an image (and a tag) to be approved.",
         )
         .body::<catalog::CreateRequest>()
-        .answer(201, "The request", AnyJson)
+        .ok::<schemas::ApprovalRequest>(201, "The request")
         .status(&[409]),
         Doc::new(
             "GET",
@@ -192,7 +189,7 @@ fn catalog_profile() -> Vec<Doc> {
             "Get an approval request",
             "One request with its decision, if any.",
         )
-        .answer(200, "The request", AnyJson),
+        .ok::<schemas::ApprovalRequest>(200, "The request"),
         Doc::new(
             "POST",
             at("/approval-requests/{id}/approve"),
@@ -200,7 +197,7 @@ fn catalog_profile() -> Vec<Doc> {
             "Approves a pending request, creating or approving its image and tag.",
         )
         .optional_body::<catalog::ApproveBody>()
-        .answer(200, "`{\"message\", \"request\", \"image\"}`", AnyJson)
+        .ok::<schemas::Approved>(200, "The request and the approved image")
         .status(&[409]),
         Doc::new(
             "POST",
@@ -209,7 +206,7 @@ fn catalog_profile() -> Vec<Doc> {
             "Rejects a pending request with a reason.",
         )
         .body::<catalog::RejectBody>()
-        .answer(200, "`{\"message\", \"request\"}`", AnyJson)
+        .ok::<schemas::Rejected>(200, "The rejected request")
         .status(&[409]),
         Doc::new(
             "GET",
@@ -218,7 +215,7 @@ fn catalog_profile() -> Vec<Doc> {
             "Audit events, newest first, filtered by type, image or actor.",
         )
         .query::<catalog::EventQuery>()
-        .answer(200, "`{\"events\": […], \"total\": n}`", AnyJson),
+        .ok::<schemas::EventList>(200, "A page of events and the total"),
         Doc::new(
             "POST",
             at("/admission/check"),
@@ -228,7 +225,7 @@ fn catalog_profile() -> Vec<Doc> {
              files an approval request.",
         )
         .body::<catalog::AdmissionBody>()
-        .answer(200, "`{\"allowed\": true, \"image\", \"tag\", \"warnings\"}`", AnyJson)
+        .ok::<schemas::Admitted>(200, "Allowed, with the image, the tag and any warnings")
         .status(&[403, 404]),
     ]
 }
