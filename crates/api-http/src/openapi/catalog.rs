@@ -1,4 +1,4 @@
-//! The catalog profile's answers (seed 002), as schemas.
+//! The catalog profile's answers (seed 002) and the probes', as schemas.
 //!
 //! The catalog answers with the domain's own types (`image_core::catalog`), which serialise themselves and
 //! know nothing of schemas; these types mirror their wire shape, field for field, and are never built. Each
@@ -202,4 +202,14 @@ pub(crate) struct Admitted {
     image: CatalogImage,
     tag: Tag,
     warnings: Vec<String>,
+}
+
+/// `/healthz`'s and `/readyz`'s answer.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Probe {
+    /// `ok`, `ready` or `unavailable`.
+    status: String,
+    /// Why it is not ready.
+    message: Option<String>,
 }

@@ -21,15 +21,15 @@ const KUBE: &str = "/oapis/image.theriseunion.io/v1alpha1/namespaces/{namespace}
 pub fn entries() -> Vec<Doc> {
     let mut docs = vec![
         Doc::new("GET", "/healthz", "Liveness", "Answers while the process serves requests; it asks nothing else.")
-            .ok::<Value>(200, "`{\"status\": \"ok\"}`"),
+            .ok::<schemas::Probe>(200, "`{\"status\": \"ok\"}`"),
         Doc::new(
             "GET",
             "/readyz",
             "Readiness",
             "Ready when the database answers and the secret key opens the stored registry passwords.",
         )
-        .ok::<Value>(200, "`{\"status\": \"ready\"}`")
-        .answer(503, "Not ready: `{\"status\": \"unavailable\", \"message\": …}`", AnyJson),
+        .ok::<schemas::Probe>(200, "`{\"status\": \"ready\"}`")
+        .ok::<schemas::Probe>(503, "Not ready: `{\"status\": \"unavailable\", \"message\": …}`"),
     ];
     docs.extend(sign_in());
     docs.extend(catalog_profile());
