@@ -11,6 +11,7 @@
 //! routes, 404 for routes with path parameters, 413 and 415 for routes that read a body, and 503 (the cap
 //! on requests at once).
 
+mod accounts;
 mod catalog;
 mod entries;
 

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::{Content::*, Doc, Errors, catalog as schemas};
+use super::{Content::*, Doc, Errors, accounts, catalog as schemas};
 use crate::{
     auth,
     profile::{catalog, harbor, inventory, kube, platform, progress, station, webhooks},
@@ -50,7 +50,7 @@ fn sign_in() -> Vec<Doc> {
              Wrong passwords are rate-limited per user and address (429 with `Retry-After`).",
         )
         .body::<auth::TokenRequest>()
-        .answer(200, "The token, its id and when it expires", AnyJson)
+        .ok::<accounts::IssuedToken>(200, "The token and when it expires")
         .status(&[401, 429]),
         Doc::new("DELETE", "/api/v1/auth/token", "Sign out", "Revokes the bearer token the request carries.")
             .answer(204, "Revoked", Empty),
@@ -61,7 +61,7 @@ fn sign_in() -> Vec<Doc> {
             "The caller's tokens (never their secrets); an admin may name another user with `?user=`.",
         )
         .query::<auth::TokensQuery>()
-        .answer(200, "`{\"tokens\": […]}`", AnyJson)
+        .ok::<accounts::TokenList>(200, "The user's tokens")
         .status(&[404]),
         Doc::new(
             "DELETE",
@@ -70,14 +70,11 @@ fn sign_in() -> Vec<Doc> {
             "Revokes one of the caller's tokens by id (an admin: anyone's); another user's token is not found.",
         )
         .answer(204, "Revoked", Empty),
-        Doc::new("GET", "/api/v1/users", "List users", "Every user with their role.").answer(
-            200,
-            "`{\"users\": […]}`",
-            AnyJson,
-        ),
+        Doc::new("GET", "/api/v1/users", "List users", "Every user with their role.")
+            .ok::<accounts::UserList>(200, "The users"),
         Doc::new("POST", "/api/v1/users", "Add a user", "A new user with the role `user` or `admin`.")
             .body::<users::NewUserRequest>()
-            .answer(201, "The user", AnyJson)
+            .ok::<accounts::UserView>(201, "The user")
             .status(&[409]),
         Doc::new(
             "PUT",
@@ -87,7 +84,7 @@ fn sign_in() -> Vec<Doc> {
              cannot be demoted.",
         )
         .body::<users::UserUpdateRequest>()
-        .answer(200, "The user", AnyJson)
+        .ok::<accounts::UserView>(200, "The user")
         .status(&[409]),
         Doc::new(
             "DELETE",
