@@ -333,9 +333,9 @@ pub(crate) fn routes() -> Routes {
         .delete("/auth/tokens/{id}", Access::Limited(OTHERS_TOKENS), revoke_token)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenRequest {
+pub(crate) struct TokenRequest {
     username: String,
     password: String,
     /// A label to recognise the token by.
@@ -379,9 +379,9 @@ fn token_json(token: &ApiToken, current: Option<TokenId>) -> serde_json::Value {
     })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TokensQuery {
+pub(crate) struct TokensQuery {
     user: Option<String>,
 }
 

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod profile;
 pub mod registry_auth;
 mod routes;
@@ -235,6 +236,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::harbor::routes())
         .merge(profile::webhooks::routes())
         .merge(metrics::routes())
+        .merge(openapi::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

@@ -154,7 +154,13 @@ pub(crate) async fn enforce(State(state): State<AppState>, request: Request, nex
 
 /// In the format of the profile the path belongs to.
 fn render(path: &str, error: &ApiError) -> Response {
-    if path.starts_with("/oapis/") { KubeStatus::render(error) } else { Plain::render(error) }
+    if path.starts_with("/oapis/") {
+        KubeStatus::render(error)
+    } else if crate::profile::station::owns(path) {
+        crate::profile::station::Station::render(error)
+    } else {
+        Plain::render(error)
+    }
 }
 
 fn too_large(path: &str, limit: usize) -> Response {

@@ -55,9 +55,9 @@ async fn list_users(State(state): State<AppState>, _: Admin<Plain>) -> ApiResult
     Ok(Json(serde_json::json!({ "users": users })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUserRequest {
+pub(crate) struct NewUserRequest {
     username: String,
     password: String,
     #[serde(default)]
@@ -80,9 +80,9 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UserUpdateRequest {
+pub(crate) struct UserUpdateRequest {
     #[serde(default)]
     role: Option<String>,
     #[serde(default)]
@@ -125,9 +125,9 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PasswordChange {
+pub(crate) struct PasswordChange {
     current_password: String,
     new_password: String,
 }

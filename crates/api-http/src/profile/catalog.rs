@@ -47,8 +47,8 @@ pub(crate) fn routes() -> Routes {
 }
 
 /// Query parameters arrive as text so that a bad value gets a message naming its parameter.
-#[derive(Deserialize)]
-struct ListQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct ListQuery {
     status: Option<String>,
     category: Option<String>,
     search: Option<String>,
@@ -119,9 +119,9 @@ async fn categories(State(s): State<AppState>, _: User) -> ApiResult<Json<Value>
     Ok(Json(json!({ "categories": categories })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateImage {
+pub(crate) struct CreateImage {
     image_name: String,
     registry: Option<String>,
     namespace: Option<String>,
@@ -129,6 +129,8 @@ struct CreateImage {
     category: Option<String>,
     #[serde(default)]
     is_official: bool,
+    /// `pending`, `approved`, `rejected` or `deprecated`; `approved` when absent.
+    #[schemars(with = "Option<String>")]
     approval_status: Option<ApprovalStatus>,
 }
 
@@ -151,13 +153,14 @@ async fn create_image(
     Ok((StatusCode::CREATED, Json(image)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateImage {
+pub(crate) struct UpdateImage {
     #[serde(default, deserialize_with = "extract::double_option")]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "extract::double_option")]
     category: Option<Option<String>>,
+    #[schemars(with = "Option<String>")]
     approval_status: Option<ApprovalStatus>,
     is_official: Option<bool>,
 }
@@ -193,15 +196,19 @@ async fn delete_image(
     Ok(Json(json!({ "message": "Image deleted successfully", "image": image })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateTag {
+pub(crate) struct CreateTag {
     tag: String,
+    /// `sha256:` and 64 hex digits.
+    #[schemars(with = "Option<String>")]
     digest: Option<image_core::Digest>,
     size_bytes: Option<i64>,
     architecture: Option<String>,
     os: Option<String>,
+    /// An RFC 3339 time.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
     pushed_at: Option<time::OffsetDateTime>,
     #[serde(default)]
     is_recommended: bool,
@@ -231,10 +238,11 @@ async fn create_tag(
     Ok((StatusCode::CREATED, Json(tag)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateTag {
+pub(crate) struct UpdateTag {
     #[serde(default, deserialize_with = "extract::double_option")]
+    #[schemars(with = "Option<Option<String>>")]
     digest: Option<Option<image_core::Digest>>,
     #[serde(default, deserialize_with = "extract::double_option")]
     size_bytes: Option<Option<i64>>,
@@ -282,8 +290,8 @@ async fn delete_tag(
     Ok(Json(json!({ "message": "Tag deleted successfully", "tag": tag })))
 }
 
-#[derive(Deserialize)]
-struct RequestQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct RequestQuery {
     status: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
@@ -307,9 +315,9 @@ async fn get_request(
     Ok(Json(s.store.get_approval_request(id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+pub(crate) struct CreateRequest {
     image_name: String,
     registry: Option<String>,
     namespace: Option<String>,
@@ -328,9 +336,9 @@ async fn create_request(
     Ok((StatusCode::CREATED, Json(request)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ApproveBody {
+pub(crate) struct ApproveBody {
     notes: Option<String>,
     category: Option<String>,
     description: Option<String>,
@@ -348,9 +356,9 @@ async fn approve_request(
     Ok(Json(json!({ "message": "Request approved", "request": request, "image": image })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RejectBody {
+pub(crate) struct RejectBody {
     reason: String,
     notes: Option<String>,
 }
@@ -366,8 +374,8 @@ async fn reject_request(
     Ok(Json(json!({ "message": "Request rejected", "request": request })))
 }
 
-#[derive(Deserialize)]
-struct EventQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct EventQuery {
     event_type: Option<String>,
     image_id: Option<String>,
     actor: Option<String>,
@@ -396,9 +404,9 @@ async fn list_events(
     Ok(Json(EventList { events: listing.items, total: listing.total }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AdmissionBody {
+pub(crate) struct AdmissionBody {
     /// The reference a deployment is about to run, such as `redis:7-alpine`.
     image: String,
     /// When the image is not approved, file an approval request for it.

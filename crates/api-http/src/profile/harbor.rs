@@ -27,9 +27,11 @@ pub(crate) fn routes() -> Routes {
 }
 
 /// Seed 000's answer; `reason` only when something is wrong.
-#[derive(Debug, Serialize)]
-struct HarborStats {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct HarborStats {
     status: String,
+    /// Each component's `name` and `status`.
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
     components: Vec<ComponentHealth>,
     private_project_count: u64,
     public_project_count: u64,

@@ -50,30 +50,32 @@ pub(crate) fn routes() -> Routes {
         .merge(Routes::new("/api/v1").get("/nodes", Access::SignedIn, nodes).get("/drift", Access::SignedIn, drift))
 }
 
-#[derive(Deserialize)]
-struct NodeQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct NodeQuery {
     node: Option<String>,
 }
 
 /// A source that could not be read.
-#[derive(Debug, Serialize)]
-struct SourceError {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct SourceError {
     /// `containerd` (the node's runtime) or `harbor` (the internal registry).
     source: &'static str,
     reason: String,
 }
 
 /// Seed 004's answer.
-#[derive(Debug, Serialize)]
-struct ImagesAnswer {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ImagesAnswer {
+    /// The rows `crictl images` prints.
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
     containerd_images: Vec<ImageRow>,
     harbor_images: Vec<RegistryRow>,
     errors: Vec<SourceError>,
 }
 
 /// One tag of the internal registry, as seed 004 shows it.
-#[derive(Debug, Serialize)]
-struct RegistryRow {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct RegistryRow {
     digest: String,
     /// The Harbor project; on a plain registry the repository's first path segment (empty when it has one).
     project: String,
@@ -188,14 +190,16 @@ async fn registry_rows(admin: &dyn RegistryAdmin, errors: &mut Vec<SourceError>)
     rows
 }
 
-#[derive(Debug, Serialize)]
-struct NodeView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct NodeView {
     name: String,
     runtime_name: Option<String>,
     runtime_version: Option<String>,
     #[serde(with = "image_core::time_fmt::serde_millis::option")]
+    #[schemars(with = "Option<String>")]
     last_report_at: Option<Timestamp>,
     #[serde(with = "image_core::time_fmt::serde_millis")]
+    #[schemars(with = "String")]
     last_attempt_at: Timestamp,
     image_count: usize,
     interval_seconds: i64,
@@ -204,8 +208,8 @@ struct NodeView {
     last_error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct NodeList {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct NodeList {
     nodes: Vec<NodeView>,
 }
 
@@ -233,8 +237,8 @@ async fn nodes(State(s): State<AppState>, _: User) -> ApiResult<Json<NodeList>> 
 }
 
 /// One image the catalog does not approve, and the nodes that have it.
-#[derive(Debug, Serialize)]
-struct DriftEntry {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct DriftEntry {
     /// The reference, normalised (`docker.io/library/redis:7`).
     image: String,
     image_id: String,
@@ -245,8 +249,8 @@ struct DriftEntry {
     nodes: BTreeSet<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct DriftAnswer {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct DriftAnswer {
     drift: Vec<DriftEntry>,
     /// The nodes whose last reports were checked.
     nodes: Vec<String>,

@@ -112,8 +112,8 @@ fn list_namespace(namespace: &str) -> Result<Option<&str>, Error> {
     Ok(Some(namespace))
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct ListQuery {
     page: Option<String>,
     limit: Option<String>,
     search: Option<String>,
@@ -143,9 +143,9 @@ fn filter_text(field: &str, v: Option<String>) -> Result<Option<String>, Error> 
 }
 
 /// `metadata` as clients send it; only the fields this API reads.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct MetadataIn {
+pub(crate) struct MetadataIn {
     name: Option<String>,
     namespace: Option<String>,
     #[serde(default)]
@@ -254,9 +254,9 @@ async fn get_secret(
     Ok(Json(secret_object(&secret)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct SecretBody {
+pub(crate) struct SecretBody {
     api_version: Option<String>,
     kind: Option<String>,
     #[serde(default)]
@@ -264,9 +264,9 @@ struct SecretBody {
     spec: Option<SecretSpec>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SecretSpec {
+pub(crate) struct SecretSpec {
     domain: Option<String>,
     username: Option<String>,
     password: Option<String>,
@@ -329,9 +329,9 @@ async fn delete_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyBody {
+pub(crate) struct VerifyBody {
     domain: Option<String>,
     username: Option<String>,
     password: Option<String>,
@@ -499,9 +499,9 @@ async fn get_repository(
     Ok(Json(repository_object(&repository)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct RepositoryBody {
+pub(crate) struct RepositoryBody {
     api_version: Option<String>,
     kind: Option<String>,
     #[serde(default)]
@@ -509,9 +509,9 @@ struct RepositoryBody {
     spec: Option<RepositorySpec>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RepositorySpec {
+pub(crate) struct RepositorySpec {
     repository: Option<String>,
     tag: Option<String>,
     registry_ref: Option<RegistryRef>,
@@ -520,9 +520,9 @@ struct RepositorySpec {
     retry_count: Option<i64>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RegistryRef {
+pub(crate) struct RegistryRef {
     name: Option<String>,
     namespace: Option<String>,
 }

@@ -53,8 +53,8 @@ pub(crate) fn routes() -> Routes {
         .put("/images:import/{name}/progress", Access::Admin, report_progress)
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct ListQuery {
     page_num: Option<String>,
     page_size: Option<String>,
     #[serde(rename = "orderBy")]
@@ -265,9 +265,9 @@ fn no_internal_registry() -> ApiError {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ImportBody {
+pub(crate) struct ImportBody {
     source: String,
     source_registry: Option<String>,
     /// `["linux/amd64", …]`; all platforms when absent or empty.
@@ -279,16 +279,16 @@ struct ImportBody {
     registry_secret: Option<SecretName>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SecretName {
+pub(crate) struct SecretName {
     name: String,
     namespace: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ImportAnswer {
+pub(crate) struct ImportAnswer {
     state: u8,
     message: String,
     already_image_id: i64,
@@ -459,22 +459,22 @@ fn source_names_registry(source: &str) -> bool {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct LayerDetail {
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+pub(crate) struct LayerDetail {
     status: String,
     progress: u8,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct LayersDetail {
+pub(crate) struct LayersDetail {
     layers_detail: BTreeMap<String, LayerDetail>,
 }
 
 /// The seed's `layersDetail`, plus the import's status and, once it failed or is retrying, why.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ImportingDetails {
+pub(crate) struct ImportingDetails {
     layers_detail: BTreeMap<String, LayerDetail>,
     status: &'static str,
     attempts: i32,
@@ -582,8 +582,8 @@ async fn find_import_by_name(s: &AppState, name: &str) -> Result<ImportJob, ApiE
     Err(ApiError::not_found(format!("no image named `{name}` is being imported")))
 }
 
-#[derive(Deserialize)]
-struct ExportQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct ExportQuery {
     page_num: Option<String>,
     page_size: Option<String>,
     ready: Option<String>,
@@ -629,9 +629,9 @@ async fn list_exports(
     Ok(Json(json!({ "totalCount": listing.total, "images": images })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateExport {
+pub(crate) struct CreateExport {
     /// Where the export was pushed, such as `rocm/pytorch:20250112`.
     target: String,
     registry_host: Option<String>,
@@ -681,9 +681,9 @@ async fn create_export(
     Ok((StatusCode::CREATED, Json(s.store.create_export(record).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateExport {
+pub(crate) struct UpdateExport {
     status: String,
 }
 

@@ -35,7 +35,7 @@ pub(crate) fn routes() -> Routes {
 }
 
 /// One import's progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub(crate) struct Progress {
     id: i64,
     source: String,
@@ -56,13 +56,17 @@ pub(crate) struct Progress {
     layers: Vec<LayerBytes>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct LayerBytes {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub(crate) struct LayerBytes {
     digest: String,
     size: u64,
     done: u64,
+    /// `waiting`, `downloading`, `completed` or `failed`.
+    #[schemars(with = "String")]
     state: LayerState,
+    /// How the blob reached the target: `copied`, `skipped` or `mounted`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     via: Option<BlobCopy>,
 }
 

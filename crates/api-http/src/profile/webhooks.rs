@@ -40,28 +40,28 @@ pub(crate) fn routes() -> Routes {
     )
 }
 
-#[derive(Debug, Deserialize)]
-struct HarborEvent {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct HarborEvent {
     #[serde(rename = "type")]
     event_type: String,
     event_data: HarborEventData,
 }
 
-#[derive(Debug, Deserialize)]
-struct HarborEventData {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct HarborEventData {
     #[serde(default)]
     resources: Option<Vec<HarborResource>>,
     repository: HarborRepository,
 }
 
-#[derive(Debug, Deserialize)]
-struct HarborResource {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct HarborResource {
     digest: Option<String>,
     tag: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct HarborRepository {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct HarborRepository {
     repo_full_name: String,
 }
 
@@ -353,19 +353,19 @@ const HARBOR_ACTOR: &str = "harbor-webhook";
 const REGISTRY_ACTOR: &str = "registry-webhook";
 
 /// CNCF Distribution's notification envelope (`application/vnd.docker.distribution.events.v1+json`).
-#[derive(Debug, Deserialize)]
-struct RegistryEnvelope {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct RegistryEnvelope {
     events: Vec<RegistryEvent>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RegistryEvent {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct RegistryEvent {
     action: String,
     target: RegistryTarget,
 }
 
-#[derive(Debug, Deserialize)]
-struct RegistryTarget {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct RegistryTarget {
     repository: String,
     digest: Option<String>,
     tag: Option<String>,

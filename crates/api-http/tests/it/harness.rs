@@ -287,6 +287,11 @@ impl TestApp {
         self.call(req.unwrap()).await
     }
 
+    /// Any request; the answer as the router gives it.
+    pub async fn respond(&self, req: Request<Body>) -> axum::response::Response {
+        self.router.clone().oneshot(req).await.unwrap()
+    }
+
     /// Any request; the answer's status, headers and JSON body (`Null` when empty).
     pub async fn call_full(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
         let response = self.router.clone().oneshot(req).await.unwrap();

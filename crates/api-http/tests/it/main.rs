@@ -24,6 +24,7 @@ mod harness;
 mod kube;
 mod limits;
 mod metrics;
+mod openapi;
 mod platform;
 mod retention;
 mod station;

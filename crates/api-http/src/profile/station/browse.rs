@@ -105,9 +105,9 @@ async fn locate(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct BrowseQuery {
+pub(crate) struct BrowseQuery {
     registry: Option<String>,
 }
 

@@ -23,9 +23,9 @@ use serde_json::{Value, json};
 use super::{AdminUser, ApiResult, Body, Query, User};
 use crate::{AppState, InternalRegistry, error::ApiError, extract::PathParams};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SearchQuery {
+pub(crate) struct SearchQuery {
     category: Option<String>,
     filter_text: Option<String>,
     #[serde(rename = "type")]
@@ -259,18 +259,18 @@ async fn search_catalog(state: &AppState, filter: &str, official: bool) -> ApiRe
     Ok(results)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DownloadBody {
+pub(crate) struct DownloadBody {
     description: Option<String>,
     location: Option<String>,
     icon: Option<String>,
     registry_name: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DownloadQuery {
+pub(crate) struct DownloadQuery {
     registry_name: Option<String>,
 }
 

@@ -17,9 +17,9 @@ use crate::{
     session,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Credentials {
+pub(crate) struct Credentials {
     username: String,
     password: String,
 }

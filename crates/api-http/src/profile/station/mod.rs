@@ -63,7 +63,11 @@ impl ErrorFormat for Station {
     }
 }
 
+pub(crate) use browse::BrowseQuery;
 pub use browse::HubCache;
+pub(crate) use image::{DownloadBody, DownloadQuery, SearchQuery};
+pub(crate) use login::Credentials;
+pub(crate) use registry::{PingBody, PingQuery, RegistryBody};
 
 type ApiResult<T> = Result<T, ProfileError<Station>>;
 type User = auth::Authenticated<Station>;
@@ -100,6 +104,13 @@ fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, String> 
     serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
+/// Whether `path` is one of the station profile's, whose errors are in its own format.
+pub(crate) fn owns(path: &str) -> bool {
+    matches!(path, "/api/v1/login" | "/api/v1/login_refresh" | "/api/v1/logout" | "/api/v1/registry")
+        || path.starts_with("/api/v1/registry/")
+        || path.starts_with("/api/v1/image/")
+}
+
 /// What a user may download; the rest is refused with 403 and files an approval request.
 const APPROVED_ONLY: &str = "images and tags the catalog approves";
 
@@ -119,4 +130,17 @@ pub(crate) fn routes() -> Routes {
         .get("/image/{*path}", Access::SignedIn, browse::get)
         .post("/image/{*path}", Access::Limited(APPROVED_ONLY), image::download)
         .delete("/image/{*path}", Access::Admin, image::delete_local)
+}
+
+#[cfg(test)]
+mod owns_tests {
+    /// The limits answer in this profile's format exactly on its routes.
+    #[test]
+    fn owns_exactly_the_station_routes() {
+        let station: Vec<_> = super::routes().into_parts().1;
+        for route in crate::routes() {
+            let path = route.fill(|_| "x:1/tags".into());
+            assert_eq!(super::owns(&path), station.contains(&route), "{} {}", route.method, route.path);
+        }
+    }
 }

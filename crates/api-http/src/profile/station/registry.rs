@@ -79,9 +79,9 @@ pub(super) async fn list(State(state): State<AppState>, _: User) -> ApiResult<Js
     listing(&state).await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RegistryBody {
+pub(crate) struct RegistryBody {
     method: Option<String>,
     name: Option<String>,
     oldname: Option<String>,
@@ -270,16 +270,16 @@ pub(super) async fn delete(
     listing(&state).await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PingQuery {
+pub(crate) struct PingQuery {
     url: Option<String>,
     tls: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PingBody {
+pub(crate) struct PingBody {
     url: Option<String>,
     tls: Option<Value>,
     username: Option<String>,
