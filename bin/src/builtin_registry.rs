@@ -54,15 +54,27 @@ pub fn loopback_host(listen: SocketAddr) -> String {
 }
 
 /// The copy engine and internal registry of a server whose imports land in its own built-in registry at
-/// `host`, with the credential it pushes with.
-pub fn registries(args: &RegistryArgs, host: &str) -> anyhow::Result<(Registries, InternalCredential)> {
+/// `host`, with the credential it pushes with. Listings, statistics, health and deletes of the internal
+/// registry read the built-in registry's own metadata in `store` and its blobs under `<data_dir>/registry`
+/// ([`oci_registry::BuiltinAdmin`]).
+pub fn registries(
+    args: &RegistryArgs,
+    host: &str,
+    store: Arc<store::DbStore>,
+    data_dir: &Path,
+    builtin: &BuiltinRegistryArgs,
+) -> anyhow::Result<(Registries, InternalCredential)> {
     let password = store::SecretKey::generate().derive_with(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect());
     let credential = InternalCredential { username: INTERNAL_USER.to_owned(), password };
     let mut args = args.clone();
     args.internal_registry = Some(format!("http://{host}"));
     args.internal_registry_username = Some(credential.username.clone());
     args.internal_registry_password = Some(credential.password.clone());
-    Ok((crate::registries(&args)?, credential))
+    let root = data_dir.join("registry");
+    let blobs = oci_registry::BlobStore::open(&root)
+        .with_context(|| format!("cannot open the built-in registry's directory {}", root.display()))?;
+    let admin = oci_registry::BuiltinAdmin::new(store, Arc::new(blobs), builtin.registry_anonymous_pull);
+    Ok((crate::registries_with(&args, Some(Arc::new(admin)))?, credential))
 }
 
 /// The router of the built-in registry, its blobs under `<data_dir>/registry`, its tokens signed with a key

@@ -354,6 +354,15 @@ impl std::fmt::Debug for Registries {
 
 /// The registry client and copy engine, and the internal registry, from the options.
 pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
+    registries_with(args, None)
+}
+
+/// [`registries`], with `admin` (when given) as the internal registry's adapter instead of the one
+/// `--internal-registry-kind` chooses: the built-in registry's own.
+pub fn registries_with(
+    args: &RegistryArgs,
+    admin: Option<Arc<dyn image_core::registry::RegistryAdmin>>,
+) -> anyhow::Result<Registries> {
     let mut config = ClientConfig {
         insecure_registries: args.insecure_registries.clone(),
         egress: EgressPolicy::new(args.egress_deny.clone(), args.egress_allow.clone()),
@@ -400,14 +409,15 @@ pub fn registries(args: &RegistryArgs) -> anyhow::Result<Registries> {
         Arc::new(CopyEngine::new(client.clone(), CopyConfig { blob_concurrency: args.copy_concurrency.max(1) }));
     let internal = internal_host.map(|host| {
         let options = registry_client::HarborOptions { public_projects: args.internal_project_public };
-        let admin: Arc<dyn image_core::registry::RegistryAdmin> = match args.internal_registry_kind {
-            InternalRegistryKind::Auto => {
+        let admin: Arc<dyn image_core::registry::RegistryAdmin> = match (admin, args.internal_registry_kind) {
+            (Some(admin), _) => admin,
+            (None, InternalRegistryKind::Auto) => {
                 Arc::new(registry_client::AutoAdmin::new(client.clone(), host.clone(), options))
             }
-            InternalRegistryKind::Harbor => {
+            (None, InternalRegistryKind::Harbor) => {
                 Arc::new(registry_client::HarborAdmin::new(client.clone(), host.clone(), options))
             }
-            InternalRegistryKind::Distribution => {
+            (None, InternalRegistryKind::Distribution) => {
                 Arc::new(registry_client::DistributionAdmin::new(client.clone(), host.clone()))
             }
         };

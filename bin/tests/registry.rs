@@ -413,3 +413,306 @@ async fn gc_dry_run_lists_unreferenced_blobs_and_gc_removes_them() {
         http.get(format!("{}{location}", server.base)).basic_auth("admin", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(status.status(), 404, "the abandoned upload is gone");
 }
+
+/// Queues an import of `source` as the admin and waits until `ready` imports are ready.
+async fn import_and_wait(server: &Server, source: &str, ready: usize) {
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{}/api/v1/images:import", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&json!({ "source": source }))
+        .send()
+        .await
+        .unwrap();
+    let (status, answer): (u16, Value) = (resp.status().as_u16(), resp.json().await.unwrap());
+    assert!(status == 200 && answer["state"] == 1, "{status} {answer}");
+    wait_ready(server, ready, Duration::from_secs(60)).await;
+}
+
+/// Waits until `ready` imports are ready; the flat listing of ready imports.
+async fn wait_ready(server: &Server, ready: usize, within: Duration) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + within;
+    loop {
+        let list: Value = http
+            .get(format!("{}/api/v1/images?flat=true&ready=true", server.base))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list.as_array().is_some_and(|l| l.len() >= ready) {
+            return list.as_array().unwrap().clone();
+        }
+        assert!(Instant::now() < deadline, "{ready} imports did not finish: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Approves the catalog image named `name` (which an import added, pending).
+async fn approve(server: &Server, name: &str) {
+    let http = reqwest::Client::new();
+    let images: Value = http
+        .get(format!("{}/catalog/api/v1/images?search={name}", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let image = images["images"].as_array().unwrap().iter().find(|i| i["image_name"] == name).unwrap().clone();
+    let approve = http
+        .put(format!("{}/catalog/api/v1/images/{}", server.base, image["id"]))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&json!({ "approval_status": "approved" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approve.status(), 200);
+}
+
+/// Runs a command; its exit status, standard output and standard error.
+async fn run(mut cmd: Command) -> (bool, String, String) {
+    let out = tokio::task::spawn_blocking(move || cmd.stdin(Stdio::null()).output().unwrap()).await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An approved and a pending image, imported from a source registry into a server's built-in registry (the
+/// gate enforcing): the server, and the built-in registry's references of the two.
+async fn approved_and_pending(prefix: &str) -> (Server, String, String, images::PushedImage, Distribution) {
+    let source = Distribution::start().await;
+    let approved = images::push_unpackable_image(&source, &format!("{prefix}/approved"), "1.0", &[3000, 500]).await;
+    images::push_unpackable_image(&source, &format!("{prefix}/pending"), "1.0", &[1000]).await;
+    let (server, host) = start(&["--no-inventory"]).await;
+    import_and_wait(&server, &format!("{}/{prefix}/approved:1.0", source.host()), 1).await;
+    import_and_wait(&server, &format!("{}/{prefix}/pending:1.0", source.host()), 2).await;
+    approve(&server, "approved").await;
+    let inside = |name: &str| format!("{host}/{}/{prefix}/{name}:1.0", source.host().replace(':', "_"));
+    (server, inside("approved"), inside("pending"), approved, source)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containerd_pulls_an_approved_image_and_is_refused_a_pending_one() {
+    let containerd = match test_support::containerd::Containerd::start() {
+        Ok(containerd) => containerd,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let (_server, approved_ref, pending_ref, approved, _source) = approved_and_pending("ctr").await;
+    let pull = |reference: &str| {
+        let mut cmd = containerd.ctr();
+        cmd.args(["-n", "imagegate", "images", "pull", "--plain-http", "--snapshotter", "native", "--user"])
+            .arg(admin_creds())
+            .arg(reference);
+        cmd
+    };
+    let (ok, _, stderr) = run(pull(&approved_ref)).await;
+    assert!(ok, "ctr pull {approved_ref}: {stderr}\n{}", containerd.log());
+    let mut list = containerd.ctr();
+    list.args(["-n", "imagegate", "images", "ls"]);
+    let (ok, listing, stderr) = run(list).await;
+    assert!(ok, "{stderr}");
+    let line =
+        listing.lines().find(|l| l.starts_with(&format!("{approved_ref} "))).unwrap_or_else(|| panic!("{listing}"));
+    assert_eq!(line.split_whitespace().nth(2), Some(approved.digest.as_str()), "{line}");
+    let (ok, _, stderr) = run(pull(&pending_ref)).await;
+    assert!(!ok, "ctr pulled the pending image");
+    // containerd resolves a tag with HEAD, whose answer has no body to carry the reason: it shows the 403.
+    assert!(stderr.contains("403"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_pulls_an_approved_image_and_is_refused_a_pending_one() {
+    let podman = ["/usr/bin/podman", "podman"].into_iter().find(|p| Command::new(p).arg("--version").output().is_ok());
+    let Some(podman) = podman else {
+        println!("skipped: podman is not installed (Debian: podman)");
+        return;
+    };
+    let storage = tempfile::tempdir().unwrap();
+    let podman_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(podman);
+        cmd.arg("--root")
+            .arg(storage.path().join("root"))
+            .arg("--runroot")
+            .arg(storage.path().join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .env("HOME", storage.path());
+        cmd
+    };
+    let (ok, _, why) = run(podman_cmd(&["images"])).await;
+    if !ok {
+        println!("skipped: podman cannot run here: {why}");
+        return;
+    }
+    let (_server, approved_ref, pending_ref, approved, _source) = approved_and_pending("podman").await;
+    let creds = admin_creds();
+    let (ok, _, stderr) =
+        run(podman_cmd(&["pull", "--tls-verify=false", "--creds", &creds, &format!("docker://{approved_ref}")])).await;
+    assert!(ok, "podman pull {approved_ref}: {stderr}");
+    let (ok, digest, stderr) = run(podman_cmd(&["image", "inspect", "--format", "{{.Digest}}", &approved_ref])).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(digest.trim(), approved.digest);
+    let (ok, _, stderr) =
+        run(podman_cmd(&["pull", "--tls-verify=false", "--creds", &creds, &format!("docker://{pending_ref}")])).await;
+    assert!(!ok, "podman pulled the pending image");
+    assert!(stderr.contains("is pending approval"), "{stderr}");
+}
+
+/// Files under `dir` whose content does not hash to their name.
+fn misnamed_blobs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            test_support::images::sha256(&std::fs::read(p).unwrap()) != format!("sha256:{name}")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_killed_mid_copy_leaves_nothing_partial_and_is_picked_up_again() {
+    let source = Distribution::start().await;
+    let big = 24 * 1024 * 1024;
+    let pushed = images::push_image(&source, "crash/big", "1", &[big, 2000, 300]).await;
+    // Slow downloads from the source, so that the kill lands in the middle of the big layer's copy.
+    let proxy = test_support::proxy::Proxy::start(&source.url()).await;
+    proxy.throttle(4 * 1024 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let args = ["--gate", "off", "--no-inventory", "--worker-lease-secs", "3"];
+    let (mut server, host) = start_at(data.clone(), dir, port, &args).await;
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{}/api/v1/images:import", server.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&json!({ "source": format!("{}/crash/big:1", proxy.host()) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Kill the server once the big layer's upload file holds a few MiB.
+    let uploads = data.join("registry/uploads");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let written = walk(&uploads).iter().filter_map(|p| p.metadata().ok()).map(|m| m.len()).max().unwrap_or(0);
+        if written > 2 * 1024 * 1024 {
+            assert!(written < big as u64, "the layer was copied before the kill");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the big layer's upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let big_digest = pushed.manifests[0].blobs[1].clone();
+    assert!(!walk(&data.join("registry/blobs")).is_empty(), "no small blob had arrived before the kill");
+
+    // Restart on the same data directory and port (the import's target names it).
+    let (server2, _) = start_at(data.clone(), tempfile::tempdir().unwrap(), port, &args).await;
+    let repository = format!("{}/crash/big", proxy.host().replace(':', "_"));
+    let get = |path: String| {
+        let http = http.clone();
+        async move { http.get(path).basic_auth("admin", Some(PASSWORD)).send().await.unwrap() }
+    };
+    let catalog: Value = get(format!("{}/v2/_catalog", server2.base)).await.json().await.unwrap();
+    assert_eq!(catalog, json!({ "repositories": [] }), "a half-copied image is listed");
+    let tags = get(format!("{}/v2/{repository}/tags/list", server2.base)).await;
+    let tags_status = tags.status().as_u16();
+    let tags: Value = tags.json().await.unwrap();
+    assert!(tags_status == 404 || tags["tags"] == json!([]), "{tags_status} {tags}");
+    let manifest = get(format!("{}/v2/{repository}/manifests/1", server2.base)).await;
+    assert_eq!(manifest.status(), 404, "the half-copied image's manifest is visible");
+    assert_eq!(get(format!("{}/v2/{repository}/blobs/{big_digest}", server2.base)).await.status(), 404);
+    let blobs = data.join("registry/blobs");
+    assert!(misnamed_blobs(&blobs).is_empty(), "partial blobs: {:?}", misnamed_blobs(&blobs));
+    assert!(!walk(&blobs).iter().any(|p| big_digest.ends_with(&*p.file_name().unwrap().to_string_lossy())));
+
+    // The job is taken up again once its lease lapses, and completes with the source's digests.
+    proxy.throttle(0);
+    wait_ready(&server2, 1, Duration::from_secs(90)).await;
+    let inside = format!("{host}/{repository}:1");
+    assert_eq!(raw_digest(&inside, Some(&admin_creds())).await.unwrap(), pushed.digest);
+    for blob in pushed.blobs() {
+        let bytes = get(format!("{}/v2/{repository}/blobs/{blob}", server2.base)).await.bytes().await.unwrap();
+        assert_eq!(test_support::images::sha256(&bytes), blob);
+    }
+    assert!(misnamed_blobs(&blobs).is_empty());
+    let catalog: Value = get(format!("{}/v2/_catalog", server2.base)).await.json().await.unwrap();
+    assert_eq!(catalog, json!({ "repositories": [repository] }));
+    drop(server2);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statistics_the_inventory_and_deletes_read_the_built_in_registry_itself() {
+    let source = Distribution::start().await;
+    let pushed = images::push_image(&source, "admin/app", "2.1", &[4000, 1000]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (server, _) = start_at(data.clone(), dir, free_port(), &["--no-inventory"]).await;
+    import_and_wait(&server, &format!("{}/admin/app:2.1", source.host()), 1).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let request = http.get(format!("{}{path}", server.base)).basic_auth("admin", Some(PASSWORD));
+        async move {
+            let resp = request.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let project = source.host().replace(':', "_");
+    let on_disk = || walk(&data.join("registry/blobs")).iter().map(|p| p.metadata().unwrap().len()).sum::<u64>();
+    let (status, stats) = get("/api/v1/harbor/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stats,
+        json!({
+            "status": "healthy",
+            "components": [{"name": "metadata", "status": "healthy"}, {"name": "storage", "status": "healthy"}],
+            "private_project_count": 1,
+            "public_project_count": 0,
+            "private_repo_count": 1,
+            "public_repo_count": 0,
+            "total_storage": on_disk(),
+        })
+    );
+    assert_eq!(on_disk(), pushed.manifests[0].size, "the blobs on disk are the image's config and layers");
+    // The inventory's registry side: one row for the tag, with the digest and the size.
+    let (status, images) = get("/images").await;
+    assert_eq!(status, 200);
+    let size = pushed.manifests[0].size + pushed.bytes.len() as u64;
+    assert_eq!(
+        images["harbor_images"],
+        json!([{
+            "digest": pushed.digest,
+            "project": project,
+            "repository": "admin/app",
+            "size": image_core::inventory::human_size(size),
+            "tag": "2.1",
+        }])
+    );
+    // Deleting the import removes the image from the registry: gone from the catalog, the stats and the
+    // inventory.
+    let (_, flat) = get("/api/v1/images?flat=true").await;
+    let id = flat[0]["id"].clone();
+    let delete =
+        http.delete(format!("{}/api/v1/images/{id}", server.base)).basic_auth("admin", Some(PASSWORD)).send().await;
+    assert_eq!(delete.unwrap().status(), 200);
+    let (_, catalog) = get("/v2/_catalog").await;
+    assert_eq!(catalog, json!({ "repositories": [] }));
+    let (_, stats) = get("/api/v1/harbor/stats").await;
+    assert_eq!((stats["private_repo_count"].clone(), stats["private_project_count"].clone()), (json!(0), json!(0)));
+    let (_, images) = get("/images").await;
+    assert_eq!(images["harbor_images"], json!([]));
+}

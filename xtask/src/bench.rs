@@ -53,10 +53,14 @@ const STORED_MAX: usize = 65_535;
 const BLOCKS_PER_CHUNK: usize = 16;
 const DOC_PATH: &str = "docs/benchmarks.md";
 
+mod registry;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
     /// Compare imagegate's import (the server and its worker, the real path) with `skopeo copy --all`.
     Import(ImportArgs),
+    /// Compare pushes and pulls through the built-in registry with the same through Distribution.
+    Registry(registry::RegistryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +355,7 @@ struct Machine {
 pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
     match cmd {
         BenchCmd::Import(args) => import(args),
+        BenchCmd::Registry(args) => registry::run(args),
     }
 }
 

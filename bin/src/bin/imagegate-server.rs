@@ -111,7 +111,13 @@ async fn run() -> anyhow::Result<()> {
     let builtin = args.registries.internal_registry.as_deref().is_none_or(str::is_empty);
     let (registries, builtin_credential) = if builtin {
         let host = imagegate::builtin_registry::loopback_host(listener.local_addr()?);
-        let (registries, credential) = imagegate::builtin_registry::registries(&args.registries, &host)?;
+        let (registries, credential) = imagegate::builtin_registry::registries(
+            &args.registries,
+            &host,
+            store.clone(),
+            &args.common.data_dir,
+            &args.builtin_registry,
+        )?;
         tracing::info!(registry = %host, "no --internal-registry: serving the built-in registry at /v2/; imports land in it");
         (registries, Some(credential))
     } else {

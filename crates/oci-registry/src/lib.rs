@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admin;
 mod api;
 pub mod auth;
 pub mod error;
@@ -14,6 +15,7 @@ use std::{path::PathBuf, sync::Arc};
 use image_core::oci::RegistryStore;
 
 pub use crate::{
+    admin::BuiltinAdmin,
     api::router,
     auth::{Action, AuthFailure, Authenticator, Principal, TokenSigner},
     error::{Code, OciError},

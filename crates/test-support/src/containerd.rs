@@ -136,6 +136,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         Ok(())
     }
 
+    /// `ctr` against this containerd's socket; the caller adds the rest (`-n`, the command).
+    pub fn ctr(&self) -> Command {
+        let mut cmd = Command::new(&self.ctr);
+        cmd.arg("--address").arg(self.socket()).stdin(Stdio::null());
+        cmd
+    }
+
     /// Stops containerd (SIGKILL): its socket stays, and nothing answers on it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -196,3 +196,68 @@ pub async fn push_index(
     let digest = pusher.manifest(repo, tag, OCI_INDEX, &index).await;
     PushedImage { digest, media_type: OCI_INDEX.into(), bytes: index, manifests }
 }
+
+/// Pushes a linux image for this host's architecture whose layers are real gzipped tar archives (one file
+/// each, of `layer_sizes` random bytes), with their diff ids in the config, under `repo:tag`: an image that
+/// containerd and podman unpack. Built with the system's `tar` and `gzip`.
+pub async fn push_unpackable_image(
+    registry: &Distribution,
+    repo: &str,
+    tag: &str,
+    layer_sizes: &[usize],
+) -> PushedImage {
+    let pusher = Pusher::new(registry);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut layers, mut diff_ids, mut blobs, mut size) = (Vec::new(), Vec::new(), Vec::new(), 0u64);
+    for (i, &n) in layer_sizes.iter().enumerate() {
+        let files = dir.path().join(format!("layer{i}"));
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join(format!("file{i}")), random_bytes(n)).unwrap();
+        let tar = dir.path().join(format!("layer{i}.tar"));
+        let status = std::process::Command::new("tar")
+            .args(["--owner=0", "--group=0", "--numeric-owner", "-C"])
+            .arg(&files)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success(), "tar failed");
+        let uncompressed = std::fs::read(&tar).unwrap();
+        let status = std::process::Command::new("gzip").arg("-n").arg(&tar).status().unwrap();
+        assert!(status.success(), "gzip failed");
+        let compressed = std::fs::read(dir.path().join(format!("layer{i}.tar.gz"))).unwrap();
+        let digest = pusher.blob(repo, &compressed).await;
+        size += compressed.len() as u64;
+        layers.push(json!({ "mediaType": OCI_LAYER, "digest": digest, "size": compressed.len() }));
+        diff_ids.push(sha256(&uncompressed));
+        blobs.push(digest);
+    }
+    let architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = serde_json::to_vec(&json!({
+        "architecture": architecture,
+        "os": "linux",
+        "created": "2025-01-15T10:00:00Z",
+        "config": { "Env": ["PATH=/usr/bin"], "Labels": { "nonce": hex::encode(random_bytes(8)) } },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    }))
+    .unwrap();
+    let config_digest = pusher.blob(repo, &config).await;
+    size += config.len() as u64;
+    blobs.insert(0, config_digest.clone());
+    let manifest = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len() },
+        "layers": layers,
+    }))
+    .unwrap();
+    let digest = pusher.manifest(repo, tag, OCI_MANIFEST, &manifest).await;
+    let pushed =
+        PushedManifest { digest: digest.clone(), os: "linux".into(), architecture: architecture.into(), blobs, size };
+    PushedImage { digest, media_type: OCI_MANIFEST.into(), bytes: manifest, manifests: vec![pushed] }
+}

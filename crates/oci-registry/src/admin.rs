@@ -1,0 +1,273 @@
+//! [`BuiltinAdmin`]: the internal-registry port ([`RegistryAdmin`]) for the built-in registry, answered from
+//! its own metadata (the [`RegistryStore`]) and blob directory instead of over `/v2/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use image_core::oci::{ManifestRef, RegistryStore, StoredManifest};
+use image_core::registry::{
+    ComponentHealth, RegistryAdmin, RegistryArtifact, RegistryHealth, RegistryKind, RegistryRepository,
+    RegistryStatistics, ScanOverview,
+};
+use image_core::{Digest, Result};
+use serde::Deserialize;
+
+use crate::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
+use crate::storage::BlobStore;
+
+/// Names read from the store per listing request.
+const PAGE: i64 = 1000;
+/// The largest image config read for its platform.
+const MAX_CONFIG_SIZE: u64 = 1024 * 1024;
+
+/// The built-in registry as the internal registry: repositories, tags and manifests (with their push time)
+/// from the store, sizes from the manifests, platforms from the configs on disk, storage from the blob files.
+/// It speaks the distribution API, so it counts as [`RegistryKind::Distribution`]: no projects to create, no
+/// scanner.
+pub struct BuiltinAdmin {
+    store: Arc<dyn RegistryStore>,
+    blobs: Arc<BlobStore>,
+    anonymous_pull: bool,
+}
+
+impl std::fmt::Debug for BuiltinAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinAdmin").field("root", &self.blobs.root()).finish_non_exhaustive()
+    }
+}
+
+impl BuiltinAdmin {
+    /// The registry whose metadata `store` keeps and whose blobs `blobs` holds; `anonymous_pull` makes its
+    /// projects and repositories count as public.
+    pub fn new(store: Arc<dyn RegistryStore>, blobs: Arc<BlobStore>, anonymous_pull: bool) -> BuiltinAdmin {
+        BuiltinAdmin { store, blobs, anonymous_pull }
+    }
+
+    async fn repositories(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        loop {
+            let page = self.store.list_repositories(names.last().map(String::as_str), PAGE).await?;
+            let done = (page.len() as i64) < PAGE;
+            names.extend(page);
+            if done {
+                return Ok(names);
+            }
+        }
+    }
+
+    async fn tags(&self, repository: &str) -> Result<Vec<String>> {
+        let mut tags = Vec::new();
+        loop {
+            let page = self.store.list_tags(repository, tags.last().map(String::as_str), PAGE).await?;
+            let done = (page.len() as i64) < PAGE;
+            tags.extend(page);
+            if done {
+                return Ok(tags);
+            }
+        }
+    }
+
+    /// Size and platforms of a stored manifest: an image's manifest, config and layers and the platform its
+    /// config names; an index's manifest and the manifests it lists, and their platforms.
+    async fn describe(&self, manifest: StoredManifest, tags: Vec<String>) -> RegistryArtifact {
+        let parsed: ManifestJson = serde_json::from_slice(&manifest.content).unwrap_or_default();
+        let own = manifest.content.len() as u64;
+        let is_index = matches!(manifest.media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST);
+        let (size, platforms) = if is_index {
+            let entries = parsed.manifests.unwrap_or_default();
+            let platforms: BTreeSet<String> = entries
+                .iter()
+                .filter_map(|d| d.platform.as_ref())
+                .filter(|p| p.os != "unknown" && p.architecture != "unknown")
+                .map(PlatformJson::name)
+                .collect();
+            (own + entries.iter().map(|d| d.size).sum::<u64>(), platforms.into_iter().collect())
+        } else {
+            let layers: u64 = parsed.layers.iter().flatten().map(|d| d.size).sum();
+            let config_size = parsed.config.as_ref().map_or(0, |c| c.size);
+            let platform = match &parsed.config {
+                Some(config) => self.config_platform(config).await,
+                None => None,
+            };
+            (own + config_size + layers, platform.into_iter().collect())
+        };
+        RegistryArtifact {
+            repository: manifest.repository,
+            digest: manifest.digest,
+            media_type: Some(manifest.media_type),
+            tags,
+            size: Some(size),
+            platforms,
+            push_time: Some(manifest.created_at),
+        }
+    }
+
+    /// `os/arch[/variant]` from an image config on disk, when it is small and says so.
+    async fn config_platform(&self, config: &DescriptorJson) -> Option<String> {
+        if config.size > MAX_CONFIG_SIZE {
+            return None;
+        }
+        let digest: Digest = config.digest.parse().ok()?;
+        let bytes = tokio::fs::read(self.blobs.blob_path(&digest)).await.ok()?;
+        let config: PlatformJson = serde_json::from_slice(&bytes).ok()?;
+        (!config.os.is_empty() && !config.architecture.is_empty()).then(|| config.name())
+    }
+}
+
+#[async_trait]
+impl RegistryAdmin for BuiltinAdmin {
+    fn kind(&self) -> RegistryKind {
+        RegistryKind::Distribution
+    }
+
+    /// Two components: `metadata` (the store answers) and `storage` (the blob directory is there).
+    async fn health(&self) -> RegistryHealth {
+        let metadata = self.store.list_repositories(None, 1).await.err().map(|e| format!("metadata: {e}"));
+        let dir = self.blobs.root().join("blobs");
+        let storage = match tokio::fs::metadata(&dir).await {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => Some(format!("storage: {} is not a directory", dir.display())),
+            Err(e) => Some(format!("storage: {}: {e}", dir.display())),
+        };
+        let status = |problem: &Option<String>| if problem.is_none() { "healthy" } else { "unhealthy" }.to_owned();
+        let components = vec![
+            ComponentHealth { name: "metadata".to_owned(), status: status(&metadata) },
+            ComponentHealth { name: "storage".to_owned(), status: status(&storage) },
+        ];
+        let reasons: Vec<String> = metadata.into_iter().chain(storage).collect();
+        RegistryHealth {
+            status: if reasons.is_empty() { "healthy" } else { "unhealthy" }.to_owned(),
+            components,
+            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        }
+    }
+
+    /// Projects are the first path segments of the repositories; all private unless anonymous pulls are on.
+    /// Storage is the bytes of the blob files.
+    async fn statistics(&self) -> Result<RegistryStatistics> {
+        let repositories = self.repositories().await?;
+        let projects = repositories.iter().map(|r| r.split_once('/').map_or("", |(p, _)| p)).collect::<BTreeSet<_>>();
+        let (projects, repositories) = (projects.len() as u64, repositories.len() as u64);
+        let root = self.blobs.root().join("blobs");
+        let total = tokio::task::spawn_blocking(move || bytes_under(&root))
+            .await
+            .map_err(image_core::Error::storage)?
+            .map_err(image_core::Error::storage)?;
+        let public = self.anonymous_pull;
+        Ok(RegistryStatistics {
+            private_project_count: Some(if public { 0 } else { projects }),
+            public_project_count: Some(if public { projects } else { 0 }),
+            private_repo_count: Some(if public { 0 } else { repositories }),
+            public_repo_count: Some(if public { repositories } else { 0 }),
+            total_storage: Some(total),
+        })
+    }
+
+    async fn ensure_project(&self, _project: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every repository that holds a manifest, with its count of tagged artifacts and its latest push.
+    async fn list_repositories(&self) -> Result<Vec<RegistryRepository>> {
+        let mut out = Vec::new();
+        for name in self.repositories().await? {
+            let (mut digests, mut updated_at) = (BTreeSet::new(), None);
+            for tag in self.tags(&name).await? {
+                if let Some(m) = self.store.get_manifest(&name, &ManifestRef::Tag(tag)).await? {
+                    updated_at = updated_at.max(Some(m.created_at));
+                    digests.insert(m.digest);
+                }
+            }
+            out.push(RegistryRepository {
+                name,
+                artifact_count: Some(digests.len() as u64),
+                pull_count: None,
+                updated_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The tagged artifacts of the repository, by digest, each with its tags; an unknown repository has none.
+    async fn list_artifacts(&self, repository: &str) -> Result<Vec<RegistryArtifact>> {
+        let mut by_digest: BTreeMap<Digest, (StoredManifest, Vec<String>)> = BTreeMap::new();
+        for tag in self.tags(repository).await? {
+            if let Some(m) = self.store.get_manifest(repository, &ManifestRef::Tag(tag.clone())).await? {
+                by_digest.entry(m.digest.clone()).or_insert_with(|| (m, Vec::new())).1.push(tag);
+            }
+        }
+        let mut artifacts = Vec::with_capacity(by_digest.len());
+        for (_, (manifest, tags)) in by_digest {
+            artifacts.push(self.describe(manifest, tags).await);
+        }
+        Ok(artifacts)
+    }
+
+    /// Deletes the manifest and its tags from the store; its blobs go at the next garbage collection.
+    async fn delete_artifact(&self, repository: &str, digest: &Digest) -> Result<()> {
+        self.store.delete_manifest(repository, digest).await.map(|_| ())
+    }
+
+    async fn request_scan(&self, _repository: &str, _digest: &Digest) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn scan_overview(&self, _repository: &str, _digest: &Digest) -> Result<Option<ScanOverview>> {
+        Ok(None)
+    }
+}
+
+/// The bytes of every file under `dir` (none when it is missing).
+fn bytes_under(dir: &std::path::Path) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut total = 0;
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            total += bytes_under(&entry.path())?;
+        } else if kind.is_file() {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+#[derive(Deserialize, Default)]
+struct ManifestJson {
+    config: Option<DescriptorJson>,
+    layers: Option<Vec<DescriptorJson>>,
+    manifests: Option<Vec<DescriptorJson>>,
+}
+
+#[derive(Deserialize)]
+struct DescriptorJson {
+    #[serde(default)]
+    digest: String,
+    #[serde(default)]
+    size: u64,
+    platform: Option<PlatformJson>,
+}
+
+#[derive(Deserialize)]
+struct PlatformJson {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    variant: Option<String>,
+}
+
+impl PlatformJson {
+    fn name(&self) -> String {
+        match &self.variant {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", self.os, self.architecture),
+            _ => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+}
