@@ -8,6 +8,7 @@ pub mod limits;
 pub mod metrics;
 pub mod profile;
 pub mod registry_auth;
+mod robots;
 mod routes;
 pub mod session;
 mod signin;
@@ -226,6 +227,7 @@ fn all_routes() -> routes::Routes {
         .get("/readyz", routes::Access::Anyone, readyz)
         .merge(auth::routes())
         .merge(users::routes())
+        .merge(robots::routes())
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())
         .merge(profile::progress::routes())
@@ -234,6 +236,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::inventory::routes())
         .merge(profile::harbor::routes())
         .merge(profile::webhooks::routes())
+        .merge(profile::admission_review::routes())
         .merge(metrics::routes())
 }
 

@@ -351,6 +351,7 @@ pub trait Store:
     + InventoryStore
     + ScanQueue
     + crate::ops::OpsStore
+    + crate::robot::RobotStore
 {
 }
 
@@ -366,5 +367,6 @@ impl<T> Store for T where
         + InventoryStore
         + ScanQueue
         + crate::ops::OpsStore
+        + crate::robot::RobotStore
 {
 }

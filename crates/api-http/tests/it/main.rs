@@ -16,6 +16,7 @@ macro_rules! on_both_backends {
 }
 
 mod admission;
+mod admission_review;
 mod authorization;
 mod catalog;
 mod garbage;
