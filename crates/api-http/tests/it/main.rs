@@ -27,6 +27,7 @@ mod limits;
 mod metrics;
 mod platform;
 mod retention;
+mod robots;
 mod station;
 mod station_images;
 mod users;
