@@ -527,6 +527,32 @@ async fn users_are_managed_by_admins() {
     assert!(out.starts_with("imgctl: "), "{out}");
 }
 
+#[tokio::test]
+async fn robots_are_created_listed_and_deleted() {
+    let server = serve().await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    ok(&login(home, &server, "admin", PASSWORD));
+
+    let args = ["robots", "create", "ci", "--repo", "team/*", "--action", "pull", "--action", "push"];
+    let created = ok(&imgctl(home, &[&args[..], &["--expires-in", "720h"]].concat(), ""));
+    let (sentence, secret) = created.trim_end().split_once('\n').unwrap();
+    assert_eq!(sentence, "created robot robot$ci (pull,push in team/*); its secret, shown only now:");
+    assert!(secret.starts_with("igr_"), "{created}");
+    fails(&imgctl(home, &args, ""), 5);
+    fails(&imgctl(home, &["robots", "create", "bad", "--repo", "Team/x"], ""), 2);
+
+    let table = ok(&imgctl(home, &["robots", "list"], ""));
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().take(3).collect()).collect();
+    assert_eq!(rows, [["USERNAME", "REPOSITORIES", "ACTIONS"], ["robot$ci", "team/*", "pull,push"]], "{table}");
+    let json: Value = serde_json::from_str(&ok(&imgctl(home, &["robots", "list", "-o", "json"], ""))).unwrap();
+    assert_eq!(json["robots"][0]["name"], "ci");
+    assert!(!json.to_string().contains(secret), "the secret is shown once: {json}");
+
+    assert_eq!(ok(&imgctl(home, &["robots", "delete", "ci"], "")), "deleted robot ci\n");
+    fails(&imgctl(home, &["robots", "delete", "ci"], ""), 4);
+}
+
 /// Completion scripts for bash, zsh and fish and the man page come from the command definitions, with no
 /// server and no config; bash accepts its script.
 #[test]

@@ -65,7 +65,7 @@ mod exit {
 #[command(
     name = "imgctl",
     version,
-    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks, imports, registry secrets, repositories, users, node inventories and drift."
+    about = "imagegate from the command line: the catalog and its tags, approvals, admission checks, imports, registry secrets, repositories, users, robot accounts, node inventories and drift."
 )]
 struct Cli {
     /// The server, `http://host:port`; default: the context's server, else http://127.0.0.1:5375.
@@ -160,6 +160,9 @@ enum Command {
     /// Users and their roles (admins).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Robot accounts of the built-in registry, scoped to repositories (admins).
+    #[command(subcommand)]
+    Robots(RobotsCommand),
     /// Registry secrets: the credentials imports and repositories read registries with.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -246,6 +249,32 @@ enum UsersCommand {
     },
     /// Deletes user NAME and their tokens; the last admin cannot be deleted.
     #[command(after_help = "Example:\n  imgctl users delete dana")]
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum RobotsCommand {
+    /// Lists the robot accounts.
+    #[command(after_help = "Example:\n  imgctl robots list")]
+    List,
+    /// Creates robot NAME and prints its secret, which is shown only this once.
+    #[command(
+        after_help = "Examples:\n  imgctl robots create ci --repo 'team/*' --action pull --action push --expires-in 720h\n  imgctl robots create reader --repo shared/base\n  echo \"$SECRET\" | docker login registry.example.com -u 'robot$ci' --password-stdin"
+    )]
+    Create {
+        name: String,
+        /// A repository it may reach: an exact name, or a prefix and `/*`; repeat for more.
+        #[arg(long = "repo", required = true)]
+        repositories: Vec<String>,
+        /// `pull`, `push` or `delete`; repeat for more.
+        #[arg(long = "action", default_value = "pull")]
+        actions: Vec<String>,
+        /// Stops working after this Go duration (`720h`); never, without.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// Deletes robot NAME; it stops working at once.
+    #[command(after_help = "Example:\n  imgctl robots delete ci")]
     Delete { name: String },
 }
 
@@ -954,6 +983,7 @@ impl Ctl {
             }
             Command::Imports(c) => self.imports(c).await,
             Command::Users(c) => self.users(c).await,
+            Command::Robots(c) => self.robots(c).await,
             Command::Secrets(c) => self.secrets(c).await,
             Command::Repos(c) => self.repos(c).await,
             Command::Images { node } => self.images(node.as_deref()).await,
@@ -1618,6 +1648,50 @@ impl Ctl {
             .map(|d| vec![d.image.clone(), d.image_id.clone(), d.reason.clone(), d.nodes.join(",")])
             .collect();
         output::table(&["IMAGE", "IMAGE ID", "REASON", "NODES"], &rows, self.no_headers);
+        Ok(())
+    }
+
+    async fn robots(&self, command: &RobotsCommand) -> Outcome {
+        match command {
+            RobotsCommand::List => {
+                let list = self.client.list_robots().await?;
+                if self.document() {
+                    self.print(list.json());
+                    return Ok(());
+                }
+                let rows: Vec<Vec<String>> = list
+                    .robots
+                    .iter()
+                    .map(|r| {
+                        let expires = match (&r.expires_at, r.expired) {
+                            (Some(at), true) => format!("{at} (expired)"),
+                            (Some(at), false) => at.clone(),
+                            (None, _) => "never".to_owned(),
+                        };
+                        vec![r.username.clone(), r.repositories.join(","), r.actions.join(","), expires]
+                    })
+                    .collect();
+                output::table(&["USERNAME", "REPOSITORIES", "ACTIONS", "EXPIRES"], &rows, self.no_headers);
+            }
+            RobotsCommand::Create { name, repositories, actions, expires_in } => {
+                let robot = self.client.create_robot(name, repositories, actions, expires_in.as_deref()).await?;
+                self.done(robot.json(), || {
+                    format!(
+                        "created robot {} ({} in {}); its secret, shown only now:\n{}",
+                        robot.username,
+                        robot.actions.join(","),
+                        robot.repositories.join(","),
+                        robot.secret.as_deref().unwrap_or_default()
+                    )
+                });
+            }
+            RobotsCommand::Delete { name } => {
+                self.client.delete_robot(name).await?;
+                if !self.document() {
+                    println!("deleted robot {name}");
+                }
+            }
+        }
         Ok(())
     }
 

@@ -444,6 +444,34 @@ impl Client {
         self.no_content(Method::PUT, &["api", "v1", "users", "me", "password"], Some(&body)).await
     }
 
+    // ---- robot accounts of the built-in registry ----------------------------------------------------
+
+    /// Every robot account, expired ones included (admins).
+    pub async fn list_robots(&self) -> Result<Reply<RobotList>> {
+        self.get(&["api", "v1", "robots"], &()).await
+    }
+
+    /// Creates a robot account (admins): `repositories` are exact names or a prefix and `/*`, `actions`
+    /// `pull`, `push` and `delete`, `expires_in` a Go duration. The answer's `secret` is shown only here.
+    pub async fn create_robot(
+        &self,
+        name: &str,
+        repositories: &[String],
+        actions: &[String],
+        expires_in: Option<&str>,
+    ) -> Result<Reply<Robot>> {
+        let mut body = json!({ "name": name, "repositories": repositories, "actions": actions });
+        if let Some(expires_in) = expires_in {
+            body["expiresIn"] = expires_in.into();
+        }
+        self.post(&["api", "v1", "robots"], &body).await
+    }
+
+    /// Deletes a robot account (admins); it stops working at once.
+    pub async fn delete_robot(&self, name: &str) -> Result<()> {
+        self.no_content(Method::DELETE, &["api", "v1", "robots", name], None).await
+    }
+
     // ---- inventory and the internal registry ------------------------------------------------------------
 
     /// `GET /images` (seed 004): this server's node, or `node`'s last report.

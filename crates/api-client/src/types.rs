@@ -634,6 +634,29 @@ pub struct UserList {
     pub users: Vec<User>,
 }
 
+/// A robot account of the built-in registry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Robot {
+    pub name: String,
+    /// What it signs in to the registry as: `robot$<name>`.
+    pub username: String,
+    pub repositories: Vec<String>,
+    pub actions: Vec<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub expired: bool,
+    /// Only in the answer to its creation.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RobotList {
+    pub robots: Vec<Robot>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod profile;
 pub mod registry_auth;
+mod robots;
 mod routes;
 pub mod session;
 mod signin;
@@ -227,6 +228,7 @@ fn all_routes() -> routes::Routes {
         .get("/readyz", routes::Access::Anyone, readyz)
         .merge(auth::routes())
         .merge(users::routes())
+        .merge(robots::routes())
         .merge(profile::catalog::routes())
         .merge(profile::platform::routes())
         .merge(profile::progress::routes())
@@ -235,6 +237,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::inventory::routes())
         .merge(profile::harbor::routes())
         .merge(profile::webhooks::routes())
+        .merge(profile::admission_review::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
 }

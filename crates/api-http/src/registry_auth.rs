@@ -1,5 +1,6 @@
 //! The built-in registry's [`Authenticator`]: the same users, passwords (with the same sign-in limits and
-//! remembered checks) and API tokens as the JSON API; and its [`Gate`], the catalog's admission decision.
+//! remembered checks) and API tokens as the JSON API, and the robot accounts (`robot$<name>`, see
+//! [`crate::robots`]); and its [`Gate`], the catalog's admission decision.
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -31,7 +32,7 @@ pub fn registry_authenticator(state: &AppState) -> Arc<dyn Authenticator> {
 }
 
 fn principal(user: User) -> Principal {
-    Principal { admin: user.role == Role::Admin, name: user.username }
+    Principal::user(user.username, user.role == Role::Admin)
 }
 
 fn failure(error: ApiError) -> AuthFailure {
@@ -50,6 +51,10 @@ impl Authenticator for RegistryUsers {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<Option<Principal>, AuthFailure> {
+        if username.starts_with(image_core::robot::USERNAME_PREFIX) {
+            let robot = crate::robots::check_robot(&self.0, username, password).await;
+            return Ok(robot.map_err(|e| failure(ApiError::from(e)))?.map(Principal::robot));
+        }
         Ok(check_password(&self.0, username, password, client).await.map_err(failure)?.map(principal))
     }
 
@@ -74,7 +79,7 @@ pub fn catalog_gate(state: &AppState) -> Arc<dyn Gate> {
 /// The source registry and repository that an internal repository holds: the inverse of
 /// [`image_core::import::internal_target`] (a first component with a `.` or `_`, or `localhost`, is a
 /// registry host, its port's `:` written `_`; otherwise the image is Docker Hub's).
-fn source_of(prefix: &str, repository: &str) -> Option<(String, String)> {
+pub(crate) fn source_of(prefix: &str, repository: &str) -> Option<(String, String)> {
     let path = match prefix.trim_matches('/') {
         "" => repository,
         prefix => repository.strip_prefix(prefix)?.strip_prefix('/')?,
@@ -123,18 +128,36 @@ impl Gate for CatalogGate {
         }
         Ok(match decision {
             Admission::Allowed { warnings, .. } => warnings.first().map(|w| format!("{shown}: {w}")),
-            Admission::Refused(Refusal::NotApproved) => Some(match image.map(|i| i.approval_status) {
-                None => format!("{shown} is not in the catalog"),
-                Some(ApprovalStatus::Pending) => format!("{shown} is pending approval"),
-                Some(ApprovalStatus::Rejected) => format!("{shown} was rejected"),
-                Some(ApprovalStatus::Approved) => format!("{shown} is not approved"),
-            }),
-            Admission::Refused(Refusal::TagNotListed) => Some(match pull.tag {
-                Some(tag) => format!("tag {tag} of {shown} is not approved"),
-                None => format!("{} is not an approved tag of {shown}", pull.digest),
-            }),
-            Admission::Refused(refusal @ Refusal::ScanFailed { .. }) => Some(format!("{shown}: {refusal}")),
+            Admission::Refused(refusal) => {
+                Some(refusal_message(&shown, image.as_ref(), pull.tag, Some(pull.digest), refusal))
+            }
         })
+    }
+}
+
+/// Why `shown` (an image as `registry/repository`) may not run, in the words the gate and the Kubernetes
+/// admission review both answer: by its catalog image's approval, or the tag (or, without one, the digest)
+/// the catalog does not list, or the scan the deny policy refuses.
+pub(crate) fn refusal_message(
+    shown: &str,
+    image: Option<&image_core::catalog::CatalogImage>,
+    tag: Option<&str>,
+    digest: Option<&image_core::Digest>,
+    refusal: Refusal,
+) -> String {
+    match refusal {
+        Refusal::NotApproved => match image.map(|i| i.approval_status) {
+            None => format!("{shown} is not in the catalog"),
+            Some(ApprovalStatus::Pending) => format!("{shown} is pending approval"),
+            Some(ApprovalStatus::Rejected) => format!("{shown} was rejected"),
+            Some(ApprovalStatus::Approved) => format!("{shown} is not approved"),
+        },
+        Refusal::TagNotListed => match (tag, digest) {
+            (Some(tag), _) => format!("tag {tag} of {shown} is not approved"),
+            (None, Some(digest)) => format!("{digest} is not an approved tag of {shown}"),
+            (None, None) => format!("{shown} names no tag"),
+        },
+        refusal @ Refusal::ScanFailed { .. } => format!("{shown}: {refusal}"),
     }
 }
 

@@ -35,6 +35,10 @@ pub mod kind {
     pub const USER_PASSWORD_CHANGED: &str = "user.password.changed";
     /// Details: the token's `id` and `name`, its owner's `user_id` and `username`; never the token or its hash.
     pub const TOKEN_REVOKED: &str = "user.token.revoked";
+    /// Details: the robot's `id`, `name`, `repositories`, `actions` and `expires_at`; never its secret or hash.
+    pub const ROBOT_CREATED: &str = "robot.created";
+    /// Details: the robot's `id` and `name`.
+    pub const ROBOT_DELETED: &str = "robot.deleted";
 }
 
 /// One recorded change.

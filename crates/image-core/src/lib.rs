@@ -15,6 +15,7 @@ pub mod oci;
 pub mod ops;
 mod reference;
 pub mod registry;
+pub mod robot;
 pub mod rules;
 pub mod station;
 pub mod store;

@@ -371,6 +371,7 @@ pub trait Store:
     + InventoryStore
     + ScanQueue
     + crate::ops::OpsStore
+    + crate::robot::RobotStore
 {
 }
 
@@ -386,5 +387,6 @@ impl<T> Store for T where
         + InventoryStore
         + ScanQueue
         + crate::ops::OpsStore
+        + crate::robot::RobotStore
 {
 }

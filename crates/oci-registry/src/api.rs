@@ -239,14 +239,24 @@ impl Registry {
         let identity = self.identify(req, &need).await?;
         let allowed = match (&identity, &need) {
             (Identity::Internal, _) => true,
-            (Identity::Token(_), Need::Base) | (Identity::User(_), Need::Base | Need::Catalog) => true,
+            (Identity::Token(_), Need::Base) | (Identity::User(_), Need::Base) => true,
+            (Identity::User(principal), Need::Catalog) => {
+                if principal.robot.is_some() {
+                    let why = format!("{} is a robot account, which sees only its own repositories", principal.name);
+                    return Err(OciError::new(Code::Denied, why));
+                }
+                true
+            }
             (Identity::Token(claims), Need::Catalog) => claims.allows("registry", "catalog", "*"),
             (Identity::Token(claims), Need::Repository(name, action)) => {
                 claims.allows("repository", name, action.as_str())
             }
-            (Identity::User(principal), Need::Repository(_, action)) => {
-                if action.permitted(Some(principal), anonymous_pull) {
+            (Identity::User(principal), Need::Repository(name, action)) => {
+                if action.permitted(name, Some(principal), anonymous_pull) {
                     true
+                } else if principal.robot.is_some() {
+                    let why = format!("robot account {} may not {} in {name}", principal.name, action.as_str());
+                    return Err(OciError::new(Code::Denied, why));
                 } else {
                     return Err(OciError::new(
                         Code::Denied,
@@ -257,7 +267,7 @@ impl Registry {
             // Always a challenge, anonymous pulls or not: clients learn from `/v2/` whether to authenticate,
             // and one that got a 200 here would never answer a later challenge of a push.
             (Identity::Anonymous, Need::Base | Need::Catalog) => false,
-            (Identity::Anonymous, Need::Repository(_, action)) => action.permitted(None, anonymous_pull),
+            (Identity::Anonymous, Need::Repository(name, action)) => action.permitted(name, None, anonymous_pull),
         };
         if allowed { Ok(identity) } else { Err(self.challenge(req, &need, "authentication required")) }
     }
@@ -426,7 +436,7 @@ async fn token(registry: &Registry, req: &Req) -> OciResult<Response> {
     let internal = matches!(identity, Ok(Identity::Internal));
     let principal = match identity {
         Ok(Identity::User(principal)) => Some(principal),
-        Ok(Identity::Internal) => Some(Principal { name: "imagegate-internal".into(), admin: true }),
+        Ok(Identity::Internal) => Some(Principal::user("imagegate-internal", true)),
         Ok(Identity::Anonymous) => None,
         Ok(Identity::Token(claims)) if !claims.sub.is_empty() => {
             // A token of ours is not traded for another: sign in with a password or an API token.

@@ -1,9 +1,11 @@
 //! Who may do what: Basic credentials and API tokens checked by an [`Authenticator`], and the registry's own
 //! short-lived Bearer tokens, issued by `GET /v2/token` and signed with HMAC-SHA256.
 //!
-//! Pulls need a signed-in user (or no one, with anonymous pulls on); pushes and deletes need an admin.
+//! Pulls need a signed-in user (or no one, with anonymous pulls on); pushes and deletes need an admin. A
+//! robot account gets exactly the actions it was given in the repositories its patterns match, and no
+//! `_catalog`.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -13,11 +15,25 @@ use serde::{Deserialize, Serialize};
 /// How long an issued token works.
 pub const TOKEN_TTL_SECS: i64 = 300;
 
-/// A signed-in user, as the registry sees one.
+/// A signed-in user or robot account, as the registry sees one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub name: String,
     pub admin: bool,
+    /// A robot account: only what it was given, never an admin.
+    pub robot: Option<Arc<image_core::robot::Robot>>,
+}
+
+impl Principal {
+    /// A user, an admin or not.
+    pub fn user(name: impl Into<String>, admin: bool) -> Principal {
+        Principal { name: name.into(), admin, robot: None }
+    }
+
+    /// A robot account, signed in as `robot$<name>`.
+    pub fn robot(robot: image_core::robot::Robot) -> Principal {
+        Principal { name: robot.username(), admin: false, robot: Some(Arc::new(robot)) }
+    }
 }
 
 /// Why credentials could not be checked now.
@@ -72,8 +88,19 @@ impl Action {
         }
     }
 
-    /// Whether `principal` (`None`: anonymous) may do this.
-    pub fn permitted(self, principal: Option<&Principal>, anonymous_pull: bool) -> bool {
+    fn robot_action(self) -> image_core::robot::RobotAction {
+        match self {
+            Action::Pull => image_core::robot::RobotAction::Pull,
+            Action::Push => image_core::robot::RobotAction::Push,
+            Action::Delete => image_core::robot::RobotAction::Delete,
+        }
+    }
+
+    /// Whether `principal` (`None`: anonymous) may do this in `repository`.
+    pub fn permitted(self, repository: &str, principal: Option<&Principal>, anonymous_pull: bool) -> bool {
+        if let Some(robot) = principal.and_then(|p| p.robot.as_ref()) {
+            return robot.allows(repository, self.robot_action()) || (self == Action::Pull && anonymous_pull);
+        }
         match self {
             Action::Pull => principal.is_some() || anonymous_pull,
             Action::Push | Action::Delete => principal.is_some_and(|p| p.admin),
@@ -199,13 +226,15 @@ impl Scope {
                             None => &[],
                         },
                     };
-                    granted.extend(wanted.iter().filter(|a| a.permitted(principal, anonymous_pull)));
+                    granted.extend(wanted.iter().filter(|a| a.permitted(&self.name, principal, anonymous_pull)));
                 }
                 granted.sort();
                 granted.dedup();
                 granted.into_iter().map(|a| a.as_str().to_owned()).collect()
             }
-            "registry" if self.name == "catalog" && principal.is_some() => vec!["*".to_owned()],
+            "registry" if self.name == "catalog" && principal.is_some_and(|p| p.robot.is_none()) => {
+                vec!["*".to_owned()]
+            }
             _ => Vec::new(),
         };
         (!actions.is_empty()).then(|| Access { kind: self.kind.clone(), name: self.name.clone(), actions })
@@ -238,8 +267,8 @@ mod tests {
 
     #[test]
     fn scopes_grant_what_the_role_allows() {
-        let user = Principal { name: "u".into(), admin: false };
-        let admin = Principal { name: "a".into(), admin: true };
+        let user = Principal::user("u", false);
+        let admin = Principal::user("a", true);
         let scope = Scope::parse("repository:library/nginx:pull,push").unwrap();
         assert_eq!(scope.name, "library/nginx");
         assert_eq!(scope.grant(Some(&user), false).unwrap().actions, ["pull"]);
@@ -248,5 +277,27 @@ mod tests {
         assert_eq!(scope.grant(None, true).unwrap().actions, ["pull"]);
         assert!(Scope::parse("nonsense").is_none());
         assert!(Scope::parse("registry:catalog:*").unwrap().grant(None, true).is_none());
+    }
+
+    #[test]
+    fn robots_get_their_actions_in_their_repositories_only() {
+        let pattern = |p: &str| image_core::robot::RepositoryPattern::parse("repositories", p).unwrap();
+        let robot = Principal::robot(image_core::robot::Robot {
+            id: image_core::robot::RobotId::new(1),
+            name: "ci".into(),
+            repositories: vec![pattern("team/*")],
+            actions: vec![image_core::robot::RobotAction::Pull, image_core::robot::RobotAction::Push],
+            created_by: "admin".into(),
+            created_at: time::OffsetDateTime::now_utc(),
+            expires_at: None,
+        });
+        assert_eq!(robot.name, "robot$ci");
+        let ours = Scope::parse("repository:team/app:pull,push,delete").unwrap();
+        assert_eq!(ours.grant(Some(&robot), false).unwrap().actions, ["pull", "push"]);
+        assert!(Scope::parse("repository:other/app:pull,push").unwrap().grant(Some(&robot), false).is_none());
+        assert!(Scope::parse("registry:catalog:*").unwrap().grant(Some(&robot), false).is_none());
+        assert!(Action::Push.permitted("team/a/b", Some(&robot), false));
+        assert!(!Action::Push.permitted("other/app", Some(&robot), false));
+        assert!(!Action::Delete.permitted("team/app", Some(&robot), false));
     }
 }

@@ -844,6 +844,28 @@ impl SessionStore for DbStore {
     }
 }
 
+#[async_trait]
+impl image_core::robot::RobotStore for DbStore {
+    async fn create_robot(&self, robot: image_core::robot::NewRobot, actor: &str) -> Result<image_core::robot::Robot> {
+        let actor = actor.to_owned();
+        in_transaction!(self, |conn| ops::robots::create_robot(conn, &robot, &actor).await)
+    }
+
+    async fn list_robots(&self) -> Result<Vec<image_core::robot::Robot>> {
+        with_conn!(self, |conn| ops::robots::list_robots(conn).await)
+    }
+
+    async fn delete_robot(&self, name: &str, actor: &str) -> Result<image_core::robot::Robot> {
+        let (name, actor) = (name.to_owned(), actor.to_owned());
+        in_transaction!(self, |conn| ops::robots::delete_robot(conn, &name, &actor).await)
+    }
+
+    async fn find_robot(&self, name: &str) -> Result<Option<(image_core::robot::Robot, String)>> {
+        let name = name.to_owned();
+        with_conn!(self, |conn| ops::robots::find_robot(conn, &name).await)
+    }
+}
+
 /// Sessions unused for this long are deleted when another one starts.
 const SESSION_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 

@@ -246,6 +246,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    robots (id) {
+        id -> BigInt,
+        name -> Text,
+        secret_hash -> Text,
+        repositories -> Text,
+        actions -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(imports -> jobs (job_id));
@@ -268,7 +281,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     station_registries,
     station_downloads,
     node_inventories,
-    catalog_generation
+    catalog_generation,
+    robots
 );
 
 // The built-in registry (crates/oci-registry); see migrations/*/2026-12-02-100000_registry.

@@ -86,6 +86,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     seed_data_is_present,
+    robots_are_stored_with_the_hash_of_their_secret,
     a_sync_retry_records_its_status_and_requeues_its_job_together,
     a_target_held_by_another_source_is_refused,
     a_sync_that_moves_a_catalog_tag_records_it,
@@ -877,6 +878,43 @@ async fn expired_tokens_are_ignored(db: TestDb) {
     // The next token issued forgets the expired ones.
     store.create_token(user.id, "later", "later", None).await.unwrap();
     assert_eq!(raw_sql(&db, "SELECT name AS text FROM api_tokens ORDER BY id", true).await, ["new", "later"]);
+}
+
+async fn robots_are_stored_with_the_hash_of_their_secret(db: TestDb) {
+    use image_core::robot::{NewRobot, RepositoryPattern, RobotAction, RobotStore};
+    let store = &db.store;
+    let patterns = vec![
+        RepositoryPattern::parse("repositories[0]", "team/*").unwrap(),
+        RepositoryPattern::parse("repositories[1]", "shared/base").unwrap(),
+    ];
+    let expires = OffsetDateTime::now_utc() + Duration::days(30);
+    let actions = vec![RobotAction::Push, RobotAction::Pull];
+    let new = NewRobot::new("ci", patterns.clone(), actions, Some(expires), "hash-of-ci".into()).unwrap();
+    let created = store.create_robot(new, ADMIN).await.unwrap();
+    assert_eq!(created.name, "ci");
+    assert_eq!(created.repositories, patterns);
+    assert_eq!(created.actions, [RobotAction::Pull, RobotAction::Push]);
+    assert_eq!(created.created_by, ADMIN);
+    assert_about(created.expires_at.unwrap(), expires);
+    let again = NewRobot::new("ci", patterns.clone(), vec![RobotAction::Pull], None, "other-hash".into()).unwrap();
+    assert_conflict(store.create_robot(again, ADMIN).await, "robot ci already exists");
+    let reader = NewRobot::new("reader", patterns, vec![RobotAction::Pull], None, "hash-of-reader".into()).unwrap();
+    store.create_robot(reader, ADMIN).await.unwrap();
+
+    assert_eq!(store.find_robot("ci").await.unwrap(), Some((created.clone(), "hash-of-ci".to_owned())));
+    assert_eq!(store.find_robot("nobody").await.unwrap(), None);
+    let names: Vec<String> = store.list_robots().await.unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["ci", "reader"]);
+
+    assert_eq!(store.delete_robot("ci", ADMIN).await.unwrap(), created);
+    assert!(store.delete_robot("ci", ADMIN).await.is_err());
+    assert_eq!(store.find_robot("ci").await.unwrap(), None);
+    let filter = |k: &str| EventFilter { event_type: Some(k.into()), ..EventFilter::default() };
+    let created_events = store.list_events(&filter(kind::ROBOT_CREATED)).await.unwrap().items;
+    assert_eq!(created_events.len(), 2);
+    assert!(created_events.iter().all(|e| !e.details.to_string().contains("hash-of")), "no hash in the trail");
+    let deleted = store.list_events(&filter(kind::ROBOT_DELETED)).await.unwrap().items;
+    assert_eq!(deleted[0].details, json!({ "id": created.id, "name": "ci" }));
 }
 
 async fn new_user(store: &DbStore, name: &str, role: Role) -> image_core::auth::User {

@@ -1,5 +1,6 @@
 //! One module per API profile.
 
+pub(crate) mod admission_review;
 pub mod catalog;
 pub mod harbor;
 pub mod inventory;

@@ -16,6 +16,7 @@ macro_rules! on_both_backends {
 }
 
 mod admission;
+mod admission_review;
 mod authorization;
 mod catalog;
 mod garbage;
@@ -27,6 +28,7 @@ mod metrics;
 mod openapi;
 mod platform;
 mod retention;
+mod robots;
 mod station;
 mod station_images;
 mod users;

@@ -34,15 +34,15 @@ impl Authenticator for Users {
         _: Option<std::net::IpAddr>,
     ) -> Result<Option<Principal>, AuthFailure> {
         match (user, password) {
-            ("admin", "admin-pw") => Ok(Some(Principal { name: "admin".into(), admin: true })),
-            ("user", "user-pw") => Ok(Some(Principal { name: "user".into(), admin: false })),
+            ("admin", "admin-pw") => Ok(Some(Principal::user("admin", true))),
+            ("user", "user-pw") => Ok(Some(Principal::user("user", false))),
             ("slow", _) => Err(AuthFailure::TooManyRequests { message: "slow down".into(), retry_after_secs: Some(7) }),
             _ => Ok(None),
         }
     }
 
     async fn api_token(&self, token: &str) -> Result<Option<Principal>, AuthFailure> {
-        Ok((token == "user-token").then(|| Principal { name: "user".into(), admin: false }))
+        Ok((token == "user-token").then(|| Principal::user("user", false)))
     }
 }
 

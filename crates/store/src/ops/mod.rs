@@ -14,6 +14,7 @@
 //! | `station` | the station profile's registries: registry secrets with the station's fields |
 //! | `nodes` | the node inventory: each node's last report and its inventory jobs |
 //! | `observe` | what the metrics read: queue depth per job type, imports per state |
+//! | `robots` | the built-in registry's robot accounts, by the hash of their secret |
 //! | `retention` | pruning finished imports and old audit events in batches |
 //! | `scans` | the scheduled refresh of pending vulnerability scans |
 //! | `registry` | the built-in registry's blobs, manifests, tags and uploads |
@@ -35,6 +36,7 @@ pub(crate) mod observe;
 pub(crate) mod queue;
 pub(crate) mod registry;
 pub(crate) mod retention;
+pub(crate) mod robots;
 pub(crate) mod scans;
 pub(crate) mod sessions;
 pub(crate) mod station;
