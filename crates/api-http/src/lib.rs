@@ -2,6 +2,7 @@
 
 mod admission;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -235,6 +236,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::harbor::routes())
         .merge(profile::webhooks::routes())
         .merge(metrics::routes())
+        .merge(console::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

@@ -18,6 +18,7 @@ macro_rules! on_both_backends {
 mod admission;
 mod authorization;
 mod catalog;
+mod console;
 mod garbage;
 mod harbor;
 mod harness;
