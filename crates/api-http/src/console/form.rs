@@ -37,13 +37,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Form<T> {
         if bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"%00")) || bytes.contains(&0) {
             return Err(ApiError::bad_request("a field contains a NUL character").into());
         }
-        let fields = form_urlencoded_fields(&bytes)?;
+        let fields = form_urlencoded_fields(&bytes).map_err(ApiError::bad_request)?;
         Ok(Form(fields))
     }
 }
 
-fn form_urlencoded_fields<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_urlencoded::from_bytes(bytes).map_err(|e| ApiError::bad_request(format!("invalid form: {}", source_text(&e))))
+fn form_urlencoded_fields<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_urlencoded::from_bytes(bytes).map_err(|e| format!("invalid form: {}", source_text(&e)))
 }
 
 fn source_text(err: &dyn std::error::Error) -> String {

@@ -36,7 +36,7 @@ fn percent(import: &ImportJob) -> u8 {
     let total: u64 = import.layers.iter().map(|l| l.size).sum();
     let done: u64 =
         import.layers.iter().map(|l| if l.state == LayerState::Completed { l.size } else { l.done.min(l.size) }).sum();
-    if total == 0 { 0 } else { (done * 100 / total) as u8 }
+    (done.saturating_mul(100)).checked_div(total).map_or(0, |p| p.min(100) as u8)
 }
 
 impl From<&ImportJob> for ImportRow {

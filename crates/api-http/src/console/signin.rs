@@ -50,6 +50,7 @@ pub(super) async fn sign_in(
     if session::is_foreign(&Method::POST, &headers) {
         return Err(session::foreign().into());
     }
+    #[allow(clippy::result_large_err)] // the error every handler returns
     let refused = |username: String| {
         html_with(StatusCode::UNAUTHORIZED, LoginView { error: "Invalid username or password.".into(), username })
     };
