@@ -6,6 +6,7 @@
 //! * `cargo xtask pg` only starts the throwaway cluster, prints its URL, and waits for Ctrl-C.
 //! * `cargo xtask bench import [--runs N] [--scenario NAME] [--quick]` compares imagegate's import with
 //!   `skopeo copy --all` between two real registries and writes the results into `docs/benchmarks.md`.
+//! * `cargo xtask screenshots` photographs the web console's main pages into `docs/console/`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod bench;
 mod pg;
+mod screenshots;
 mod tools;
 
 /// Set by the Ctrl-C / SIGTERM handler; every long wait polls it.
@@ -52,6 +54,8 @@ enum Cmd {
         #[command(subcommand)]
         what: bench::BenchCmd,
     },
+    /// Screenshots of the web console's main pages, written to docs/console/.
+    Screenshots,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => test(args),
         Cmd::Pg => pg_only(),
         Cmd::Bench { what } => bench::run(what),
+        Cmd::Screenshots => screenshots::run(),
     };
     match result {
         Ok(code) => code,

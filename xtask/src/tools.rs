@@ -51,9 +51,30 @@ fn ensure_skopeo() -> Result<()> {
     apt_install(&[SKOPEO_PACKAGE])
 }
 
+/// The Debian packages of the headless browser the console's tests drive over WebDriver.
+const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+
+/// Installs Chromium and its WebDriver when either is missing and we are root; otherwise the console's
+/// browser tests skip, saying so.
+fn ensure_browser() -> Result<()> {
+    if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
+        return Ok(());
+    }
+    if !is_root() {
+        eprintln!(
+            "chromium or chromedriver was not found: the console's browser tests will skip; install `{}`",
+            BROWSER_PACKAGES.join(" ")
+        );
+        return Ok(());
+    }
+    eprintln!("chromium or chromedriver was not found: installing {} with apt-get", BROWSER_PACKAGES.join(" "));
+    apt_install(&BROWSER_PACKAGES)
+}
+
 /// Finds the tools; when some are missing and we are root, installs them with apt-get.
 pub fn ensure() -> Result<Tools> {
     ensure_skopeo()?;
+    ensure_browser()?;
     let (pg, registry) = (find_pg(), find_registry());
     if let (Some(pg), Some(registry)) = (&pg, &registry) {
         return Ok(Tools { pg: pg.clone(), registry: registry.clone() });

@@ -2,6 +2,7 @@
 
 mod admission;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -240,6 +241,7 @@ fn all_routes() -> routes::Routes {
         .merge(profile::admission_review::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
+        .merge(console::routes())
 }
 
 /// The whole HTTP API: every profile, sign-in and the health probes.

@@ -29,22 +29,27 @@ pub(crate) fn routes() -> Routes {
 /// Seed 000's answer; `reason` only when something is wrong.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct HarborStats {
-    status: String,
+    pub(crate) status: String,
     /// Each component's `name` and `status`.
     #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
-    components: Vec<ComponentHealth>,
-    private_project_count: u64,
-    public_project_count: u64,
-    private_repo_count: u64,
-    public_repo_count: u64,
-    total_storage: u64,
+    pub(crate) components: Vec<ComponentHealth>,
+    pub(crate) private_project_count: u64,
+    pub(crate) public_project_count: u64,
+    pub(crate) private_repo_count: u64,
+    pub(crate) public_repo_count: u64,
+    pub(crate) total_storage: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 async fn harbor_stats(State(s): State<AppState>, _user: User) -> ApiResult<Json<HarborStats>> {
+    Ok(Json(stats(&s).await?))
+}
+
+/// The internal registry's health and statistics, as `GET /api/v1/harbor/stats` answers them.
+pub(crate) async fn stats(s: &AppState) -> image_core::Result<HarborStats> {
     let Some(internal) = s.internal.clone() else {
-        return Ok(Json(HarborStats {
+        return Ok(HarborStats {
             status: "unhealthy".into(),
             components: Vec::new(),
             private_project_count: 0,
@@ -53,7 +58,7 @@ async fn harbor_stats(State(s): State<AppState>, _user: User) -> ApiResult<Json<
             public_repo_count: 0,
             total_storage: 0,
             reason: Some("no internal registry is configured: start the server with --internal-registry".into()),
-        }));
+        });
     };
     let admin = internal.admin.clone();
     let (health, statistics) = tokio::join!(admin.health(), admin.statistics());
@@ -71,7 +76,7 @@ async fn harbor_stats(State(s): State<AppState>, _user: User) -> ApiResult<Json<
         (None, RegistryKind::Harbor) => 0,
     };
     let status = if health.status == "healthy" && reason.is_none() { "healthy" } else { "unhealthy" };
-    Ok(Json(HarborStats {
+    Ok(HarborStats {
         status: status.into(),
         components: health.components,
         private_project_count: statistics.private_project_count.unwrap_or(0),
@@ -80,7 +85,7 @@ async fn harbor_stats(State(s): State<AppState>, _user: User) -> ApiResult<Json<
         public_repo_count: statistics.public_repo_count.unwrap_or(0),
         total_storage: storage,
         reason,
-    }))
+    })
 }
 
 /// The bytes of the distinct artifacts that succeeded imports put into the internal registry.

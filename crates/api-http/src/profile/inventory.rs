@@ -192,29 +192,34 @@ async fn registry_rows(admin: &dyn RegistryAdmin, errors: &mut Vec<SourceError>)
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct NodeView {
-    name: String,
-    runtime_name: Option<String>,
-    runtime_version: Option<String>,
+    pub(crate) name: String,
+    pub(crate) runtime_name: Option<String>,
+    pub(crate) runtime_version: Option<String>,
     #[serde(with = "image_core::time_fmt::serde_millis::option")]
     #[schemars(with = "Option<String>")]
-    last_report_at: Option<Timestamp>,
+    pub(crate) last_report_at: Option<Timestamp>,
     #[serde(with = "image_core::time_fmt::serde_millis")]
     #[schemars(with = "String")]
-    last_attempt_at: Timestamp,
-    image_count: usize,
-    interval_seconds: i64,
+    pub(crate) last_attempt_at: Timestamp,
+    pub(crate) image_count: usize,
+    pub(crate) interval_seconds: i64,
     /// No attempt for three intervals.
-    stale: bool,
-    last_error: Option<String>,
+    pub(crate) stale: bool,
+    pub(crate) last_error: Option<String>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct NodeList {
-    nodes: Vec<NodeView>,
+    pub(crate) nodes: Vec<NodeView>,
 }
 
 /// `GET /api/v1/nodes`: every node that ever reported, by name, stale ones included.
 async fn nodes(State(s): State<AppState>, _: User) -> ApiResult<Json<NodeList>> {
+    Ok(Json(node_list(&s).await?))
+}
+
+/// Every node that ever reported, as `GET /api/v1/nodes` lists them.
+pub(crate) async fn node_list(s: &AppState) -> image_core::Result<NodeList> {
     let now = OffsetDateTime::now_utc();
     let nodes = s
         .store
@@ -233,33 +238,38 @@ async fn nodes(State(s): State<AppState>, _: User) -> ApiResult<Json<NodeList>> 
             last_error: node.last_error,
         })
         .collect();
-    Ok(Json(NodeList { nodes }))
+    Ok(NodeList { nodes })
 }
 
 /// One image the catalog does not approve, and the nodes that have it.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct DriftEntry {
     /// The reference, normalised (`docker.io/library/redis:7`).
-    image: String,
-    image_id: String,
+    pub(crate) image: String,
+    pub(crate) image_id: String,
     /// `not_approved`, `tag_not_listed` or `vulnerable` (under `--deny-severity`), as the admission check
     /// decides.
-    reason: &'static str,
-    message: String,
-    nodes: BTreeSet<String>,
+    pub(crate) reason: &'static str,
+    pub(crate) message: String,
+    pub(crate) nodes: BTreeSet<String>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct DriftAnswer {
-    drift: Vec<DriftEntry>,
+    pub(crate) drift: Vec<DriftEntry>,
     /// The nodes whose last reports were checked.
-    nodes: Vec<String>,
+    pub(crate) nodes: Vec<String>,
 }
 
 /// `GET /api/v1/drift` (`?node=NAME` for one node): every image on the fleet's nodes that the admission
 /// check would refuse, by reference. Images known by no name are left out: no catalog entry can match them.
 async fn drift(State(s): State<AppState>, _: User, q: Query<NodeQuery>) -> ApiResult<Json<DriftAnswer>> {
-    let nodes = match param::non_empty(q.0.node) {
+    Ok(Json(drift_of(&s, param::non_empty(q.0.node)).await?))
+}
+
+/// What `GET /api/v1/drift` answers: for one node, or the whole fleet.
+pub(crate) async fn drift_of(s: &AppState, node: Option<String>) -> image_core::Result<DriftAnswer> {
+    let nodes = match node {
         Some(name) => vec![s.store.get_node(&name).await?],
         None => s.store.list_nodes().await?,
     };
@@ -288,5 +298,5 @@ async fn drift(State(s): State<AppState>, _: User, q: Query<NodeQuery>) -> ApiRe
         };
         drift.push(DriftEntry { image: shown, image_id: inventory::short_id(&image.id), reason, message, nodes: on });
     }
-    Ok(Json(DriftAnswer { drift, nodes: nodes.into_iter().map(|n| n.name).collect() }))
+    Ok(DriftAnswer { drift, nodes: nodes.into_iter().map(|n| n.name).collect() })
 }

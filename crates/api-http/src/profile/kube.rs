@@ -347,6 +347,19 @@ async fn verify_secret(
     PathParams((namespace, name), _): Path<(String, String)>,
     extract::OptionalBody(b, _): extract::OptionalBody<VerifyBody, KubeStatus>,
 ) -> ApiResult<Json<Value>> {
+    let (success, message) = verify(&s, &namespace, &name, b).await?;
+    Ok(Json(json!({ "success": success, "message": message })))
+}
+
+/// Verifies a registry secret's credentials (or those `b` gives) against its registry: whether the
+/// handshake succeeded, and what it said; recorded on the secret when the stored credentials were checked.
+pub(crate) async fn verify(
+    s: &AppState,
+    namespace: &str,
+    name: &str,
+    b: VerifyBody,
+) -> Result<(bool, String), ProfileError<KubeStatus>> {
+    let (namespace, name) = (namespace.to_owned(), name.to_owned());
     single_namespace(&namespace).map_err(about("registrysecrets", &name))?;
     let stored = s.store.get_registry_secret(&namespace, &name).await.map_err(about("registrysecrets", &name))?;
     let domain = match b.domain.filter(|d| !d.is_empty()) {
@@ -388,7 +401,7 @@ async fn verify_secret(
         let status = if success { VerifyStatus::Success } else { VerifyStatus::Failed };
         s.store.record_verification(&namespace, &name, status, &message).await?;
     }
-    Ok(Json(json!({ "success": success, "message": message })))
+    Ok((success, message))
 }
 
 // ---- repositories --------------------------------------------------------------------------------
@@ -604,13 +617,22 @@ async fn sync_repository(
     _: AdminUser,
     PathParams((namespace, name), _): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    single_namespace(&namespace).map_err(about("repositories", &name))?;
-    let queued = s.store.trigger_sync(&namespace, &name).await.map_err(about("repositories", &name))?;
+    let message = sync_now(&s, &namespace, &name).await?;
+    Ok(Json(json!({ "success": true, "message": message })))
+}
+
+/// Queues a sync of a repository now, unless one is queued or running: what happened, in words.
+pub(crate) async fn sync_now(
+    s: &AppState,
+    namespace: &str,
+    name: &str,
+) -> Result<&'static str, ProfileError<KubeStatus>> {
+    single_namespace(namespace).map_err(about("repositories", name))?;
+    let queued = s.store.trigger_sync(namespace, name).await.map_err(about("repositories", name))?;
     if queued {
         s.jobs_queued();
     }
-    let message = if queued { "Sync task submitted" } else { "A sync is already queued or running" };
-    Ok(Json(json!({ "success": true, "message": message })))
+    Ok(if queued { "Sync task submitted" } else { "A sync is already queued or running" })
 }
 
 #[cfg(test)]

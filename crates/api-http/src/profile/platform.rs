@@ -265,18 +265,19 @@ fn no_internal_registry() -> ApiError {
     )
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
+/// What an import request asks for (the JSON body of `POST /api/v1/images:import`, and the console's form).
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct ImportBody {
-    source: String,
-    source_registry: Option<String>,
+    pub(crate) source: String,
+    pub(crate) source_registry: Option<String>,
     /// `["linux/amd64", …]`; all platforms when absent or empty.
     #[serde(default)]
-    platforms: Vec<String>,
-    description: Option<String>,
+    pub(crate) platforms: Vec<String>,
+    pub(crate) description: Option<String>,
     /// The registry secret whose credentials read the source; absent: the server's configured credentials
     /// for the source's registry, else anonymous.
-    registry_secret: Option<SecretName>,
+    pub(crate) registry_secret: Option<SecretName>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -286,16 +287,17 @@ pub(crate) struct SecretName {
     namespace: String,
 }
 
+/// The seed's answer to an import request: `state` 1 started, 2 already there, 0 refused.
 #[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ImportAnswer {
-    state: u8,
-    message: String,
-    already_image_id: i64,
+    pub(crate) state: u8,
+    pub(crate) message: String,
+    pub(crate) already_image_id: i64,
 }
 
-fn refused(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(ImportAnswer { state: 0, message: message.into(), already_image_id: 0 })).into_response()
+fn refused(status: StatusCode, message: impl Into<String>) -> (StatusCode, ImportAnswer) {
+    (status, ImportAnswer { state: 0, message: message.into(), already_image_id: 0 })
 }
 
 /// `POST /api/v1/images:import`: queues an import, or answers which import already holds this source.
@@ -304,6 +306,17 @@ async fn import_image(
     user: User,
     extract::Body(b, _): Body<ImportBody>,
 ) -> ApiResult<Response> {
+    let (status, answer) = start_import(&s, &user.user, b).await?;
+    Ok((status, Json(answer)).into_response())
+}
+
+/// Queues the import `b` asks for on behalf of `user`, or says why not (`state: 0` with a 4xx status), or
+/// which import already holds its source (`state: 2`); the rules of who may import what are here.
+pub(crate) async fn start_import(
+    s: &AppState,
+    user: &image_core::auth::User,
+    b: ImportBody,
+) -> Result<(StatusCode, ImportAnswer), ApiError> {
     let Some(internal) = s.internal.clone() else {
         return Ok(refused(StatusCode::SERVICE_UNAVAILABLE, no_internal_registry().message));
     };
@@ -342,8 +355,8 @@ async fn import_image(
     {
         return Ok(refused(StatusCode::BAD_REQUEST, format!("invalid description: {e}")));
     }
-    if user.user.role != image_core::auth::Role::Admin
-        && let Some(answer) = refuse_unapproved(&s, &user.user.username, &source, b.registry_secret.is_some()).await?
+    if user.role != image_core::auth::Role::Admin
+        && let Some(answer) = refuse_unapproved(s, &user.username, &source, b.registry_secret.is_some()).await?
     {
         return Ok(answer);
     }
@@ -403,7 +416,7 @@ async fn import_image(
         timeout_secs: NewImport::DEFAULT_TIMEOUT_SECS,
         registry_secret,
     };
-    let outcome = match s.store.enqueue_import(import, &user.user.username).await {
+    let outcome = match s.store.enqueue_import(import, &user.username).await {
         // Another source holds the target repository: `state: 0`, as for every refused import.
         Err(Error::Conflict(message)) => return Ok(refused(StatusCode::CONFLICT, message)),
         other => other?,
@@ -423,7 +436,7 @@ async fn import_image(
             already_image_id: job.id.get(),
         },
     };
-    Ok(Json(answer).into_response())
+    Ok((StatusCode::OK, answer))
 }
 
 /// Users who are not admins import only what the catalog approves (the one admission decision,
@@ -434,7 +447,7 @@ async fn refuse_unapproved(
     username: &str,
     source: &Reference,
     names_secret: bool,
-) -> ApiResult<Option<Response>> {
+) -> Result<Option<(StatusCode, ImportAnswer)>, ApiError> {
     if names_secret {
         return Ok(Some(refused(StatusCode::FORBIDDEN, "naming a registry secret for an import needs the admin role")));
     }

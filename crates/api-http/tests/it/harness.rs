@@ -305,16 +305,24 @@ impl TestApp {
         (parts.status, parts.headers, value)
     }
 
+    /// Any request; the answer's status, headers and body as text (for pages).
+    pub async fn call_text(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (parts.status, parts.headers, String::from_utf8(bytes.to_vec()).expect("UTF-8 text"))
+    }
+
     async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
         let response = self.router.clone().oneshot(req).await.unwrap();
         let status = response.status();
-        let text =
-            response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"text/plain"));
+        // `/metrics` and the console's pages, style and script.
+        let text = response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"text/"));
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let value = if bytes.is_empty() {
             Value::Null
         } else if text {
-            // `/metrics`: Prometheus's text format, as a JSON string.
+            // Text (Prometheus's format, HTML), as a JSON string.
             Value::String(String::from_utf8(bytes.to_vec()).expect("UTF-8 text"))
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))

@@ -19,6 +19,7 @@ mod admission;
 mod admission_review;
 mod authorization;
 mod catalog;
+mod console;
 mod garbage;
 mod harbor;
 mod harness;
