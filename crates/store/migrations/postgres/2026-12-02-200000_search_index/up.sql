@@ -62,8 +62,20 @@ CREATE TABLE catalog_counts (
 );
 INSERT INTO catalog_counts (approval_status, category, image_count)
 SELECT approval_status, coalesce(category, ''), count(*) FROM images GROUP BY approval_status, coalesce(category, '');
+-- A change that moves an image between two counts locks both in one order (so two opposite moves cannot
+-- deadlock), after making sure the new one exists.
 CREATE FUNCTION images_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO catalog_counts (approval_status, category, image_count)
+        VALUES (NEW.approval_status, coalesce(NEW.category, ''), 0)
+        ON CONFLICT (approval_status, category) DO NOTHING;
+        PERFORM 1 FROM catalog_counts
+        WHERE (approval_status, category) IN
+            ((OLD.approval_status, coalesce(OLD.category, '')), (NEW.approval_status, coalesce(NEW.category, '')))
+        ORDER BY approval_status, category
+        FOR UPDATE;
+    END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         UPDATE catalog_counts SET image_count = image_count - 1
         WHERE approval_status = OLD.approval_status AND category = coalesce(OLD.category, '');
@@ -89,8 +101,13 @@ CREATE TABLE import_counts (
 INSERT INTO import_counts (state, import_count)
 SELECT s.state, (SELECT count(*) FROM imports WHERE imports.state = s.state)
 FROM (VALUES ('queued'), ('running'), ('succeeded'), ('failed'), ('canceled')) AS s (state);
+-- A change of state locks both counts in one order, so that opposite changes (a claim, queued to running,
+-- and a retry, running to queued) cannot deadlock.
 CREATE FUNCTION imports_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM 1 FROM import_counts WHERE state IN (OLD.state, NEW.state) ORDER BY state FOR UPDATE;
+    END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         UPDATE import_counts SET import_count = import_count - 1 WHERE state = OLD.state;
     END IF;
