@@ -763,6 +763,11 @@ fn render(results: &[BackendResult], args: &ApiArgs, bins: &Bins, machine: &Mach
         RATIO_TARGET * 100.0,
         ADMISSION_RATIO_TARGET * 100.0
     );
+    let _ = writeln!(
+        s,
+        "The load averages are the machine's (one minute, from `/proc/loadavg`) before and after each backend's run: above {} CPUs, other processes competed with the server and wrk for the cores, which lowers every figure, the hello-world's too, so the ratios suffer less than the absolute numbers.\n",
+        machine.nproc
+    );
     for r in results {
         let hello_rps = median(r.hello.iter().map(|l| l.requests_per_sec));
         let _ = writeln!(s, "### {}\n", r.backend.name());
