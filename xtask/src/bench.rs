@@ -61,6 +61,8 @@ pub enum BenchCmd {
     Import(ImportArgs),
     /// Compare pushes and pulls through the built-in registry with the same through Distribution.
     Registry(registry::RegistryArgs),
+    /// Load the list and detail routes of every profile on 100,000 images and imports, against a hello-world.
+    Api(crate::bench_api::ApiArgs),
 }
 
 #[derive(Debug, Args)]
@@ -344,18 +346,19 @@ struct ScenarioResult {
 
 /// The machine and the versions, for the report.
 #[derive(Debug)]
-struct Machine {
-    nproc: usize,
-    cpu: String,
-    memory: String,
-    kernel: String,
-    commit: String,
+pub(crate) struct Machine {
+    pub(crate) nproc: usize,
+    pub(crate) cpu: String,
+    pub(crate) memory: String,
+    pub(crate) kernel: String,
+    pub(crate) commit: String,
 }
 
 pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
     match cmd {
         BenchCmd::Import(args) => import(args),
         BenchCmd::Registry(args) => registry::run(args),
+        BenchCmd::Api(args) => crate::bench_api::run(args),
     }
 }
 
@@ -541,7 +544,7 @@ fn setup(mut bins: Bins, args: &ImportArgs) -> Result<Ctx> {
 }
 
 /// Cargo's target directory, as `cargo metadata` says (it honours `CARGO_TARGET_DIR` and config).
-fn cargo_target_dir(root: &Path) -> Result<PathBuf> {
+pub(crate) fn cargo_target_dir(root: &Path) -> Result<PathBuf> {
     let out = std::process::Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(root)
@@ -556,12 +559,12 @@ fn cargo_target_dir(root: &Path) -> Result<PathBuf> {
     meta["target_directory"].as_str().map(PathBuf::from).context("cargo metadata names no target_directory")
 }
 
-fn existing(path: PathBuf) -> Result<PathBuf> {
+pub(crate) fn existing(path: PathBuf) -> Result<PathBuf> {
     if path.is_file() { Ok(path) } else { bail!("{} does not exist; build it or drop --no-build", path.display()) }
 }
 
 /// The first line `program arg` prints (on stdout or stderr).
-fn first_line_of(program: &Path, arg: &str) -> Result<String> {
+pub(crate) fn first_line_of(program: &Path, arg: &str) -> Result<String> {
     let out = std::process::Command::new(program)
         .arg(arg)
         .stdin(Stdio::null())
@@ -571,7 +574,7 @@ fn first_line_of(program: &Path, arg: &str) -> Result<String> {
     Ok(text.lines().next().unwrap_or_default().trim().to_owned())
 }
 
-fn machine(root: &Path) -> Machine {
+pub(crate) fn machine(root: &Path) -> Machine {
     let read = |path: &str| fs::read_to_string(path).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
@@ -609,7 +612,7 @@ fn machine(root: &Path) -> Machine {
     }
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
@@ -779,7 +782,7 @@ async fn measure(
 
 /// A child process that is killed when dropped, with its output in a log file.
 #[derive(Debug)]
-struct Proc {
+pub(crate) struct Proc {
     name: &'static str,
     child: tokio::process::Child,
     log: PathBuf,
@@ -788,7 +791,7 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &'static str, cmd: tokio::process::Command, log: PathBuf) -> Result<Proc> {
+    pub(crate) fn spawn(name: &'static str, cmd: tokio::process::Command, log: PathBuf) -> Result<Proc> {
         Self::spawn_as(name, cmd, log, false)
     }
 
@@ -809,22 +812,22 @@ impl Proc {
         Ok(Proc { name, child, log, group })
     }
 
-    fn pid(&self) -> Result<u32> {
+    pub(crate) fn pid(&self) -> Result<u32> {
         self.child.id().with_context(|| format!("{} has exited", self.name))
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         strip_ansi(&fs::read_to_string(&self.log).unwrap_or_default())
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
     /// Fails when the process has exited.
-    fn check(&mut self) -> Result<()> {
+    pub(crate) fn check(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait().with_context(|| format!("checking on {}", self.name))? {
             bail!("{} exited ({status}); the end of its log:\n{}", self.name, self.log_tail());
         }
@@ -877,7 +880,7 @@ impl Drop for Proc {
 
 /// Keeps the developer's environment out of a child: imagegate's variables, proxies (every address here is
 /// loopback), log levels, registry credentials and container configuration.
-fn clean_env(cmd: &mut tokio::process::Command) {
+pub(crate) fn clean_env(cmd: &mut tokio::process::Command) {
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy().to_ascii_uppercase();
         if k.starts_with("IMAGEGATE_")
@@ -1166,7 +1169,7 @@ async fn start_server(
     }
 }
 
-async fn wait_ready(http: &reqwest::Client, proc: &mut Proc, url: &str) -> Result<()> {
+pub(crate) async fn wait_ready(http: &reqwest::Client, proc: &mut Proc, url: &str) -> Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         proc.check()?;
@@ -1186,7 +1189,7 @@ async fn wait_ready(http: &reqwest::Client, proc: &mut Proc, url: &str) -> Resul
 }
 
 /// An API token for `admin`, so that polling costs a SHA-256 rather than an Argon2 check per request.
-async fn sign_in(http: &reqwest::Client, api: &str, password: &str) -> Result<String> {
+pub(crate) async fn sign_in(http: &reqwest::Client, api: &str, password: &str) -> Result<String> {
     let resp = http
         .post(format!("{api}/api/v1/auth/token"))
         .json(&json!({ "username": "admin", "password": password, "name": "bench" }))
@@ -1626,7 +1629,7 @@ async fn verify_copy(http: &reqwest::Client, target: &Distribution, pushed: &Pus
 
 // ---- the report --------------------------------------------------------------------------------
 
-fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.into_iter().collect();
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -1705,12 +1708,12 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
-fn shell_quote(arg: &str) -> String {
+pub(crate) fn shell_quote(arg: &str) -> String {
     if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
         arg.to_owned()
     } else {

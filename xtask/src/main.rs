@@ -7,6 +7,9 @@
 //! * `cargo xtask bench import [--runs N] [--scenario NAME] [--quick]` compares imagegate's import with
 //!   `skopeo copy --all` between two real registries and writes the results into `docs/benchmarks.md`.
 //! * `cargo xtask screenshots` photographs the web console's main pages into `docs/console/`.
+//! * `cargo xtask bench api [--backend sqlite|postgres] [--duration SECS]` seeds 100,000 catalog images and
+//!   imports, loads the API's list and detail routes with `wrk` beside an axum hello-world, and writes the
+//!   results and query plans into `docs/benchmarks.md`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
+mod bench_api;
 mod pg;
 mod screenshots;
 mod tools;

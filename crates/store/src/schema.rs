@@ -259,6 +259,22 @@ diesel::table! {
     }
 }
 
+// Kept by triggers; see migrations/*/2026-12-02-200000_search_index.
+diesel::table! {
+    catalog_counts (approval_status, category) {
+        approval_status -> Text,
+        category -> Text,
+        image_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    import_counts (state) {
+        state -> Text,
+        import_count -> BigInt,
+    }
+}
+
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(imports -> jobs (job_id));
@@ -282,7 +298,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     station_downloads,
     node_inventories,
     catalog_generation,
-    robots
+    robots,
+    catalog_counts,
+    import_counts
 );
 
 // The built-in registry (crates/oci-registry); see migrations/*/2026-12-02-100000_registry.

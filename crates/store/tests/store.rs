@@ -93,6 +93,7 @@ on_both_backends!(
     images_are_created_read_updated_and_deleted_with_events,
     a_duplicate_image_conflicts_and_writes_nothing,
     images_are_filtered_searched_and_paged,
+    search_finds_substrings_through_the_index_as_like_does,
     categories_are_counted,
     tags_are_added_updated_and_deleted,
     one_tag_per_image_is_recommended,
@@ -413,6 +414,66 @@ async fn images_are_filtered_searched_and_paged(db: TestDb) {
     assert_eq!(summaries.items[0].tag_count, 0);
 }
 
+async fn search_finds_substrings_through_the_index_as_like_does(db: TestDb) {
+    let store = &db.store;
+    let search = |text: &'static str| async move {
+        let filter = ImageFilter { search: Some(text.into()), ..all() };
+        let listing = store.list_images(&filter).await.unwrap();
+        let names: Vec<String> = listing.items.into_iter().map(|s| s.image.image_name).collect();
+        assert_eq!(names.len() as i64, listing.total, "{text}");
+        names
+    };
+    let quoted =
+        store.create_image(new_image("quoted", None, Some(r#"says "hello" to "everyone""#)), ADMIN).await.unwrap();
+    store.create_image(new_image("a_b-tool", None, Some("50%off and more")), ADMIN).await.unwrap();
+    store.create_image(new_image("axb-tool", None, Some("50 percent off")), ADMIN).await.unwrap();
+    store.create_image(new_image("long-name-with-redis-inside", None, None), ADMIN).await.unwrap();
+    store.create_image(new_image("deja", None, Some("déjà vu, in UTF-8")), ADMIN).await.unwrap();
+
+    // Any substring of the name or the description, in any case, as long or as short as it is.
+    assert_eq!(search("ReDiS").await, ["redis", "long-name-with-redis-inside"]);
+    assert_eq!(search("NAME-WITH-redis-INS").await, ["long-name-with-redis-inside"]);
+    assert_eq!(search("ngo").await, ["mongo"]);
+    assert_eq!(search("go").await, ["mongo"]);
+    assert_eq!(search("x").await, ["influxdb", "nginx", "axb-tool"]);
+    assert_eq!(search("déjà vu").await, ["deja"]);
+    assert_eq!(search("jà").await, ["deja"]);
+    assert!(search("redis-outside").await.is_empty());
+    // Not words: text across spaces and punctuation, and no stemming or prefix magic.
+    assert_eq!(search("s \"hel").await, ["quoted"]);
+    assert_eq!(search(r#"lo" to "ev"#).await, ["quoted"]);
+    assert!(search("database*").await.is_empty());
+    assert!(search("sayings").await.is_empty());
+    // What is syntax to LIKE or to the full-text index is a literal character.
+    assert_eq!(search(r#""hello""#).await, ["quoted"]);
+    assert_eq!(search("\"").await, ["quoted"]);
+    assert_eq!(search("a_b").await, ["a_b-tool"]);
+    assert_eq!(search("50%off").await, ["a_b-tool"]);
+    assert_eq!(search("%").await, ["a_b-tool"]);
+    assert!(search("50%o_f").await.is_empty());
+    assert!(search("hello OR redis").await.is_empty());
+    assert!(search("NEAR(redis mongo)").await.is_empty());
+
+    // The index follows every change, in the change's transaction.
+    let update = ImageUpdate { description: Some(Some("greets nobody".into())), ..ImageUpdate::default() };
+    store.update_image(quoted.id, update, ADMIN).await.unwrap();
+    assert!(search("hello").await.is_empty());
+    assert_eq!(search("nobody").await, ["quoted"]);
+    let update = ImageUpdate { description: Some(None), ..ImageUpdate::default() };
+    store.update_image(quoted.id, update, ADMIN).await.unwrap();
+    assert!(search("nobody").await.is_empty());
+    assert_eq!(search("quoted").await, ["quoted"]);
+    store.delete_image(quoted.id, ADMIN).await.unwrap();
+    assert!(search("quoted").await.is_empty());
+    // Filters and paging apply to what the search finds.
+    let page = ImageFilter { search: Some("tool".into()), page: Page::new(Some(1), Some(1)).unwrap(), ..all() };
+    let listing = store.list_images(&page).await.unwrap();
+    assert_eq!((listing.items[0].image.image_name.as_str(), listing.total), ("axb-tool", 2));
+    let approved = ImageFilter { search: Some("redis".into()), status: Some(ApprovalStatus::Approved), ..all() };
+    let listing = store.list_images(&approved).await.unwrap();
+    assert_eq!((listing.items[0].image.image_name.as_str(), listing.total), ("redis", 1));
+}
+
 async fn categories_are_counted(db: TestDb) {
     let store = &db.store;
     let counts = |pairs: &[(&str, i64)]| pairs.iter().map(|(c, n)| (c.to_string(), *n)).collect::<Vec<_>>();
@@ -420,13 +481,44 @@ async fn categories_are_counted(db: TestDb) {
         store.categories().await.unwrap(),
         counts(&[("database", 5), ("runtime", 2), ("monitoring", 1), ("web", 1)])
     );
-    store.create_image(new_image("caddy", Some("web"), None), ADMIN).await.unwrap();
-    store.create_image(new_image("portainer", Some("management"), None), ADMIN).await.unwrap();
-    store.create_image(new_image("uncategorised", None, None), ADMIN).await.unwrap();
+    let caddy = store.create_image(new_image("caddy", Some("web"), None), ADMIN).await.unwrap();
+    let portainer = store.create_image(new_image("portainer", Some("management"), None), ADMIN).await.unwrap();
+    let uncategorised = store.create_image(new_image("uncategorised", None, None), ADMIN).await.unwrap();
     assert_eq!(
         store.categories().await.unwrap(),
         counts(&[("database", 5), ("runtime", 2), ("web", 2), ("management", 1), ("monitoring", 1)])
     );
+
+    // The counts (kept by triggers) follow every change: a category moved, set, cleared, an image deleted;
+    // so do the listings' totals, which are read from them.
+    let total = |status: Option<ApprovalStatus>, category: Option<&str>| {
+        let filter = ImageFilter { status, category: category.map(str::to_owned), ..all() };
+        async move { store.list_images(&filter).await.unwrap().total }
+    };
+    let set_category =
+        |category: Option<&str>| ImageUpdate { category: Some(category.map(str::to_owned)), ..ImageUpdate::default() };
+    store.update_image(caddy.id, set_category(Some("proxy")), ADMIN).await.unwrap();
+    store.update_image(uncategorised.id, set_category(Some("management")), ADMIN).await.unwrap();
+    store.update_image(ImageId::new(1), set_category(None), ADMIN).await.unwrap();
+    store.delete_image(portainer.id, ADMIN).await.unwrap();
+    assert_eq!(
+        store.categories().await.unwrap(),
+        counts(&[("database", 4), ("runtime", 2), ("management", 1), ("monitoring", 1), ("proxy", 1), ("web", 1)])
+    );
+    assert_eq!(total(None, None).await, 11);
+    assert_eq!(total(Some(ApprovalStatus::Pending), None).await, 2);
+    assert_eq!(total(Some(ApprovalStatus::Approved), Some("database")).await, 4);
+    let approve = ImageUpdate { approval_status: Some(ApprovalStatus::Approved), ..ImageUpdate::default() };
+    store.update_image(caddy.id, approve, ADMIN).await.unwrap();
+    let reject = ImageUpdate { approval_status: Some(ApprovalStatus::Rejected), ..ImageUpdate::default() };
+    store.update_image(ImageId::new(2), reject, ADMIN).await.unwrap();
+    assert_eq!(total(Some(ApprovalStatus::Pending), None).await, 1);
+    assert_eq!(total(Some(ApprovalStatus::Approved), None).await, 9);
+    assert_eq!(total(Some(ApprovalStatus::Rejected), Some("database")).await, 1);
+    assert_eq!(total(Some(ApprovalStatus::Approved), Some("proxy")).await, 1);
+    assert_eq!(total(Some(ApprovalStatus::Pending), Some("proxy")).await, 0);
+    assert_eq!(total(None, Some("nothing-here")).await, 0);
+    assert_eq!(total(None, None).await, 11);
 }
 
 async fn tags_are_added_updated_and_deleted(db: TestDb) {

@@ -22,6 +22,8 @@ use super::{
     events::{Subject, record, update_details},
     imports::ACTIVE_STATES,
     lower, lower_nullable,
+    search::SearchIndex,
+    sum_counts,
 };
 use crate::{
     conn::{Condition, Conn, RunQueryDsl, columns},
@@ -29,7 +31,7 @@ use crate::{
     models::{
         ImageChanges, ImageRow, Micros, NewImageRow, NewTagRow, TagChanges, TagRow, from_micros, now_micros, to_micros,
     },
-    schema::{image_tags, images, imports},
+    schema::{catalog_counts, image_tags, images, imports},
 };
 
 pub(super) fn image_label(registry: &str, namespace: &str, image_name: &str) -> String {
@@ -85,13 +87,32 @@ fn image_filter(filter: &ImageFilter) -> Condition<'_, images::table> {
         let pattern = format!("%{}%", escape_like(search));
         let in_name = lower(images::image_name).like(lower(pattern.clone())).escape('\\');
         let in_description = lower_nullable(images::description).like(lower_nullable(Some(pattern))).escape('\\');
+        condition.push(SearchIndex::new(search));
         condition.push(in_name.nullable().or(in_description));
     }
     condition
 }
 
+/// How many images the filter keeps: read from `catalog_counts` (kept by triggers) unless it searches,
+/// and counted through the search index when it does.
+async fn count_images(conn: &mut Conn<'_>, filter: &ImageFilter) -> DbResult<i64> {
+    if filter.search.is_some() {
+        return Ok(images::table.filter(image_filter(filter)).count().get_result(conn).await?);
+    }
+    let mut condition = Condition::<catalog_counts::table>::new();
+    if let Some(status) = filter.status {
+        condition.push(catalog_counts::approval_status.eq(status.as_str()));
+    }
+    if let Some(category) = &filter.category {
+        condition.push(catalog_counts::category.eq(category));
+    }
+    let total: Option<i64> =
+        catalog_counts::table.filter(condition).select(sum_counts("image_count")).get_result(conn).await?;
+    Ok(total.unwrap_or(0))
+}
+
 pub(crate) async fn list_images(conn: &mut Conn<'_>, filter: &ImageFilter) -> DbResult<Listing<ImageSummary>> {
-    let total = images::table.filter(image_filter(filter)).count().get_result(conn).await?;
+    let total = count_images(conn, filter).await?;
     let rows: Vec<ImageRow> = images::table
         .filter(image_filter(filter))
         .select(columns::<ImageRow>())
@@ -119,15 +140,19 @@ pub(crate) async fn list_images(conn: &mut Conn<'_>, filter: &ImageFilter) -> Db
     Ok(Listing { items, total })
 }
 
+/// Every category with its images, most first, from `catalog_counts`; images without one (under '') are
+/// left out.
 pub(crate) async fn categories(conn: &mut Conn<'_>) -> DbResult<Vec<(String, i64)>> {
-    let rows: Vec<(Option<String>, i64)> = images::table
-        .filter(images::category.is_not_null())
-        .group_by(images::category)
-        .select((images::category, count_star()))
-        .order_by((count_star().desc(), images::category.asc()))
+    let rows: Vec<(String, Option<i64>)> = catalog_counts::table
+        .filter(catalog_counts::category.ne(""))
+        .group_by(catalog_counts::category)
+        .select((catalog_counts::category, sum_counts("image_count")))
         .load(conn)
         .await?;
-    Ok(rows.into_iter().filter_map(|(category, count)| Some((category?, count))).collect())
+    let mut counts: Vec<(String, i64)> =
+        rows.into_iter().filter_map(|(category, n)| Some((category, n?))).filter(|(_, n)| *n > 0).collect();
+    counts.sort_by(|(a, m), (b, n)| n.cmp(m).then_with(|| a.cmp(b)));
+    Ok(counts)
 }
 
 pub(crate) async fn create_image(conn: &mut Conn<'_>, image: &NewImage, actor: &str) -> DbResult<CatalogImage> {

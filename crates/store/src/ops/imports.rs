@@ -22,14 +22,14 @@ use super::{
     catalog::{image_label, insert_image, insert_tag, store_tag_update},
     events::{Subject, record},
     queue::{enqueue_job, requeue},
-    to_json,
+    sum_counts, to_json,
 };
 use crate::{
     conn::{Condition, Conn, Ordering, RunQueryDsl, columns},
     error::{DbError, DbResult, is_unique_violation},
     import_kind,
     models::{ImportProgress, ImportRow, JobRow, Micros, NewImportRow, TagRow, from_micros, now_micros, to_micros},
-    schema::{image_tags, imports, jobs},
+    schema::{image_tags, import_counts, imports, jobs},
 };
 
 /// `ImportState::Queued` and `ImportState::Running` as stored: the states of an import with work to do.
@@ -178,9 +178,26 @@ fn import_filter(filter: &ImportFilter) -> Condition<'_, imports::table> {
     condition
 }
 
+/// How many imports the filter keeps: from `import_counts` (kept by triggers) when it filters by
+/// readiness at most, else counted through the index of its tag or creator.
+async fn count_imports(conn: &mut Conn<'_>, filter: &ImportFilter) -> DbResult<i64> {
+    if filter.tag.is_some() || filter.created_by.is_some() {
+        return Ok(imports::table.filter(import_filter(filter)).count().get_result(conn).await?);
+    }
+    let mut condition = Condition::<import_counts::table>::new();
+    match filter.ready {
+        Some(true) => condition.push(import_counts::state.eq(ImportState::Succeeded.as_str())),
+        Some(false) => condition.push(import_counts::state.ne(ImportState::Succeeded.as_str())),
+        None => {}
+    }
+    let total: Option<i64> =
+        import_counts::table.filter(condition).select(sum_counts("import_count")).get_result(conn).await?;
+    Ok(total.unwrap_or(0))
+}
+
 /// Ordered by the filter's field, then by id, both ascending or both descending.
 pub(crate) async fn list_imports(conn: &mut Conn<'_>, filter: &ImportFilter) -> DbResult<Listing<ImportJob>> {
-    let total = imports::table.filter(import_filter(filter)).count().get_result(conn).await?;
+    let total = count_imports(conn, filter).await?;
     let order = match (filter.order_by, filter.descending) {
         (ImportOrder::CreatedAt, false) => Ordering::by((imports::created_at.asc(), imports::id.asc())),
         (ImportOrder::CreatedAt, true) => Ordering::by((imports::created_at.desc(), imports::id.desc())),

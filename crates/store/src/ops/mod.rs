@@ -17,6 +17,7 @@
 //! | `robots` | the built-in registry's robot accounts, by the hash of their secret |
 //! | `retention` | pruning finished imports and old audit events in batches |
 //! | `scans` | the scheduled refresh of pending vulnerability scans |
+//! | `search` | the search index's part of a catalog search, per backend |
 //! | `registry` | the built-in registry's blobs, manifests, tags and uploads |
 //!
 //! Queries run through `conn::RunQueryDsl`, which accepts only queries both backends can run; the steps
@@ -38,11 +39,15 @@ pub(crate) mod registry;
 pub(crate) mod retention;
 pub(crate) mod robots;
 pub(crate) mod scans;
+pub(crate) mod search;
 pub(crate) mod sessions;
 pub(crate) mod station;
 pub(crate) mod users;
 
-use diesel::sql_types::{Nullable, Text};
+use diesel::{
+    expression::SqlLiteral,
+    sql_types::{BigInt, Nullable, Text},
+};
 use image_core::Error;
 
 use crate::{
@@ -58,6 +63,12 @@ diesel::define_sql_function! {
 diesel::define_sql_function! {
     #[sql_name = "lower"]
     fn lower_nullable(x: Nullable<Text>) -> Nullable<Text>;
+}
+
+/// `CAST(SUM(column) AS BIGINT)`, `NULL` over no rows: a sum of counts typed alike on both backends
+/// (PostgreSQL's `sum` of a `BIGINT` is a `NUMERIC`).
+fn sum_counts(column: &str) -> SqlLiteral<Nullable<BigInt>> {
+    diesel::dsl::sql(&format!("CAST(SUM({column}) AS BIGINT)"))
 }
 
 pub(crate) async fn ping(conn: &mut Conn<'_>) -> DbResult<()> {
