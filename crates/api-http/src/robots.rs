@@ -52,9 +52,9 @@ fn robot_json(robot: &Robot) -> serde_json::Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct NewRobotRequest {
+pub(crate) struct NewRobotRequest {
     name: String,
     repositories: Vec<String>,
     actions: Vec<String>,

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::{Content::*, Doc, Errors, accounts, catalog as schemas};
 use crate::{
     auth,
-    profile::{catalog, harbor, inventory, kube, platform, progress, station, webhooks},
-    users,
+    profile::{admission_review, catalog, harbor, inventory, kube, platform, progress, station, webhooks},
+    robots, users,
 };
 
 const CATALOG: &str = "/catalog/api/v1";
@@ -512,6 +512,38 @@ fn integrations() -> Vec<Doc> {
         )
         .answer(200, "The metrics", Text("text/plain"))
         .status(&[401, 404]),
+        Doc::new(
+            "POST",
+            "/api/v1/admission/review",
+            "Kubernetes admission webhook",
+            "Takes an `admission.k8s.io/v1` `AdmissionReview` of a Pod or a workload with a pod template and \
+             answers the review with `allowed` and, when refused, a `status` naming each refused image and why; \
+             every container, init container and ephemeral container image is decided as the admission check \
+             decides it. DELETE and CONNECT, and kinds without a pod template, are allowed.",
+        )
+        .body::<admission_review::Review>()
+        .answer(200, "The `AdmissionReview` with its `response`", AnyJson),
+        Doc::new(
+            "GET",
+            "/api/v1/robots",
+            "List robot accounts",
+            "The built-in registry's robot accounts: name, `robot$name` user name, repository patterns, actions, \
+             creator, creation and expiry times; never a secret.",
+        )
+        .answer(200, "`{\"robots\": […]}`", AnyJson),
+        Doc::new(
+            "POST",
+            "/api/v1/robots",
+            "Create a robot account",
+            "A robot allowed `actions` (pull, push, delete) in the repositories its patterns match (`team/app`, \
+             `team/*`, `*`), until `expiresAt` or for `expiresIn` when given. The answer carries its secret, \
+             shown this once.",
+        )
+        .body::<robots::NewRobotRequest>()
+        .answer(201, "The robot, with its secret", AnyJson)
+        .status(&[409]),
+        Doc::new("DELETE", "/api/v1/robots/{name}", "Delete a robot account", "Its secret stops working at once.")
+            .answer(204, "Deleted", Empty),
         Doc::new(
             "GET",
             "/openapi.json",

@@ -35,15 +35,15 @@ pub(crate) fn routes() -> Routes {
     Routes::new("/api/v1").post("/admission/review", Access::SignedIn, review)
 }
 
-#[derive(Deserialize)]
-struct Review {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct Review {
     #[serde(rename = "apiVersion")]
     api_version: String,
     kind: String,
     request: Option<ReviewRequest>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct ReviewRequest {
     uid: String,
     kind: GroupVersionKind,
@@ -52,7 +52,7 @@ struct ReviewRequest {
     object: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct GroupVersionKind {
     #[serde(default)]
     group: String,
