@@ -89,6 +89,9 @@ impl BlobStore {
             tokio::fs::OpenOptions::new().write(true).open(self.upload_path(id)).await.map_err(AppendError::Io)?;
         file.set_len(offset).await.map_err(AppendError::Io)?;
         file.seek(io::SeekFrom::Start(offset)).await.map_err(AppendError::Io)?;
+        // A request body arrives in chunks of a few KiB; each write to a file is a trip to the blocking pool,
+        // so they are gathered into writes of up to WRITE_BUFFER bytes.
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let taken = self.hashes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
         let mut hasher = match taken {
             Some((size, hasher)) if size == offset => Some(hasher),
@@ -174,13 +177,18 @@ impl BlobStore {
     }
 }
 
-/// `len` bytes of `file` as a stream of chunks of at most 256 KiB.
+/// Bytes gathered before one write to an upload's file.
+const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes read from a blob's file at once when serving it.
+const READ_CHUNK: usize = 1 << 20;
+
+/// `len` bytes of `file` as a stream of chunks of at most [`READ_CHUNK`] bytes.
 pub fn file_stream(file: tokio::fs::File, len: u64) -> impl Stream<Item = io::Result<Bytes>> + Send {
     futures::stream::unfold((file.take(len), false), |(mut file, done)| async move {
         if done {
             return None;
         }
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; READ_CHUNK];
         match file.read(&mut buf).await {
             Ok(0) => None,
             Ok(n) => {
