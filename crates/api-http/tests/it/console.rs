@@ -184,6 +184,7 @@ async fn admins_add_registry_secrets_and_repositories(postgres: bool) {
         body.contains(r#"action="/console/registries""#) && body.contains(r#"action="/console/repositories""#),
         "an admin sees both forms: {body}"
     );
+    assert!(body.contains("Add a registry secret first"), "no secret to choose yet: {body}");
 
     let secret = "namespace=team-a&name=lab&display_name=Lab+registry&domain=registry.lab.example%3A5000\
                   &username=alice&password=s3cret-Pa55word&provider=harbor&insecure=on&description=the+lab";
