@@ -51,6 +51,8 @@ pub(crate) fn routes() -> Routes {
         .get("/imports/{id}", Access::SignedIn, imports::show)
         .post("/imports/{id}/cancel", Access::Admin, imports::cancel)
         .get("/registries", Access::SignedIn, registries::list)
+        .post("/registries", Access::Admin, registries::create_secret)
+        .post("/repositories", Access::Admin, registries::create_repository)
         .post("/registries/{namespace}/{name}/verify", Access::Admin, registries::verify)
         .post("/repositories/{namespace}/{name}/sync", Access::Admin, registries::sync)
         .get("/nodes", Access::SignedIn, fleet::nodes)

@@ -1,14 +1,15 @@
 //! Registries and synced repositories (the kube-style resources) in every namespace: their status, an
-//! admin's verify (the result shown on the page) and sync now.
+//! admin's forms to add either (by the kube profile's rules), verify (the result shown on the page) and
+//! sync now. A password goes into the store only; no page shows it.
 
 use askama::Template;
 use axum::{extract::State, http::StatusCode};
-use image_core::catalog::Page;
+use image_core::{Error, catalog::Page, kube::Provider};
 use serde::Deserialize;
 
 use super::{
     form::Form,
-    page::{AdminCaller, Caller, HtmlPage, Nav, PageResult, Path, html_with, when, when_opt},
+    page::{AdminCaller, Caller, HtmlPage, Nav, PageResult, Path, html_with, see, when, when_opt},
 };
 use crate::extract::PathParams;
 use crate::{AppState, error::ProfileError, profile::kube};
@@ -50,6 +51,7 @@ struct RegistriesView {
     notice: Option<Notice>,
     secrets: Vec<SecretRow>,
     repositories: Vec<RepositoryRow>,
+    providers: Vec<&'static str>,
 }
 
 async fn page(s: &AppState, caller: &image_core::auth::User, notice: Option<Notice>) -> PageResult {
@@ -95,6 +97,7 @@ async fn page(s: &AppState, caller: &image_core::auth::User, notice: Option<Noti
                     name: r.name,
                 })
                 .collect(),
+            providers: Provider::ALL.iter().map(|p| p.as_str()).collect(),
         },
     )
 }
@@ -135,4 +138,103 @@ pub(super) async fn sync(
 ) -> PageResult {
     let message = kube::sync_now(&s, &namespace, &name).await.map_err(console_error)?;
     page(&s, &admin.user, Some(Notice { success: true, text: format!("{namespace}/{name}: {message}") })).await
+}
+
+/// An optional text field: empty means not given.
+fn optional(v: String) -> Option<String> {
+    Some(v.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SecretForm {
+    namespace: String,
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    description: String,
+    domain: String,
+    username: String,
+    password: String,
+    provider: String,
+    /// A checkbox: present when checked.
+    insecure: Option<String>,
+    #[serde(default)]
+    ca_bundle: String,
+}
+
+/// `POST /console/registries`: adds a registry secret, by the kube profile's rules.
+pub(super) async fn create_secret(
+    State(s): State<AppState>,
+    admin: AdminCaller,
+    Form(f): Form<SecretForm>,
+) -> PageResult {
+    let fields = kube::SecretFields {
+        namespace: f.namespace.trim().to_owned(),
+        name: f.name.trim().to_owned(),
+        display_name: optional(f.display_name),
+        description: optional(f.description),
+        domain: Some(f.domain.trim().to_owned()),
+        username: Some(f.username),
+        password: Some(f.password),
+        provider: Some(f.provider),
+        insecure: f.insecure.is_some(),
+        ca_bundle: optional(f.ca_bundle),
+    };
+    kube::add_secret(&s, fields, &admin.user.username).await?;
+    see("/console/registries")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RepositoryForm {
+    namespace: String,
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    description: String,
+    /// The registry secret, as `namespace/name` (or a name in the repository's namespace).
+    registry: String,
+    repository: String,
+    tag: String,
+    #[serde(default)]
+    sync_interval: String,
+    #[serde(default)]
+    sync_timeout: String,
+    #[serde(default)]
+    retry_count: String,
+}
+
+/// `POST /console/repositories`: adds a synced repository, by the kube profile's rules.
+pub(super) async fn create_repository(
+    State(s): State<AppState>,
+    admin: AdminCaller,
+    Form(f): Form<RepositoryForm>,
+) -> PageResult {
+    let registry = f.registry.trim();
+    let (registry_ref_namespace, registry_ref_name) = match registry.split_once('/') {
+        Some((namespace, name)) => (Some(namespace.to_owned()), name.to_owned()),
+        None => (None, registry.to_owned()),
+    };
+    let retry_count = match optional(f.retry_count) {
+        None => None,
+        Some(n) => Some(n.parse::<i64>().map_err(|_| Error::invalid("retry_count", "must be a whole number"))?),
+    };
+    let fields = kube::RepositoryFields {
+        namespace: f.namespace.trim().to_owned(),
+        name: f.name.trim().to_owned(),
+        display_name: optional(f.display_name),
+        description: optional(f.description),
+        repository: Some(f.repository.trim().to_owned()),
+        tag: Some(f.tag.trim().to_owned()),
+        registry_ref_name: Some(registry_ref_name),
+        registry_ref_namespace,
+        sync_interval: optional(f.sync_interval),
+        sync_timeout: optional(f.sync_timeout),
+        retry_count,
+    };
+    kube::add_repository(&s, fields, &admin.user.username).await?;
+    see("/console/registries")
 }

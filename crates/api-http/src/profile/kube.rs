@@ -280,6 +280,47 @@ fn required(field: &str, v: Option<String>) -> Result<String, Error> {
     v.filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid(field, "is required"))
 }
 
+/// A registry secret's fields as a client sends them, before the rules: what this API's objects and
+/// the console's form both carry.
+pub(crate) struct SecretFields {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) domain: Option<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) provider: Option<String>,
+    pub(crate) insecure: bool,
+    pub(crate) ca_bundle: Option<String>,
+}
+
+impl SecretFields {
+    /// The secret these fields make, by the domain's rules; errors name the fields as the domain does
+    /// (`domain`, `password`).
+    fn validated(self) -> Result<NewRegistrySecret, Error> {
+        NewRegistrySecret {
+            namespace: self.namespace,
+            name: self.name,
+            display_name: self.display_name,
+            description: self.description,
+            domain: required("domain", self.domain)?,
+            username: required("username", self.username)?,
+            password: Secret::new(required("password", self.password)?),
+            provider: required("provider", self.provider)?.parse::<Provider>()?,
+            insecure: self.insecure,
+            ca_bundle: self.ca_bundle,
+        }
+        .validated()
+    }
+}
+
+/// Stores a new registry secret made of `fields`, created by `by`; bad fields change nothing.
+pub(crate) async fn add_secret(s: &AppState, fields: SecretFields, by: &str) -> Result<RegistrySecret, Error> {
+    let new = fields.validated()?;
+    s.store.create_registry_secret(new, by).await
+}
+
 async fn create_secret(
     State(s): State<AppState>,
     admin: AdminUser,
@@ -287,30 +328,26 @@ async fn create_secret(
     extract::Body(b, _): Body<SecretBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let name_hint = b.metadata.name.clone().unwrap_or_default();
-    let build = || -> Result<NewRegistrySecret, Error> {
+    let build = || -> Result<SecretFields, Error> {
         single_namespace(&namespace)?;
         let name =
             check_object("RegistrySecret", b.api_version.as_deref(), b.kind.as_deref(), &b.metadata, &namespace)?;
         let spec = b.spec.as_ref().ok_or_else(|| Error::invalid("spec", "is required"))?;
-        NewRegistrySecret {
+        Ok(SecretFields {
             namespace: namespace.clone(),
             name,
             display_name: annotation(&b.metadata, "display-name"),
             description: annotation(&b.metadata, "description"),
-            domain: required("spec.domain", spec.domain.clone())?,
-            username: required("spec.username", spec.username.clone())?,
-            password: Secret::new(required("spec.password", spec.password.clone())?),
-            provider: required("spec.provider", spec.provider.clone())?.parse::<Provider>().map_err(on_the_wire)?,
+            domain: spec.domain.clone(),
+            username: spec.username.clone(),
+            password: spec.password.clone(),
+            provider: spec.provider.clone(),
             insecure: spec.insecure,
             ca_bundle: spec.ca_bundle.clone(),
-        }
-        .validated()
-        .map_err(on_the_wire)
+        })
     };
-    let new = build().map_err(about("registrysecrets", &name_hint))?;
-    let secret = s
-        .store
-        .create_registry_secret(new, &admin.user.username)
+    let fields = build().map_err(about("registrysecrets", &name_hint))?;
+    let secret = add_secret(&s, fields, &admin.user.username)
         .await
         .map_err(|e| about("registrysecrets", &name_hint)(on_the_wire(e)))?;
     Ok((StatusCode::CREATED, Json(secret_object(&secret))))
@@ -547,6 +584,62 @@ fn duration(field: &str, v: Option<&str>, default: Duration) -> Result<Duration,
     }
 }
 
+/// A repository's fields as a client sends them, before the rules: what this API's objects and the
+/// console's form both carry. Durations are Go durations (`1h30m`); a missing registry namespace is
+/// the repository's own.
+pub(crate) struct RepositoryFields {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) repository: Option<String>,
+    pub(crate) tag: Option<String>,
+    pub(crate) registry_ref_name: Option<String>,
+    pub(crate) registry_ref_namespace: Option<String>,
+    pub(crate) sync_interval: Option<String>,
+    pub(crate) sync_timeout: Option<String>,
+    pub(crate) retry_count: Option<i64>,
+}
+
+impl RepositoryFields {
+    /// The repository these fields make, by the domain's rules; errors name the fields as the domain does
+    /// (`sync_interval`, `registry_ref.name`).
+    fn validated(self) -> Result<NewRepository, Error> {
+        let retry_count = self.retry_count.unwrap_or(i64::from(NewRepository::DEFAULT_RETRY_COUNT));
+        if !(0..=20).contains(&retry_count) {
+            return Err(Error::invalid("retry_count", "must be between 0 and 20"));
+        }
+        NewRepository {
+            repository: required("repository", self.repository)?,
+            tag: required("tag", self.tag)?,
+            registry_ref_name: required("registry_ref.name", self.registry_ref_name)?,
+            registry_ref_namespace: self
+                .registry_ref_namespace
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| self.namespace.clone()),
+            sync_interval: duration(
+                "sync_interval",
+                self.sync_interval.as_deref(),
+                NewRepository::DEFAULT_SYNC_INTERVAL,
+            )?,
+            sync_timeout: duration("sync_timeout", self.sync_timeout.as_deref(), NewRepository::DEFAULT_SYNC_TIMEOUT)?,
+            retry_count: retry_count as u32,
+            namespace: self.namespace,
+            name: self.name,
+            display_name: self.display_name,
+            description: self.description,
+        }
+        .validated()
+    }
+}
+
+/// Stores a new repository made of `fields`, created by `by`: its registry secret must exist; bad fields
+/// change nothing.
+pub(crate) async fn add_repository(s: &AppState, fields: RepositoryFields, by: &str) -> Result<Repository, Error> {
+    let new = fields.validated()?;
+    s.store.create_repository(new, by).await
+}
+
 async fn create_repository(
     State(s): State<AppState>,
     admin: AdminUser,
@@ -554,48 +647,28 @@ async fn create_repository(
     extract::Body(b, _): Body<RepositoryBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let name_hint = b.metadata.name.clone().unwrap_or_default();
-    let build = || -> Result<NewRepository, Error> {
+    let build = || -> Result<RepositoryFields, Error> {
         single_namespace(&namespace)?;
         let name = check_object("Repository", b.api_version.as_deref(), b.kind.as_deref(), &b.metadata, &namespace)?;
         let spec = b.spec.as_ref().ok_or_else(|| Error::invalid("spec", "is required"))?;
         let registry_ref =
             spec.registry_ref.as_ref().ok_or_else(|| Error::invalid("spec.registryRef", "is required"))?;
-        let retry_count = spec.retry_count.unwrap_or(i64::from(NewRepository::DEFAULT_RETRY_COUNT));
-        if !(0..=20).contains(&retry_count) {
-            return Err(Error::invalid("spec.retryCount", "must be between 0 and 20"));
-        }
-        NewRepository {
+        Ok(RepositoryFields {
             namespace: namespace.clone(),
             name,
             display_name: annotation(&b.metadata, "display-name"),
             description: annotation(&b.metadata, "description"),
-            repository: required("spec.repository", spec.repository.clone())?,
-            tag: required("spec.tag", spec.tag.clone())?,
-            registry_ref_name: required("spec.registryRef.name", registry_ref.name.clone())?,
-            registry_ref_namespace: registry_ref
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| namespace.clone()),
-            sync_interval: duration(
-                "spec.syncInterval",
-                spec.sync_interval.as_deref(),
-                NewRepository::DEFAULT_SYNC_INTERVAL,
-            )?,
-            sync_timeout: duration(
-                "spec.syncTimeout",
-                spec.sync_timeout.as_deref(),
-                NewRepository::DEFAULT_SYNC_TIMEOUT,
-            )?,
-            retry_count: retry_count as u32,
-        }
-        .validated()
-        .map_err(on_the_wire)
+            repository: spec.repository.clone(),
+            tag: spec.tag.clone(),
+            registry_ref_name: registry_ref.name.clone(),
+            registry_ref_namespace: registry_ref.namespace.clone(),
+            sync_interval: spec.sync_interval.clone(),
+            sync_timeout: spec.sync_timeout.clone(),
+            retry_count: spec.retry_count,
+        })
     };
-    let new = build().map_err(about("repositories", &name_hint))?;
-    let repository = s
-        .store
-        .create_repository(new, &admin.user.username)
+    let fields = build().map_err(about("repositories", &name_hint))?;
+    let repository = add_repository(&s, fields, &admin.user.username)
         .await
         .map_err(|e| about("repositories", &name_hint)(on_the_wire(e)))?;
     Ok((StatusCode::CREATED, Json(repository_object(&repository))))

@@ -151,4 +151,130 @@ async fn users_ask_and_admins_decide(postgres: bool) {
     assert_eq!(app.recommended_tags(1).await, [other["tag"].as_str().unwrap()]);
 }
 
-on_both_backends!(signs_in_and_out_with_a_cookie, users_ask_and_admins_decide);
+/// The message of an error page.
+fn alert(body: &str) -> &str {
+    let start = body.find(r#"<p class="error-message" role="alert">"#).expect("an error page");
+    let rest = &body[start..];
+    &rest[..rest.find("</p>").unwrap()]
+}
+
+const KUBE: &str = "/oapis/image.theriseunion.io/v1alpha1/namespaces";
+
+/// How many registry secrets and repositories the kube-style API lists in every namespace.
+async fn kube_totals(app: &TestApp) -> (i64, i64) {
+    let (_, secrets) = app.get(&format!("{KUBE}/_all_/registry-secrets")).await;
+    let (_, repositories) = app.get(&format!("{KUBE}/_all_/repositories")).await;
+    (secrets["totalItems"].as_i64().unwrap(), repositories["totalItems"].as_i64().unwrap())
+}
+
+async fn admins_add_registry_secrets_and_repositories(postgres: bool) {
+    let app = if postgres { TestApp::postgres().await } else { TestApp::sqlite().await };
+    let password_hash = api_http::auth::hash_password("user-password".into()).await.unwrap();
+    let user =
+        image_core::auth::NewUser { username: "ursula".into(), password_hash, role: image_core::auth::Role::User };
+    app.store.create_user(user, "admin").await.unwrap();
+    let ursula = sign_in(&app, "ursula", "user-password").await;
+    let admin = sign_in(&app, "admin", ADMIN_PASSWORD).await;
+    let before = kube_totals(&app).await;
+
+    let (_, _, body) = page(&app, "GET", "/console/registries", Some(&ursula), None).await;
+    assert!(!body.contains(r#"action="/console/registries""#), "a user sees no form to add a secret: {body}");
+    let (_, _, body) = page(&app, "GET", "/console/registries", Some(&admin), None).await;
+    assert!(
+        body.contains(r#"action="/console/registries""#) && body.contains(r#"action="/console/repositories""#),
+        "an admin sees both forms: {body}"
+    );
+    assert!(body.contains("Add a registry secret first"), "no secret to choose yet: {body}");
+
+    let secret = "namespace=team-a&name=lab&display_name=Lab+registry&domain=registry.lab.example%3A5000\
+                  &username=alice&password=s3cret-Pa55word&provider=harbor&insecure=on&description=the+lab";
+    let repository = "namespace=team-a&name=redis&registry=team-a%2Flab&repository=library%2Fredis&tag=7.2\
+                      &sync_interval=2h&retry_count=5";
+    // A user is refused, and nothing changes.
+    for (path, form) in [("/console/registries", secret), ("/console/repositories", repository)] {
+        let (status, _, body) = page(&app, "POST", path, Some(&ursula), Some(form)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "POST {path}: {body}");
+        assert_eq!(kube_totals(&app).await, before, "a user's refused POST {path} changed something");
+    }
+
+    // Bad input is a 4xx page naming the field, and changes nothing.
+    for (path, form, field) in [
+        ("/console/registries", secret.replace("name=lab&", "name=&"), "name"),
+        ("/console/registries", secret.replace("registry.lab.example%3A5000", "not+a+host"), "domain"),
+        ("/console/registries", secret.replace("password=s3cret-Pa55word", "password="), "password"),
+        ("/console/registries", secret.replace("provider=harbor", "provider=quay"), "provider"),
+        ("/console/registries", secret.replace("namespace=team-a", "namespace=Team_A"), "namespace"),
+        ("/console/repositories", repository.to_owned(), "registry secret"),
+    ] {
+        let (status, _, body) = page(&app, "POST", path, Some(&admin), Some(&form)).await;
+        assert!(status.is_client_error(), "POST {path} {form} → {status}");
+        assert!(body.contains(r#"<p class="error-message" role="alert">"#), "POST {path} → {body}");
+        assert!(alert(&body).contains(field), "the page names `{field}`: {body}");
+        assert!(!body.contains("s3cret-Pa55word"), "the password is echoed: {body}");
+        assert_eq!(kube_totals(&app).await, before, "POST {path} {form} changed something");
+    }
+
+    let (status, headers, _) = page(&app, "POST", "/console/registries", Some(&admin), Some(secret)).await;
+    assert_eq!((status, &headers[header::LOCATION]), (StatusCode::SEE_OTHER, &"/console/registries".parse().unwrap()));
+    assert_eq!(kube_totals(&app).await, (before.0 + 1, before.1));
+
+    // Bad repository input, now that the secret exists.
+    for (form, field) in [
+        (repository.replace("name=redis&", "name=&"), "name"),
+        (repository.replace("team-a%2Flab", "team-a%2Fnone"), "registry secret"),
+        (repository.replace("sync_interval=2h", "sync_interval=10s"), "sync_interval"),
+        (repository.replace("retry_count=5", "retry_count=many"), "retry_count"),
+        (repository.replace("tag=7.2", "tag="), "tag"),
+    ] {
+        let (status, _, body) = page(&app, "POST", "/console/repositories", Some(&admin), Some(&form)).await;
+        assert!(status.is_client_error(), "POST {form} → {status}");
+        assert!(alert(&body).contains(field), "the page names `{field}`: {body}");
+        assert_eq!(kube_totals(&app).await, (before.0 + 1, before.1), "POST {form} changed something");
+    }
+    let (status, headers, _) = page(&app, "POST", "/console/repositories", Some(&admin), Some(repository)).await;
+    assert_eq!((status, &headers[header::LOCATION]), (StatusCode::SEE_OTHER, &"/console/registries".parse().unwrap()));
+    assert_eq!(kube_totals(&app).await, (before.0 + 1, before.1 + 1));
+
+    // Both show on the page, for a user too, and never the password.
+    for cookie in [&admin, &ursula] {
+        let (status, _, body) = page(&app, "GET", "/console/registries", Some(cookie), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("team-a/lab") && body.contains("Lab registry"), "{body}");
+        assert!(body.contains("registry.lab.example:5000") && body.contains("alice"), "{body}");
+        assert!(
+            body.contains("team-a/redis") && body.contains("library/redis:7.2") && body.contains("7200 s"),
+            "{body}"
+        );
+        assert!(!body.contains("s3cret-Pa55word"), "the password is on the page: {body}");
+    }
+
+    // And in the kube-style API, as the forms said.
+    let (status, secret) = app.get(&format!("{KUBE}/team-a/registry-secrets/lab")).await;
+    assert_eq!(status, StatusCode::OK, "{secret}");
+    assert_eq!(secret["spec"]["domain"], "registry.lab.example:5000");
+    assert_eq!(
+        (secret["spec"]["provider"].as_str(), secret["spec"]["insecure"].as_bool()),
+        (Some("harbor"), Some(true))
+    );
+    assert_eq!(secret["metadata"]["annotations"]["theriseunion.io/description"], "the lab");
+    assert!(secret.get("password").is_none() && secret["spec"].get("password").is_none(), "{secret}");
+    let (status, repository) = app.get(&format!("{KUBE}/team-a/repositories/redis")).await;
+    assert_eq!(status, StatusCode::OK, "{repository}");
+    assert_eq!(repository["spec"]["registryRef"], serde_json::json!({ "name": "lab", "namespace": "team-a" }));
+    assert_eq!(
+        (repository["spec"]["syncInterval"].as_str(), repository["spec"]["retryCount"].as_i64()),
+        (Some("2h"), Some(5))
+    );
+
+    // A second secret of the same name is a conflict, and changes nothing.
+    let again = "namespace=team-a&name=lab&domain=other.example&username=bob&password=x&provider=other";
+    let (status, _, _) = page(&app, "POST", "/console/registries", Some(&admin), Some(again)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(kube_totals(&app).await, (before.0 + 1, before.1 + 1));
+}
+
+on_both_backends!(
+    signs_in_and_out_with_a_cookie,
+    users_ask_and_admins_decide,
+    admins_add_registry_secrets_and_repositories
+);
