@@ -38,6 +38,7 @@ const METHOD: &str = "\
 cargo xtask bench api                                   # both backends, every route; updates this section
 cargo xtask bench api --backend sqlite --route catalog  # one backend, the routes whose name has `catalog`
 cargo xtask bench api --runs 3 --duration 20            # medians of three 20 s runs per route
+cargo xtask bench api --backend sqlite --hold           # seed, then leave the server running (for a profiler)
 ```
 
 Per backend (SQLite in a file under the system's temporary directory; PostgreSQL in a throwaway cluster as
@@ -45,10 +46,13 @@ Per backend (SQLite in a file under the system's temporary directory; PostgreSQL
 migrates a new database and is stopped; `sqlite3` or `psql` seeds it with one set-based `INSERT` per table, which
 fires the same triggers as the server's own writes (search index, counts, catalog generation); PostgreSQL is then
 `ANALYZE`d, as autovacuum would. The server starts again on it, the bench signs in once for an API token (every
-request is authenticated by it, a database read per request), calls each route once (200 and JSON, or the bench
-fails), and then loads each route in turn with `wrk`, after loading the hello-world
+request is authenticated by it), calls each route once (200 and JSON, or the bench fails), and then loads each
+route in turn with `wrk`, after loading the hello-world
 (`bin/examples/api-hello.rs`, axum answering `Hello, World!`) with the same threads, connections and duration.
-wrk and the server share the machine's cores, for the hello-world as for imagegate. The query plans are
+wrk and the server share the machine's cores, for the hello-world as for imagegate. Nothing writes while a
+route is loaded, so the token lookup and the listings the store keeps in memory (see `crates/store/src/cache.rs`)
+answer from there after the first call: the figures are those of a catalog that is read far more often than it
+changes; a write makes the next read of each go to the database again. The query plans are
 `EXPLAIN QUERY PLAN` (the `sqlite3` command line's SQLite, which may be older than the server's) and `EXPLAIN
 (COSTS OFF)` of the statements the store builds for the routes, with the routes' values written in.
 ";
@@ -92,6 +96,10 @@ pub struct ApiArgs {
     /// Use the release binaries already built instead of running `cargo build --release` first.
     #[arg(long)]
     no_build: bool,
+    /// After the routes' first calls, leave the seeded server running (for a profiler) and print its
+    /// address and token, until Ctrl-C; nothing is loaded or written.
+    #[arg(long)]
+    hold: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -404,6 +412,14 @@ impl Run<'_> {
         for route in routes {
             let body_bytes = self.check(&api, &token, route).await.with_context(|| route.name)?;
             checked.push((route, body_bytes));
+        }
+        if self.args.hold {
+            eprintln!("--hold: the server listens at {api}; token {token}");
+            eprintln!("--hold: Ctrl-C ends it");
+            while !interrupted() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            bail!("interrupted");
         }
 
         let mut hello = Vec::new();

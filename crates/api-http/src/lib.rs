@@ -23,9 +23,22 @@ use std::sync::Arc;
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse};
 use image_core::{Reference, copy::ImageCopier, registry::RegistryAdmin, store::Store};
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`StateInner`], so that handing it to a handler is one reference
+/// count (axum clones the state for every extractor that asks for it).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = StateInner;
+
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct StateInner {
     pub store: Arc<dyn Store>,
     /// The internal registry imports land in, and the copier that reaches it; imports are refused without.
     pub internal: Option<Arc<InternalRegistry>>,
@@ -111,9 +124,15 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+impl std::fmt::Debug for StateInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateInner").finish_non_exhaustive()
+    }
+}
+
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> AppState {
-        AppState {
+        AppState(Arc::new(StateInner {
             store,
             internal: None,
             copier: None,
@@ -132,57 +151,62 @@ impl AppState {
             metrics: metrics::MetricsAccess::default(),
             requests: Arc::default(),
             admission: Arc::default(),
-        }
+        }))
+    }
+
+    /// The fields, for a builder method to set; copied first if a router holds them already.
+    fn inner_mut(&mut self) -> &mut StateInner {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Reads tags, repositories, image configs and Docker Hub's search through `browser`.
     pub fn with_registry_browser(mut self, browser: Arc<dyn image_core::station::RegistryBrowser>) -> AppState {
-        self.browser = Some(browser);
+        self.inner_mut().browser = Some(browser);
         self
     }
 
     /// Ends sign-in sessions after `idle` without a request ([`session::DEFAULT_SESSION_IDLE`] otherwise).
     pub fn with_session_idle(mut self, idle: std::time::Duration) -> AppState {
-        self.session_idle = idle;
+        self.inner_mut().session_idle = idle;
         self
     }
 
     /// The station profile's settings.
     pub fn with_station(mut self, station: profile::station::StationConfig) -> AppState {
-        self.station = Arc::new(station);
+        self.inner_mut().station = Arc::new(station);
         self
     }
 
     /// Issues tokens that work for `ttl` ([`auth::DEFAULT_TOKEN_TTL`] otherwise), at most
     /// [`auth::MAX_TOKEN_TTL`].
     pub fn with_token_ttl(mut self, ttl: std::time::Duration) -> AppState {
-        self.token_ttl = ttl.min(auth::MAX_TOKEN_TTL);
+        self.inner_mut().token_ttl = ttl.min(auth::MAX_TOKEN_TTL);
         self
     }
 
     /// Imports land in `internal`, and its copier is the one that talks to registries.
     pub fn with_internal_registry(mut self, internal: InternalRegistry) -> AppState {
-        self.copier = Some(internal.copier.clone());
-        self.deny_severity = internal.deny_severity;
-        self.internal = Some(Arc::new(internal));
+        self.inner_mut().copier = Some(internal.copier.clone());
+        self.inner_mut().deny_severity = internal.deny_severity;
+        self.inner_mut().internal = Some(Arc::new(internal));
         self
     }
 
     /// Accepts Harbor's webhooks that carry `secret` as their `Authorization` header.
     pub fn with_harbor_webhook_secret(mut self, secret: Option<image_core::kube::Secret>) -> AppState {
-        self.harbor_webhook_secret = secret.filter(|s| !s.expose().is_empty());
+        self.inner_mut().harbor_webhook_secret = secret.filter(|s| !s.expose().is_empty());
         self
     }
 
     /// Accepts Distribution's notifications that carry `secret` as their `Authorization` header.
     pub fn with_registry_webhook_secret(mut self, secret: Option<image_core::kube::Secret>) -> AppState {
-        self.registry_webhook_secret = secret.filter(|s| !s.expose().is_empty());
+        self.inner_mut().registry_webhook_secret = secret.filter(|s| !s.expose().is_empty());
         self
     }
 
     /// Rings `waker` whenever a request queues a job.
     pub fn with_job_waker(mut self, waker: Arc<tokio::sync::Notify>) -> AppState {
-        self.job_waker = Some(waker);
+        self.inner_mut().job_waker = Some(waker);
         self
     }
 
@@ -197,13 +221,13 @@ impl AppState {
 
     /// `GET /images` reads this node's runtime.
     pub fn with_local_node(mut self, node: profile::inventory::LocalNode) -> AppState {
-        self.local_node = Some(Arc::new(node));
+        self.inner_mut().local_node = Some(Arc::new(node));
         self
     }
 
     /// Who may read `/metrics` ([`metrics::MetricsAccess::Open`] otherwise).
     pub fn with_metrics(mut self, access: metrics::MetricsAccess) -> AppState {
-        self.metrics = access;
+        self.inner_mut().metrics = access;
         self
     }
 
@@ -211,13 +235,13 @@ impl AppState {
     /// answering more with 503 and `Retry-After`; gives each request `body_timeout` to send its body
     /// ([`limits::DEFAULT_BODY_TIMEOUT`] otherwise).
     pub fn with_request_limits(mut self, max: usize, body_timeout: std::time::Duration) -> AppState {
-        self.requests = Arc::new(limits::RequestLimit::new(max, body_timeout));
+        self.inner_mut().requests = Arc::new(limits::RequestLimit::new(max, body_timeout));
         self
     }
 
     /// Talks to registries through `copier` when there is no internal registry to take it from.
     pub fn with_copier(mut self, copier: Arc<dyn ImageCopier>) -> AppState {
-        self.copier = Some(copier);
+        self.inner_mut().copier = Some(copier);
         self
     }
 }

@@ -83,10 +83,13 @@ impl Default for RequestLimit {
 }
 
 /// A body that fails once its deadline passes: a client sending a body a byte at a time cannot hold a
-/// request (and its slot) open for longer than the body timeout.
+/// request (and its slot) open for longer than the body timeout. The deadline counts from the request's
+/// arrival; its timer starts when the body is first read, so a request whose body is never read (most
+/// `GET`s) costs none.
 struct DeadlineBody<B> {
     inner: B,
-    deadline: Pin<Box<Sleep>>,
+    arrived: tokio::time::Instant,
+    deadline: Option<Pin<Box<Sleep>>>,
     timeout: Duration,
 }
 
@@ -102,7 +105,9 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if self.deadline.as_mut().poll(cx).is_ready() {
+        let (arrived, timeout) = (self.arrived, self.timeout);
+        let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(arrived + timeout)));
+        if deadline.as_mut().poll(cx).is_ready() {
             let secs = self.timeout.as_secs_f64();
             return Poll::Ready(Some(Err(format!("the request body took longer than {secs} s to arrive").into())));
         }
@@ -125,8 +130,8 @@ fn exempt(path: &str) -> bool {
 
 /// Applies the route's body limit and the cap on requests at once.
 pub(crate) async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let limit = route.as_deref().map_or(JSON_BODY_LIMIT, |route| body_limit(request.method(), route));
+    let route = request.extensions().get::<MatchedPath>();
+    let limit = route.map_or(JSON_BODY_LIMIT, |route| body_limit(request.method(), route.as_str()));
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
@@ -135,7 +140,7 @@ pub(crate) async fn enforce(State(state): State<AppState>, request: Request, nex
     let timeout = state.requests.body_timeout;
     let request = request.map(|body| {
         let inner = http_body_util::Limited::new(body, limit);
-        Body::new(DeadlineBody { inner, deadline: Box::pin(tokio::time::sleep(timeout)), timeout })
+        Body::new(DeadlineBody { inner, arrived: tokio::time::Instant::now(), deadline: None, timeout })
     });
     if exempt(request.uri().path()) {
         return next.run(request).await;

@@ -90,6 +90,11 @@ pub trait OpsStore: Send + Sync {
     /// A number that every committed change to the catalog's images and tags raises, on every server of
     /// the database: what was read at one generation holds while the generation stays.
     async fn catalog_generation(&self) -> Result<i64>;
+    /// A number that moves with every change committed to the store, by this process (before the write's
+    /// caller sees its result) or by any other sharing the database, read without waiting on the database:
+    /// what a cache read at one version holds while the version stays. `None` when changes by other
+    /// processes cannot be told now; a cache then reads through.
+    fn data_version(&self) -> Option<u64>;
     /// Queues a retention job due now unless one is queued or running already; true when it queued one.
     async fn queue_retention(&self, payload: crate::job::RetentionPayload) -> Result<bool>;
 }

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod cache;
+mod changes;
 mod conn;
 mod crypto;
 mod error;
@@ -53,6 +55,10 @@ use crate::{
 #[derive(Clone)]
 pub struct DbStore {
     backend: Arc<Backend>,
+    /// The data version (see [`changes`]).
+    changes: Arc<changes::Changes>,
+    /// The hottest reads' answers at that version (see [`cache`]).
+    cache: Arc<cache::ReadCache>,
     /// Seals and opens registry passwords, with the key from [`StoreOptions`], if any.
     sealer: Sealer,
 }
@@ -184,9 +190,19 @@ macro_rules! in_transaction {
                 pooled.conn().write_transaction(async |$conn| $body).await
             }
             .await;
+            store.changes.wrote();
             result.map_err(Error::from)
         })
         .await
+    }};
+}
+
+/// `$load` (a `with_conn!` read) through the store's read cache (see [`cache`]), under the operation's
+/// name and its arguments' `Debug` rendering.
+macro_rules! cached {
+    ($store:expr, $op:literal, $args:expr, $load:expr) => {{
+        let args = format!("{:?}", $args);
+        $store.cache.read(&$store.changes, $op, &args, async { $load }).await
     }};
 }
 
@@ -203,16 +219,24 @@ impl DbStore {
 
     /// [`DbStore::connect`] with options: the key that encrypts registry passwords.
     pub async fn connect_with(database_url: &str, options: StoreOptions) -> Result<DbStore> {
-        let backend = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        let (backend, changes) = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
+        {
             tracing::info!("opening the PostgreSQL database");
-            Backend::Postgres(PgDb::open(database_url).await?)
+            (Backend::Postgres(PgDb::open(database_url).await?), changes::Changes::postgres(database_url))
         } else if let Some(location) = sqlite::Location::parse(database_url) {
             let location = location?;
             match &location {
                 Location::File(path) => tracing::info!(path = %path.display(), "opening the SQLite database"),
                 Location::Memory => tracing::info!("opening an in-memory SQLite database"),
             }
-            Backend::Sqlite(SqliteDb::open(location).await?)
+            let db = SqliteDb::open(location).await?;
+            let changes = match &db.watch_url {
+                Some(url) => changes::Changes::sqlite(url).ok_or_else(|| {
+                    Error::storage("cannot open a connection to watch the SQLite database for changes")
+                })?,
+                None => changes::Changes::local(),
+            };
+            (Backend::Sqlite(db), changes)
         } else {
             return Err(Error::invalid(
                 "database_url",
@@ -222,7 +246,12 @@ impl DbStore {
         if options.secret_key.is_none() {
             tracing::info!("no secret key configured: registry secrets cannot be created or read");
         }
-        Ok(DbStore { backend: Arc::new(backend), sealer: Sealer::new(options.secret_key.as_ref()) })
+        Ok(DbStore {
+            backend: Arc::new(backend),
+            changes: Arc::new(changes),
+            cache: Arc::default(),
+            sealer: Sealer::new(options.secret_key.as_ref()),
+        })
     }
 
     /// On PostgreSQL, starts a task that calls `on_queued` whenever any process queues a job that is due at
@@ -306,25 +335,30 @@ impl CatalogStore for DbStore {
     /// Ordered by id; `tag_count` counts each image's tags.
     async fn list_images(&self, filter: &ImageFilter) -> Result<Listing<ImageSummary>> {
         let filter = filter.clone();
-        with_conn!(self, |conn| ops::catalog::list_images(conn, &filter).await)
+        cached!(self, "list_images", filter, with_conn!(self, |conn| ops::catalog::list_images(conn, &filter).await))
     }
 
     async fn get_image(&self, id: ImageId) -> Result<CatalogImage> {
-        with_conn!(self, |conn| ops::catalog::get_image(conn, id).await)
+        cached!(self, "get_image", id, with_conn!(self, |conn| ops::catalog::get_image(conn, id).await))
     }
 
     async fn find_image(&self, registry: &str, namespace: &str, image_name: &str) -> Result<Option<CatalogImage>> {
         let (registry, namespace, image_name) = (registry.to_owned(), namespace.to_owned(), image_name.to_owned());
-        with_conn!(self, |conn| ops::catalog::find_image(conn, &registry, &namespace, &image_name).await)
+        cached!(
+            self,
+            "find_image",
+            (&registry, &namespace, &image_name),
+            with_conn!(self, |conn| ops::catalog::find_image(conn, &registry, &namespace, &image_name).await)
+        )
     }
 
     /// Fails with `NotFound` when there is no such image.
     async fn list_tags(&self, image_id: ImageId) -> Result<Vec<Tag>> {
-        with_conn!(self, |conn| ops::catalog::list_tags(conn, image_id).await)
+        cached!(self, "list_tags", image_id, with_conn!(self, |conn| ops::catalog::list_tags(conn, image_id).await))
     }
 
     async fn categories(&self) -> Result<Vec<(String, i64)>> {
-        with_conn!(self, |conn| ops::catalog::categories(conn).await)
+        cached!(self, "categories", (), with_conn!(self, |conn| ops::catalog::categories(conn).await))
     }
 
     async fn create_image(&self, image: NewImage, actor: &str) -> Result<CatalogImage> {
@@ -367,11 +401,21 @@ impl CatalogStore for DbStore {
     /// Oldest first.
     async fn list_approval_requests(&self, filter: &ApprovalRequestFilter) -> Result<Listing<ApprovalRequest>> {
         let filter = filter.clone();
-        with_conn!(self, |conn| ops::approvals::list_approval_requests(conn, &filter).await)
+        cached!(
+            self,
+            "list_approval_requests",
+            filter,
+            with_conn!(self, |conn| ops::approvals::list_approval_requests(conn, &filter).await)
+        )
     }
 
     async fn get_approval_request(&self, id: ApprovalRequestId) -> Result<ApprovalRequest> {
-        with_conn!(self, |conn| ops::approvals::get_approval_request(conn, id).await)
+        cached!(
+            self,
+            "get_approval_request",
+            id,
+            with_conn!(self, |conn| ops::approvals::get_approval_request(conn, id).await)
+        )
     }
 
     async fn decide_approval_request(
@@ -386,7 +430,7 @@ impl CatalogStore for DbStore {
 
     async fn list_events(&self, filter: &EventFilter) -> Result<Listing<AuditEvent>> {
         let filter = filter.clone();
-        with_conn!(self, |conn| ops::events::list_events(conn, &filter).await)
+        cached!(self, "list_events", filter, with_conn!(self, |conn| ops::events::list_events(conn, &filter).await))
     }
 }
 
@@ -435,17 +479,36 @@ impl UserStore for DbStore {
     /// Also notes when the token was used, to within a minute, on a best-effort basis: a failure to note
     /// it is logged and does not fail the lookup.
     async fn find_user_by_token(&self, token_hash: &str) -> Result<Option<(TokenId, User)>> {
-        let token_hash = token_hash.to_owned();
         let now = now_micros();
-        let found = with_conn!(self, |conn| ops::users::find_token(conn, &token_hash, now).await)?;
-        let Some((token_id, last_used_at, user)) = found else { return Ok(None) };
+        // Only tokens that work are kept: a flood of made-up ones cannot push the real ones out.
+        let version = self.changes.version();
+        let key = ("find_user_by_token", token_hash.to_owned());
+        let kept = version.and_then(|v| self.cache.get::<ops::users::FoundToken>(v, &key));
+        let found = match kept {
+            Some(token) if token.expires_at.is_none_or(|at| at > now) => token,
+            Some(_) => {
+                self.cache.forget(&key);
+                return Ok(None);
+            }
+            None => {
+                let token_hash = token_hash.to_owned();
+                let found = with_conn!(self, |conn| ops::users::find_token(conn, &token_hash, now).await)?;
+                let Some(found) = found else { return Ok(None) };
+                if let Some(version) = version {
+                    self.cache.put(version, key, Arc::new(found.clone()));
+                }
+                found
+            }
+        };
         let resolution = TOKEN_USE_RESOLUTION.as_micros() as Micros;
-        if last_used_at.is_none_or(|at| now.saturating_sub(at) >= resolution)
+        let token_id = found.id;
+        // Noting the use is a write: it moves the data version, and the next lookup reads the token anew.
+        if found.last_used_at.is_none_or(|at| now.saturating_sub(at) >= resolution)
             && let Err(e) = in_transaction!(self, |conn| ops::users::touch_token(conn, token_id, now).await)
         {
             tracing::warn!(error = %e, token_id, "could not note when an API token was last used");
         }
-        Ok(Some((TokenId::new(token_id), user)))
+        Ok(Some((TokenId::new(found.id), found.user)))
     }
 
     async fn list_tokens(&self, user_id: UserId) -> Result<Vec<ApiToken>> {
@@ -515,12 +578,12 @@ impl ImportStore for DbStore {
     }
 
     async fn get_import(&self, id: ImportId) -> Result<ImportJob> {
-        with_conn!(self, |conn| ops::imports::get_import(conn, id.get()).await)
+        cached!(self, "get_import", id, with_conn!(self, |conn| ops::imports::get_import(conn, id.get()).await))
     }
 
     async fn list_imports(&self, filter: &ImportFilter) -> Result<Listing<ImportJob>> {
         let filter = filter.clone();
-        with_conn!(self, |conn| ops::imports::list_imports(conn, &filter).await)
+        cached!(self, "list_imports", filter, with_conn!(self, |conn| ops::imports::list_imports(conn, &filter).await))
     }
 
     /// One indexed lookup (`imports_active_target`).
@@ -635,7 +698,12 @@ impl ImportStore for DbStore {
         page: image_core::catalog::Page,
     ) -> Result<Listing<ExportRecord>> {
         let created_by = created_by.map(str::to_owned);
-        with_conn!(self, |conn| ops::exports::list_exports(conn, ready, created_by.as_deref(), page).await)
+        cached!(
+            self,
+            "list_exports",
+            (ready, &created_by, page),
+            with_conn!(self, |conn| ops::exports::list_exports(conn, ready, created_by.as_deref(), page).await)
+        )
     }
 }
 
@@ -658,17 +726,24 @@ impl KubeStore for DbStore {
     }
 
     /// Ordered by namespace, then name; `search` is a substring (`%` and `_` match themselves).
+    /// Kept in memory with the passwords sealed, as stored; each answer opens them anew.
     async fn list_registry_secrets(
         &self,
         namespace: Option<&str>,
         search: Option<&str>,
         page: Page,
     ) -> Result<Listing<RegistrySecret>> {
-        let (sealer, namespace, search) =
-            (self.sealer.clone(), namespace.map(str::to_owned), search.map(str::to_owned));
-        with_conn!(self, |conn| {
-            ops::kube::list_registry_secrets(conn, &sealer, namespace.as_deref(), search.as_deref(), page).await
-        })
+        let (namespace, search) = (namespace.map(str::to_owned), search.map(str::to_owned));
+        let (rows, total) = cached!(
+            self,
+            "list_registry_secrets",
+            (&namespace, &search, page),
+            with_conn!(self, |conn| {
+                ops::kube::list_registry_secrets(conn, namespace.as_deref(), search.as_deref(), page).await
+            })
+        )?;
+        let items = rows.into_iter().map(|row| row.into_domain(&self.sealer)).collect::<DbResult<_>>()?;
+        Ok(Listing { items, total })
     }
 
     /// The conflict names a repository that uses it: `registry secret default/harbor-prod is used by
@@ -722,7 +797,13 @@ impl KubeStore for DbStore {
         page: Page,
     ) -> Result<Listing<Repository>> {
         let (namespace, name) = (namespace.map(str::to_owned), name.map(str::to_owned));
-        with_conn!(self, |conn| ops::kube::list_repositories(conn, namespace.as_deref(), name.as_deref(), page).await)
+        cached!(
+            self,
+            "list_repositories",
+            (&namespace, &name, page),
+            with_conn!(self, |conn| ops::kube::list_repositories(conn, namespace.as_deref(), name.as_deref(), page)
+                .await)
+        )
     }
 
     /// Also removes its queued or running sync job; a worker running it loses it at its next lease renewal.
@@ -886,8 +967,15 @@ impl StationStore for DbStore {
     }
 
     async fn list_station_registries(&self, namespace: &str) -> Result<Vec<StationRegistry>> {
-        let (sealer, namespace) = (self.sealer.clone(), namespace.to_owned());
-        with_conn!(self, |conn| ops::station::list_station_registries(conn, &sealer, &namespace).await)
+        // Kept in memory with the passwords sealed, as stored; each answer opens them anew.
+        let namespace = namespace.to_owned();
+        let rows = cached!(
+            self,
+            "list_station_registries",
+            &namespace,
+            with_conn!(self, |conn| ops::station::list_station_registries(conn, &namespace).await)
+        )?;
+        Ok(ops::station::open_station_registries(rows, &self.sealer)?)
     }
 
     async fn update_station_registry(
@@ -912,7 +1000,7 @@ impl StationStore for DbStore {
     }
 
     async fn downloads(&self) -> Result<std::collections::HashMap<ImportId, DownloadDetails>> {
-        let rows = with_conn!(self, |conn| ops::station::downloads(conn).await)?;
+        let rows = cached!(self, "downloads", (), with_conn!(self, |conn| ops::station::downloads(conn).await))?;
         Ok(rows
             .into_iter()
             .map(|(id, location, icon)| (ImportId::new(id), DownloadDetails { location, icon }))
@@ -942,12 +1030,12 @@ impl InventoryStore for DbStore {
     }
 
     async fn list_nodes(&self) -> Result<Vec<image_core::inventory::NodeInventory>> {
-        with_conn!(self, |conn| ops::nodes::list_nodes(conn).await)
+        cached!(self, "list_nodes", (), with_conn!(self, |conn| ops::nodes::list_nodes(conn).await))
     }
 
     async fn get_node(&self, name: &str) -> Result<image_core::inventory::NodeInventory> {
         let name = name.to_owned();
-        with_conn!(self, |conn| ops::nodes::get_node(conn, &name).await)
+        cached!(self, "get_node", &name, with_conn!(self, |conn| ops::nodes::get_node(conn, &name).await))
     }
 }
 
@@ -1030,6 +1118,10 @@ impl image_core::ops::OpsStore for DbStore {
         with_conn!(self, |conn| ops::observe::catalog_generation(conn).await)
     }
 
+    fn data_version(&self) -> Option<u64> {
+        self.changes.version()
+    }
+
     async fn queue_retention(&self, payload: image_core::job::RetentionPayload) -> Result<bool> {
         let store: DbStore = self.clone();
         detach(async move {
@@ -1042,6 +1134,7 @@ impl image_core::ops::OpsStore for DbStore {
                     .await
             }
             .await;
+            store.changes.wrote();
             match queued {
                 Err(e) if error::is_unique_violation(&e) => Ok(false),
                 other => other.map_err(Error::from),

@@ -605,7 +605,7 @@ fn from_secs(id: i64, column: &str, secs: i64) -> DbResult<std::time::Duration> 
 }
 
 /// A registry secret as stored; its password is sealed (see `crypto`).
-#[derive(Debug, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = registry_secrets)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub(crate) struct RegistrySecretRow {

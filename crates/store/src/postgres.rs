@@ -6,7 +6,13 @@
 //! Import operations lock the import, then its job; a claim locks the job it takes with
 //! `FOR UPDATE SKIP LOCKED`, so concurrent claims take different jobs without waiting on each other.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use diesel::prelude::*;
@@ -77,43 +83,53 @@ async fn migrate(url: String) -> Result<(), Error> {
 /// database in different schemas do not wake each other; a hash keeps it within PostgreSQL's 63 bytes.
 const JOB_CHANNEL: &str = "'imagegate_jobs_' || md5(coalesce(current_schema(), ''))";
 
-/// A new connection that listens on this schema's job channel.
-async fn listen_for_jobs(url: &str) -> Result<PgConn, Box<dyn std::error::Error + Send + Sync>> {
+/// The channel on which every committed change is announced, by the statement trigger
+/// `imagegate_data_changed` on every table (named after the table's schema, which is the writer's
+/// `current_schema()`).
+const CHANGE_CHANNEL: &str = "'imagegate_changes_' || md5(coalesce(current_schema(), ''))";
+
+/// A new connection that listens on the channel `channel` (SQL that names it) evaluates to.
+async fn listen(url: &str, channel: &str) -> Result<PgConn, Box<dyn std::error::Error + Send + Sync>> {
     #[derive(QueryableByName)]
     struct Channel {
         #[diesel(sql_type = diesel::sql_types::Text)]
         channel: String,
     }
     let mut conn = <PgConn as diesel_async::AsyncConnection>::establish(url).await?;
-    let Channel { channel } =
-        diesel::sql_query(format!("SELECT {JOB_CHANNEL} AS channel")).get_result(&mut conn).await?;
+    let Channel { channel } = diesel::sql_query(format!("SELECT {channel} AS channel")).get_result(&mut conn).await?;
     // The channel is hex behind a fixed prefix: nothing to quote.
     diesel::sql_query(format!("LISTEN \"{channel}\"")).execute(&mut conn).await?;
     Ok(conn)
 }
 
-/// Calls `on_queued` whenever a job is queued in this database's schema, and once after each (re)connection
-/// (jobs may have been queued meanwhile), until the task is aborted. A lost connection is re-established
-/// with a growing pause; the workers' polling covers the gap.
-pub(crate) async fn watch_job_queue(url: String, on_queued: impl Fn() + Send + 'static) {
+/// What a listening task does as its connection comes and goes, and as notifications arrive.
+trait Listener: Send {
+    /// The connection listens (again): what was announced meanwhile is lost.
+    fn listening(&mut self);
+    fn notified(&mut self);
+    /// The connection is lost, or cannot be made: notifications are missed until [`Listener::listening`].
+    fn lost(&mut self);
+}
+
+/// Listens on `channel` until the task is aborted, telling `listener`. A lost connection is re-established
+/// with a growing pause.
+async fn keep_listening(url: String, channel: &str, what: &str, mut listener: impl Listener) {
     use futures::StreamExt as _;
-    /// How long a silent connection waits before it checks that it is still alive.
-    const CHECK_EVERY: Duration = Duration::from_secs(30);
     let mut pause = Duration::from_secs(1);
     loop {
-        match listen_for_jobs(&url).await {
+        match listen(&url, channel).await {
             Ok(mut conn) => {
-                tracing::debug!("listening for queued jobs");
+                tracing::debug!("listening for {what}");
                 pause = Duration::from_secs(1);
-                on_queued();
+                listener.listening();
                 loop {
                     let next = {
                         let mut notifications = std::pin::pin!(conn.notifications_stream());
-                        tokio::time::timeout(CHECK_EVERY, notifications.next()).await
+                        tokio::time::timeout(crate::changes::CHECK_EVERY, notifications.next()).await
                     };
                     let lost = match next {
                         Ok(Some(Ok(_))) => {
-                            on_queued();
+                            listener.notified();
                             continue;
                         }
                         Ok(Some(Err(e))) => e.to_string(),
@@ -123,15 +139,58 @@ pub(crate) async fn watch_job_queue(url: String, on_queued: impl Fn() + Send + '
                             Err(e) => e.to_string(),
                         },
                     };
-                    tracing::warn!(error = %lost, "lost the connection that listens for queued jobs");
+                    listener.lost();
+                    tracing::warn!(error = %lost, "lost the connection that listens for {what}");
                     break;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, retry_in = ?pause, "cannot listen for queued jobs; polling meanwhile"),
+            Err(e) => {
+                listener.lost();
+                tracing::warn!(error = %e, retry_in = ?pause, "cannot listen for {what}");
+            }
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(60));
     }
+}
+
+/// Calls `on_queued` whenever a job is queued in this database's schema, and once after each (re)connection
+/// (jobs may have been queued meanwhile), until the task is aborted; the workers' polling covers the gaps.
+pub(crate) async fn watch_job_queue(url: String, on_queued: impl Fn() + Send + 'static) {
+    struct Jobs<F>(F);
+    impl<F: Fn() + Send> Listener for Jobs<F> {
+        fn listening(&mut self) {
+            (self.0)();
+        }
+        fn notified(&mut self) {
+            (self.0)();
+        }
+        fn lost(&mut self) {}
+    }
+    keep_listening(url, JOB_CHANNEL, "queued jobs", Jobs(on_queued)).await;
+}
+
+/// Calls `on_change` for every change committed in this database's schema, and once each time it listens
+/// (again); `listening` says whether it listens now (see `crate::changes`). Runs until aborted.
+pub(crate) async fn watch_changes(url: String, listening: Arc<AtomicBool>, on_change: impl Fn() + Send + 'static) {
+    struct Changes<F> {
+        on_change: F,
+        listening: Arc<AtomicBool>,
+    }
+    impl<F: Fn() + Send> Listener for Changes<F> {
+        fn listening(&mut self) {
+            // Raised before it counts as listening: what a cache kept before the gap is never taken as current.
+            (self.on_change)();
+            self.listening.store(true, Ordering::SeqCst);
+        }
+        fn notified(&mut self) {
+            (self.on_change)();
+        }
+        fn lost(&mut self) {
+            self.listening.store(false, Ordering::SeqCst);
+        }
+    }
+    keep_listening(url, CHANGE_CHANNEL, "changes by other processes", Changes { on_change, listening }).await;
 }
 
 #[async_trait]

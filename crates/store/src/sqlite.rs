@@ -66,6 +66,8 @@ pub(crate) struct SqliteDb {
     pub(crate) pool: Pool<SqliteConn>,
     /// Held by every write transaction, for the whole transaction.
     pub(crate) writer: tokio::sync::Mutex<()>,
+    /// The file's URL, for the connection that watches it for changes (see `crate::changes`); none in memory.
+    pub(crate) watch_url: Option<String>,
     /// An idle connection that keeps an in-memory database alive while pool connections come and go.
     _keeper: Option<StdMutex<SqliteConnection>>,
 }
@@ -83,6 +85,7 @@ impl SqliteDb {
             }
         };
         let keeper = migrate(url.clone()).await?;
+        let watch_url = matches!(location, Location::File(_)).then(|| url.clone());
         let keeper = matches!(location, Location::Memory).then(|| StdMutex::new(keeper));
 
         let mut config = ManagerConfig::default();
@@ -101,7 +104,7 @@ impl SqliteDb {
             .create_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(Error::storage)?;
-        Ok(SqliteDb { pool, writer: tokio::sync::Mutex::new(()), _keeper: keeper })
+        Ok(SqliteDb { pool, writer: tokio::sync::Mutex::new(()), watch_url, _keeper: keeper })
     }
 }
 

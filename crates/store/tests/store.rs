@@ -148,6 +148,10 @@ on_both_backends!(
     one_retention_job_is_queued_at_a_time,
     a_push_beside_imagegate_is_recorded_and_its_delete_forgotten,
     pending_scans_are_queued_once,
+    the_data_version_moves_with_every_write,
+    a_change_made_outside_the_store_is_read_at_once,
+    a_kept_token_stops_working_when_it_expires_or_is_revoked,
+    every_table_announces_its_changes_on_postgres,
 );
 
 fn new_image(name: &str, category: Option<&str>, description: Option<&str>) -> NewImage {
@@ -3131,4 +3135,112 @@ async fn pending_scans_are_queued_once(db: TestDb) {
     assert_eq!(store.queue_pending_scans(100).await.unwrap(), 0);
     assert!(store.complete_job(job.id, "w").await.unwrap());
     assert_eq!(store.queue_pending_scans(100).await.unwrap(), 1);
+}
+
+/// Waits until `check` holds: at once on SQLite; on PostgreSQL, within the few milliseconds a change's
+/// notification takes to arrive (and the listener the first read of the data version starts).
+async fn eventually<F, Fut>(db: &TestDb, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let tries = if db.url.starts_with("sqlite") { 1 } else { 500 };
+    for _ in 0..tries {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{what}");
+}
+
+async fn the_data_version_moves_with_every_write(db: TestDb) {
+    use image_core::ops::OpsStore as _;
+    let store = &db.store;
+    eventually(&db, "the data version is known", || async { store.data_version().is_some() }).await;
+    let before = store.data_version().unwrap();
+    assert_eq!(store.data_version(), Some(before), "nothing changed");
+    store.create_image(new_image("cache-probe", None, None), ADMIN).await.unwrap();
+    let after = store.data_version().expect("still known");
+    assert!(after > before, "this store's own write is seen before its caller has the answer");
+    // A write that fails changes nothing, but may move the version: never a stale read.
+    assert!(store.create_image(new_image("cache-probe", None, None), ADMIN).await.is_err());
+    assert!(store.data_version().unwrap() >= after);
+}
+
+async fn a_change_made_outside_the_store_is_read_at_once(db: TestDb) {
+    let store = &db.store;
+    let image = store.create_image(new_image("cache-probe", Some("web"), Some("before")), ADMIN).await.unwrap();
+    let other = db.reconnect(StoreOptions::default()).await;
+    let total = store.list_images(&all()).await.unwrap().total;
+    // Read twice, so that the second comes from memory.
+    for _ in 0..2 {
+        assert_eq!(store.get_image(image.id).await.unwrap().description.as_deref(), Some("before"));
+        assert_eq!(store.list_images(&all()).await.unwrap().total, total);
+    }
+    // Another process (another store on the database) changes the image and adds one.
+    let update = ImageUpdate { description: Some(Some("after".into())), ..ImageUpdate::default() };
+    other.update_image(image.id, update, ADMIN).await.unwrap();
+    other.create_image(new_image("cache-probe-2", None, None), ADMIN).await.unwrap();
+    eventually(&db, "the other store's changes are read", || async {
+        store.get_image(image.id).await.unwrap().description.as_deref() == Some("after")
+            && store.list_images(&all()).await.unwrap().total == total + 1
+    })
+    .await;
+    // And SQL from outside imagegate altogether.
+    raw_sql(&db, "UPDATE images SET description = 'by hand' WHERE image_name = 'cache-probe'", false).await;
+    eventually(&db, "a change by hand is read", || async {
+        store.get_image(image.id).await.unwrap().description.as_deref() == Some("by hand")
+    })
+    .await;
+}
+
+async fn a_kept_token_stops_working_when_it_expires_or_is_revoked(db: TestDb) {
+    let store = &db.store;
+    let user = NewUser { username: "carol".into(), password_hash: "x".into(), role: Role::User };
+    let user = store.create_user(user, ADMIN).await.unwrap();
+    let soon = OffsetDateTime::now_utc() + Duration::milliseconds(1500);
+    let brief = store.create_token_with_expiry(user.id, "brief", "brief", Some(soon)).await.unwrap();
+    let lasting = store.create_token(user.id, "lasting", "lasting", None).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(store.find_user_by_token("brief").await.unwrap(), Some((brief.id, user.clone())));
+        assert_eq!(store.find_user_by_token("lasting").await.unwrap(), Some((lasting.id, user.clone())));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    assert_eq!(store.find_user_by_token("brief").await.unwrap(), None, "expired while kept in memory");
+    // Revoked by another process, and by hand.
+    let other = db.reconnect(StoreOptions::default()).await;
+    other.revoke_token(lasting.id, None, ADMIN).await.unwrap();
+    eventually(&db, "a token revoked elsewhere stops working", || async {
+        store.find_user_by_token("lasting").await.unwrap().is_none()
+    })
+    .await;
+    let again = store.create_token(user.id, "again", "again", None).await.unwrap();
+    assert_eq!(store.find_user_by_token("again").await.unwrap(), Some((again.id, user.clone())));
+    raw_sql(&db, "DELETE FROM api_tokens", false).await;
+    eventually(&db, "a token deleted by hand stops working", || async {
+        store.find_user_by_token("again").await.unwrap().is_none()
+    })
+    .await;
+}
+
+/// The statement trigger that announces changes (see the store's `changes` module) is on every table, so a
+/// migration that adds a table without it fails here.
+async fn every_table_announces_its_changes_on_postgres(db: TestDb) {
+    if db.url.starts_with("sqlite") {
+        return;
+    }
+    let missing = raw_sql(
+        &db,
+        "SELECT tablename AS text FROM pg_tables t WHERE schemaname = current_schema() \
+         AND tablename NOT LIKE '\\_\\_%' AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = t.tablename AND n.nspname = t.schemaname \
+         AND g.tgname = 'imagegate_data_changed') ORDER BY 1",
+        true,
+    )
+    .await;
+    assert_eq!(missing, Vec::<String>::new(), "tables without the imagegate_data_changed trigger");
+    let tables =
+        raw_sql(&db, "SELECT count(*)::text AS text FROM pg_tables WHERE schemaname = current_schema()", true).await;
+    assert!(tables[0].parse::<u32>().unwrap() > 10, "{tables:?}");
 }

@@ -66,10 +66,12 @@ async fn the_numbers_move_as_an_import_runs(postgres: bool) {
     assert_eq!(value(&queued, "imagegate_queue_jobs", &["job_type=\"import\""]), 1.0);
     assert_eq!(value(&queued, "imagegate_queue_due_jobs", &["job_type=\"import\""]), 1.0);
     let route = ["route=\"/api/v1/images:import\"", "method=\"POST\"", "status=\"200\""];
-    assert_eq!(
+    // The recorder is the process's: other tests here import too, so series without this test's registries
+    // in their labels can only be seen to move by at least this test's part.
+    assert!(
         value(&queued, "imagegate_http_requests_total", &route)
-            - value(&before, "imagegate_http_requests_total", &route),
-        1.0
+            - value(&before, "imagegate_http_requests_total", &route)
+            >= 1.0
     );
     // The import's check of the source is one manifest HEAD.
     assert!(value(&queued, "imagegate_registry_requests_total", &[&source_label, "status=\"200\""]) >= 1.0);
@@ -83,9 +85,9 @@ async fn the_numbers_move_as_an_import_runs(postgres: bool) {
     assert_eq!(value(&after, "imagegate_imports", &["state=\"succeeded\""]), 1.0);
     assert_eq!(value(&after, "imagegate_queue_jobs", &["job_type=\"import\""]), 0.0);
     assert_eq!(value(&after, "imagegate_queue_oldest_due_age_seconds", &["job_type=\"import\""]), 0.0);
-    assert_eq!(delta("imagegate_jobs_finished_total", &["job_type=\"import\"", "outcome=\"succeeded\""]), 1.0);
+    assert!(delta("imagegate_jobs_finished_total", &["job_type=\"import\"", "outcome=\"succeeded\""]) >= 1.0);
     // Two layers and a config blob, none at the target before.
-    assert_eq!(delta("imagegate_copy_blobs_total", &["via=\"copied\""]), 3.0);
+    assert!(delta("imagegate_copy_blobs_total", &["via=\"copied\""]) >= 3.0, "{after:?}");
     assert!(delta("imagegate_copy_bytes_total", &[]) >= 60_000.0, "{after:?}");
     assert!(delta("imagegate_copy_throughput_bytes_per_second_count", &[]) >= 1.0, "{after:?}");
     let target_label = format!("registry=\"{}\"", target.host());
@@ -103,7 +105,7 @@ async fn the_numbers_move_as_an_import_runs(postgres: bool) {
         + value(&again, "imagegate_copy_blobs_total", &["via=\"mounted\""])
         - value(&after, "imagegate_copy_blobs_total", &["via=\"skipped\""])
         - value(&after, "imagegate_copy_blobs_total", &["via=\"mounted\""]);
-    assert_eq!(skipped_or_mounted, 3.0, "{again:?}");
+    assert!(skipped_or_mounted >= 3.0, "{again:?}");
 }
 
 on_both_backends!(the_numbers_move_as_an_import_runs);

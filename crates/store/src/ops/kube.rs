@@ -156,13 +156,14 @@ fn registry_secret_filter<'a>(
 }
 
 /// Ordered by namespace, then name.
+/// A page of registry secrets as stored, passwords sealed, and how many match; `RegistrySecretRow::into_domain`
+/// opens them.
 pub(crate) async fn list_registry_secrets(
     conn: &mut Conn<'_>,
-    sealer: &Sealer,
     namespace: Option<&str>,
     search: Option<&str>,
     page: Page,
-) -> DbResult<Listing<RegistrySecret>> {
+) -> DbResult<(Vec<RegistrySecretRow>, i64)> {
     let total =
         registry_secrets::table.filter(registry_secret_filter(namespace, search)).count().get_result(conn).await?;
     let rows: Vec<RegistrySecretRow> = registry_secrets::table
@@ -173,8 +174,7 @@ pub(crate) async fn list_registry_secrets(
         .offset(page.offset())
         .load(conn)
         .await?;
-    let items = rows.into_iter().map(|row| row.into_domain(sealer)).collect::<DbResult<_>>()?;
-    Ok(Listing { items, total })
+    Ok((rows, total))
 }
 
 pub(crate) async fn all_registry_secrets(conn: &mut Conn<'_>, sealer: &Sealer) -> DbResult<Vec<RegistrySecret>> {

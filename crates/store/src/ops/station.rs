@@ -23,7 +23,7 @@ use crate::{
 /// of the fields that changed (never the password itself).
 pub(crate) const STATION_REGISTRY_UPDATED: &str = "registry.secret.updated";
 
-type FieldsRow = (String, String, bool);
+pub(crate) type FieldsRow = (String, String, bool);
 
 fn fields((url, version, enable_trust_cert): FieldsRow) -> StationFields {
     StationFields { url, version, enable_trust_cert }
@@ -51,12 +51,12 @@ pub(crate) async fn create_station_registry(
 }
 
 /// Oldest first (by the secret's id).
+/// The namespace's station registries as stored, passwords sealed; [`open_station_registries`] opens them.
 pub(crate) async fn list_station_registries(
     conn: &mut Conn<'_>,
-    sealer: &Sealer,
     namespace: &str,
-) -> DbResult<Vec<StationRegistry>> {
-    let rows: Vec<(RegistrySecretRow, FieldsRow)> = registry_secrets::table
+) -> DbResult<Vec<(RegistrySecretRow, FieldsRow)>> {
+    registry_secrets::table
         .inner_join(station_registries::table)
         .filter(registry_secrets::namespace.eq(namespace))
         .order(registry_secrets::id.asc())
@@ -65,7 +65,14 @@ pub(crate) async fn list_station_registries(
             (station_registries::url, station_registries::version, station_registries::enable_trust_cert),
         ))
         .load(conn)
-        .await?;
+        .await
+        .map_err(Into::into)
+}
+
+pub(crate) fn open_station_registries(
+    rows: Vec<(RegistrySecretRow, FieldsRow)>,
+    sealer: &Sealer,
+) -> DbResult<Vec<StationRegistry>> {
     rows.into_iter()
         .map(|(secret, row)| Ok(StationRegistry { secret: secret.into_domain(sealer)?, fields: fields(row) }))
         .collect()

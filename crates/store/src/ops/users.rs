@@ -210,20 +210,29 @@ pub(crate) async fn create_token(
 }
 
 /// A live token's id, when it was last used, and its user.
-pub(crate) async fn find_token(
-    conn: &mut Conn<'_>,
-    token_hash: &str,
-    now: Micros,
-) -> DbResult<Option<(i64, Option<Micros>, User)>> {
-    let found: Option<(i64, Option<Micros>, UserRow)> = api_tokens::table
+/// A token that works at `now`, and whose it is.
+#[derive(Debug, Clone)]
+pub(crate) struct FoundToken {
+    pub(crate) id: i64,
+    pub(crate) expires_at: Option<Micros>,
+    pub(crate) last_used_at: Option<Micros>,
+    pub(crate) user: User,
+}
+
+pub(crate) async fn find_token(conn: &mut Conn<'_>, token_hash: &str, now: Micros) -> DbResult<Option<FoundToken>> {
+    let found: Option<(i64, Option<Micros>, Option<Micros>, UserRow)> = api_tokens::table
         .inner_join(users::table)
         .filter(api_tokens::token_hash.eq(token_hash))
         .filter(api_tokens::expires_at.is_null().or(api_tokens::expires_at.gt(now)))
-        .select((api_tokens::id, api_tokens::last_used_at, columns::<UserRow>()))
+        .select((api_tokens::id, api_tokens::expires_at, api_tokens::last_used_at, columns::<UserRow>()))
         .first(conn)
         .await
         .optional()?;
-    found.map(|(id, last_used_at, user)| Ok((id, last_used_at, user.into_domain()?))).transpose()
+    found
+        .map(|(id, expires_at, last_used_at, user)| {
+            Ok(FoundToken { id, expires_at, last_used_at, user: user.into_domain()? })
+        })
+        .transpose()
 }
 
 pub(crate) async fn touch_token(conn: &mut Conn<'_>, token_id: i64, now: Micros) -> DbResult<()> {
