@@ -50,7 +50,7 @@ request is authenticated by it), calls each route once (200 and JSON, or the ben
 route in turn with `wrk`, after loading the hello-world
 (`bin/examples/api-hello.rs`, axum answering `Hello, World!`) with the same threads, connections and duration.
 wrk and the server share the machine's cores, for the hello-world as for imagegate. Nothing writes while a
-route is loaded, so the token lookup and the listings the store keeps in memory (see `crates/store/src/cache.rs`)
+route is loaded, so the token lookup and the listings the store keeps in memory (see `crates/image-core/src/cache.rs`)
 answer from there after the first call: the figures are those of a catalog that is read far more often than it
 changes; a write makes the next read of each go to the database again. The query plans are
 `EXPLAIN QUERY PLAN` (the `sqlite3` command line's SQLite, which may be older than the server's) and `EXPLAIN

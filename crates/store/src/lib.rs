@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-mod cache;
 mod changes;
 mod conn;
 mod crypto;
@@ -57,8 +56,8 @@ pub struct DbStore {
     backend: Arc<Backend>,
     /// The data version (see [`changes`]).
     changes: Arc<changes::Changes>,
-    /// The hottest reads' answers at that version (see [`cache`]).
-    cache: Arc<cache::ReadCache>,
+    /// The hottest reads' answers at that version, by operation and arguments.
+    cache: Arc<image_core::cache::VersionedCache<(&'static str, String)>>,
     /// Seals and opens registry passwords, with the key from [`StoreOptions`], if any.
     sealer: Sealer,
 }
@@ -197,12 +196,12 @@ macro_rules! in_transaction {
     }};
 }
 
-/// `$load` (a `with_conn!` read) through the store's read cache (see [`cache`]), under the operation's
-/// name and its arguments' `Debug` rendering.
+/// `$load` (a `with_conn!` read) through the store's read cache (`image_core::cache`), under the
+/// operation's name and its arguments' `Debug` rendering.
 macro_rules! cached {
     ($store:expr, $op:literal, $args:expr, $load:expr) => {{
-        let args = format!("{:?}", $args);
-        $store.cache.read(&$store.changes, $op, &args, async { $load }).await
+        let key = ($op, format!("{:?}", $args));
+        $store.cache.read($store.changes.version(), key, async { $load }).await
     }};
 }
 

@@ -5,7 +5,7 @@
 //! asking for an approval, which any user may do.
 
 use crate::routes::{Access, Routes};
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse as _};
 use image_core::{
     Error, Reference,
     catalog::{
@@ -74,7 +74,7 @@ async fn list_images(
     State(s): State<AppState>,
     _: User,
     extract::Query(q, _): Query<ListQuery>,
-) -> ApiResult<Json<ImageList>> {
+) -> ApiResult<axum::response::Response> {
     let search = param::non_empty(q.search);
     if let Some(term) = &search
         && term.chars().count() > 200
@@ -87,8 +87,12 @@ async fn list_images(
         search,
         page: page(q.limit, q.offset)?,
     };
-    let listing = s.store.list_images(&filter).await?;
-    Ok(Json(ImageList { images: listing.items, total: listing.total }))
+    let params = format!("{filter:?}");
+    s.json_answer("catalog.list_images", params, async {
+        let listing = s.store.list_images(&filter).await?;
+        ApiResult::Ok(ImageList { images: listing.items, total: listing.total })
+    })
+    .await
 }
 
 #[derive(Serialize)]
@@ -102,21 +106,27 @@ async fn get_image(
     State(s): State<AppState>,
     _: User,
     PathParams(id, _): Path<ImageId>,
-) -> ApiResult<Json<ImageDetails>> {
-    let image = s.store.get_image(id).await?;
-    let tags = s.store.list_tags(id).await?;
-    Ok(Json(ImageDetails { image, tags }))
+) -> ApiResult<axum::response::Response> {
+    s.json_answer("catalog.get_image", id.to_string(), async {
+        let image = s.store.get_image(id).await?;
+        let tags = s.store.list_tags(id).await?;
+        ApiResult::Ok(ImageDetails { image, tags })
+    })
+    .await
 }
 
-async fn categories(State(s): State<AppState>, _: User) -> ApiResult<Json<Value>> {
-    let categories: Vec<Value> = s
-        .store
-        .categories()
-        .await?
-        .into_iter()
-        .map(|(category, count)| json!({ "category": category, "count": count }))
-        .collect();
-    Ok(Json(json!({ "categories": categories })))
+async fn categories(State(s): State<AppState>, _: User) -> ApiResult<axum::response::Response> {
+    s.json_answer("catalog.categories", String::new(), async {
+        let categories: Vec<Value> = s
+            .store
+            .categories()
+            .await?
+            .into_iter()
+            .map(|(category, count)| json!({ "category": category, "count": count }))
+            .collect();
+        ApiResult::Ok(json!({ "categories": categories }))
+    })
+    .await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -301,10 +311,13 @@ async fn list_requests(
     State(s): State<AppState>,
     _: User,
     extract::Query(q, _): Query<RequestQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let filter = ApprovalRequestFilter { status: status(q.status)?, page: page(q.limit, q.offset)? };
-    let listing = s.store.list_approval_requests(&filter).await?;
-    Ok(Json(json!({ "requests": listing.items, "total": listing.total })))
+    s.json_answer("catalog.list_requests", format!("{filter:?}"), async {
+        let listing = s.store.list_approval_requests(&filter).await?;
+        ApiResult::Ok(json!({ "requests": listing.items, "total": listing.total }))
+    })
+    .await
 }
 
 async fn get_request(
@@ -393,15 +406,18 @@ async fn list_events(
     State(s): State<AppState>,
     _: User,
     extract::Query(q, _): Query<EventQuery>,
-) -> ApiResult<Json<EventList>> {
+) -> ApiResult<axum::response::Response> {
     let filter = EventFilter {
         event_type: param::non_empty(q.event_type),
         image_id: param::int("image_id", q.image_id)?.map(ImageId::new),
         actor: param::non_empty(q.actor),
         page: page(q.limit, q.offset)?,
     };
-    let listing = s.store.list_events(&filter).await?;
-    Ok(Json(EventList { events: listing.items, total: listing.total }))
+    s.json_answer("catalog.list_events", format!("{filter:?}"), async {
+        let listing = s.store.list_events(&filter).await?;
+        ApiResult::Ok(EventList { events: listing.items, total: listing.total })
+    })
+    .await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -416,18 +432,27 @@ pub(crate) struct AdmissionBody {
 
 /// Answers "may this image run?": 200 when the image is approved and the tag is in its list,
 /// 403 when the image is not approved, 404 when the tag is unknown — the seed's planned webhook check.
+/// The admission check's yes.
+#[derive(Serialize)]
+struct Allowed<'a> {
+    allowed: bool,
+    image: &'a CatalogImage,
+    tag: &'a Tag,
+    warnings: Vec<String>,
+}
+
 async fn admission_check(
     State(s): State<AppState>,
     user: User,
     extract::Body(b, _): Body<AdmissionBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let reference = Reference::parse(&b.image).map_err(|e| Error::invalid("image", e))?;
     let entry = s.admission.entry(s.store.as_ref(), &reference).await?;
     let (image, tags) = (&entry.0, &entry.1);
     match rules::admit_under(image.as_ref(), tags, &reference, s.deny_severity) {
         Admission::Allowed { image, tag, warnings } => {
             let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-            Ok(Json(json!({ "allowed": true, "image": image, "tag": tag, "warnings": warnings })))
+            Ok(Json(Allowed { allowed: true, image, tag, warnings }).into_response())
         }
         Admission::Refused(Refusal::NotApproved) => {
             let mut message = "This image must be approved before deployment".to_owned();

@@ -136,16 +136,10 @@ struct Grouped<A> {
 
 /// `2025-01-15T10:00:00`, as the seed shows imported images' times.
 fn local_seconds(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    let mut text = image_core::format_rfc3339_millis(at);
+    // `2025-01-15T10:00:00.000Z` without the milliseconds and the zone.
+    text.truncate("2025-01-15T10:00:00".len());
+    text
 }
 
 /// Groups items by (registry host, repository), keeping the order in which groups first appear.
@@ -207,29 +201,38 @@ async fn list_images(
         page: parse_page(q.page_num, q.page_size)?,
     };
     let flat = param::boolean("flat", q.flat)?.unwrap_or(false);
-    let listing = s.store.list_imports(&filter).await?;
-    if flat {
-        let internal = s.internal.clone();
-        let items: Vec<Value> = listing
-            .items
-            .into_iter()
-            .map(|i| {
-                let repo =
-                    internal.as_ref().map_or(i.target.repository(), |r| r.short_repository(i.target.repository()));
-                json!({
-                    "id": i.id,
-                    "tag": format!("{}:{}", repo, i.target.tag().unwrap_or("latest")),
-                    "description": i.description,
-                    "created_at": i.created_at.unix_timestamp(),
-                    "created_by": i.created_by,
+    let params = format!("{flat} {filter:?}");
+    s.json_answer("platform.list_images", params, async {
+        let listing = s.store.list_imports(&filter).await?;
+        if flat {
+            let internal = s.internal.clone();
+            let items: Vec<Value> = listing
+                .items
+                .into_iter()
+                .map(|i| {
+                    let repo =
+                        internal.as_ref().map_or(i.target.repository(), |r| r.short_repository(i.target.repository()));
+                    json!({
+                        "id": i.id,
+                        "tag": format!("{}:{}", repo, i.target.tag().unwrap_or("latest")),
+                        "description": i.description,
+                        "created_at": i.created_at.unix_timestamp(),
+                        "created_by": i.created_by,
+                    })
                 })
-            })
-            .collect();
-        return Ok(Json(items).into_response());
-    }
-    let images =
-        group(listing.items, |i| (i.target.registry().to_owned(), i.target.repository().to_owned()), artifact_views);
-    Ok(Json(Grouped { total_count: listing.total, images }).into_response())
+                .collect();
+            return ApiResult::Ok(Value::Array(items));
+        }
+        let images = group(
+            listing.items,
+            |i| (i.target.registry().to_owned(), i.target.repository().to_owned()),
+            artifact_views,
+        );
+        let grouped = serde_json::to_value(Grouped { total_count: listing.total, images })
+            .map_err(|e| ApiError::internal("the platform listing", &e))?;
+        ApiResult::Ok(grouped)
+    })
+    .await
 }
 
 async fn delete_image(

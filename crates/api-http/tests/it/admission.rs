@@ -10,6 +10,8 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+use image_core::store::CatalogStore as _;
+
 use crate::harness::TestApp;
 
 async fn check(router: &Router, token: &str, image: &str) -> StatusCode {
@@ -60,4 +62,56 @@ async fn a_catalog_change_on_one_server_reaches_the_others_cache(postgres: bool)
     assert_eq!(check(&other, &token, "redis:9").await, StatusCode::FORBIDDEN);
 }
 
-on_both_backends!(a_catalog_change_on_one_server_reaches_the_others_cache);
+/// Another process (a second store on the database, as another server has) changes the catalog: this
+/// server's kept answers (the admission check, the listing, the image) show it at once on SQLite, and within
+/// the notification's few milliseconds on PostgreSQL.
+async fn a_change_by_another_process_reaches_this_servers_answers(postgres: bool) {
+    let app = if postgres { TestApp::postgres().await } else { TestApp::sqlite().await };
+    let token = app.admin_token().unwrap().to_owned();
+    let router = api_http::router(AppState::new(app.store.clone()));
+    let elsewhere = store::DbStore::connect(&app.url).await.unwrap();
+    let listed = |app: &TestApp| {
+        let app = app.clone();
+        async move {
+            let (status, list) = app.get("/catalog/api/v1/images?limit=100").await;
+            assert_eq!(status, StatusCode::OK, "{list}");
+            let (_, image) = app.get("/catalog/api/v1/images/1").await;
+            (list["total"].as_i64().unwrap(), image["tags"].as_array().unwrap().len())
+        }
+    };
+    let before = listed(&app).await;
+    for _ in 0..2 {
+        assert_eq!(listed(&app).await, before);
+        assert_eq!(check(&router, &token, "redis:7-alpine").await, StatusCode::OK);
+    }
+    let tags = elsewhere.list_tags(image_core::catalog::ImageId::new(1)).await.unwrap();
+    let tag = tags.iter().find(|t| t.tag == "7-alpine").unwrap();
+    elsewhere.delete_tag(image_core::catalog::ImageId::new(1), tag.id, "elsewhere").await.unwrap();
+    let image = image_core::catalog::NewImage::new(
+        "cache-probe",
+        None,
+        None,
+        None,
+        None,
+        false,
+        image_core::catalog::ApprovalStatus::Approved,
+    )
+    .unwrap();
+    elsewhere.create_image(image, "elsewhere").await.unwrap();
+    let mut seen = false;
+    for _ in 0..300 {
+        if listed(&app).await == (before.0 + 1, before.1 - 1)
+            && check(&router, &token, "redis:7-alpine").await == StatusCode::NOT_FOUND
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(seen, "the other process's changes never showed");
+}
+
+on_both_backends!(
+    a_catalog_change_on_one_server_reaches_the_others_cache,
+    a_change_by_another_process_reaches_this_servers_answers
+);

@@ -29,6 +29,8 @@ pub const REGISTRY_WEBHOOK_SECRET: &str = "Bearer registry-notification-secret";
 pub struct TestApp {
     router: Router,
     pub store: Arc<dyn Store>,
+    /// The database's URL, for another store on it (another server's).
+    pub url: String,
     admin_token: String,
     _dir: Arc<tempfile::TempDir>,
     /// With an internal registry: the job runner, driven by [`TestApp::run_jobs`].
@@ -179,7 +181,8 @@ impl TestApp {
             state = state.with_internal_registry(internal);
         }
         let router = api_http::router(state);
-        let mut app = TestApp { router, store, admin_token: String::new(), _dir: Arc::new(dir), runner };
+        let mut app =
+            TestApp { router, store, url: url.to_owned(), admin_token: String::new(), _dir: Arc::new(dir), runner };
         let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
         let (status, response) = app.send("POST", "/api/v1/auth/token", Some(body), None).await;
         assert_eq!(status, StatusCode::OK, "{response}");

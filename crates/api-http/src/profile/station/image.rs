@@ -5,7 +5,7 @@
 //! (`redis`, `lgsd/diamond`, `ghcr.io/acme/app`): one item per repository, its tags and sizes side by
 //! side. A download is an import, queued exactly as the platform profile's (seed 000) is.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{Json, extract::State};
 use image_core::{
@@ -133,33 +133,43 @@ pub(super) async fn search(
     State(state): State<AppState>,
     _: User,
     crate::extract::Query(query, _): Query<SearchQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SearchAnswer>> {
     let category = query.category.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| "local".into());
     let kind = image_type(query.image_type.as_deref())?;
     let filter = query.filter_text.clone().unwrap_or_default();
     image_core::validate::text(&filter, 200).map_err(|e| Error::invalid("filter_text", e))?;
     let results = match category.as_str() {
         "local" | "qnap" | "official" => {
-            if kind == "lxc" {
-                // imagegate holds container images only.
-                Vec::new()
-            } else {
-                match category.as_str() {
-                    "local" => search_local(&state, &filter).await?,
-                    "qnap" => search_catalog(&state, &filter, false).await?,
-                    _ => search_catalog(&state, &filter, true).await?,
-                }
-            }
+            // Answers from the store alone (the catalog, imports and downloads): kept while it is unchanged.
+            let key = (category.clone(), kind.to_owned(), filter.clone());
+            let version = state.store.data_version();
+            let results: Arc<Vec<Value>> = state
+                .station_searches
+                .read(version, key, async {
+                    let results = if kind == "lxc" {
+                        // imagegate holds container images only.
+                        Vec::new()
+                    } else {
+                        match category.as_str() {
+                            "local" => search_local(&state, &filter).await?,
+                            "qnap" => search_catalog(&state, &filter, false).await?,
+                            _ => search_catalog(&state, &filter, true).await?,
+                        }
+                    };
+                    ApiResult::Ok(Arc::new(results))
+                })
+                .await?;
+            results
         }
-        "dockerhub" | "private" if kind == "lxc" => Vec::new(),
-        "dockerhub" => super::browse::search_hub(&state, &filter).await?,
+        "dockerhub" | "private" if kind == "lxc" => Arc::default(),
+        "dockerhub" => Arc::new(super::browse::search_hub(&state, &filter).await?),
         "private" => {
             let name = query
                 .registry_name
                 .as_deref()
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| Error::invalid("registry_name", "is required with category=private"))?;
-            super::browse::search_private(&state, name, &filter).await?
+            Arc::new(super::browse::search_private(&state, name, &filter).await?)
         }
         other => {
             return Err(Error::invalid(
@@ -169,13 +179,24 @@ pub(super) async fn search(
             .into());
         }
     };
-    Ok(Json(json!({
-        "category": category,
-        "filter_text": filter,
-        "results": results,
-        "total_count": results.len(),
-        "type": kind,
-    })))
+    let total_count = results.len();
+    Ok(Json(SearchAnswer { category, filter_text: filter, results, total_count, kind: kind.to_owned() }))
+}
+
+/// A search's answer, its keys in the seed's order.
+#[derive(serde::Serialize)]
+pub(super) struct SearchAnswer {
+    category: String,
+    filter_text: String,
+    #[serde(serialize_with = "shared_slice")]
+    results: Arc<Vec<Value>>,
+    total_count: usize,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+fn shared_slice<S: serde::Serializer>(values: &Arc<Vec<Value>>, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(values.as_slice(), s)
 }
 
 async fn search_local(state: &AppState, filter: &str) -> ApiResult<Vec<Value>> {

@@ -1,0 +1,116 @@
+//! Answers computed from the store, kept in memory while its data version stays
+//! ([`crate::ops::OpsStore::data_version`]): a repeated read costs a map lookup and a copy instead of a trip
+//! to the database. The store keeps its hottest reads in one; the HTTP layer keeps what it derives from
+//! several reads (the station's searches) in another.
+//!
+//! The version is taken before the store is read, and an answer is kept only under the version it was read
+//! at, so nothing older than the version it is kept under is ever served; when the version moves, every
+//! answer goes. With the version unknown (`None`), nothing is kept or served. Answers that depend on the
+//! time as well must keep what they need to check it on each use.
+
+use std::{
+    any::Any,
+    collections::HashMap,
+    future::Future,
+    hash::Hash,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+/// Answers kept at most; beyond, the cache starts afresh. A listing's page is a few kilobytes.
+const MAX_ENTRIES: usize = 4096;
+
+/// See the module documentation. `K` identifies an answer; answers of any type share the cache.
+pub struct VersionedCache<K> {
+    inner: Mutex<Entries<K>>,
+}
+
+struct Entries<K> {
+    version: Option<u64>,
+    answers: HashMap<K, Arc<dyn Any + Send + Sync>>,
+}
+
+impl<K> Default for VersionedCache<K> {
+    fn default() -> Self {
+        VersionedCache { inner: Mutex::new(Entries { version: None, answers: HashMap::new() }) }
+    }
+}
+
+impl<K> std::fmt::Debug for VersionedCache<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionedCache").finish_non_exhaustive()
+    }
+}
+
+impl<K: Eq + Hash> VersionedCache<K> {
+    /// The answer under `key`: the one kept, if `version` (taken now) is the version it was read at, or
+    /// what `load` answers (kept unless it failed).
+    pub async fn read<T, E, F>(&self, version: Option<u64>, key: K, load: F) -> Result<T, E>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<T, E>>,
+    {
+        let Some(version) = version else { return load.await };
+        if let Some(kept) = self.get::<T>(version, &key) {
+            return Ok(kept);
+        }
+        let answer = load.await?;
+        self.put(version, key, Arc::new(answer.clone()));
+        Ok(answer)
+    }
+
+    /// The answer kept under `key` at `version`, if there is one; forgets them all when the version moved on.
+    pub fn get<T: Clone + 'static>(&self, version: u64, key: &K) -> Option<T> {
+        let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match entries.version {
+            Some(kept) if kept == version => {
+                entries.answers.get(key).and_then(|kept| kept.downcast_ref::<T>()).cloned()
+            }
+            // A caller that took the version before the latest change: what is kept is newer than it asks.
+            Some(kept) if kept > version => None,
+            _ => {
+                entries.answers.clear();
+                entries.version = Some(version);
+                None
+            }
+        }
+    }
+
+    /// Keeps `answer`, read at `version`, unless the version has moved on since.
+    pub fn put(&self, version: u64, key: K, answer: Arc<dyn Any + Send + Sync>) {
+        let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.version != Some(version) {
+            return;
+        }
+        if entries.answers.len() >= MAX_ENTRIES {
+            entries.answers.clear();
+        }
+        entries.answers.insert(key, answer);
+    }
+
+    /// Forgets what is kept under `key`.
+    pub fn forget(&self, key: &K) {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).answers.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_answer_is_kept_while_the_version_stays() {
+        let cache = VersionedCache::<&str>::default();
+        let read = |n: u32| async move { Ok::<_, ()>(n) };
+        assert_eq!(cache.read(Some(1), "a", read(10)).await, Ok(10));
+        assert_eq!(cache.read(Some(1), "a", read(11)).await, Ok(10), "kept");
+        assert_eq!(cache.read(Some(2), "a", read(12)).await, Ok(12), "the version moved");
+        assert_eq!(cache.read(Some(1), "a", read(13)).await, Ok(13), "an older version never sees a newer answer");
+        assert_eq!(cache.read(Some(2), "a", read(14)).await, Ok(12), "and does not disturb it");
+        assert_eq!(cache.read(None, "a", read(15)).await, Ok(15), "an unknown version reads through");
+        assert_eq!(cache.read(Some(2), "a", async { Err::<u32, _>(()) }).await, Ok(12));
+        assert_eq!(cache.read(Some(3), "b", async { Err::<u32, _>(()) }).await, Err(()));
+        assert_eq!(cache.read(Some(3), "b", read(16)).await, Ok(16), "a failure is not kept");
+        cache.forget(&"b");
+        assert_eq!(cache.read(Some(3), "b", read(17)).await, Ok(17));
+    }
+}
