@@ -6,7 +6,9 @@
 //! The version is taken before the store is read, and an answer is kept only under the version it was read
 //! at, so nothing older than the version it is kept under is ever served; when the version moves, every
 //! answer goes. With the version unknown (`None`), nothing is kept or served. Answers that depend on the
-//! time as well must keep what they need to check it on each use.
+//! time as well must keep what they need to check it on each use. Callers that miss the same answer at once
+//! wait for the first one's read instead of each reading it: after a change, a busy route reads the store
+//! once, not once per client.
 
 use std::{
     any::Any,
@@ -22,6 +24,8 @@ const MAX_ENTRIES: usize = 4096;
 /// See the module documentation. `K` identifies an answer; answers of any type share the cache.
 pub struct VersionedCache<K> {
     inner: Mutex<Entries<K>>,
+    /// The answers being read now, each behind a gate that the callers missing it take in turn.
+    reading: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 struct Entries<K> {
@@ -31,7 +35,10 @@ struct Entries<K> {
 
 impl<K> Default for VersionedCache<K> {
     fn default() -> Self {
-        VersionedCache { inner: Mutex::new(Entries { version: None, answers: HashMap::new() }) }
+        VersionedCache {
+            inner: Mutex::new(Entries { version: None, answers: HashMap::new() }),
+            reading: Mutex::default(),
+        }
     }
 }
 
@@ -41,7 +48,7 @@ impl<K> std::fmt::Debug for VersionedCache<K> {
     }
 }
 
-impl<K: Eq + Hash> VersionedCache<K> {
+impl<K: Eq + Hash + Clone> VersionedCache<K> {
     /// The answer under `key`: the one kept, if `version` (taken now) is the version it was read at, or
     /// what `load` answers (kept unless it failed).
     pub async fn read<T, E, F>(&self, version: Option<u64>, key: K, load: F) -> Result<T, E>
@@ -53,9 +60,27 @@ impl<K: Eq + Hash> VersionedCache<K> {
         if let Some(kept) = self.get::<T>(version, &key) {
             return Ok(kept);
         }
-        let answer = load.await?;
-        self.put(version, key, Arc::new(answer.clone()));
-        Ok(answer)
+        let gate = self.reading.lock().unwrap_or_else(PoisonError::into_inner).entry(key.clone()).or_default().clone();
+        let read = {
+            let _turn = gate.lock().await;
+            // Read by the caller before, while this one waited.
+            match self.get::<T>(version, &key) {
+                Some(kept) => Ok(kept),
+                None => match load.await {
+                    Ok(answer) => {
+                        self.put(version, key.clone(), Arc::new(answer.clone()));
+                        Ok(answer)
+                    }
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        let mut reading = self.reading.lock().unwrap_or_else(PoisonError::into_inner);
+        // Nobody else holds the gate (the map's reference and this one): it goes.
+        if Arc::strong_count(&gate) <= 2 {
+            reading.remove(&key);
+        }
+        read
     }
 
     /// The answer kept under `key` at `version`, if there is one; forgets them all when the version moved on.
@@ -112,5 +137,31 @@ mod tests {
         assert_eq!(cache.read(Some(3), "b", read(16)).await, Ok(16), "a failure is not kept");
         cache.forget(&"b");
         assert_eq!(cache.read(Some(3), "b", read(17)).await, Ok(17));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_missing_the_same_answer_read_it_once() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let cache = Arc::new(VersionedCache::<&str>::default());
+        let reads = Arc::new(AtomicU32::new(0));
+        let callers: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, reads) = (cache.clone(), reads.clone());
+                tokio::spawn(async move {
+                    cache
+                        .read(Some(1), "slow", async {
+                            reads.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            Ok::<_, ()>(7)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), Ok(7));
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        assert!(cache.reading.lock().unwrap().is_empty(), "no gate is left behind");
     }
 }
