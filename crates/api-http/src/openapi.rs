@@ -14,6 +14,10 @@
 mod accounts;
 mod catalog;
 mod entries;
+mod integrations;
+mod kube;
+mod platform;
+mod station;
 
 use std::sync::OnceLock;
 
@@ -65,7 +69,7 @@ pub enum Content {
     Empty,
     /// JSON of this schema.
     Json(SchemaFn),
-    /// Any JSON object: the shape is the seed's and varies with what is asked.
+    /// Any JSON object, for an answer with no fixed shape; its description says why.
     AnyJson,
     /// Text of this media type (`text/plain` for metrics, `text/event-stream` for progress events).
     Text(&'static str),

@@ -5,9 +5,10 @@
 //! its handler reads (deriving `JsonSchema`), one `.ok::<T>(status, …)` or `.answer(…)` per success, and
 //! `.status(&[…])` for error statuses beyond those the route implies (see [`super`]).
 
-use serde_json::Value;
-
-use super::{Content::*, Doc, Errors, accounts, catalog as schemas};
+use super::{
+    Content::*, Doc, Errors, accounts, catalog as schemas, integrations as integration, kube as kube_schemas,
+    platform as platform_schemas, station as station_schemas,
+};
 use crate::{
     auth,
     profile::{admission_review, catalog, harbor, inventory, kube, platform, progress, station, webhooks},
@@ -237,10 +238,10 @@ fn platform_profile() -> Vec<Doc> {
              and paged.",
         )
         .query::<platform::ListQuery>()
-        .ok::<Value>(200, "`{\"totalCount\", \"images\": [{\"registryHost\", \"repo\", \"artifacts\"}]}`; with `flat=true`, an array of artifacts"),
+        .ok::<platform_schemas::ImportListing>(200, "`{\"totalCount\", \"images\": [{\"registryHost\", \"repo\", \"artifacts\"}]}`; with `flat=true`, an array of imports"),
         Doc::new("GET", "/api/v1/images/custom", "List exported images", "Export records grouped by repository.")
             .query::<platform::ExportQuery>()
-            .answer(200, "`{\"totalCount\", \"images\"}`", AnyJson),
+            .ok::<platform_schemas::ExportGroups>(200, "`{\"totalCount\", \"images\"}`, grouped by repository"),
         Doc::new(
             "POST",
             "/api/v1/images/custom",
@@ -248,11 +249,11 @@ fn platform_profile() -> Vec<Doc> {
             "Records an image a user exported (pushed) elsewhere.",
         )
         .body::<platform::CreateExport>()
-        .answer(201, "The export record", AnyJson)
+        .ok::<platform_schemas::ExportRecord>(201, "The export record")
         .status(&[409]),
         Doc::new("PUT", "/api/v1/images/custom/{id}", "Change an export's status", "Sets an export record's phase.")
             .body::<platform::UpdateExport>()
-            .answer(200, "The export record", AnyJson),
+            .ok::<platform_schemas::ExportRecord>(200, "The export record"),
         Doc::new(
             "DELETE",
             "/api/v1/images/{id}",
@@ -269,7 +270,7 @@ fn platform_profile() -> Vec<Doc> {
         )
         .ok::<platform::ImportingDetails>(200, "The layers, the import's status and attempts"),
         Doc::new("POST", "/api/v1/images/{id}/cancel", "Cancel an import", "Cancels a queued or running import.")
-            .answer(200, "`{\"state\", \"message\"}`", AnyJson)
+            .ok::<platform_schemas::Canceled>(200, "`{\"message\", \"id\", \"status\"}`")
             .status(&[409]),
         Doc::new(
             "POST",
@@ -313,13 +314,13 @@ fn kube_profile() -> Vec<Doc> {
     let docs = vec![
         Doc::new("GET", at("/registry-secrets"), "List registry secrets", "A namespace's registry secrets (`_all_` for every namespace), never their passwords.")
             .query::<kube::ListQuery>()
-            .answer(200, "A `RegistrySecretList`", AnyJson),
+            .ok::<kube_schemas::RegistrySecretList>(200, "A `RegistrySecretList`"),
         Doc::new("POST", at("/registry-secrets"), "Create a registry secret", "Stores a registry's credentials, sealed at rest.")
             .body::<kube::SecretBody>()
-            .answer(201, "The `RegistrySecret`", AnyJson)
+            .ok::<kube_schemas::RegistrySecret>(201, "The `RegistrySecret`")
             .status(&[409]),
         Doc::new("GET", at("/registry-secrets/{name}"), "Get a registry secret", "One registry secret, without its password.")
-            .answer(200, "The `RegistrySecret`", AnyJson),
+            .ok::<kube_schemas::RegistrySecret>(200, "The `RegistrySecret`"),
         Doc::new("DELETE", at("/registry-secrets/{name}"), "Delete a registry secret", "Deletes a secret that no repository uses.")
             .answer(204, "Deleted", Empty)
             .status(&[409]),
@@ -330,22 +331,22 @@ fn kube_profile() -> Vec<Doc> {
             "Signs in to the secret's registry with its credentials (or those the body gives) and says whether it worked.",
         )
         .optional_body::<kube::VerifyBody>()
-        .answer(200, "`{\"success\", \"message\"}`", AnyJson)
+        .ok::<kube_schemas::Verified>(200, "`{\"success\", \"message\"}`")
         .status(&[422, 502]),
         Doc::new("GET", at("/repositories"), "List repositories", "A namespace's repositories kept in sync (`_all_` for every namespace).")
             .query::<kube::ListQuery>()
-            .answer(200, "A `RepositoryList`", AnyJson),
+            .ok::<kube_schemas::RepositoryList>(200, "A `RepositoryList`"),
         Doc::new("POST", at("/repositories"), "Create a repository", "Keeps a tag in sync on an interval, read with a registry secret.")
             .body::<kube::RepositoryBody>()
-            .answer(201, "The `Repository`", AnyJson)
+            .ok::<kube_schemas::Repository>(201, "The `Repository`")
             .status(&[409, 422]),
         Doc::new("GET", at("/repositories/{name}"), "Get a repository", "One repository with its sync status.")
-            .answer(200, "The `Repository`", AnyJson),
+            .ok::<kube_schemas::Repository>(200, "The `Repository`"),
         Doc::new("DELETE", at("/repositories/{name}"), "Delete a repository", "Stops syncing a repository and deletes it.")
             .answer(204, "Deleted", Empty)
             .status(&[409]),
         Doc::new("POST", at("/repositories/{name}/sync"), "Sync a repository now", "Queues a sync of the repository at once.")
-            .answer(200, "`{\"success\": true, \"message\"}`", AnyJson)
+            .ok::<kube_schemas::SyncQueued>(200, "`{\"success\": true, \"message\"}`")
             .status(&[409]),
     ];
     docs.into_iter().map(|d| d.errors(Errors::Kube)).collect()
@@ -360,7 +361,7 @@ fn station_profile() -> Vec<Doc> {
             "Checks a user's name and password (JSON or form fields) and sets the session cookie.",
         )
         .body::<station::Credentials>()
-        .answer(200, "The user, with the session cookie set", AnyJson)
+        .ok::<station_schemas::SignedIn>(200, "The user, with the session cookie set")
         .status(&[401, 429]),
         Doc::new(
             "GET",
@@ -368,19 +369,16 @@ fn station_profile() -> Vec<Doc> {
             "Refresh a session",
             "Says who is signed in, keeping the session alive.",
         )
-        .answer(200, "The user", AnyJson),
-        Doc::new("PUT", "/api/v1/logout", "Sign out of a session", "Ends the session the cookie names.").answer(
-            200,
-            "Signed out",
-            AnyJson,
-        ),
+        .ok::<station_schemas::SignedIn>(200, "The user"),
+        Doc::new("PUT", "/api/v1/logout", "Sign out of a session", "Ends the session the cookie names.")
+            .ok::<station_schemas::SignedOut>(200, "Who signed out"),
         Doc::new(
             "GET",
             "/api/v1/registry",
             "List the station's registries",
             "The registries of the station namespace, without passwords.",
         )
-        .answer(200, "The registries", AnyJson),
+        .ok::<station_schemas::Registries>(200, "The registries"),
         Doc::new(
             "POST",
             "/api/v1/registry",
@@ -388,14 +386,14 @@ fn station_profile() -> Vec<Doc> {
             "`method` `add` or `edit` (renaming with `oldname`) a station registry.",
         )
         .body::<station::RegistryBody>()
-        .answer(200, "The registries", AnyJson)
+        .ok::<station_schemas::Registries>(200, "The registries")
         .status(&[409]),
         Doc::new("DELETE", "/api/v1/registry/{name}", "Delete a registry", "Deletes a station registry by name.")
-            .answer(200, "The registries", AnyJson)
+            .ok::<station_schemas::Registries>(200, "The remaining registries")
             .status(&[409]),
         Doc::new("GET", "/api/v1/registry/ping", "Ping a registry", "Asks a registry's `/v2/` whether it answers.")
             .query::<station::PingQuery>()
-            .answer(200, "`{\"result\"}`", AnyJson)
+            .ok::<station_schemas::Pinged>(200, "`{\"version\": \"v2\"}`")
             .status(&[422, 502]),
         Doc::new(
             "POST",
@@ -404,7 +402,7 @@ fn station_profile() -> Vec<Doc> {
             "Asks a registry's `/v2/` with the credentials given.",
         )
         .optional_body::<station::PingBody>()
-        .answer(200, "`{\"result\"}`", AnyJson)
+        .ok::<station_schemas::Pinged>(200, "`{\"version\": \"v2\"}`")
         .status(&[422, 502]),
         Doc::new(
             "GET",
@@ -413,7 +411,7 @@ fn station_profile() -> Vec<Doc> {
             "Searches the local imports, the catalog, a registry's repositories or Docker Hub (`category`).",
         )
         .query::<station::SearchQuery>()
-        .answer(200, "The images found", AnyJson)
+        .ok::<station_schemas::SearchAnswer>(200, "The images found")
         .status(&[422, 502]),
         Doc::new(
             "GET",
@@ -421,7 +419,7 @@ fn station_profile() -> Vec<Doc> {
             "Downloads in progress",
             "Imports started by the station, with their progress.",
         )
-        .ok::<Vec<Value>>(200, "The downloads"),
+        .ok::<Vec<station_schemas::Download>>(200, "The downloads"),
         Doc::new(
             "GET",
             "/api/v1/image/{*path}",
@@ -429,7 +427,7 @@ fn station_profile() -> Vec<Doc> {
             "`<name>/tags`, `<name>:<tag>/inspect` or `<name>:<tag>/remote_inspect` of a local or remote image.",
         )
         .query::<station::BrowseQuery>()
-        .answer(200, "What was asked", AnyJson)
+        .ok::<station_schemas::Browsed>(200, "The tags, or the inspection")
         .status(&[422, 502]),
         Doc::new(
             "POST",
@@ -440,7 +438,7 @@ fn station_profile() -> Vec<Doc> {
         )
         .optional_body::<station::DownloadBody>()
         .query::<station::DownloadQuery>()
-        .answer(200, "The download", AnyJson)
+        .ok::<station_schemas::DownloadQueued>(200, "`{}`: queued, or already there")
         .status(&[409, 422, 502]),
         Doc::new(
             "DELETE",
@@ -448,7 +446,7 @@ fn station_profile() -> Vec<Doc> {
             "Delete a local image",
             "`<name>:<tag>` deletes the imported image.",
         )
-        .answer(200, "Deleted", AnyJson)
+        .ok::<station_schemas::LocalDeleted>(200, "Deleted")
         .status(&[409, 502]),
     ];
     docs.into_iter().map(|d| d.errors(Errors::Station)).collect()
@@ -493,7 +491,10 @@ fn integrations() -> Vec<Doc> {
              catalog's tags. Authenticated by the shared secret (`--harbor-webhook-secret`).",
         )
         .body::<webhooks::HarborEvent>()
-        .answer(202, "`{\"type\", \"queued\"}` or `{\"type\", \"tags_changed\"}`", AnyJson),
+        .ok::<integration::HarborAccepted>(
+            202,
+            "`{\"type\", \"queued\"}`, with `tags_changed` and `artifacts_changed` for pushes and deletes",
+        ),
         Doc::new(
             "POST",
             "/api/v1/webhooks/docker-registry",
@@ -502,7 +503,7 @@ fn integrations() -> Vec<Doc> {
              before any is applied. Authenticated by the shared secret (`--registry-webhook-secret`).",
         )
         .body::<webhooks::RegistryEnvelope>()
-        .answer(202, "`{\"events\", \"tags_changed\"}`", AnyJson),
+        .ok::<integration::RegistryAccepted>(202, "`{\"tags_changed\", \"artifacts_changed\"}`"),
         Doc::new(
             "GET",
             "/metrics",
@@ -522,7 +523,7 @@ fn integrations() -> Vec<Doc> {
              decides it. DELETE and CONNECT, and kinds without a pod template, are allowed.",
         )
         .body::<admission_review::Review>()
-        .answer(200, "The `AdmissionReview` with its `response`", AnyJson),
+        .ok::<integration::ReviewAnswer>(200, "The `AdmissionReview` with its `response`"),
         Doc::new(
             "GET",
             "/api/v1/robots",
@@ -530,7 +531,7 @@ fn integrations() -> Vec<Doc> {
             "The built-in registry's robot accounts: name, `robot$name` user name, repository patterns, actions, \
              creator, creation and expiry times; never a secret.",
         )
-        .answer(200, "`{\"robots\": […]}`", AnyJson),
+        .ok::<integration::RobotList>(200, "`{\"robots\": […]}`"),
         Doc::new(
             "POST",
             "/api/v1/robots",
@@ -540,7 +541,7 @@ fn integrations() -> Vec<Doc> {
              shown this once.",
         )
         .body::<robots::NewRobotRequest>()
-        .answer(201, "The robot, with its secret", AnyJson)
+        .ok::<integration::NewRobot>(201, "The robot, with its secret")
         .status(&[409]),
         Doc::new("DELETE", "/api/v1/robots/{name}", "Delete a robot account", "Its secret stops working at once.")
             .answer(204, "Deleted", Empty),
@@ -550,6 +551,6 @@ fn integrations() -> Vec<Doc> {
             "This document",
             "The OpenAPI 3.1 document of every route, generated from the router's table.",
         )
-        .answer(200, "The document", AnyJson),
+        .answer(200, "The document; its schema is OpenAPI 3.1's own, not repeated here", AnyJson),
     ]
 }
