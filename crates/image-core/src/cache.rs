@@ -21,6 +21,14 @@ use std::{
 /// Answers kept at most; beyond, the cache starts afresh. A listing's page is a few kilobytes.
 const MAX_ENTRIES: usize = 4096;
 
+/// What the kept answers may weigh together (each weighs the length of its `Debug` text, a measure of its
+/// size in memory); beyond, the cache starts afresh. Without it, a client asking for many large pages could
+/// fill the memory.
+const MAX_WEIGHT: usize = 64 * 1024 * 1024;
+
+/// An answer heavier than this is served and not kept: a page of a thousand rows is rarely asked twice.
+const MAX_ANSWER_WEIGHT: usize = MAX_WEIGHT / 64;
+
 /// See the module documentation. `K` identifies an answer; answers of any type share the cache.
 pub struct VersionedCache<K> {
     inner: Mutex<Entries<K>>,
@@ -31,12 +39,14 @@ pub struct VersionedCache<K> {
 struct Entries<K> {
     version: Option<u64>,
     answers: HashMap<K, Arc<dyn Any + Send + Sync>>,
+    /// The answers' weights together.
+    weight: usize,
 }
 
 impl<K> Default for VersionedCache<K> {
     fn default() -> Self {
         VersionedCache {
-            inner: Mutex::new(Entries { version: None, answers: HashMap::new() }),
+            inner: Mutex::new(Entries { version: None, answers: HashMap::new(), weight: 0 }),
             reading: Mutex::default(),
         }
     }
@@ -53,7 +63,7 @@ impl<K: Eq + Hash + Clone> VersionedCache<K> {
     /// what `load` answers (kept unless it failed).
     pub async fn read<T, E, F>(&self, version: Option<u64>, key: K, load: F) -> Result<T, E>
     where
-        T: Clone + Send + Sync + 'static,
+        T: Clone + std::fmt::Debug + Send + Sync + 'static,
         F: Future<Output = Result<T, E>>,
     {
         let Some(version) = version else { return load.await };
@@ -68,7 +78,8 @@ impl<K: Eq + Hash + Clone> VersionedCache<K> {
                 Some(kept) => Ok(kept),
                 None => match load.await {
                     Ok(answer) => {
-                        self.put(version, key.clone(), Arc::new(answer.clone()));
+                        let weight = weight(&answer);
+                        self.put(version, key.clone(), Arc::new(answer.clone()), weight);
                         Ok(answer)
                     }
                     Err(e) => Err(e),
@@ -94,21 +105,28 @@ impl<K: Eq + Hash + Clone> VersionedCache<K> {
             Some(kept) if kept > version => None,
             _ => {
                 entries.answers.clear();
+                entries.weight = 0;
                 entries.version = Some(version);
                 None
             }
         }
     }
 
-    /// Keeps `answer`, read at `version`, unless the version has moved on since.
-    pub fn put(&self, version: u64, key: K, answer: Arc<dyn Any + Send + Sync>) {
+    /// Keeps `answer`, read at `version` and weighing `weight` (see [`weight`]), unless the version has
+    /// moved on since or it weighs too much.
+    pub fn put(&self, version: u64, key: K, answer: Arc<dyn Any + Send + Sync>, weight: usize) {
+        if weight > MAX_ANSWER_WEIGHT {
+            return;
+        }
         let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.version != Some(version) {
             return;
         }
-        if entries.answers.len() >= MAX_ENTRIES {
+        if entries.answers.len() >= MAX_ENTRIES || entries.weight + weight > MAX_WEIGHT {
             entries.answers.clear();
+            entries.weight = 0;
         }
+        entries.weight += weight;
         entries.answers.insert(key, answer);
     }
 
@@ -116,6 +134,20 @@ impl<K: Eq + Hash + Clone> VersionedCache<K> {
     pub fn forget(&self, key: &K) {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).answers.remove(key);
     }
+}
+
+/// An answer's weight in the cache: the length of its `Debug` text, counted without writing it anywhere.
+pub fn weight<T: std::fmt::Debug>(answer: &T) -> usize {
+    struct Count(usize);
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = std::fmt::write(&mut count, format_args!("{answer:?}"));
+    count.0
 }
 
 #[cfg(test)]
@@ -163,5 +195,20 @@ mod tests {
         }
         assert_eq!(reads.load(Ordering::SeqCst), 1);
         assert!(cache.reading.lock().unwrap().is_empty(), "no gate is left behind");
+    }
+
+    #[tokio::test]
+    async fn what_is_kept_weighs_a_bounded_amount() {
+        let cache = VersionedCache::<u32>::default();
+        let big = || async { Ok::<_, ()>("x".repeat(MAX_ANSWER_WEIGHT + 1)) };
+        cache.read(Some(1), 0, big()).await.unwrap();
+        assert_eq!(cache.get::<String>(1, &0), None, "too heavy to keep");
+        let page = MAX_ANSWER_WEIGHT - 10;
+        for key in 0..70 {
+            cache.read(Some(1), key, async { Ok::<_, ()>("y".repeat(page)) }).await.unwrap();
+            assert!(cache.inner.lock().unwrap().weight <= MAX_WEIGHT);
+        }
+        assert!(cache.get::<String>(1, &69).is_some(), "the latest is kept");
+        assert!(cache.get::<String>(1, &0).is_none(), "the cache started afresh when full");
     }
 }

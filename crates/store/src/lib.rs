@@ -494,7 +494,8 @@ impl UserStore for DbStore {
                 let found = with_conn!(self, |conn| ops::users::find_token(conn, &token_hash, now).await)?;
                 let Some(found) = found else { return Ok(None) };
                 if let Some(version) = version {
-                    self.cache.put(version, key, Arc::new(found.clone()));
+                    let weight = image_core::cache::weight(&found);
+                    self.cache.put(version, key, Arc::new(found.clone()), weight);
                 }
                 found
             }
