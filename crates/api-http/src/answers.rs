@@ -2,7 +2,8 @@
 //! the store (the catalog's listing and categories, the platform profile's listing), kept as the bytes
 //! sent while the store's data version stays (see [`image_core::cache`]): a repeated request costs a map
 //! lookup, and neither a copy of the store's answer nor its serialisation. The handler authenticates and
-//! validates first, as for any request; only its answer is kept.
+//! validates first, as for any request; only its answer is kept. The station's searches of what the store
+//! holds keep their results in the same cache, under `station.search`.
 
 use axum::{
     body::Bytes,

@@ -61,9 +61,6 @@ pub struct StateInner {
     pub(crate) browser: Option<Arc<dyn image_core::station::RegistryBrowser>>,
     /// Docker Hub searches answered lately.
     pub(crate) hub_cache: Arc<profile::station::HubCache>,
-    /// The station's searches of what the store alone holds (`local`, `qnap`, `official`), by category,
-    /// type and text, while the store's data version stays.
-    pub(crate) station_searches: Arc<image_core::cache::VersionedCache<(String, String, String)>>,
     /// The answers of read routes that depend on their parameters and the store alone (see [`answers`]).
     pub(crate) answers: Arc<image_core::cache::VersionedCache<answers::AnswerKey>>,
     /// This server's node and its container runtime, for `GET /images`; without, only `?node=` answers
@@ -150,7 +147,6 @@ impl AppState {
             station: Arc::default(),
             browser: None,
             hub_cache: Arc::default(),
-            station_searches: Arc::default(),
             answers: Arc::default(),
             local_node: None,
             deny_severity: None,

@@ -141,10 +141,10 @@ pub(super) async fn search(
     let results = match category.as_str() {
         "local" | "qnap" | "official" => {
             // Answers from the store alone (the catalog, imports and downloads): kept while it is unchanged.
-            let key = (category.clone(), kind.to_owned(), filter.clone());
+            let key = ("station.search", format!("{category:?} {kind:?} {filter:?}"));
             let version = state.store.data_version();
             let results: Arc<Vec<Value>> = state
-                .station_searches
+                .answers
                 .read(version, key, async {
                     let results = if kind == "lxc" {
                         // imagegate holds container images only.
