@@ -38,8 +38,13 @@ impl AppState {
                 serde_json::to_vec(&value).map(Bytes::from).map_err(|e| E::from(ApiError::internal(route, &e)))
             })
             .await?;
-        let mut response = bytes.into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(response)
+        Ok(json_bytes(bytes))
     }
+}
+
+/// A 200 answer of JSON already serialised.
+pub(crate) fn json_bytes(bytes: Bytes) -> Response {
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }

@@ -77,7 +77,9 @@ pub fn new_token() -> (String, String) {
 }
 
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(token.as_bytes()), &mut hex).expect("64 digits for 32 bytes");
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 /// The actor of the changes the server makes on its own, as the audit trail names it.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
+mod middleware;
 pub mod openapi;
 pub mod profile;
 pub mod registry_auth;
@@ -275,22 +276,8 @@ fn all_routes() -> routes::Routes {
 /// The whole HTTP API: every profile, sign-in and the health probes.
 pub fn router(state: AppState) -> Router {
     metrics::start_upkeep();
-    all_routes()
-        .into_parts()
-        .0
-        .layer(axum::middleware::map_response(security_headers))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce))
-        .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(metrics::track))
-        .with_state(state)
-}
-
-/// Headers every answer carries: no content sniffing, so that no JSON answer is ever read as a page.
-async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
-    response
-        .headers_mut()
-        .insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, axum::http::HeaderValue::from_static("nosniff"));
-    response
+    let (router, table) = all_routes().into_parts();
+    router.layer(middleware::Guard::new(state.clone(), &table)).with_state(state)
 }
 
 /// The table of what [`router`] serves, in the order it was declared.

@@ -17,17 +17,16 @@ use std::{
 use axum::body::Bytes;
 use axum::{
     body::Body,
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     http::{Method, header},
-    middleware::Next,
     response::Response,
 };
-use tokio::{sync::Semaphore, time::Sleep};
-
-use crate::{
-    AppState,
-    error::{ApiError, ErrorFormat, KubeStatus, Plain},
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Sleep,
 };
+
+use crate::error::{ApiError, ErrorFormat, KubeStatus, Plain};
 
 /// The largest JSON body most routes take: every field the API accepts fits many times over.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;
@@ -128,33 +127,42 @@ fn exempt(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
+/// What [`admit`] decided.
+pub(crate) enum Admitted {
+    /// The request to go on with (its body read through the limits) and its slot (`None` for the paths
+    /// the cap does not count).
+    Go(Request, Option<OwnedSemaphorePermit>),
+    /// The answer that refuses it.
+    Refused(Response),
+}
+
 /// Applies the route's body limit and the cap on requests at once.
-pub(crate) async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) fn admit(limits: &RequestLimit, request: Request) -> Admitted {
     let route = request.extensions().get::<MatchedPath>();
     let limit = route.map_or(JSON_BODY_LIMIT, |route| body_limit(request.method(), route.as_str()));
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        return too_large(request.uri().path(), limit);
+        return Admitted::Refused(too_large(request.uri().path(), limit));
     }
-    let timeout = state.requests.body_timeout;
+    let timeout = limits.body_timeout;
     let request = request.map(|body| {
         let inner = http_body_util::Limited::new(body, limit);
         Body::new(DeadlineBody { inner, arrived: tokio::time::Instant::now(), deadline: None, timeout })
     });
     if exempt(request.uri().path()) {
-        return next.run(request).await;
+        return Admitted::Go(request, None);
     }
-    let Ok(_slot) = state.requests.slots.clone().try_acquire_owned() else {
+    let Ok(slot) = limits.slots.clone().try_acquire_owned() else {
         ::metrics::counter!("imagegate_http_requests_refused_total").increment(1);
         let mut error = ApiError::unavailable(format!(
             "the server is handling {} requests, its limit: try again in {RETRY_AFTER_SECS} s",
-            state.requests.max
+            limits.max
         ));
         error.retry_after_secs = Some(RETRY_AFTER_SECS);
-        return render(request.uri().path(), &error);
+        return Admitted::Refused(render(request.uri().path(), &error));
     };
-    next.run(request).await
+    Admitted::Go(request, Some(slot))
 }
 
 /// In the format of the profile the path belongs to.

@@ -29,14 +29,14 @@
 //! Sync outcomes are `imagegate_jobs_finished_total{job_type="sync"}`.
 
 use std::{
-    sync::{Arc, OnceLock},
-    time::{Duration, Instant},
+    collections::HashMap,
+    sync::{Arc, OnceLock, PoisonError, RwLock},
+    time::Duration,
 };
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::{HeaderMap, HeaderValue, header},
-    middleware::Next,
+    http::{HeaderMap, HeaderValue, Method, header},
     response::{IntoResponse, Response},
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -141,23 +141,104 @@ pub(crate) fn routes() -> Routes {
     Routes::new("").get("/metrics", Access::Anyone, scrape)
 }
 
-/// Measures every request by its route template (`unmatched` for a path no route serves).
-pub(crate) async fn track(request: Request, next: Next) -> Response {
-    if handle().is_none() {
-        return next.run(request).await;
+/// The handles each route's measurements go to, made once per route and method: recording through a
+/// handle allocates nothing, where the recorder's own lookup builds its labels on every call.
+pub(crate) struct RequestMetrics {
+    routes: HashMap<Box<str>, Vec<(Method, Arc<RouteMetrics>)>>,
+}
+
+impl RequestMetrics {
+    pub(crate) fn new(routes: &[crate::Route]) -> RequestMetrics {
+        let mut by_path: HashMap<Box<str>, Vec<(Method, Arc<RouteMetrics>)>> = HashMap::new();
+        for route in routes {
+            let Ok(method) = route.method.parse::<Method>() else { continue };
+            let metrics = Arc::new(RouteMetrics::new(method.clone(), route.path.clone()));
+            by_path.entry(route.path.as_str().into()).or_default().push((method, metrics));
+        }
+        RequestMetrics { routes: by_path }
     }
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route =
-        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let status = response.status().as_u16().to_string();
-    ::metrics::counter!("imagegate_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    ::metrics::histogram!("imagegate_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(elapsed);
-    response
+
+    /// Where `request`'s measurements go: its route template's handles, or labels made for it (a path no
+    /// route serves is `unmatched`; a method its path does not take has no handles made in advance).
+    pub(crate) fn of(&self, request: &Request) -> Measure {
+        let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+        let kept = route
+            .and_then(|route| self.routes.get(route))
+            .and_then(|methods| methods.iter().find(|(method, _)| method == request.method()));
+        match kept {
+            Some((_, metrics)) => Measure::Route(metrics.clone()),
+            None => Measure::Labels {
+                method: request.method().as_str().to_owned(),
+                route: route.unwrap_or("unmatched").to_owned(),
+            },
+        }
+    }
+}
+
+/// One route's request counters (by status) and latency histogram, registered on first use.
+pub(crate) struct RouteMetrics {
+    method: Method,
+    route: String,
+    duration: OnceLock<::metrics::Histogram>,
+    by_status: RwLock<Vec<(u16, ::metrics::Counter)>>,
+}
+
+impl RouteMetrics {
+    fn new(method: Method, route: String) -> RouteMetrics {
+        RouteMetrics { method, route, duration: OnceLock::new(), by_status: RwLock::default() }
+    }
+
+    fn record(&self, status: u16, elapsed: Duration) {
+        let counter = self
+            .by_status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(kept, _)| *kept == status)
+            .map(|(_, counter)| counter.clone());
+        let counter = counter.unwrap_or_else(|| {
+            let counter = requests_total(self.method.as_str(), &self.route, status);
+            let mut by_status = self.by_status.write().unwrap_or_else(PoisonError::into_inner);
+            if !by_status.iter().any(|(kept, _)| *kept == status) {
+                by_status.push((status, counter.clone()));
+            }
+            counter
+        });
+        counter.increment(1);
+        self.duration.get_or_init(|| request_duration(self.method.as_str(), &self.route)).record(elapsed);
+    }
+}
+
+/// Where one request's measurements go.
+pub(crate) enum Measure {
+    Route(Arc<RouteMetrics>),
+    Labels { method: String, route: String },
+}
+
+impl Measure {
+    /// Counts the request under its answer's status and records how long the answer took.
+    pub(crate) fn record(self, status: u16, elapsed: Duration) {
+        match self {
+            Measure::Route(metrics) => metrics.record(status, elapsed),
+            Measure::Labels { method, route } => {
+                requests_total(&method, &route, status).increment(1);
+                request_duration(&method, &route).record(elapsed);
+            }
+        }
+    }
+}
+
+fn requests_total(method: &str, route: &str, status: u16) -> ::metrics::Counter {
+    ::metrics::counter!(
+        "imagegate_http_requests_total",
+        "method" => method.to_owned(),
+        "route" => route.to_owned(),
+        "status" => status.to_string()
+    )
+}
+
+fn request_duration(method: &str, route: &str) -> ::metrics::Histogram {
+    ::metrics::histogram!("imagegate_http_request_duration_seconds", "method" => method.to_owned(), "route" => route.to_owned())
 }
 
 /// How often the histograms' samples are folded into their buckets when nobody scrapes.

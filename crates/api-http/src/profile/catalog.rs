@@ -5,7 +5,7 @@
 //! asking for an approval, which any user may do.
 
 use crate::routes::{Access, Routes};
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse as _};
+use axum::{Json, body::Bytes, extract::State, http::StatusCode};
 use image_core::{
     Error, Reference,
     catalog::{
@@ -446,13 +446,21 @@ async fn admission_check(
     user: User,
     extract::Body(b, _): Body<AdmissionBody>,
 ) -> ApiResult<axum::response::Response> {
+    let (generation, version) = s.admission.generation(s.store.as_ref()).await?;
+    if let Some(answer) = s.admission.answer(generation, version, &b.image) {
+        return Ok(crate::answers::json_bytes(answer));
+    }
     let reference = Reference::parse(&b.image).map_err(|e| Error::invalid("image", e))?;
-    let entry = s.admission.entry(s.store.as_ref(), &reference).await?;
+    let entry = s.admission.entry_at(s.store.as_ref(), generation, version, &reference).await?;
     let (image, tags) = (&entry.0, &entry.1);
     match rules::admit_under(image.as_ref(), tags, &reference, s.deny_severity) {
         Admission::Allowed { image, tag, warnings } => {
             let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-            Ok(Json(Allowed { allowed: true, image, tag, warnings }).into_response())
+            let answer = serde_json::to_vec(&Allowed { allowed: true, image, tag, warnings })
+                .map_err(|e| ApiError::internal("admission check", &e))?;
+            let answer = Bytes::from(answer);
+            s.admission.keep_answer(generation, b.image, answer.clone());
+            Ok(crate::answers::json_bytes(answer))
         }
         Admission::Refused(Refusal::NotApproved) => {
             let mut message = "This image must be approved before deployment".to_owned();

@@ -61,6 +61,10 @@ async fn bodies_beyond_the_route_limit_get_a_413() {
     let (status, _, body) = call(&app, post("/api/v1/auth/token", Body::from(big.clone()), Some(big.len()))).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert!(body["message"].as_str().unwrap().contains(&limits::JSON_BODY_LIMIT.to_string()), "{body}");
+    // A refusal carries the headers every answer does.
+    let refused =
+        app.clone().oneshot(post("/api/v1/auth/token", Body::from(big.clone()), Some(big.len()))).await.unwrap();
+    assert_eq!(refused.headers().get(header::X_CONTENT_TYPE_OPTIONS).map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
     // Streamed without a length: refused once it passes the limit.
     let chunks: Vec<Result<Bytes, std::io::Error>> =
         big.as_bytes().chunks(4096).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
