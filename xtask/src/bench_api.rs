@@ -145,6 +145,10 @@ fn routes(images: u32, imports: u32) -> Vec<Route> {
         Route::get("catalog: list, status=approved", "/catalog/api/v1/images?status=approved&limit=10"),
         Route::get("catalog: list, category=database", "/catalog/api/v1/images?category=database&limit=10"),
         Route::get(
+            "catalog: list, the last page by cursor",
+            format!("/catalog/api/v1/images?after_id={}&limit=10", images - 10),
+        ),
+        Route::get(
             "catalog: search, 1 match",
             format!("/catalog/api/v1/images?search={}&limit=10", codename(image as u64 + 17)),
         ),
@@ -723,6 +727,7 @@ fn plan_statements(backend: Backend, images: u32, imports: u32) -> Vec<(&'static
         ("catalog list: total", "SELECT CAST(SUM(image_count) AS BIGINT) FROM catalog_counts WHERE 1 = 1".to_owned()),
         ("catalog list: page", "SELECT * FROM images WHERE 1 = 1 ORDER BY id LIMIT 10 OFFSET 0".to_owned()),
         ("catalog list: tag counts", "SELECT image_id, count(*) FROM image_tags WHERE image_id IN (1, 2, 3, 4, 5, 6, 7, 8, 9, 10) GROUP BY image_id".to_owned()),
+        ("catalog list: page after a cursor", format!("SELECT * FROM images WHERE id > {} ORDER BY id LIMIT 10", images - 10)),
         ("catalog status=approved: total", "SELECT CAST(SUM(image_count) AS BIGINT) FROM catalog_counts WHERE approval_status = 'approved'".to_owned()),
         ("catalog status=approved: page", "SELECT * FROM images WHERE approval_status = 'approved' ORDER BY id LIMIT 10".to_owned()),
         ("catalog category=database: page", "SELECT * FROM images WHERE category = 'database' ORDER BY id LIMIT 10".to_owned()),

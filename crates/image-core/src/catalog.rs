@@ -144,6 +144,9 @@ pub struct ImageFilter {
     pub category: Option<String>,
     /// Case-insensitive substring of the image name or the description.
     pub search: Option<String>,
+    /// Only images after this id: a cursor (the last id of the previous page) that reaches any page as
+    /// fast as the first, where an `offset` walks every image it skips. `page`'s offset counts from it.
+    pub after: Option<ImageId>,
     pub page: Page,
 }
 

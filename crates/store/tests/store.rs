@@ -412,6 +412,18 @@ async fn images_are_filtered_searched_and_paged(db: TestDb) {
     assert_eq!(list(last).await, (vec!["under_score".into(), "plain".into()], 12));
     let beyond = ImageFilter { page: Page::new(Some(5), Some(100)).unwrap(), ..ImageFilter::default() };
     assert_eq!(list(beyond).await, (vec![], 12));
+    // A cursor: the images after an id, in the same order, with the whole listing's total.
+    let ids: Vec<ImageId> = store.list_images(&all()).await.unwrap().items.iter().map(|s| s.image.id).collect();
+    let after = ImageFilter { after: Some(ids[2]), page: Page::new(Some(3), None).unwrap(), ..ImageFilter::default() };
+    assert_eq!(list(after).await, (vec!["mongo".into(), "influxdb".into(), "nginx".into()], 12));
+    let skipping =
+        ImageFilter { after: Some(ids[2]), page: Page::new(Some(2), Some(1)).unwrap(), ..ImageFilter::default() };
+    assert_eq!(list(skipping).await, (vec!["influxdb".into(), "nginx".into()], 12));
+    let searched = ImageFilter { search: Some("rust".into()), after: Some(ids[11]), ..all() };
+    let (names, total) = list(searched.clone()).await;
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(total, list(ImageFilter { after: None, ..searched }).await.1);
+    assert!(total > 0);
 
     let summaries = store.list_images(&ImageFilter { search: Some("percent".into()), ..all() }).await.unwrap();
     assert_eq!(summaries.items[0].image, percent);

@@ -80,6 +80,7 @@ pub(super) async fn list(
         status,
         category: param::non_empty(q.category.clone()),
         search: search.clone(),
+        after: None,
         page: Page::new(Some(PAGE_SIZE), Some(offset))?,
     };
     let listing = s.store.list_images(&filter).await?;

@@ -69,6 +69,11 @@ async fn filters_and_searches(app: TestApp) {
     let (_, body) = app.get("/catalog/api/v1/images?limit=2&offset=1").await;
     assert_eq!(names(&body), names(&all)[1..3]);
     assert_eq!(body["total"], 9, "total counts every match, not the page");
+    // The cursor: the page after an id, with the whole listing's total.
+    let second = all["images"][1]["id"].as_i64().unwrap();
+    let (_, body) = app.get(&format!("/catalog/api/v1/images?limit=2&after_id={second}")).await;
+    assert_eq!(names(&body), names(&all)[2..4]);
+    assert_eq!(body["total"], 9);
 }
 
 async fn shows_details_with_tags(app: TestApp) {
@@ -341,6 +346,7 @@ async fn rejects_bad_input_and_changes_nothing(app: TestApp) {
         ("GET", "/catalog/api/v1/images?limit=1000000", None, StatusCode::BAD_REQUEST),
         ("GET", "/catalog/api/v1/images?limit=ten", None, StatusCode::BAD_REQUEST),
         ("GET", "/catalog/api/v1/images?offset=-3", None, StatusCode::BAD_REQUEST),
+        ("GET", "/catalog/api/v1/images?after_id=3x", None, StatusCode::BAD_REQUEST),
         ("GET", "/catalog/api/v1/images?status=maybe", None, StatusCode::BAD_REQUEST),
         ("POST", "/catalog/api/v1/approval-requests", Some(r#"{"image_name": "a/b/../c"}"#), StatusCode::BAD_REQUEST),
         ("POST", "/catalog/api/v1/approval-requests/1/approve", Some("{bad"), StatusCode::BAD_REQUEST),

@@ -83,6 +83,9 @@ fn image_filter(filter: &ImageFilter) -> Condition<'_, images::table> {
     if let Some(category) = &filter.category {
         condition.push(images::category.eq(category));
     }
+    if let Some(after) = filter.after {
+        condition.push(images::id.gt(after.get()));
+    }
     if let Some(search) = &filter.search {
         let pattern = format!("%{}%", escape_like(search));
         let in_name = lower(images::image_name).like(lower(pattern.clone())).escape('\\');
@@ -93,11 +96,13 @@ fn image_filter(filter: &ImageFilter) -> Condition<'_, images::table> {
     condition
 }
 
-/// How many images the filter keeps: read from `catalog_counts` (kept by triggers) unless it searches,
+/// How many images the filter keeps, whatever the page and cursor: read from `catalog_counts` (kept by triggers) unless it searches,
 /// and counted through the search index when it does.
 async fn count_images(conn: &mut Conn<'_>, filter: &ImageFilter) -> DbResult<i64> {
     if filter.search.is_some() {
-        return Ok(images::table.filter(image_filter(filter)).count().get_result(conn).await?);
+        // The total is of the whole listing: the cursor pages it, like the offset.
+        let whole = ImageFilter { after: None, ..filter.clone() };
+        return Ok(images::table.filter(image_filter(&whole)).count().get_result(conn).await?);
     }
     let mut condition = Condition::<catalog_counts::table>::new();
     if let Some(status) = filter.status {

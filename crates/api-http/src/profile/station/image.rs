@@ -231,6 +231,7 @@ async fn search_catalog(state: &AppState, filter: &str, official: bool) -> ApiRe
             status: Some(ApprovalStatus::Approved),
             category: None,
             search: None,
+            after: None,
             page: Page::new(Some(Page::MAX_LIMIT), None)?,
         })
         .await?;
