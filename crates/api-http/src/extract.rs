@@ -48,9 +48,13 @@ fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
     let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = value.split(';').next().unwrap_or_default().trim();
     match essence.split_once('/') {
-        Some(("application", subtype)) => subtype == "json" || subtype.ends_with("+json"),
+        Some((kind, subtype)) if kind.eq_ignore_ascii_case("application") => {
+            let subtype = subtype.as_bytes();
+            subtype.eq_ignore_ascii_case(b"json")
+                || subtype.len() >= 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case(b"+json")
+        }
         _ => false,
     }
 }
@@ -233,6 +237,7 @@ mod tests {
         assert!(with("application/json"));
         assert!(with("Application/JSON; charset=utf-8"));
         assert!(with("application/merge-patch+json"));
+        assert!(with("APPLICATION/vnd.example+JSON"));
         assert!(!with("text/json"));
         assert!(!with("application/jsonx"));
         assert!(!with("text/plain"));

@@ -83,13 +83,19 @@ impl Default for RequestLimit {
 
 /// A body that fails once its deadline passes: a client sending a body a byte at a time cannot hold a
 /// request (and its slot) open for longer than the body timeout. The deadline counts from the request's
-/// arrival; its timer starts when the body is first read, so a request whose body is never read (most
-/// `GET`s) costs none.
+/// arrival; its timer starts the first time the body has to wait for the client, so a body that came with
+/// its headers (most JSON bodies) or is never read (most `GET`s) costs none.
 struct DeadlineBody<B> {
     inner: B,
     arrived: tokio::time::Instant,
     deadline: Option<Pin<Box<Sleep>>>,
     timeout: Duration,
+}
+
+impl<B> DeadlineBody<B> {
+    fn expired(&self) -> axum::BoxError {
+        format!("the request body took longer than {} s to arrive", self.timeout.as_secs_f64()).into()
+    }
 }
 
 impl<B> http_body::Body for DeadlineBody<B>
@@ -104,13 +110,20 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => {}
+            // Once the body has waited, what arrives after the deadline is refused all the same.
+            Poll::Ready(_) if self.deadline.is_some() && tokio::time::Instant::now() >= self.arrived + self.timeout => {
+                return Poll::Ready(Some(Err(self.expired())));
+            }
+            ready => return ready.map_err(Into::into),
+        }
         let (arrived, timeout) = (self.arrived, self.timeout);
         let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(arrived + timeout)));
         if deadline.as_mut().poll(cx).is_ready() {
-            let secs = self.timeout.as_secs_f64();
-            return Poll::Ready(Some(Err(format!("the request body took longer than {secs} s to arrive").into())));
+            return Poll::Ready(Some(Err(self.expired())));
         }
-        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
