@@ -380,23 +380,7 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
         bail!("interrupted");
     }
     let target_dir = cargo_target_dir(&root)?;
-    if args.no_build {
-        eprintln!("--no-build: using the binaries in {}", target_dir.join("release").display());
-    } else {
-        header("cargo build --release -p imagegate --bin imagegate-server --bin imagegate-worker");
-        let mut build = std::process::Command::new(cargo());
-        build
-            .args(["build", "--release", "-p", "imagegate", "--bin", "imagegate-server", "--bin", "imagegate-worker"])
-            .current_dir(&root)
-            .stdin(Stdio::null());
-        let status = run_interruptibly(&mut build).context("running cargo build")?;
-        if interrupted() {
-            bail!("interrupted");
-        }
-        if !status.success() {
-            bail!("cargo build --release failed ({status})");
-        }
-    }
+    build_release(&root, &target_dir, &["--bin", "imagegate-server", "--bin", "imagegate-worker"], args.no_build)?;
     let bins = Bins {
         server: existing(target_dir.join("release/imagegate-server"))?,
         worker: existing(target_dir.join("release/imagegate-worker"))?,
@@ -544,6 +528,26 @@ fn setup(mut bins: Bins, args: &ImportArgs) -> Result<Ctx> {
 }
 
 /// Cargo's target directory, as `cargo metadata` says (it honours `CARGO_TARGET_DIR` and config).
+/// `cargo build --release -p imagegate` of `targets` (such as `["--bin", "imagegate-server"]`), or, with
+/// `no_build`, a line saying which binaries are used as they are.
+pub(crate) fn build_release(root: &Path, target_dir: &Path, targets: &[&str], no_build: bool) -> Result<()> {
+    if no_build {
+        eprintln!("--no-build: using the binaries in {}", target_dir.join("release").display());
+        return Ok(());
+    }
+    header(&format!("cargo build --release -p imagegate {}", targets.join(" ")));
+    let mut build = std::process::Command::new(cargo());
+    build.args(["build", "--release", "-p", "imagegate"]).args(targets).current_dir(root).stdin(Stdio::null());
+    let status = run_interruptibly(&mut build).context("running cargo build")?;
+    if interrupted() {
+        bail!("interrupted");
+    }
+    if !status.success() {
+        bail!("cargo build --release failed ({status})");
+    }
+    Ok(())
+}
+
 pub(crate) fn cargo_target_dir(root: &Path) -> Result<PathBuf> {
     let out = std::process::Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--no-deps"])

@@ -23,10 +23,10 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use crate::bench::{
-    Machine, Proc, cargo_target_dir, clean_env, existing, first_line_of, free_port, loadavg, machine, median,
-    shell_quote, sign_in, wait_ready,
+    Machine, Proc, build_release, cargo_target_dir, clean_env, existing, first_line_of, free_port, loadavg, machine,
+    median, shell_quote, sign_in, wait_ready,
 };
-use crate::{cargo, header, interrupted, pg, run_interruptibly, tools, workspace_root};
+use crate::{header, interrupted, pg, tools, workspace_root};
 
 const DOC_PATH: &str = "docs/benchmarks.md";
 const BEGIN: &str = "<!-- bench api begin -->";
@@ -232,23 +232,7 @@ pub fn run(args: ApiArgs) -> Result<ExitCode> {
     let (wrk, sqlite3) = ensure_tools()?;
     let pg_tools = if backends.contains(&Backend::Postgres) { Some(tools::ensure()?.pg) } else { None };
     let target_dir = cargo_target_dir(&root)?;
-    if args.no_build {
-        eprintln!("--no-build: using the binaries in {}", target_dir.join("release").display());
-    } else {
-        header("cargo build --release -p imagegate --bin imagegate-server --example api-hello");
-        let mut build = std::process::Command::new(cargo());
-        build
-            .args(["build", "--release", "-p", "imagegate", "--bin", "imagegate-server", "--example", "api-hello"])
-            .current_dir(&root)
-            .stdin(Stdio::null());
-        let status = run_interruptibly(&mut build).context("running cargo build")?;
-        if interrupted() {
-            bail!("interrupted");
-        }
-        if !status.success() {
-            bail!("cargo build --release failed ({status})");
-        }
-    }
+    build_release(&root, &target_dir, &["--bin", "imagegate-server", "--example", "api-hello"], args.no_build)?;
     let work =
         tempfile::Builder::new().prefix("imagegate-bench-api-").tempdir().context("creating a work directory")?;
     // Copies, so that a build running meanwhile cannot change what is measured halfway through.

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -23,11 +23,11 @@ use sha2::{Digest as _, Sha256};
 use test_support::Distribution;
 
 use super::{
-    DOC_PATH, MIB, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Proc, Storage, cargo_target_dir, check_disk,
-    clean_env, ensure_tools, existing, first_line_of, free_port, generate_layer, human_bytes, machine, median, mib,
-    min_max, now_utc, random_hex, registry_pid, secs, shell_quote, vm_hwm_kib, wait_ready,
+    DOC_PATH, MIB, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Proc, Storage, build_release, cargo_target_dir,
+    check_disk, clean_env, ensure_tools, existing, first_line_of, free_port, generate_layer, human_bytes, machine,
+    median, mib, min_max, now_utc, random_hex, registry_pid, secs, shell_quote, vm_hwm_kib, wait_ready,
 };
-use crate::{cargo, header, interrupted, run_interruptibly, tools, workspace_root};
+use crate::{header, interrupted, tools, workspace_root};
 
 const BEGIN: &str = "<!-- bench registry begin -->";
 const END: &str = "<!-- bench registry end -->";
@@ -107,21 +107,7 @@ pub fn run(args: RegistryArgs) -> Result<ExitCode> {
     header("checking tools (docker-registry, skopeo)");
     let (skopeo, _) = ensure_tools()?;
     let target_dir = cargo_target_dir(&root)?;
-    if !args.no_build {
-        header("cargo build --release -p imagegate --bin imagegate-server");
-        let mut build = std::process::Command::new(cargo());
-        build
-            .args(["build", "--release", "-p", "imagegate", "--bin", "imagegate-server"])
-            .current_dir(&root)
-            .stdin(Stdio::null());
-        let status = run_interruptibly(&mut build).context("running cargo build")?;
-        if interrupted() {
-            bail!("interrupted");
-        }
-        if !status.success() {
-            bail!("cargo build --release failed ({status})");
-        }
-    }
+    build_release(&root, &target_dir, &["--bin", "imagegate-server"], args.no_build)?;
     let server_bin = existing(target_dir.join("release/imagegate-server"))?;
     let registry_version = first_line_of(&tools::find_registry().context("docker-registry is missing")?, "--version")?;
     let skopeo_version = first_line_of(&skopeo, "--version")?;
