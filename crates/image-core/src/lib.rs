@@ -12,6 +12,7 @@ pub mod import;
 pub mod inventory;
 pub mod job;
 pub mod kube;
+pub mod manifest;
 pub mod oci;
 pub mod ops;
 mod reference;

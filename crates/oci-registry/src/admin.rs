@@ -5,21 +5,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use image_core::manifest::{MAX_CONFIG_BYTES, ManifestSummary, config_platform};
 use image_core::oci::{ManifestRef, RegistryStore, StoredManifest};
 use image_core::registry::{
     ComponentHealth, RegistryAdmin, RegistryArtifact, RegistryHealth, RegistryKind, RegistryRepository,
     RegistryStatistics, ScanOverview,
 };
 use image_core::{Digest, Result};
-use serde::Deserialize;
+use tokio::io::AsyncReadExt as _;
 
-use crate::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
 use crate::storage::BlobStore;
 
 /// Names read from the store per listing request.
 const PAGE: i64 = 1000;
-/// The largest image config read for its platform.
-const MAX_CONFIG_SIZE: u64 = 1024 * 1024;
 
 /// The built-in registry as the internal registry: repositories, tags and manifests (with their push time)
 /// from the store, sizes from the manifests, platforms from the configs on disk, storage from the blob files.
@@ -68,50 +66,32 @@ impl BuiltinAdmin {
         }
     }
 
-    /// Size and platforms of a stored manifest: an image's manifest, config and layers and the platform its
-    /// config names; an index's manifest and the manifests it lists, and their platforms.
+    /// Size and platforms of a stored manifest ([`ManifestSummary`]), an image's platform from its config
+    /// on disk.
     async fn describe(&self, manifest: StoredManifest, tags: Vec<String>) -> RegistryArtifact {
-        let parsed: ManifestJson = serde_json::from_slice(&manifest.content).unwrap_or_default();
-        let own = manifest.content.len() as u64;
-        let is_index = matches!(manifest.media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST);
-        let (size, platforms) = if is_index {
-            let entries = parsed.manifests.unwrap_or_default();
-            let platforms: BTreeSet<String> = entries
-                .iter()
-                .filter_map(|d| d.platform.as_ref())
-                .filter(|p| p.os != "unknown" && p.architecture != "unknown")
-                .map(PlatformJson::name)
-                .collect();
-            (own + entries.iter().map(|d| d.size).sum::<u64>(), platforms.into_iter().collect())
-        } else {
-            let layers: u64 = parsed.layers.iter().flatten().map(|d| d.size).sum();
-            let config_size = parsed.config.as_ref().map_or(0, |c| c.size);
-            let platform = match &parsed.config {
-                Some(config) => self.config_platform(config).await,
-                None => None,
-            };
-            (own + config_size + layers, platform.into_iter().collect())
+        let summary = ManifestSummary::read(&manifest.content, &manifest.media_type);
+        let platforms = match &summary.config {
+            Some(config) => self.config_platform(config).await.into_iter().collect(),
+            None => summary.platforms,
         };
         RegistryArtifact {
             repository: manifest.repository,
             digest: manifest.digest,
-            media_type: Some(manifest.media_type),
+            media_type: Some(summary.media_type),
             tags,
-            size: Some(size),
+            size: Some(summary.size),
             platforms,
             push_time: Some(manifest.created_at),
         }
     }
 
-    /// `os/arch[/variant]` from an image config on disk, when it is small and says so.
-    async fn config_platform(&self, config: &DescriptorJson) -> Option<String> {
-        if config.size > MAX_CONFIG_SIZE {
-            return None;
-        }
-        let digest: Digest = config.digest.parse().ok()?;
-        let bytes = tokio::fs::read(self.blobs.blob_path(&digest)).await.ok()?;
-        let config: PlatformJson = serde_json::from_slice(&bytes).ok()?;
-        (!config.os.is_empty() && !config.architecture.is_empty()).then(|| config.name())
+    /// The platform of the image config `digest` on disk; `None` when it is missing or does not say.
+    async fn config_platform(&self, digest: &Digest) -> Option<String> {
+        let file = tokio::fs::File::open(self.blobs.blob_path(digest)).await.ok()?;
+        let mut bytes = Vec::new();
+        // Read no more than a config may be, whatever the file holds.
+        file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).await.ok()?;
+        config_platform(&bytes)
     }
 }
 
@@ -236,38 +216,4 @@ fn bytes_under(dir: &std::path::Path) -> std::io::Result<u64> {
         }
     }
     Ok(total)
-}
-
-#[derive(Deserialize, Default)]
-struct ManifestJson {
-    config: Option<DescriptorJson>,
-    layers: Option<Vec<DescriptorJson>>,
-    manifests: Option<Vec<DescriptorJson>>,
-}
-
-#[derive(Deserialize)]
-struct DescriptorJson {
-    #[serde(default)]
-    digest: String,
-    #[serde(default)]
-    size: u64,
-    platform: Option<PlatformJson>,
-}
-
-#[derive(Deserialize)]
-struct PlatformJson {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    variant: Option<String>,
-}
-
-impl PlatformJson {
-    fn name(&self) -> String {
-        match &self.variant {
-            Some(v) if !v.is_empty() => format!("{}/{}/{v}", self.os, self.architecture),
-            _ => format!("{}/{}", self.os, self.architecture),
-        }
-    }
 }

@@ -8,10 +8,7 @@ use serde_json::Value;
 
 use crate::error::{Code, OciError, OciResult};
 
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub use image_core::manifest::media_type::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 
 /// The largest manifest accepted.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;

@@ -7,19 +7,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use image_core::copy::{CopyError, CopyOutcome, CopyProgress, CopyRequest, ImageCopier, RegistryAccess};
+use image_core::manifest::{MAX_CONFIG_BYTES, ManifestSummary, config_platform};
 use image_core::registry::{
     ComponentHealth, RegistryAdmin, RegistryArtifact, RegistryHealth, RegistryKind, RegistryRepository,
     RegistryStatistics, ScanOverview,
 };
 use image_core::{Digest, ErrorCode, Reference};
-use serde::Deserialize;
 
 use crate::client::RegistryClient;
 use crate::error::Error;
-use crate::types::{ManifestRef, Repo, media_type};
-
-/// The largest image config read for its platform.
-const MAX_CONFIG_SIZE: usize = 1024 * 1024;
+use crate::types::{ManifestRef, Repo};
 
 /// A plain OCI distribution registry as the internal registry: health from `GET /v2/`, repositories from
 /// `_catalog`, artifacts from tag lists and manifests, deletes by manifest digest. It has no projects (a
@@ -40,63 +37,38 @@ impl DistributionAdmin {
         Repo::new(&self.registry, repository).map_err(|e| image_core::Error::invalid("repository", e))
     }
 
-    /// One artifact of `repo` by digest: media type, size (manifest, config and layers; for an index, the
-    /// manifest and its children's manifests as it lists them) and platforms (from the config of an image,
-    /// from the entries of an index).
+    /// One artifact of `repo` by digest, described by [`ManifestSummary`]; an image's platform from its
+    /// config blob.
     async fn artifact(&self, repo: &Repo, digest: &Digest, tags: Vec<String>) -> Result<RegistryArtifact, Error> {
         let manifest = self.client.get_manifest(repo, &ManifestRef::from(digest.clone())).await?;
-        let parsed: ManifestJson = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
-        let media_type = parsed.media_type.clone().unwrap_or_else(|| manifest.media_type.clone());
-        let is_index = matches!(media_type.as_str(), media_type::OCI_INDEX | media_type::DOCKER_MANIFEST_LIST)
-            || (parsed.manifests.is_some() && parsed.layers.is_none());
-        let own = manifest.bytes.len() as u64;
-        let (size, platforms) = if is_index {
-            let entries = parsed.manifests.unwrap_or_default();
-            let platforms = entries
-                .iter()
-                .filter_map(|d| d.platform.as_ref())
-                .filter(|p| p.os != "unknown" && p.architecture != "unknown")
-                .map(PlatformJson::name)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            (own + entries.iter().map(|d| d.size).sum::<u64>(), platforms)
-        } else {
-            let layers: u64 = parsed.layers.iter().flatten().map(|d| d.size).sum();
-            let config_size = parsed.config.as_ref().map_or(0, |c| c.size);
-            let platform = match &parsed.config {
-                Some(config) => self.config_platform(repo, config).await,
-                None => None,
-            };
-            (own + config_size + layers, platform.into_iter().collect())
+        let summary = ManifestSummary::read(&manifest.bytes, &manifest.media_type);
+        let platforms = match &summary.config {
+            Some(config) => self.config_platform(repo, config).await.into_iter().collect(),
+            None => summary.platforms,
         };
         Ok(RegistryArtifact {
             repository: repo.repository().to_owned(),
             digest: digest.clone(),
-            media_type: Some(media_type),
+            media_type: Some(summary.media_type),
             tags,
-            size: Some(size),
+            size: Some(summary.size),
             platforms,
             push_time: None,
         })
     }
 
-    /// `os/arch[/variant]` from an image config blob, when it is small and says so.
-    async fn config_platform(&self, repo: &Repo, config: &DescriptorJson) -> Option<String> {
-        if config.size as usize > MAX_CONFIG_SIZE {
-            return None;
-        }
-        let digest: Digest = config.digest.parse().ok()?;
-        let mut blob = self.client.get_blob(repo, &digest, 0).await.ok()?;
+    /// The platform of the image config blob `digest`; `None` when it cannot be read, is larger than a
+    /// config may be, or does not say.
+    async fn config_platform(&self, repo: &Repo, digest: &Digest) -> Option<String> {
+        let mut blob = self.client.get_blob(repo, digest, 0).await.ok()?;
         let mut bytes = Vec::new();
         while let Some(chunk) = blob.stream.next().await {
             bytes.extend_from_slice(&chunk.ok()?);
-            if bytes.len() > MAX_CONFIG_SIZE {
+            if bytes.len() as u64 > MAX_CONFIG_BYTES {
                 return None;
             }
         }
-        let config: PlatformJson = serde_json::from_slice(&bytes).ok()?;
-        (!config.os.is_empty() && !config.architecture.is_empty()).then(|| config.name())
+        config_platform(&bytes)
     }
 }
 
@@ -295,40 +267,5 @@ pub(crate) fn core_error(error: Error) -> image_core::Error {
         }
         Error::InvalidInput(reason) => image_core::Error::invalid("registry request", reason),
         _ => image_core::Error::upstream_unavailable(error.to_string()),
-    }
-}
-
-#[derive(Deserialize, Default)]
-struct ManifestJson {
-    #[serde(rename = "mediaType")]
-    media_type: Option<String>,
-    config: Option<DescriptorJson>,
-    layers: Option<Vec<DescriptorJson>>,
-    manifests: Option<Vec<DescriptorJson>>,
-}
-
-#[derive(Deserialize)]
-struct DescriptorJson {
-    digest: String,
-    #[serde(default)]
-    size: u64,
-    platform: Option<PlatformJson>,
-}
-
-#[derive(Deserialize)]
-struct PlatformJson {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    variant: Option<String>,
-}
-
-impl PlatformJson {
-    fn name(&self) -> String {
-        match &self.variant {
-            Some(v) if !v.is_empty() => format!("{}/{}/{v}", self.os, self.architecture),
-            _ => format!("{}/{}", self.os, self.architecture),
-        }
     }
 }
