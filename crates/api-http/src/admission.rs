@@ -112,10 +112,11 @@ impl AdmissionCache {
         version: Option<u64>,
         reference: &Reference,
     ) -> image_core::Result<Entry> {
-        let key = (reference.registry(), reference.repository());
+        // Built once: looked up with, and kept under on a miss.
+        let key = (reference.registry().to_owned(), reference.repository().to_owned());
         let kept = {
             let mut cached = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-            cached.at(generation, version).then(|| cached.entries.get(&(key.0.to_owned(), key.1.to_owned())).cloned())
+            cached.at(generation, version).then(|| cached.entries.get(&key).cloned())
         };
         match kept {
             Some(Some(entry)) => {
@@ -133,7 +134,7 @@ impl AdmissionCache {
             if cached.entries.len() >= MAX_ENTRIES {
                 cached.entries.clear();
             }
-            cached.entries.insert((key.0.to_owned(), key.1.to_owned()), entry.clone());
+            cached.entries.insert(key, entry.clone());
         }
         Ok(entry)
     }
