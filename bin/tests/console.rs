@@ -71,8 +71,8 @@ async fn browser() -> Result<(Driver, Client), String> {
 async fn start_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let server = Server {
-        child: Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
+    Server::spawn(
+        Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
@@ -83,22 +83,11 @@ async fn start_server() -> Server {
             .env("IMAGEGATE_ADMIN_PASSWORD", PASSWORD)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
-            && r.status().is_success()
-        {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .stderr(Stdio::null()),
+        port,
+        dir,
+    )
+    .await
 }
 
 async fn fill(client: &Client, css: &str, text: &str) {

@@ -20,29 +20,25 @@ const WEBHOOK_SECRET: &str = "Bearer harbor-says-hello";
 async fn start(harbor: &Harbor) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--internal-registry", &harbor.url(), "--internal-project", "mirror"])
-        .args(["--internal-registry-username", ADMIN.0, "--internal-registry-password", ADMIN.1])
-        .args(["--harbor-webhook-secret", WEBHOOK_SECRET, "--scan-refresh-interval", "1s"])
-        .args(["--worker-poll-secs", "0.2", "--no-inventory"])
-        .env_remove("IMAGEGATE_DATABASE_URL")
-        .env("IMAGEGATE_ADMIN_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reqwest::get(format!("{}/healthz", server.base)).await.is_ok_and(|r| r.status().is_success()) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    server
+    Server::spawn(
+        Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--internal-registry", &harbor.url(), "--internal-project", "mirror"])
+            .args(["--internal-registry-username", ADMIN.0, "--internal-registry-password", ADMIN.1])
+            .args(["--harbor-webhook-secret", WEBHOOK_SECRET, "--scan-refresh-interval", "1s"])
+            .args(["--worker-poll-secs", "0.2", "--no-inventory"])
+            .env_remove("IMAGEGATE_DATABASE_URL")
+            .env("IMAGEGATE_ADMIN_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        port,
+        dir,
+    )
+    .await
 }
 
 struct Api<'a> {

@@ -28,32 +28,24 @@ async fn serve() -> Server {
 /// [`serve`] with more arguments.
 async fn serve_with(args: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
     let data = dir.path().join("data");
-    let child = Command::new(SERVER)
-        .args(["--listen", &listen, "--data-dir"])
-        .arg(&data)
-        .args(args)
-        .env_remove("IMAGEGATE_DATABASE_URL")
-        .env("IMAGEGATE_ADMIN_PASSWORD", PASSWORD)
-        // Quiet, so that nothing fills a pipe.
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server { child, base: format!("http://{listen}"), _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
-            && r.status().is_success()
-        {
-            return server;
-        }
-        assert!(server.child.try_wait().unwrap().is_none(), "the server exited");
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Server::spawn(
+        Command::new(SERVER)
+            .args(["--listen", &listen, "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .env_remove("IMAGEGATE_DATABASE_URL")
+            .env("IMAGEGATE_ADMIN_PASSWORD", PASSWORD)
+            // Quiet, so that nothing fills a pipe.
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        port,
+        dir,
+    )
+    .await
 }
 
 /// Runs `imgctl ARGS` with its config under `home` and `stdin` on standard input (no terminal).

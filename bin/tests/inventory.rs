@@ -5,9 +5,12 @@
 //! Where containerd cannot run, each test prints `skipped: …` and passes. The fleet tests need
 //! `IMAGEGATE_TEST_DATABASE_URL` (`cargo xtask test` sets it; or `cargo xtask pg`).
 
+mod common;
+
+use common::{free_port, wait_until_up};
+
 use std::{
     fs,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -72,10 +75,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A program with nothing from the environment, on `db_url`, with `registry` as its internal registry.
 fn command(program: &str, dir: &Path, db_url: &str, registry: &str) -> Command {
     let mut cmd = Command::new(program);
@@ -104,17 +103,9 @@ async fn start_server(mut cmd: Command, dir: &Path) -> (Proc, String) {
     cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).env("IMAGEGATE_ADMIN_PASSWORD", ADMIN_PASSWORD);
     let mut server = Proc::spawn("imagegate-server", cmd, dir.join(format!("server-{port}.log")));
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await
-            && r.status().is_success()
-        {
-            return (server, base);
-        }
-        server.assert_running();
-        assert!(Instant::now() < deadline, "the server did not start:\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // On a panic here, `server`'s drop prints its log.
+    wait_until_up(&mut server.child, &format!("{base}/readyz")).await;
+    (server, base)
 }
 
 async fn get(base: &str, path: &str) -> (u16, Value) {

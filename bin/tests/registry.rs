@@ -21,8 +21,8 @@ async fn start(args: &[&str]) -> (Server, String) {
 
 /// A server on `port` with its data in `data`; `dir` is removed when the server is dropped.
 async fn start_at(data: std::path::PathBuf, dir: tempfile::TempDir, port: u16, args: &[&str]) -> (Server, String) {
-    let server = Server {
-        child: Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
+    let server = Server::spawn(
+        Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
@@ -33,22 +33,12 @@ async fn start_at(data: std::path::PathBuf, dir: tempfile::TempDir, port: u16, a
             .env("IMAGEGATE_ADMIN_PASSWORD", PASSWORD)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
-            && r.status().is_success()
-        {
-            return (server, format!("127.0.0.1:{port}"));
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .stderr(Stdio::null()),
+        port,
+        dir,
+    )
+    .await;
+    (server, format!("127.0.0.1:{port}"))
 }
 
 /// `skopeo`, from `/usr/bin` or PATH (`cargo xtask test` installs it).

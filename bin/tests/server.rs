@@ -32,18 +32,7 @@ async fn start_with_args(extra_env: &[(&str, &str)], args: &[&str]) -> Server {
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
-            && r.status().is_success()
-        {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Server::spawn(&mut cmd, port, dir).await
 }
 
 #[tokio::test]
@@ -307,25 +296,22 @@ async fn a_wrong_secret_key_fails_only_what_needs_it_and_shows_in_readyz() {
     let data = server._dir.path().join("data");
     std::fs::write(data.join("secret.key"), "ab".repeat(32)).unwrap();
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(&data)
-        .env_remove("IMAGEGATE_DATABASE_URL")
-        .env("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let restarted = Server { child, base: base.clone(), _dir: tempfile::tempdir().unwrap() };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reqwest::get(format!("{base}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
-        assert!(Instant::now() < deadline, "the server did not start with another key");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let restarted = Server::spawn(
+        Command::new(env!("CARGO_BIN_EXE_imagegate-server"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("IMAGEGATE_DATABASE_URL")
+            .env("IMAGEGATE_ADMIN_PASSWORD", "s3cret-enough")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        port,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let base = restarted.base.clone();
 
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 503);

@@ -9,7 +9,7 @@ use std::{
     io::Write as _,
     path::Path,
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::{Value, json};
@@ -55,23 +55,7 @@ async fn serve(database: &[&str], env: &[(&str, &str)], args: &[&str]) -> Server
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap();
-    let mut server = Server { child, base: format!("http://{listen}"), _dir: tempfile::tempdir().unwrap() };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
-            && r.status().is_success()
-        {
-            return server;
-        }
-        if let Some(status) = server.child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(&mut server.child.stderr.take().unwrap(), &mut stderr).unwrap();
-            panic!("the server exited with {status}: {stderr}");
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Server::spawn(&mut cmd, port, tempfile::tempdir().unwrap()).await
 }
 
 /// `POST /api/v1/auth/token`: the status, and the answer.

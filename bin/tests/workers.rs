@@ -4,10 +4,13 @@
 //!
 //! Needs `IMAGEGATE_TEST_DATABASE_URL` (`cargo xtask test` sets it; or `cargo xtask pg`).
 
+mod common;
+
+use common::{free_port, wait_until_up};
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -105,10 +108,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 // ---- the setting ------------------------------------------------------------------------------------
 
 /// A source registry and an internal (target) registry, each behind a test proxy, and a database schema
@@ -184,17 +183,9 @@ impl Setup {
         }
         let mut server = Proc::spawn("imagegate-server", cmd, self.dir.path().join("server.log"));
         let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self.http.get(format!("{base}/readyz")).send().await
-                && r.status().is_success()
-            {
-                return (server, base);
-            }
-            server.assert_running();
-            assert!(Instant::now() < deadline, "the server did not start:\n{}", server.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // On a panic here, `server`'s drop prints the end of its log.
+        wait_until_up(&mut server.child, &format!("{base}/readyz")).await;
+        (server, base)
     }
 
     /// `imagegate-worker` with `extra` options, once it is claiming jobs.
