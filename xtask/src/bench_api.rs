@@ -49,7 +49,10 @@ fires the same triggers as the server's own writes (search index, counts, catalo
 request is authenticated by it), calls each route once (200 and JSON, or the bench fails), and then loads each
 route in turn with `wrk`, after loading the hello-world
 (`bin/examples/api-hello.rs`, axum answering `Hello, World!`) with the same threads, connections and duration.
-wrk and the server share the machine's cores, for the hello-world as for imagegate. Nothing writes while a
+On two CPUs or more the server, and the hello-world before it, run on CPU 0 and wrk on the other CPUs (by
+`taskset`; PostgreSQL's own processes are not pinned), so that the load generator never takes the server's CPU:
+the server has one CPU, and its latencies are its own, not the scheduler's (`--no-pin` lets them all share every
+CPU, as the figures before 2026-12-03 did). Nothing writes while a
 route is loaded, so the token lookup and the listings the store keeps in memory (see `crates/image-core/src/cache.rs`)
 answer from there after the first call: the figures are those of a catalog that is read far more often than it
 changes; a write makes the next read of each go to the database again. The query plans are
@@ -81,9 +84,9 @@ pub struct ApiArgs {
     /// Open connections (`wrk -c`).
     #[arg(long, default_value_t = 16)]
     connections: u32,
-    /// Load threads (`wrk -t`).
-    #[arg(long, default_value_t = 2)]
-    threads: u32,
+    /// Load threads (`wrk -t`) [default: one per CPU wrk runs on].
+    #[arg(long)]
+    threads: Option<u32>,
     /// Runs of each route (and of the hello-world); the tables show the median of each figure.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     runs: u32,
@@ -96,6 +99,11 @@ pub struct ApiArgs {
     /// Use the release binaries already built instead of running `cargo build --release` first.
     #[arg(long)]
     no_build: bool,
+    /// Let wrk, the server and the hello-world share every CPU. By default (on two CPUs or more) the
+    /// server and the hello-world get CPU 0 and wrk the others (by `taskset`), so that the load generator
+    /// never takes the server's CPU and the latencies are the server's own.
+    #[arg(long)]
+    no_pin: bool,
     /// After the routes' first calls, leave the seeded server running (for a profiler) and print its
     /// address and token, until Ctrl-C; nothing is loaded or written.
     #[arg(long)]
@@ -191,6 +199,15 @@ fn seeded_image_reference(i: u64) -> String {
     format!("{registry}/team{}/svc-{i:06}", i % 200)
 }
 
+/// Which CPUs a process gets under `--pin`.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    /// The server under test and the hello-world.
+    Server,
+    /// wrk.
+    Load,
+}
+
 /// One `wrk` run's figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Load {
@@ -219,7 +236,7 @@ struct BackendResult {
     load_after: String,
 }
 
-pub fn run(args: ApiArgs) -> Result<ExitCode> {
+pub fn run(mut args: ApiArgs) -> Result<ExitCode> {
     let root = workspace_root();
     let command_line =
         format!("cargo xtask {}", std::env::args().skip(1).map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" "));
@@ -242,14 +259,26 @@ pub fn run(args: ApiArgs) -> Result<ExitCode> {
         fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
         Ok(to)
     };
-    let bins = Bins {
+    let mut bins = Bins {
         server: copy(target_dir.join("release/imagegate-server"))?,
         hello: copy(target_dir.join("release/examples/api-hello"))?,
         wrk_version: first_line_of(&wrk, "--version")?,
         wrk,
         sqlite3,
+        taskset: None,
     };
     let machine = machine(&root);
+    if !args.no_pin {
+        match (machine.nproc, tools::which("taskset")) {
+            (2.., Some(taskset)) => bins.taskset = Some(taskset),
+            (nproc, taskset) => eprintln!(
+                "not pinning: {}",
+                if taskset.is_none() { "no taskset (Debian's util-linux)".to_owned() } else { format!("{nproc} CPU") }
+            ),
+        }
+    }
+    let load_cpus = if bins.taskset.is_some() { machine.nproc - 1 } else { machine.nproc };
+    args.threads.get_or_insert(u32::try_from(load_cpus).unwrap_or(u32::MAX).max(1));
     eprintln!(
         "{} CPUs ({}), {} RAM, Linux {}; {}",
         machine.nproc, machine.cpu, machine.memory, machine.kernel, bins.wrk_version
@@ -316,6 +345,8 @@ struct Bins {
     wrk: PathBuf,
     wrk_version: String,
     sqlite3: PathBuf,
+    /// `taskset`, under `--pin`.
+    taskset: Option<PathBuf>,
 }
 
 /// Finds `wrk` and `sqlite3`; installs them with apt-get when they are missing and we are root.
@@ -446,7 +477,7 @@ impl Run<'_> {
         loop {
             attempt += 1;
             let port = free_port()?;
-            let mut cmd = tokio::process::Command::new(&self.bins.server);
+            let mut cmd = self.command(&self.bins.server, Side::Server);
             clean_env(&mut cmd);
             cmd.arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
@@ -488,7 +519,7 @@ impl Run<'_> {
 
     async fn hello_world(&self) -> Result<Load> {
         let port = free_port()?;
-        let mut cmd = tokio::process::Command::new(&self.bins.hello);
+        let mut cmd = self.command(&self.bins.hello, Side::Server);
         cmd.arg(format!("127.0.0.1:{port}"));
         let mut hello = Proc::spawn("api-hello", cmd, self.dir.join("hello.log"))?;
         let url = format!("http://127.0.0.1:{port}/");
@@ -497,9 +528,26 @@ impl Run<'_> {
         self.wrk(&format!("http://127.0.0.1:{port}"), "none", &route).await
     }
 
+    /// `program`, on its side's CPUs when `--pin` is given.
+    fn command(&self, program: &Path, side: Side) -> tokio::process::Command {
+        match &self.bins.taskset {
+            Some(taskset) => {
+                let last = std::thread::available_parallelism().map_or(2, usize::from).max(2) - 1;
+                let cpus = match side {
+                    Side::Server => "0".to_owned(),
+                    Side::Load => format!("1-{last}"),
+                };
+                let mut cmd = tokio::process::Command::new(taskset);
+                cmd.arg("--cpu-list").arg(cpus).arg(program);
+                cmd
+            }
+            _ => tokio::process::Command::new(program),
+        }
+    }
+
     async fn wrk(&self, api: &str, token: &str, route: &Route) -> Result<Load> {
-        let mut cmd = tokio::process::Command::new(&self.bins.wrk);
-        cmd.arg(format!("-t{}", self.args.threads))
+        let mut cmd = self.command(&self.bins.wrk, Side::Load);
+        cmd.arg(format!("-t{}", self.args.threads.unwrap_or(1)))
             .arg(format!("-c{}", self.args.connections))
             .arg(format!("-d{}s", self.args.duration))
             .arg("--latency")
@@ -748,17 +796,22 @@ fn render(results: &[BackendResult], args: &ApiArgs, bins: &Bins, machine: &Mach
     let _ = writeln!(s, "{METHOD}");
     let _ = writeln!(
         s,
-        "`{command_line}` on {} CPUs ({}), {} RAM, Linux {}, commit {}; {}, `-t{} -c{} -d{}s`, {} run(s) of each route (medians).",
+        "`{command_line}` on {} CPUs ({}), {} RAM, Linux {}, commit {}; {}, `-t{} -c{} -d{}s`, {} run(s) of each route (medians){}.",
         machine.nproc,
         machine.cpu,
         machine.memory,
         machine.kernel,
         machine.commit,
         bins.wrk_version,
-        args.threads,
+        args.threads.unwrap_or(1),
         args.connections,
         args.duration,
-        args.runs
+        args.runs,
+        if bins.taskset.is_some() {
+            "; the server and the hello-world on CPU 0, wrk on the other CPUs"
+        } else {
+            "; wrk, the server and the hello-world sharing every CPU"
+        }
     );
     let _ = writeln!(
         s,
